@@ -1,0 +1,278 @@
+"""Checkpoints: one safetensors file holding the weights under PyTorch's names plus JSON metadata.
+
+    tensors   lstm.weight_ih_l{k} (4H, V or H), lstm.weight_hh_l{k} (4H, H), lstm.bias_ih_l{k},
+              lstm.bias_hh_l{k} (4H,), head.weight (V, H), head.bias (V,)
+              and, in a resumable checkpoint, optim.<buffer>.<name> (the optimiser's moments)
+              and state.h, state.c (L, B, H) (the hidden state carried across windows)
+    metadata  format ("charlstm"), format_version, config, vocab, train, history (JSON strings)
+
+`{k: v for k, v in load_file(path).items() if not k.startswith(("optim.", "state."))}` — or the
+whole file for a weights-only checkpoint — loads into `torch.nn.LSTM(V, H, L)` and
+`torch.nn.Linear(H, V)` by `load_state_dict`. Writing is atomic (a temporary file in the same
+folder, fsync, rename), so a crash never leaves a half-written checkpoint under the real name.
+Loading parses and checks the header before touching the data, never unpickles anything, and turns
+every defect into a CheckpointError with a message that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from charlstm.corpus import Vocab
+from charlstm.errors import CharLSTMError, CheckpointError
+from charlstm.model import ModelConfig, param_shapes
+
+FORMAT = "charlstm"
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+EXTRA_PREFIXES = ("optim.", "state.")
+_DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64, "U8": np.uint8}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass
+class Checkpoint:
+    """A model (config, vocabulary, weights) and what is known about how it was trained.
+
+    `extra` holds the tensors a resumed run needs (optimiser moments, carried state); `train` and
+    `history` are JSON-compatible dicts/lists owned by the training loop.
+    """
+
+    config: ModelConfig
+    vocab: Vocab
+    params: dict[str, np.ndarray]
+    train: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def to_bytes(ckpt: Checkpoint) -> bytes:
+    """The safetensors encoding of a checkpoint."""
+    from safetensors.numpy import save
+
+    tensors = {name: np.ascontiguousarray(a) for name, a in {**ckpt.params, **ckpt.extra}.items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(ckpt.config.to_dict()),
+        "vocab": json.dumps(list(ckpt.vocab.chars), ensure_ascii=True),
+        "train": json.dumps(ckpt.train, ensure_ascii=True, allow_nan=False),
+        "history": json.dumps(ckpt.history, ensure_ascii=True, allow_nan=False),
+    }
+    return save(tensors, metadata=metadata)
+
+
+def save(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
+    """Write `ckpt` to `path` atomically; the folder is created if needed. Returns the path."""
+    path = Path(path)
+    try:
+        data = to_bytes(ckpt)
+    except ValueError as e:  # NaN in metadata, for example
+        raise CheckpointError(f"cannot encode checkpoint: {e}") from None
+    write_atomic(path, data)
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to a temporary file beside `path`, fsync, then rename over `path`.
+
+    Either the old file or the complete new one is at `path` whatever happens; on any error the
+    temporary file is removed and a CheckpointError says what went wrong.
+    """
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory; give a file name ending in {SUFFIX}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot create folder {path.parent}: {e.strerror or e}") from None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {e.strerror or e}; the previous file there is unchanged"
+        ) from None
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory; the rename itself is atomic
+
+
+def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], dict[str, str]]:
+    """Parse and check a safetensors header: (tensor entries, metadata). Raises CheckpointError."""
+    if len(data) < 8:
+        raise CheckpointError(f"{name}: not a safetensors file (only {len(data)} bytes)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > _MAX_HEADER or 8 + n > len(data):
+        raise CheckpointError(
+            f"{name}: not a safetensors file, or truncated (header of {n} bytes, file of {len(data)})"
+        )
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{name}: the safetensors header is not valid JSON; the file is corrupt") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{name}: the safetensors header is not a JSON object; the file is corrupt")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{name}: malformed metadata in the safetensors header")
+    body = len(data) - 8 - n
+    spans = []
+    for key, entry in header.items():
+        try:
+            dtype = np.dtype(_DTYPES[entry["dtype"]])
+            shape = [int(d) for d in entry["shape"]]
+            start, end = (int(o) for o in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{name}: tensor {key!r} has a malformed or unsupported header entry") from None
+        if any(d < 0 for d in shape) or not 0 <= start <= end <= body:
+            raise CheckpointError(f"{name}: tensor {key!r} lies outside the file; it is truncated or corrupt")
+        if end - start != math.prod(shape) * dtype.itemsize:
+            raise CheckpointError(f"{name}: tensor {key!r} has {end - start} bytes for shape {shape}")
+        spans.append((start, end))
+    spans.sort()
+    if any(a[1] > b[0] for a, b in zip(spans, spans[1:])) or (spans and spans[-1][1] != body):
+        raise CheckpointError(f"{name}: tensor data overlaps or is truncated; the file is corrupt")
+    return header, metadata
+
+
+def _json_field(metadata: dict[str, str], key: str, name: str, required: bool = True) -> Any:
+    if key not in metadata:
+        if required:
+            raise CheckpointError(f"{name}: metadata has no {key!r}; not a charlstm checkpoint")
+        return None
+    try:
+        return json.loads(metadata[key])
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{name}: metadata field {key!r} is not valid JSON; the file is corrupt") from None
+
+
+def from_bytes(data: bytes, name: str = "checkpoint") -> Checkpoint:
+    """Decode and validate a checkpoint. Every defect raises CheckpointError."""
+    from safetensors.numpy import load
+
+    header, metadata = read_header(data, name)
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: a safetensors file, but not a charlstm checkpoint")
+    try:
+        version = int(metadata.get("format_version", ""))
+    except ValueError:
+        raise CheckpointError(f"{name}: unreadable format_version {metadata.get('format_version')!r}") from None
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{name}: written by a newer charlstm (format {version}, this one reads up to "
+            f"{FORMAT_VERSION}); upgrade charlstm"
+        )
+    try:
+        config = ModelConfig.from_dict(_json_field(metadata, "config", name))
+        vocab = Vocab(tuple(_json_field(metadata, "vocab", name)))
+    except (CharLSTMError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{name}: invalid config or vocabulary ({e})") from None
+    if vocab.size != config.vocab_size:
+        raise CheckpointError(
+            f"{name}: the vocabulary has {vocab.size} characters but the config says {config.vocab_size}"
+        )
+    train = _json_field(metadata, "train", name, required=False) or {}
+    history = _json_field(metadata, "history", name, required=False) or []
+    if not isinstance(train, dict) or not isinstance(history, list):
+        raise CheckpointError(f"{name}: malformed training metadata")
+    shapes = param_shapes(config)
+    for key in header:
+        if key not in shapes and not key.startswith(EXTRA_PREFIXES):
+            raise CheckpointError(f"{name}: unexpected tensor {key!r}")
+    for key, shape in shapes.items():
+        if key not in header:
+            raise CheckpointError(f"{name}: missing tensor {key!r}")
+        if tuple(header[key]["shape"]) != shape:
+            raise CheckpointError(
+                f"{name}: tensor {key!r} has shape {tuple(header[key]['shape'])}, the config needs {shape}"
+            )
+        if header[key]["dtype"] not in ("F32", "F64"):
+            raise CheckpointError(f"{name}: tensor {key!r} has dtype {header[key]['dtype']}, expected F32")
+    try:
+        tensors = load(data)
+    except Exception as e:  # the safetensors parser's own error types
+        raise CheckpointError(f"{name}: cannot decode tensors ({e})") from None
+    params = {key: tensors[key].astype(np.float32, copy=False) for key in shapes}
+    for key, p in params.items():
+        if not np.isfinite(p).all():
+            raise CheckpointError(f"{name}: tensor {key!r} contains NaN or Inf")
+    extra = {key: t for key, t in tensors.items() if key.startswith(EXTRA_PREFIXES)}
+    return Checkpoint(config, vocab, params, train, history, extra)
+
+
+def load(path: str | os.PathLike) -> Checkpoint:
+    """Read and validate the checkpoint at `path`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint; train one with `charlstm train`") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    ckpt = from_bytes(data, str(path))
+    ckpt.path = path
+    return ckpt
+
+
+def find_latest(directory: str | os.PathLike = "checkpoints") -> Path:
+    """The most recently written model checkpoint in `directory` (resume files only if alone)."""
+    folder = Path(directory)
+    files = [p for p in folder.glob(f"*{SUFFIX}") if p.is_file()] if folder.is_dir() else []
+    if not files:
+        raise CheckpointError(
+            f"no checkpoint in {folder}/; train one with `charlstm train FILE` or pass --checkpoint PATH"
+        )
+    models = [p for p in files if not p.name.endswith(RESUME_SUFFIX)] or files
+    return max(models, key=lambda p: p.stat().st_mtime_ns)
+
+
+RESUME_SUFFIX = ".resume" + SUFFIX
+
+
+def describe(ckpt: Checkpoint) -> dict[str, Any]:
+    """A JSON-compatible description of a checkpoint, for `inspect` (tables or --json)."""
+    train = dict(ckpt.train)
+    train.pop("rng", None)
+    steps_per_epoch = train.get("steps_per_epoch") or 0
+    if steps_per_epoch:
+        train["epochs"] = round(train.get("step", 0) / steps_per_epoch, 4)
+    tensors = {
+        name: {"shape": list(p.shape), "count": int(p.size), "dtype": str(p.dtype)}
+        for name, p in ckpt.params.items()
+    }
+    return {
+        "path": str(ckpt.path) if ckpt.path else None,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": ckpt.config.to_dict(),
+        "vocab": list(ckpt.vocab.chars),
+        "tensors": tensors,
+        "num_params": sum(t["count"] for t in tensors.values()),
+        "resumable": any(k.startswith("optim.") for k in ckpt.extra),
+        "train": train,
+        "history": ckpt.history,
+    }

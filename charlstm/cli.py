@@ -1,0 +1,371 @@
+"""The command line: `charlstm train | sample | inspect | eval`.
+
+A thin layer: it declares and checks options, calls the library, renders its events through `ui`,
+and turns the library's errors into one red line on stderr and an exit code (1: failed, 2: bad
+usage, 130: interrupted). Library modules are imported inside the commands so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="charlstm",
+    help="Train a character-level LSTM on any UTF-8 text, then sample from it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+MODEL = "Model"
+OPTIM = "Optimisation"
+DATA = "Data"
+OUTPUT = "Output and display"
+RUN = "Run control"
+
+
+def _fail(exc: Exception, code: int | None = None) -> None:
+    """Print one error line and exit."""
+    from charlstm import ui
+
+    ui.error(ui.make_console(), str(exc))
+    raise typer.Exit(code if code is not None else getattr(exc, "exit_code", 1))
+
+
+def _usage(message: str) -> None:
+    from charlstm.errors import UsageError
+
+    _fail(UsageError(message))
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        from charlstm import __version__
+
+        typer.echo(f"charlstm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Train a character-level LSTM on any UTF-8 text, then sample from it.
+
+    Start with `charlstm train FILE`; then `charlstm sample --seed "The"` writes text in its style.
+    """
+
+
+# ------------------------------------------------------------------------------------------ train
+
+
+@app.command()
+def train(
+    corpus: Annotated[Optional[Path], typer.Argument(help="UTF-8 text file to learn from (optional with --resume).", show_default=False)] = None,
+    hidden_size: Annotated[Optional[int], typer.Option("--hidden-size", "-H", help="LSTM hidden units per layer. [default: 256]", rich_help_panel=MODEL, show_default=False)] = None,
+    layers: Annotated[Optional[int], typer.Option("--layers", "-L", help="Stacked LSTM layers. [default: 2]", rich_help_panel=MODEL, show_default=False)] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="Dropout on each layer's output while training, in [0, 1). [default: 0]", rich_help_panel=MODEL, show_default=False)] = None,
+    seq_len: Annotated[Optional[int], typer.Option("--seq-len", "-T", help="Characters per window of truncated backpropagation through time. [default: 100]", rich_help_panel=OPTIM, show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-B", help="Parallel streams per step. [default: 64, fewer for small corpora so an epoch has ≥ 100 steps]", rich_help_panel=OPTIM, show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate. [default: 0.002]", rich_help_panel=OPTIM, show_default=False)] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="adam, rmsprop or sgd (momentum 0.9). [default: adam]", rich_help_panel=OPTIM, show_default=False)] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="Learning-rate schedule over the run: cosine, linear or constant (decay ends at --min-lr-ratio × lr). [default: cosine]", rich_help_panel=OPTIM, show_default=False)] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help="Steps of linear learning-rate warm-up. [default: 0]", rich_help_panel=OPTIM, show_default=False)] = None,
+    min_lr_ratio: Annotated[Optional[float], typer.Option("--min-lr-ratio", help="Final learning rate as a fraction of --lr. [default: 0.1]", rich_help_panel=OPTIM, show_default=False)] = None,
+    clip: Annotated[Optional[float], typer.Option(help="Clip the global gradient norm to this (0: off). [default: 5]", rich_help_panel=OPTIM, show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", "-e", help="Passes over the training split. [default: 10]", rich_help_panel=RUN, show_default=False)] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps in all (counting earlier runs when resuming).", rich_help_panel=RUN, show_default=False)] = None,
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Stop cleanly, with a checkpoint, after this many minutes of this run.", rich_help_panel=RUN, show_default=False)] = None,
+    random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of initialisation, dropout and samples: same seed, same run. [default: 0]", rich_help_panel=RUN, show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue a run exactly from its checkpoint (the .safetensors or .resume.safetensors file).", rich_help_panel=RUN, show_default=False)] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start a new run from a checkpoint's weights and vocabulary (fine-tuning).", rich_help_panel=RUN, show_default=False)] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over even if a checkpoint for this corpus exists (it will be overwritten).", rich_help_panel=RUN)] = False,
+    val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of the text, at its end, held out for validation, in (0, 0.5]. [default: 0.05]", rich_help_panel=DATA, show_default=False)] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.", rich_help_panel=DATA)] = "utf-8",
+    errors: Annotated[str, typer.Option(help="What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD).", rich_help_panel=DATA)] = "strict",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. [default: checkpoints/CORPUS.safetensors]", rich_help_panel=OUTPUT, show_default=False)] = None,
+    keep: Annotated[Optional[int], typer.Option(help="Also keep the newest N per-epoch snapshots (0: only best and resume files). [default: 0]", rich_help_panel=OUTPUT, show_default=False)] = None,
+    sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Also show a sample every N steps (one is always shown per epoch).", rich_help_panel=OUTPUT, show_default=False)] = None,
+    sample_length: Annotated[Optional[int], typer.Option("--sample-length", help="Characters per progress sample (0: none). [default: 200]", rich_help_panel=OUTPUT, show_default=False)] = None,
+    sample_seed: Annotated[Optional[str], typer.Option("--sample-seed", help="Text that starts each progress sample. [default: the corpus's first word]", rich_help_panel=OUTPUT, show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.", rich_help_panel=OUTPUT)] = False,
+    log_every: Annotated[int, typer.Option("--log-every", help="Steps between plain log lines and --log-json step records (0: about 10 per epoch).", rich_help_panel=OUTPUT)] = 0,
+    log_json: Annotated[Optional[Path], typer.Option("--log-json", help="Append one JSON object per step report and per epoch to this file.", rich_help_panel=OUTPUT, show_default=False)] = None,
+) -> None:
+    """Train a model on a text file, showing progress and a sample after every epoch.
+
+    Checkpoints go to checkpoints/CORPUS.safetensors (best by validation loss) and
+    checkpoints/CORPUS.resume.safetensors (latest full state). If a run for the corpus exists,
+    pass --resume PATH to continue it or --fresh to start over. Ctrl-C stops after the current
+    step with a checkpoint (exit code 130).
+    """
+    from charlstm import checkpoint as ckpt_io
+    from charlstm import train as tr
+    from charlstm import ui
+    from charlstm.corpus import load_corpus
+    from charlstm.errors import CharLSTMError
+    from charlstm.model import ModelConfig
+
+    options = {
+        "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "clip": clip,
+        "epochs": epochs, "max_steps": max_steps, "val_fraction": val_fraction, "seed": random_seed,
+        "dropout": dropout, "schedule": schedule, "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
+        "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
+        "sample_seed": sample_seed, "keep": keep,
+    }
+    given = {k: v for k, v in options.items() if v is not None}
+    if errors not in ("strict", "replace"):
+        _usage("--errors must be strict or replace")
+    if resume is not None and (init_from is not None or fresh):
+        _usage("--resume cannot be combined with --init-from or --fresh")
+    if resume is None and corpus is None:
+        _usage("give a corpus file to train on, e.g. `charlstm train corpora/lighthouse.txt`")
+
+    console = ui.make_console()
+    view: Any = None
+    log: Any = None
+    try:
+        resumed = init = None
+        notes: list[str] = []
+        if resume is not None:
+            resume_file = resume if resume.name.endswith(ckpt_io.RESUME_SUFFIX) else tr.resume_path_for(resume)
+            resumed = ckpt_io.load(resume_file)
+            config = resumed.config
+            for flag, value, have in (("--hidden-size", hidden_size, config.hidden_size), ("--layers", layers, config.num_layers)):
+                if value is not None and value != have:
+                    _usage(f"{flag} {value} conflicts with the checkpoint's {have}; drop it, or start anew with --init-from")
+            cfg, changes = tr.resume_config(resumed, given)
+            notes += [f"resuming with {c}" for c in changes]
+            corpus_path = corpus or Path(resumed.train.get("corpus", {}).get("path", ""))
+            text = load_corpus(corpus_path, resumed.vocab, encoding, errors)
+            if tr.corpus_fingerprint(text)["sha256"] != resumed.train.get("corpus", {}).get("sha256"):
+                _usage(f"{corpus_path} is not the text this run was trained on; to train on new text use --init-from {resume}")
+            model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
+        else:
+            assert corpus is not None
+            if init_from is not None:
+                init = ckpt_io.load(init_from)
+                text = load_corpus(corpus, init.vocab, encoding, errors)
+                config = init.config
+                for flag, value, have in (("--hidden-size", hidden_size, config.hidden_size), ("--layers", layers, config.num_layers)):
+                    if value is not None and value != have:
+                        _usage(f"{flag} {value} conflicts with --init-from's {have}")
+            else:
+                text = load_corpus(corpus, None, encoding, errors)
+                config = ModelConfig(text.vocab.size, hidden_size or 256, layers or 2)
+            cfg = tr.TrainConfig(**given)
+            cfg.validate()
+            if batch_size is None:
+                n_train = len(text) - max(2, int(round(len(text) * cfg.val_fraction)))
+                cfg = replace(cfg, batch_size=tr.auto_batch_size(n_train, cfg.seq_len))
+            model_path = out or tr.default_model_path(corpus)
+            existing = tr.resume_path_for(model_path)
+            if existing.exists() and not fresh:
+                _usage(f"{existing} exists from an earlier run; pass --resume {existing} to continue it, or --fresh to start over")
+        if sample_seed:
+            missing = text.vocab.unknown(sample_seed)
+            if missing:
+                from charlstm.corpus import describe_chars
+
+                _usage(f"--sample-seed has characters not in the vocabulary: {describe_chars(missing)}")
+
+        view = ui.TrainView(console, quiet=quiet, log_every=log_every)
+        log = _JsonLog(log_json, log_every) if log_json else None
+
+        def on_event(event: Any) -> None:
+            view(event)
+            if log is not None:
+                log(event)
+
+        stop = _StopFlag(console)
+        with stop:
+            for message in notes:
+                ui.note(console, message)
+            finished = tr.train(text, config, cfg, model_path, on_event, stop.requested, resume=resumed, init=init)
+    except CharLSTMError as exc:
+        if view is not None:
+            view.close()
+        _fail(exc)
+    except KeyboardInterrupt:
+        if view is not None:
+            view.close()
+        ui.error(console, "aborted; the last checkpoint written is intact")
+        raise typer.Exit(130)
+    finally:
+        if log is not None:
+            log.close()
+    if finished.reason == "interrupted":
+        resume_file = tr.resume_path_for(model_path)
+        console.print(f"interrupted at step {finished.step}; continue with: charlstm train --resume {resume_file}")
+        raise typer.Exit(130)
+
+
+class _StopFlag:
+    """First Ctrl-C: ask the loop to stop after the current step. Second: abort at once."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.count = 0
+        self.previous: Any = None
+
+    def requested(self) -> bool:
+        return self.count > 0
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        from charlstm import ui
+
+        ui.stopping_message(self.console)
+
+    def __enter__(self) -> _StopFlag:
+        self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
+class _JsonLog:
+    """--log-json: one JSON object per line, per step report and per epoch."""
+
+    def __init__(self, path: Path, every: int) -> None:
+        try:
+            self.file = open(path, "a", encoding="utf-8")
+        except OSError as e:
+            from charlstm.errors import UsageError
+
+            raise UsageError(f"cannot open --log-json file {path}: {e.strerror or e}") from None
+        self.every = every
+        self.val_loss: float | None = None
+
+    def __call__(self, event: Any) -> None:
+        from charlstm import train as tr
+
+        record: dict[str, Any] | None = None
+        if isinstance(event, tr.Started) and self.every <= 0:
+            self.every = max(1, event.steps_per_epoch // 10)
+        elif isinstance(event, tr.Step) and event.step % max(1, self.every) == 0:
+            record = {
+                "type": "step", "step": event.step, "epoch": round(event.epoch, 4), "loss": event.loss,
+                "smoothed_loss": event.smoothed_loss, "val_loss": self.val_loss,
+                "bpc": event.smoothed_loss / 0.6931471805599453, "chars_per_s": round(event.chars_per_s, 1),
+                "lr": event.lr, "time": round(event.elapsed, 3), "sample": None,
+            }
+        elif isinstance(event, tr.EpochEnd):
+            self.val_loss = event.val_loss
+            record = {
+                "type": "epoch", "step": event.step, "epoch": event.epoch, "loss": event.train_loss,
+                "val_loss": event.val_loss, "bpc": event.val_bpc, "best": event.best,
+                "chars_per_s": None, "lr": None, "time": round(event.elapsed, 3), "sample": event.sample,
+            }
+        if record is not None:
+            self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# ----------------------------------------------------------------------------------------- sample
+
+
+@app.command()
+def sample(
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Checkpoint to sample from. [default: the newest in ./checkpoints]", show_default=False)] = None,
+    seed: Annotated[str, typer.Option("--seed", "-s", help="Text to start from; the model continues it.")] = "",
+    length: Annotated[int, typer.Option("--length", "-n", help="Characters to generate.")] = 500,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature > 0: lower is safer, higher is wilder; 0 means greedy.")] = 1.0,
+    random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of the sampler: same seed, same text.", show_default=False)] = None,
+) -> None:
+    """Generate text from a trained model, written to stdout as it is made."""
+    from charlstm import checkpoint as ckpt_io
+    from charlstm import ui
+    from charlstm.errors import CharLSTMError
+
+    if length < 0:
+        _usage("--length must be >= 0")
+    if temperature < 0:
+        _usage("--temperature must be > 0 (or 0 for greedy)")
+    console = ui.make_console()
+    try:
+        import numpy as np
+
+        from charlstm.corpus import describe_chars
+        from charlstm.generate import generate
+
+        path = checkpoint or ckpt_io.find_latest()
+        if checkpoint is None:
+            ui.note(console, f"sampling from {path}")
+        ckpt = ckpt_io.load(path)
+        missing = ckpt.vocab.unknown(seed)
+        if missing:
+            _usage(f"--seed has characters not in the model's vocabulary: {describe_chars(missing)}")
+        rng = np.random.default_rng(random_seed)
+        out = sys.stdout
+        out.write(seed)
+        for ids in generate(ckpt.params, ckpt.config, ckpt.vocab, seed, length, temperature, rng=rng):
+            out.write(ckpt.vocab.chars[int(ids[0])])
+            out.flush()
+        out.write("\n")
+        out.flush()
+    except CharLSTMError as exc:
+        _fail(exc)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (`| head`): stop quietly, without Python's flush error at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)
+
+
+# ---------------------------------------------------------------------------------------- inspect
+
+
+@app.command()
+def inspect(
+    path: Annotated[Optional[Path], typer.Argument(help="Checkpoint to describe. [default: the newest in ./checkpoints]", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")] = False,
+    samples: Annotated[bool, typer.Option("--samples", help="Also show the sample drawn after each epoch, oldest first.")] = False,
+) -> None:
+    """Describe a checkpoint: config, parameters, vocabulary, training history."""
+    from charlstm import checkpoint as ckpt_io
+    from charlstm import ui
+    from charlstm.errors import CharLSTMError
+
+    console = ui.make_console()
+    try:
+        target = path or ckpt_io.find_latest()
+        info = ckpt_io.describe(ckpt_io.load(target))
+    except CharLSTMError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(info, ensure_ascii=False, indent=2) + "\n")
+        return
+    ui.checkpoint_table(info, ui.make_console(stdout=True), show_samples=samples)
+
+
+def main() -> None:
+    """Entry point of the `charlstm` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

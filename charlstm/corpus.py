@@ -1,0 +1,230 @@
+"""Text in, integer ids out: reading a corpus, its vocabulary, the train/validation split, and the
+contiguous B-stream windows that truncated BPTT walks through.
+
+The vocabulary is the sorted set of the corpus's characters (by code point), so it is the same on
+every run and machine; it is stored in every checkpoint. Ids are kept in the most compact unsigned
+dtype that fits V; the model never sees a one-hot matrix of the whole corpus, only the ids of one
+window (the first layer gathers columns of W_ih, which equals multiplying by the one-hot vector).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charlstm.errors import CorpusError, VocabularyError
+
+
+def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Read a whole text file, with an error that says what to do for every way this can fail.
+
+    A UTF-8 byte-order mark is dropped. NUL bytes mark a binary file (an error), as does text that
+    does not decode; the message names the byte offset and the options that get past it.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: no such file; give the path of a UTF-8 text file") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path}: is a directory; give the path of a text file inside it") from None
+    except PermissionError:
+        raise CorpusError(f"{path}: permission denied; check the file's read permission") from None
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not data:
+        raise CorpusError(f"{path}: the file is empty; a corpus needs text to learn from")
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            raise CorpusError(
+                f"{path}: looks like a binary file (NUL byte at offset {nul}); give a text file"
+            )
+        encoding = "utf-8-sig"
+    try:
+        text = data.decode(encoding, errors)
+    except UnicodeDecodeError as e:
+        raise CorpusError(
+            f"{path}: not valid {e.encoding} at byte offset {e.start}; "
+            f"pass --encoding with the file's encoding, or --errors replace"
+        ) from None
+    except LookupError:
+        raise CorpusError(f"unknown text encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+    if not text:
+        raise CorpusError(f"{path}: the file holds no text after decoding")
+    return text
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The code points of `text` as a (len(text),) uint32 array, without a Python loop."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    """The most compact unsigned dtype that holds ids 0 .. vocab_size-1."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if vocab_size <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    raise CorpusError(f"vocabulary of {vocab_size} characters is too large")
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """The characters a model knows, in sorted order; id k is `chars[k]`."""
+
+    chars: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.chars:
+            raise VocabularyError("a vocabulary needs at least one character")
+        if any(len(ch) != 1 for ch in self.chars):
+            raise VocabularyError("every vocabulary entry must be a single character")
+        if list(self.chars) != sorted(set(self.chars)):
+            raise VocabularyError("vocabulary characters must be distinct and sorted")
+        points = np.array([ord(ch) for ch in self.chars], dtype=np.uint32)
+        object.__setattr__(self, "_points", points)  # sorted code points, for encode()
+
+    @classmethod
+    def from_text(cls, text: str) -> Vocab:
+        """The sorted set of the characters of `text`."""
+        return cls(tuple(chr(p) for p in np.unique(_code_points(text))))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return id_dtype(self.size)
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __contains__(self, ch: object) -> bool:
+        return isinstance(ch, str) and len(ch) == 1 and ch in self._index
+
+    @property
+    def _index(self) -> dict[str, int]:
+        index = self.__dict__.get("_index_cache")
+        if index is None:
+            index = {ch: k for k, ch in enumerate(self.chars)}
+            object.__setattr__(self, "_index_cache", index)
+        return index
+
+    def unknown(self, text: str) -> list[str]:
+        """The distinct characters of `text` that are not in the vocabulary, sorted."""
+        return sorted(set(text) - set(self.chars))
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of `text`, shape (len(text),), in `self.dtype`. Unknown characters raise."""
+        points = _code_points(text)
+        ids = np.searchsorted(self._points, points)
+        ids[ids >= self.size] = 0
+        bad = self._points[ids] != points
+        if bad.any():
+            missing = self.unknown(text)
+            raise VocabularyError(
+                f"{len(missing)} character(s) not in the vocabulary: {describe_chars(missing)}"
+            )
+        return ids.astype(self.dtype)
+
+    def decode(self, ids: np.ndarray | list[int]) -> str:
+        """The text of a sequence of ids."""
+        chars = self.chars
+        return "".join(chars[int(k)] for k in np.asarray(ids).ravel())
+
+
+def describe_chars(chars: list[str], limit: int = 20) -> str:
+    """A short, visible listing of characters, e.g. `'é', '\\t', 'ß'` (control chars escaped)."""
+    shown = ", ".join(repr(ch) for ch in chars[:limit])
+    return shown + (f", … ({len(chars) - limit} more)" if len(chars) > limit else "")
+
+
+def one_hot(ids: np.ndarray, V: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """One-hot vectors of `ids`: shape ids.shape + (V,). For one window at a time, never a corpus."""
+    out = np.zeros(ids.shape + (V,), dtype=dtype)  # (..., V)
+    np.put_along_axis(out, np.asarray(ids, dtype=np.intp)[..., None], 1, axis=-1)
+    return out
+
+
+def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split ids into (train, val): the last `val_fraction` of the text, contiguous, is validation."""
+    if not 0.0 < val_fraction < 1.0:
+        raise CorpusError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n_val = max(2, int(round(len(ids) * val_fraction)))
+    if len(ids) - n_val < 2:
+        raise CorpusError(f"a corpus of {len(ids)} characters is too short to split for validation")
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
+
+
+def stream_length(n_ids: int, B: int) -> int:
+    """Characters per stream when `n_ids` ids are cut into B contiguous streams (targets need +1)."""
+    return (n_ids - 1) // B
+
+
+def num_windows(n_ids: int, B: int, T: int) -> int:
+    """Full (T, B) windows per pass over `n_ids` ids."""
+    return stream_length(n_ids, B) // T
+
+
+def window(ids: np.ndarray, B: int, T: int, k: int, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Window k of the B-stream layout: inputs x and targets y, both (T, B) ids.
+
+    Stream b is the contiguous run ids[b*S : b*S + S + 1] (S = stream_length), so window k+1 of
+    stream b continues window k of it and the hidden state carried across windows is meaningful.
+    Targets are the inputs shifted by one character. `length` (≤ T) cuts a shorter last window.
+    """
+    S = stream_length(len(ids), B)
+    steps = T if length is None else length
+    start = k * T
+    if B < 1 or steps < 1 or start + steps > S:
+        raise IndexError(f"window {k} (T={T}, length {steps}) is outside streams of length {S}")
+    index = np.arange(B)[None, :] * S + (start + np.arange(steps))[:, None]  # (T, B)
+    return np.asarray(ids[index]), np.asarray(ids[index + 1])
+
+
+def iter_windows(ids: np.ndarray, B: int, T: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every window of the B-stream layout in order, with a shorter last one, so all B*S
+    characters are visited once (evaluation; training uses only full windows)."""
+    S = stream_length(len(ids), B)
+    for k in range(-(-S // T)):
+        yield window(ids, B, T, k, length=min(T, S - k * T))
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A text file encoded with a vocabulary: ids (N,) in the vocabulary's compact dtype."""
+
+    path: Path
+    vocab: Vocab
+    ids: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_corpus(
+    path: str | os.PathLike, vocab: Vocab | None = None, encoding: str = "utf-8", errors: str = "strict"
+) -> Corpus:
+    """Read and encode a corpus. With `vocab` (fine-tuning, evaluation) every character must be in
+    it; otherwise the vocabulary is built from the text."""
+    path = Path(path)
+    text = read_text(path, encoding, errors)
+    if vocab is None:
+        vocab = Vocab.from_text(text)
+    else:
+        missing = vocab.unknown(text)
+        if missing:
+            raise VocabularyError(
+                f"{path}: {len(missing)} character(s) are not in the model's vocabulary: "
+                f"{describe_chars(missing)}"
+            )
+    return Corpus(path, vocab, vocab.encode(text))

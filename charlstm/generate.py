@@ -1,0 +1,125 @@
+"""Sampling: prime the state with a seed, then draw one character at a time, carrying (h, c).
+
+A generator yields the ids of each step for all samples at once, so the CLI can stream text as it
+is made and `num_samples` streams cost little more than one (they share every weight read).
+
+Empty seed: the state starts at zero and the first input is a newline when the vocabulary has one
+(so the text begins like the start of a line), else a space, else the first vocabulary character;
+this priming character is not part of the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from charlstm import model
+from charlstm.corpus import Vocab
+from charlstm.model import ModelConfig, State
+
+PRIME_CANDIDATES = ("\n", " ")
+
+
+def prime_ids(vocab: Vocab, seed: str) -> np.ndarray:
+    """The ids fed before sampling: the seed's, or one start character for an empty seed."""
+    if seed:
+        return vocab.encode(seed)
+    start = next((ch for ch in PRIME_CANDIDATES if ch in vocab), vocab.chars[0])
+    return vocab.encode(start)
+
+
+def filter_probs(
+    logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> np.ndarray:
+    """Sampling probabilities (B, V) from logits (B, V).
+
+    temperature divides the logits (lower: more conservative); top_k keeps the k most likely
+    characters; top_p keeps the smallest set of most likely characters whose mass reaches p
+    (nucleus sampling). Filtered probabilities are renormalised. temperature 0 means greedy: all
+    mass on the argmax.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    B, V = logits.shape
+    if temperature == 0:
+        probs = np.zeros((B, V))
+        probs[np.arange(B), logits.argmax(axis=1)] = 1.0
+        return probs
+    z = logits / temperature
+    if top_k is not None and top_k < V:
+        kth = np.partition(z, V - top_k, axis=1)[:, V - top_k : V - top_k + 1]  # (B, 1)
+        z = np.where(z >= kth, z, -np.inf)
+    z -= z.max(axis=1, keepdims=True)
+    probs = np.exp(z)
+    probs /= probs.sum(axis=1, keepdims=True)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-probs, axis=1, kind="stable")
+        sorted_p = np.take_along_axis(probs, order, axis=1)
+        before = np.cumsum(sorted_p, axis=1) - sorted_p  # mass of the more likely characters
+        keep_sorted = before < top_p  # the first character is always kept
+        keep = np.empty_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=1)
+        probs = np.where(keep, probs, 0.0)
+        probs /= probs.sum(axis=1, keepdims=True)
+    return probs
+
+
+def draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One id per row of probs (B, V), by inverse-CDF sampling with one uniform draw per row."""
+    cdf = np.cumsum(probs, axis=1)
+    u = rng.random(probs.shape[0])[:, None] * cdf[:, -1:]
+    return np.minimum((cdf <= u).sum(axis=1), probs.shape[1] - 1)
+
+
+def prime(
+    params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarray, num_samples: int = 1
+) -> tuple[np.ndarray, State]:
+    """Run the seed ids (N,) through the model from a zero state, as one window for all samples.
+    Returns the logits after the last seed character (num_samples, V) and the state."""
+    x = np.repeat(np.asarray(ids)[:, None], num_samples, axis=1)  # (N, num_samples)
+    state = model.zero_state(config, num_samples)
+    logits, state, _ = model.forward(params, config, x, state)
+    return logits[-num_samples:].copy(), state
+
+
+def generate(
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    vocab: Vocab,
+    seed: str = "",
+    length: int = 200,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    num_samples: int = 1,
+    rng: np.random.Generator | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield `length` steps of ids, each (num_samples,), continuing `seed` (not yielded)."""
+    rng = rng if rng is not None else np.random.default_rng()
+    logits, state = prime(params, config, prime_ids(vocab, seed), num_samples)
+    stepper = model.prepare_stepper(params, config)
+    for n in range(length):
+        ids = draw(filter_probs(logits, temperature, top_k, top_p), rng)
+        yield ids
+        if n + 1 < length:
+            logits, state = model.step(stepper, ids, state)
+
+
+def sample(
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    vocab: Vocab,
+    seed: str = "",
+    length: int = 200,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    num_samples: int = 1,
+    rng: np.random.Generator | None = None,
+) -> list[str]:
+    """`num_samples` texts, each the seed followed by `length` sampled characters."""
+    steps = list(generate(params, config, vocab, seed, length, temperature, top_k, top_p, num_samples, rng))
+    if not steps:
+        return [seed] * num_samples
+    ids = np.stack(steps, axis=1)  # (num_samples, length)
+    return [seed + vocab.decode(row) for row in ids]

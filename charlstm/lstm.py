@@ -1,0 +1,238 @@
+"""One LSTM layer: forward over a window of T steps, backward through time, and a single step.
+
+Gate order is PyTorch's, i, f, g, o, in blocks of H along the last axis of every (..., 4H) array,
+so torch.nn.LSTM's weight_ih_l{k} (4H, D), weight_hh_l{k} (4H, H), bias_ih_l{k} and bias_hh_l{k}
+(4H,) are used unchanged:
+
+    a   = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh          pre-activations a_i, a_f, a_g, a_o
+    i   = σ(a_i)    f = σ(a_f)    g = tanh(a_g)    o = σ(a_o)
+    c_t = f ⊙ c_{t-1} + i ⊙ g
+    h_t = o ⊙ tanh(c_t)
+
+Since σ(a) = (1 + tanh(a/2)) / 2, all four gates come out of one tanh over the contiguous (B, 4H)
+block: the weights are pre-scaled by s = (½, ½, 1, ½) per block (`prepare`), so the loop computes
+â = s ⊙ a directly, then gates = s ⊙ tanh(â) + (½, ½, 0, ½).
+
+Backward reads as the forward reversed. The gradient of the cell state gathers both paths, through
+h_t and from c_{t+1}:
+
+    dc_t = dh_t ⊙ o ⊙ (1 − tanh²(c_t)) + dc_{t+1} ⊙ f_{t+1}
+
+Work that does not depend on t is batched over the window: the input projection of all T steps is
+one gather or GEMM before the loop; the weight gradients are one GEMM each after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from charlstm.ops import embed, embed_backward, is_ids
+
+NUM_GATES = 4
+STATE_NAMES = ("h", "c")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Weights laid out for the loop: transposed, contiguous, sigmoid blocks scaled by ½.
+
+    For id input, `W_ih` is the (V, 4H) table with the biases folded in and `b` is None.
+    """
+
+    W_ih: np.ndarray  # (D, 4H) or (V, 4H)
+    W_hh: np.ndarray  # (H, 4H)
+    b: np.ndarray | None  # (4H,)
+    shift: np.ndarray  # (4H,) the ½ that maps tanh back to σ, 0 on the g block
+    scale: np.ndarray  # (4H,) s
+
+
+def gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """s = (½, ½, 1, ½) and shift = (½, ½, 0, ½), each repeated H times: (4H,) arrays."""
+    scale = np.repeat(np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype), H)
+    shift = np.repeat(np.array([0.5, 0.5, 0.0, 0.5], dtype=dtype), H)
+    return scale, shift
+
+
+def prepare(W_ih: np.ndarray, W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray, ids: bool) -> Prepared:
+    """Scale and transpose one layer's weights for `forward` and `step` (cheap: O(weights))."""
+    H = W_hh.shape[1]
+    scale, shift = gate_scale(H, W_hh.dtype)
+    W_ih_T = (W_ih.T * scale).astype(W_ih.dtype, copy=False)  # (D, 4H)
+    b = (b_ih + b_hh) * scale  # (4H,)
+    W_hh_T = np.ascontiguousarray((W_hh.T * scale).astype(W_hh.dtype, copy=False))  # (H, 4H)
+    if ids:
+        W_ih_T += b
+        return Prepared(np.ascontiguousarray(W_ih_T), W_hh_T, None, shift, scale)
+    return Prepared(np.ascontiguousarray(W_ih_T), W_hh_T, b, shift, scale)
+
+
+@dataclass
+class Cache:
+    """What backward needs from forward, as arrays stacked over time. Reused across windows of the
+    same shape (pass it back to `forward`), so the hot loop allocates nothing.
+
+    `G` holds the gate activations i, f, g, o after forward and is overwritten with the
+    pre-activation gradients da by backward: a cache serves one backward.
+    """
+
+    x: np.ndarray  # (T, B) ids or (T, B, D) inputs
+    W_ih: np.ndarray  # (4H, D) the layer's weights, for backward
+    W_hh: np.ndarray  # (4H, H)
+    G: np.ndarray  # (T, B, 4H)
+    c: np.ndarray  # (T+1, B, H), c[0] = c0
+    tanh_c: np.ndarray  # (T, B, H)
+    h: np.ndarray  # (T+1, B, H), h[0] = h0
+    tmp: np.ndarray  # (B, 4H) scratch
+    tmp2: np.ndarray  # (B, 4H) scratch
+    dx: np.ndarray | None = None  # (T, B, D) input gradient buffer, made by the first backward
+
+
+def _cache_for(old: Cache | None, x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndarray) -> Cache:
+    T, B = x.shape[:2]
+    H = W_hh.shape[1]
+    dtype = W_hh.dtype
+    if old is not None and old.G.shape == (T, B, 4 * H) and old.G.dtype == dtype:
+        old.x, old.W_ih, old.W_hh = x, W_ih, W_hh
+        if old.dx is not None and old.dx.shape[2:] != x.shape[2:]:
+            old.dx = None
+        return old
+    return Cache(
+        x=x,
+        W_ih=W_ih,
+        W_hh=W_hh,
+        G=np.empty((T, B, 4 * H), dtype),
+        c=np.empty((T + 1, B, H), dtype),
+        tanh_c=np.empty((T, B, H), dtype),
+        h=np.empty((T + 1, B, H), dtype),
+        tmp=np.empty((B, 4 * H), dtype),
+        tmp2=np.empty((B, 4 * H), dtype),
+    )
+
+
+def forward(
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    W_ih: np.ndarray,
+    W_hh: np.ndarray,
+    b_ih: np.ndarray,
+    b_hh: np.ndarray,
+    cache: Cache | None = None,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], Cache]:
+    """Run the layer over T steps from (h0, c0).
+
+    x: (T, B) ids (one-hot input, D = V) or (T, B, D) floats; h0, c0: (B, H).
+    Returns h_seq (T, B, H) — a view into the cache, valid until the cache is reused — the final
+    state (hT, cT) as fresh arrays, and the cache for `backward`.
+    """
+    T = x.shape[0]
+    H = W_hh.shape[1]
+    cache = _cache_for(cache, x, W_ih, W_hh)
+    p = prepare(W_ih, W_hh, b_ih, b_hh, ids=is_ids(x))
+    G, c, tanh_c, h, tmp = cache.G, cache.c, cache.tanh_c, cache.h, cache.tmp
+    if p.b is None:
+        embed(x, p.W_ih, out=G)  # (T, B, 4H): â of every step, input part and biases
+    else:
+        T_, B, D = x.shape
+        np.matmul(x.reshape(T_ * B, D), p.W_ih, out=G.reshape(T_ * B, 4 * H))
+        G += p.b
+    h[0] = h0
+    c[0] = c0
+    for t in range(T):
+        a = G[t]  # (B, 4H)
+        np.matmul(h[t], p.W_hh, out=tmp)
+        a += tmp
+        np.tanh(a, out=a)
+        a *= p.scale
+        a += p.shift  # a now holds the gates i, f, g, o
+        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        np.multiply(f, c[t], out=c[t + 1])
+        np.multiply(i, g, out=tmp[:, :H])
+        c[t + 1] += tmp[:, :H]
+        np.tanh(c[t + 1], out=tanh_c[t])
+        np.multiply(o, tanh_c[t], out=h[t + 1])
+    return h[1:], (h[T].copy(), c[T].copy()), cache
+
+
+def backward(
+    dh_seq: np.ndarray,
+    cache: Cache,
+    dhT: np.ndarray | None = None,
+    dcT: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, dict[str, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Backpropagate through the window.
+
+    dh_seq: (T, B, H) gradient of the loss w.r.t. every h_t from above (the head or the next
+    layer); dhT, dcT: (B, H) gradients arriving at the final state (None: zero, as in truncated
+    BPTT, where nothing flows back across windows).
+    Returns dx ((T, B, D) for float input — a view into the cache — or None for ids), the
+    gradients {"W_ih", "W_hh", "b_ih", "b_hh"} summed over all steps, and (dh0, dc0).
+    """
+    x, G, c, tanh_c, h = cache.x, cache.G, cache.c, cache.tanh_c, cache.h
+    T, B, H4 = G.shape
+    H = H4 // 4
+    dtype = G.dtype
+    dh = np.empty((B, H), dtype)
+    dc = np.empty((B, H), dtype)
+    dh_next = np.zeros((B, H), dtype) if dhT is None else dhT.astype(dtype, copy=True)
+    dc_next = np.zeros((B, H), dtype) if dcT is None else dcT.astype(dtype, copy=True)
+    dG, deriv = cache.tmp, cache.tmp2  # (B, 4H) each
+    di, df, dg, do = dG[:, :H], dG[:, H : 2 * H], dG[:, 2 * H : 3 * H], dG[:, 3 * H :]
+    tanh_block = np.zeros(H4, dtype)
+    tanh_block[2 * H : 3 * H] = 1
+    for t in reversed(range(T)):
+        gates = G[t]  # (B, 4H)
+        i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+        np.add(dh_seq[t], dh_next, out=dh)
+        # dc = dh ⊙ o ⊙ (1 − tanh²c) + dc_next
+        np.multiply(tanh_c[t], tanh_c[t], out=dc)
+        np.subtract(1, dc, out=dc)
+        dc *= o
+        dc *= dh
+        dc += dc_next
+        np.multiply(dc, g, out=di)
+        np.multiply(dc, c[t], out=df)
+        np.multiply(dc, i, out=dg)
+        np.multiply(dh, tanh_c[t], out=do)
+        np.multiply(dc, f, out=dc_next)
+        # through the activations: σ' = σ(1 − σ), tanh' = 1 − g² = (1 − g)(1 + g)
+        np.subtract(1, gates, out=deriv)
+        gates += tanh_block
+        deriv *= gates
+        np.multiply(dG, deriv, out=gates)  # G[t] now holds da_t
+        np.matmul(gates, cache.W_hh, out=dh_next)
+    dA = G.reshape(T * B, H4)  # (T*B, 4H)
+    db = dA.sum(axis=0)
+    grads = {"W_hh": dA.T @ h[:T].reshape(T * B, H), "b_ih": db, "b_hh": db.copy()}
+    if is_ids(x):
+        grads["W_ih"] = embed_backward(x, dA, cache.W_ih.shape[1]).T
+        dx = None
+    else:
+        D = x.shape[2]
+        grads["W_ih"] = dA.T @ x.reshape(T * B, D)
+        if cache.dx is None:
+            cache.dx = np.empty((T, B, D), dtype)
+        dx = cache.dx
+        np.matmul(dA, cache.W_ih, out=dx.reshape(T * B, D))
+    return dx, grads, (dh_next, dc_next)
+
+
+def step(x: np.ndarray, h: np.ndarray, c: np.ndarray, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """One time step with prepared weights (sampling). x: (B,) ids or (B, D); h, c: (B, H).
+    Returns new (h, c) arrays; the inputs are not modified."""
+    H = h.shape[1]
+    if p.b is None:
+        a = p.W_ih[x] + h @ p.W_hh  # (B, 4H)
+    else:
+        a = x @ p.W_ih
+        a += h @ p.W_hh
+        a += p.b
+    np.tanh(a, out=a)
+    a *= p.scale
+    a += p.shift
+    i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+    c_new = f * c + i * g
+    h_new = o * np.tanh(c_new)
+    return h_new, c_new

@@ -1,0 +1,252 @@
+"""The model: a stack of recurrent layers over one-hot characters and a softmax head over V.
+
+Parameters live in a plain dict keyed by PyTorch's state_dict names (`lstm.weight_ih_l0`, ...,
+`head.weight`, `head.bias`), so a checkpoint is that dict and loads into `torch.nn.LSTM` +
+`torch.nn.Linear` unchanged. Gradient dicts have the same keys. Recurrent state is a tuple of
+(L, B, H) arrays — (h, c) for the LSTM — passed in and returned, never kept on an object.
+
+The cell is looked up in `CELLS`; a GRU or vanilla RNN module with the same functions
+(`forward`, `backward`, `prepare`, `step`, `NUM_GATES`, `STATE_NAMES`) slots in beside the LSTM
+without touching the training loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from charlstm import lstm
+from charlstm.errors import UsageError
+from charlstm.ops import softmax_cross_entropy
+
+CELLS: dict[str, ModuleType] = {"lstm": lstm}
+
+State = tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a model; stored in every checkpoint."""
+
+    vocab_size: int
+    hidden_size: int = 256
+    num_layers: int = 2
+    cell: str = "lstm"
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        for name in ("vocab_size", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(**{k: d[k] for k in ("vocab_size", "hidden_size", "num_layers", "cell") if k in d})
+
+
+def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every parameter's name and shape, in PyTorch's state_dict order."""
+    cell, V, H = config.cell, config.vocab_size, config.hidden_size
+    GH = CELLS[cell].NUM_GATES * H
+    shapes: dict[str, tuple[int, ...]] = {}
+    for k in range(config.num_layers):
+        shapes[f"{cell}.weight_ih_l{k}"] = (GH, V if k == 0 else H)
+        shapes[f"{cell}.weight_hh_l{k}"] = (GH, H)
+        shapes[f"{cell}.bias_ih_l{k}"] = (GH,)
+        shapes[f"{cell}.bias_hh_l{k}"] = (GH,)
+    shapes["head.weight"] = (V, H)
+    shapes["head.bias"] = (V,)
+    return shapes
+
+
+def num_params(config: ModelConfig) -> int:
+    return sum(math.prod(s) for s in param_shapes(config).values())
+
+
+def init_params(config: ModelConfig, seed: int = 0, dtype: type = np.float32) -> dict[str, np.ndarray]:
+    """Weights as PyTorch initialises an LSTM and a Linear(H, V), Uniform(±1/√H), except:
+
+    - the first layer's input weights, N(0, 1): a one-hot input selects one column, which acts
+      as a character embedding, initialised like nn.Embedding. At ±1/√H the input signal is
+      drowned by the recurrent term and training idles on the unigram plateau (loss ≈ 3.3 on
+      tinyshakespeare) for ~100 steps longer;
+    - zero biases, except the forget gate's bias_ih, set to 1 so early gradients flow through
+      the cell state.
+    """
+    rng = np.random.default_rng(seed)
+    H = config.hidden_size
+    bound = 1.0 / math.sqrt(H)
+    params = {}
+    for name, shape in param_shapes(config).items():
+        if ".bias" in name:
+            p = np.zeros(shape, dtype)
+            if name.startswith(f"{config.cell}.bias_ih") and config.cell == "lstm":
+                p[H : 2 * H] = 1.0
+        elif name == f"{config.cell}.weight_ih_l0":
+            p = rng.standard_normal(size=shape).astype(dtype)
+        else:
+            p = rng.uniform(-bound, bound, size=shape).astype(dtype)
+        params[name] = p
+    return params
+
+
+def layer_params(params: dict[str, np.ndarray], config: ModelConfig, k: int) -> tuple[np.ndarray, ...]:
+    """(W_ih, W_hh, b_ih, b_hh) of layer k."""
+    c = config.cell
+    return (
+        params[f"{c}.weight_ih_l{k}"],
+        params[f"{c}.weight_hh_l{k}"],
+        params[f"{c}.bias_ih_l{k}"],
+        params[f"{c}.bias_hh_l{k}"],
+    )
+
+
+def zero_state(config: ModelConfig, B: int, dtype: type = np.float32) -> State:
+    """The all-zero recurrent state: one (L, B, H) array per state tensor ((h, c) for the LSTM)."""
+    L, H = config.num_layers, config.hidden_size
+    return tuple(np.zeros((L, B, H), dtype) for _ in CELLS[config.cell].STATE_NAMES)
+
+
+@dataclass
+class Cache:
+    """Everything backward needs from one window's forward; reusable for the next window."""
+
+    layers: list[Any] = field(default_factory=list)  # one cell cache per layer
+    masks: list[np.ndarray | None] = field(default_factory=list)  # dropout mask per layer output
+    top: np.ndarray | None = None  # (T*B, H) input of the head
+    logits: np.ndarray | None = None  # (T*B, V)
+
+
+def forward(
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    x: np.ndarray,
+    state: State,
+    cache: Cache | None = None,
+    dropout: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, State, Cache]:
+    """Logits (T*B, V) for the ids x (T, B) starting from `state`; returns them (a buffer in the
+    cache), the final state, and the cache. With dropout > 0 (training), an inverted-dropout mask
+    drawn from `rng` multiplies each layer's output before the next layer and the head."""
+    cell = CELLS[config.cell]
+    T, B = x.shape
+    cache = cache if cache is not None else Cache()
+    if len(cache.layers) != config.num_layers:
+        cache.layers = [None] * config.num_layers
+    cache.masks = []
+    inp = x
+    final = []
+    for k in range(config.num_layers):
+        h_seq, layer_state, cache.layers[k] = cell.forward(
+            inp, *(s[k] for s in state), *layer_params(params, config, k), cache=cache.layers[k]
+        )
+        final.append(layer_state)
+        if dropout > 0.0:
+            assert rng is not None, "dropout needs a random generator"
+            mask = (rng.random(h_seq.shape, dtype=np.float32) >= dropout).astype(h_seq.dtype)
+            mask /= 1.0 - dropout
+            h_seq = h_seq * mask
+            cache.masks.append(mask)
+        else:
+            cache.masks.append(None)
+        inp = h_seq
+    H, V = config.hidden_size, config.vocab_size
+    cache.top = inp.reshape(T * B, H)
+    if cache.logits is None or cache.logits.shape != (T * B, V) or cache.logits.dtype != inp.dtype:
+        cache.logits = np.empty((T * B, V), inp.dtype)
+    np.matmul(cache.top, params["head.weight"].T, out=cache.logits)
+    cache.logits += params["head.bias"]
+    new_state = tuple(np.stack([s[j] for s in final]) for j in range(len(state)))
+    return cache.logits, new_state, cache
+
+
+def backward(
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    dlogits: np.ndarray,
+    cache: Cache,
+    dstate: State | None = None,
+) -> tuple[dict[str, np.ndarray], State]:
+    """Gradients of every parameter from dlogits (T*B, V), and of the initial state.
+    `dstate` is the gradient arriving at the final state (None: zero, truncated BPTT)."""
+    cell = CELLS[config.cell]
+    c = config.cell
+    grads: dict[str, np.ndarray] = {
+        "head.weight": dlogits.T @ cache.top,
+        "head.bias": dlogits.sum(axis=0),
+    }
+    T, B = cache.layers[0].G.shape[:2]
+    dh_seq = (dlogits @ params["head.weight"]).reshape(T, B, config.hidden_size)
+    dstate0: list[tuple[np.ndarray, ...]] = [()] * config.num_layers
+    for k in reversed(range(config.num_layers)):
+        if cache.masks[k] is not None:
+            dh_seq = dh_seq * cache.masks[k]
+        dfinal = tuple(d[k] for d in dstate) if dstate is not None else (None,) * len(cell.STATE_NAMES)
+        dx, g, dstate0[k] = cell.backward(dh_seq, cache.layers[k], *dfinal)
+        grads[f"{c}.weight_ih_l{k}"] = g["W_ih"]
+        grads[f"{c}.weight_hh_l{k}"] = g["W_hh"]
+        grads[f"{c}.bias_ih_l{k}"] = g["b_ih"]
+        grads[f"{c}.bias_hh_l{k}"] = g["b_hh"]
+        dh_seq = dx
+    ordered = {name: grads[name] for name in params}
+    return ordered, tuple(np.stack([d[j] for d in dstate0]) for j in range(len(cell.STATE_NAMES)))
+
+
+def loss_and_grads(
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    state: State,
+    cache: Cache | None = None,
+    dropout: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, dict[str, np.ndarray], State, Cache]:
+    """One window of truncated BPTT: mean cross-entropy (nats/char) of targets y (T, B) given ids
+    x (T, B) from `state`, the gradients of every parameter, the final state (to carry into the
+    next window, detached), and the cache to pass back next time."""
+    logits, new_state, cache = forward(params, config, x, state, cache, dropout, rng)
+    loss, dlogits = softmax_cross_entropy(logits, y.reshape(-1))
+    grads, _ = backward(params, config, dlogits, cache)
+    return loss, grads, new_state, cache
+
+
+@dataclass(frozen=True)
+class Stepper:
+    """The model prepared for one-step-at-a-time inference (sampling)."""
+
+    config: ModelConfig
+    layers: tuple[Any, ...]
+    W_hy: np.ndarray  # (H, V)
+    b_y: np.ndarray  # (V,)
+
+
+def prepare_stepper(params: dict[str, np.ndarray], config: ModelConfig) -> Stepper:
+    cell = CELLS[config.cell]
+    layers = tuple(
+        cell.prepare(*layer_params(params, config, k), ids=(k == 0)) for k in range(config.num_layers)
+    )
+    return Stepper(config, layers, np.ascontiguousarray(params["head.weight"].T), params["head.bias"])
+
+
+def step(stepper: Stepper, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """Logits (B, V) for one character per stream, ids x (B,), and the new state."""
+    cell = CELLS[stepper.config.cell]
+    inp = x
+    new = []
+    for k, p in enumerate(stepper.layers):
+        layer_state = cell.step(inp, *(s[k] for s in state), p)
+        new.append(layer_state)
+        inp = layer_state[0]
+    logits = inp @ stepper.W_hy + stepper.b_y
+    return logits, tuple(np.stack([s[j] for s in new]) for j in range(len(state)))

@@ -1,0 +1,63 @@
+"""Shared fixtures: small real corpora written to tmp dirs, and a runner for the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from charlstm import model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PANGRAMS = (
+    "The quick brown fox jumps over the lazy dog.\n"
+    "Pack my box with five dozen liquor jugs!\n"
+    "How vexingly quick daft zebras jump; the five boxing wizards jump quickly.\n"
+)
+
+
+@pytest.fixture
+def tiny_text() -> str:
+    """A few KB of repetitive English: enough for a small model to overfit in seconds."""
+    return PANGRAMS * 40
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path, tiny_text: str) -> Path:
+    path = tmp_path / "tiny.txt"
+    path.write_text(tiny_text, encoding="utf-8")
+    return path
+
+
+def random_model(V: int, H: int, L: int, seed: int = 0, dtype=np.float64, scale: float = 0.5):
+    """A model with every parameter random (biases too), so no gradient is trivially zero."""
+    config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
+    rng = np.random.default_rng(seed)
+    params = {k: (rng.standard_normal(v.shape) * scale).astype(dtype) for k, v in model.init_params(config, seed).items()}
+    return config, params
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the real `charlstm` command (python -m charlstm) and capture its output."""
+    full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "charlstm", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env, input=input,
+    )
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str, code: int | None = None) -> None:
+    """A failure the way users should see it: non-zero exit, no traceback, one line naming the problem."""
+    assert result.returncode != 0, result
+    if code is not None:
+        assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment.lower() in result.stderr.lower(), (fragment, result.stderr)

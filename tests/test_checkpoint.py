@@ -1,0 +1,119 @@
+"""Checkpoints: round trip, atomic writes, and clear errors for every kind of bad file."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from charlstm import checkpoint
+from charlstm.checkpoint import Checkpoint
+from charlstm.corpus import Vocab
+from charlstm.errors import CheckpointError
+from charlstm.model import ModelConfig, init_params
+
+
+def make(V=5, H=4, L=2) -> Checkpoint:
+    vocab = Vocab(tuple("\n abc"[:V]))
+    config = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
+    return Checkpoint(config, vocab, init_params(config, 0), {"step": 3}, [{"epoch": 1, "val_loss": 1.5}])
+
+
+def test_round_trip(tmp_path):
+    ckpt = make()
+    path = checkpoint.save(ckpt, tmp_path / "m.safetensors")
+    back = checkpoint.load(path)
+    assert back.config == ckpt.config and back.vocab == ckpt.vocab
+    assert back.train == {"step": 3} and back.history == ckpt.history
+    for k, v in ckpt.params.items():
+        np.testing.assert_array_equal(back.params[k], v)
+
+
+def test_metadata_is_readable_by_safetensors(tmp_path):
+    from safetensors import safe_open
+
+    path = checkpoint.save(make(), tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="np") as f:
+        meta = f.metadata()
+        assert meta["format"] == "charlstm" and int(meta["format_version"]) == checkpoint.FORMAT_VERSION
+        assert json.loads(meta["vocab"]) == ["\n", " ", "a", "b", "c"]
+        assert json.loads(meta["config"])["hidden_size"] == 4
+        assert "lstm.weight_ih_l0" in f.keys()
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = checkpoint.save(make(), tmp_path / "m.safetensors")
+    before = path.read_bytes()
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", broken_fsync)
+    with pytest.raises(CheckpointError, match="No space left"):
+        checkpoint.save(make(H=8), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary left behind
+
+
+def test_target_is_a_directory(tmp_path):
+    (tmp_path / "d.safetensors").mkdir()
+    with pytest.raises(CheckpointError, match="directory"):
+        checkpoint.save(make(), tmp_path / "d.safetensors")
+
+
+def _rewrite_header(data: bytes, edit) -> bytes:
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    edit(header)
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d[:-10], "truncated"),
+        (lambda d: d[:5], "not a safetensors"),
+        (lambda d: b"PK\x03\x04" + d[4:], "not a safetensors"),
+        (lambda d: d[:10] + b"\xff" + d[11:], "not valid JSON"),
+        (lambda d: d[:12] + b"}" + d[13:], "malformed"),
+        (lambda d: _rewrite_header(d, lambda h: h["__metadata__"].update(format_version="99")), "newer"),
+        (lambda d: _rewrite_header(d, lambda h: h["__metadata__"].update(format="other")), "not a charlstm"),
+        (lambda d: _rewrite_header(d, lambda h: h["__metadata__"].update(vocab='["a"]')), "vocabulary"),
+        (lambda d: _rewrite_header(d, lambda h: h["__metadata__"].update(config="{")), "not valid JSON"),
+        (lambda d: _rewrite_header(d, lambda h: h.pop("head.bias")), "missing tensor"),
+    ],
+)
+def test_bad_files_raise_checkpoint_error(tmp_path, mutate, message):
+    path = checkpoint.save(make(), tmp_path / "m.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(mutate(path.read_bytes()))
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(bad)
+
+
+def test_wrong_shape_for_config(tmp_path):
+    ckpt = make()
+    ckpt.params["head.weight"] = np.zeros((5, 3), np.float32)
+    path = checkpoint.save(ckpt, tmp_path / "m.safetensors")
+    with pytest.raises(CheckpointError, match="shape"):
+        checkpoint.load(path)
+
+
+def test_missing_file_and_empty_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        checkpoint.load(tmp_path / "nope.safetensors")
+    with pytest.raises(CheckpointError, match="no checkpoint in"):
+        checkpoint.find_latest(tmp_path)
+
+
+def test_find_latest_prefers_model_files(tmp_path):
+    import os
+
+    a = checkpoint.save(make(), tmp_path / "a.safetensors")
+    r = checkpoint.save(make(), tmp_path / "a.resume.safetensors")
+    os.utime(a, ns=(1, 1))
+    os.utime(r, ns=(2, 2))
+    assert checkpoint.find_latest(tmp_path) == a
