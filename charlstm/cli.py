@@ -307,12 +307,12 @@ def sample(
         from charlstm.generate import generate
 
         path = checkpoint or ckpt_io.find_latest()
-        if checkpoint is None:
-            ui.note(console, f"sampling from {path}")
         ckpt = ckpt_io.load(path)
         missing = ckpt.vocab.unknown(seed)
         if missing:
             _usage(f"--seed has characters not in the model's vocabulary: {describe_chars(missing)}")
+        if checkpoint is None:
+            ui.note(console, f"sampling from {path}")
         rng = np.random.default_rng(random_seed)
         out = sys.stdout
         out.write(seed)

@@ -26,7 +26,9 @@ LN2 = math.log(2)
 def make_console(stdout: bool = False) -> Console:
     """A console on stderr (or stdout, for a command's own report). Rich turns colour and live
     display off by itself when the stream is not a terminal."""
-    return Console(stderr=not stdout, highlight=False)
+    console = Console(stderr=not stdout, highlight=False)
+    console.soft_wrap = not console.is_terminal  # log lines stay whole in files and pipes
+    return console
 
 
 def error(console: Console, message: str) -> None:
