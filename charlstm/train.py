@@ -9,7 +9,8 @@ a sample is drawn, the best-by-validation weights are written to the model file 
 The loop never prints: it reports through `on_event` with the dataclasses below, and checks
 `should_stop()` after every step so the caller can stop it cleanly (Ctrl-C).
 
-Divergence policy: a step whose loss or gradient norm is NaN/Inf is not applied. The weights and
+Divergence policy: a step whose loss or gradient norm is NaN/Inf, or whose loss exceeds
+`divergence_limit` (4 × ln V: four times the loss of a uniform guess), is not applied. The weights and
 optimiser state go back to the last good snapshot (taken at every checkpoint), the carried state is
 reset, and the learning rate is halved; after `MAX_RECOVERIES` such events in one run, training
 stops with a TrainingError and the last good checkpoint stays as it was.
@@ -108,6 +109,11 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
     else:
         factor = 1.0 - progress
     return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * factor)
+
+
+def divergence_limit(V: int) -> float:
+    """A loss per character above this is divergence, not learning: 4 × the uniform guess, ln V."""
+    return max(10.0, 4.0 * math.log(V))
 
 
 def auto_batch_size(n_train: int, T: int, preferred: int = 64) -> int:
@@ -271,6 +277,7 @@ def train(
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
     resume_path = resume_path_for(model_path)
+    loss_limit = divergence_limit(config.vocab_size)
 
     source = resume or init
     params = {k: v.copy() for k, v in source.params.items()} if source else model.init_params(config, cfg.seed)
@@ -363,7 +370,7 @@ def train(
         loss, grads, new_state, cache = model.loss_and_grads(params, config, x, y, state, cache, cfg.dropout, rng)
         norm = clip_grad_norm(grads, cfg.clip)
         lr = learning_rate(cfg, progress.step, total_steps) * progress.lr_scale
-        if not (math.isfinite(loss) and math.isfinite(norm)):
+        if not (loss <= loss_limit and math.isfinite(norm)):  # also catches NaN
             progress.recoveries += 1
             _restore_snapshot(snapshot, params, optimizer)
             state = model.zero_state(config, B)

@@ -135,6 +135,7 @@ class TrainView:
                 TextColumn("{task.fields[elapsed]} elapsed, ETA {task.fields[eta]}"),
                 console=self.console,
                 refresh_per_second=4,
+                transient=True,
             )
             self.progress.start()
             self.task = self.progress.add_task(
@@ -179,15 +180,12 @@ class TrainView:
         if self.quiet:
             return
         best = " [green]★ best[/green]" if ev.best and self.live else (" (best)" if ev.best else "")
-        summary = (
-            f"epoch {ev.epoch:g}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
-            f"val {ev.val_bpc:.3f} bits/char{best}"
-        )
+        summary = f"epoch {ev.epoch:g}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f} ({ev.val_bpc:.3f} bits/char){best}"
         if self.live:
             self.console.print(summary)
             if ev.sample:
                 self.console.print(Panel(Text(ev.sample), title=f"sample after epoch {ev.epoch:g}", title_align="left", box=box.ROUNDED))
-            if self.progress is not None and self.started is not None:
+            if self.progress is not None and self.started is not None and ev.step < self.started.total_steps:
                 self.progress.update(self.task, val=fmt_loss(ev.val_loss), completed=0)
         else:
             self.console.print(summary)
@@ -211,7 +209,7 @@ class TrainView:
 
     def _on_diverged(self, d: tr.Diverged) -> None:
         self.console.print(
-            Text(f"warning: non-finite loss ({d.loss:.4g}) or gradient norm ({d.grad_norm:.4g}) at step {d.step}: {d.action}", style="yellow")
+            Text(f"warning: step {d.step} diverged (loss {d.loss:.4g}, gradient norm {d.grad_norm:.4g}): {d.action}", style="yellow")
         )
 
     def _on_finished(self, f: tr.Finished) -> None:
@@ -231,7 +229,7 @@ class TrainView:
             table.add_row("best at epoch", f"{f.best_epoch:g}" if f.best_epoch is not None else "–")
         table.add_row("steps", f"{f.step:,}" + (f" ({f.epoch:.2f} epochs)" if e else ""))
         table.add_row("time", fmt_duration(f.elapsed))
-        table.add_row("throughput", f"{fmt_rate(f.chars_per_s)} chars/s")
+        table.add_row("throughput", f"{fmt_rate(f.chars_per_s)} chars/s (validation and samples included)")
         for path in f.files:
             table.add_row("wrote", str(path))
         self.console.print(table)

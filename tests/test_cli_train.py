@@ -1,0 +1,167 @@
+"""`charlstm train` as a process: Ctrl-C, resume, plain logs, JSON logs, the live display."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from charlstm import checkpoint
+
+from conftest import assert_clean_error, run_cli
+
+FAST = ["-H", "32", "-L", "1", "-B", "4", "-T", "16"]
+
+
+def start(*args, cwd):
+    return subprocess.Popen(
+        [sys.executable, "-m", "charlstm", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_line(proc, prefix: str, timeout: float = 60) -> list[str]:
+    """Read stderr lines until one starts with `prefix`."""
+    lines = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError("never saw " + prefix + ":\n" + "".join(lines))
+
+
+def test_ctrl_c_saves_exits_130_and_resume_continues(tiny_corpus, tmp_path):
+    proc = start("train", str(tiny_corpus), *FAST, "--epochs", "1000", "--log-every", "1", "--sample-length", "0", cwd=tmp_path)
+    wait_for_line(proc, "step 3/")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    resume_file = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    assert f"charlstm train --resume {resume_file.relative_to(tmp_path)}" in err
+    saved = checkpoint.load(resume_file)
+    step = saved.train["step"]
+    assert step >= 3 and saved.train["status"] == "interrupted"
+    assert (tmp_path / "checkpoints" / "tiny.safetensors").is_file()  # something to sample from
+
+    result = run_cli("train", "--resume", str(resume_file), "--max-steps", str(step + 5), "--sample-length", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"resumed" in result.stderr
+    assert checkpoint.load(resume_file).train["step"] == step + 5
+
+
+def test_second_ctrl_c_aborts_and_keeps_the_last_checkpoint(tiny_corpus, tmp_path):
+    assert run_cli("train", str(tiny_corpus), *FAST, "--epochs", "1", cwd=tmp_path).returncode == 0
+    resume_file = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    before = resume_file.read_bytes()
+    proc = start("train", "--resume", str(resume_file), "--epochs", "1000", "--log-every", "1", "--sample-length", "0", cwd=tmp_path)
+    wait_for_line(proc, "step ")
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    after = checkpoint.load(resume_file)  # the old one, or the one the first Ctrl-C wrote: whole either way
+    assert resume_file.read_bytes() == before or after.train["status"] == "interrupted"
+
+
+def test_plain_log_lines_when_not_a_terminal(tiny_corpus, tmp_path):
+    result = run_cli("train", str(tiny_corpus), *FAST, "--epochs", "2", "--log-every", "20", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    err = result.stderr
+    assert "\x1b" not in err and "\r" not in err  # no control characters
+    step_lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert len(step_lines) >= 4
+    assert all("loss" in line and "chars/s" in line and "eta" in line for line in step_lines)
+    epoch_lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2 and all("val" in line and "bits/char" in line for line in epoch_lines)
+    assert "--- sample after epoch 1 ---" in err
+    assert "best val loss" in err and "training completed" in err
+
+
+def test_log_json_records(tiny_corpus, tmp_path):
+    log = tmp_path / "log.jsonl"
+    result = run_cli("train", str(tiny_corpus), *FAST, "--epochs", "2", "--log-every", "10", "--log-json", str(log), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    keys = {"type", "step", "epoch", "loss", "val_loss", "bpc", "chars_per_s", "lr", "time", "sample"}
+    assert records and all(keys <= set(r) for r in records)
+    epochs = [r for r in records if r["type"] == "epoch"]
+    steps = [r for r in records if r["type"] == "step"]
+    assert len(epochs) == 2 and all(isinstance(r["sample"], str) and r["val_loss"] > 0 for r in epochs)
+    assert len(steps) >= 10 and all(r["loss"] > 0 and r["chars_per_s"] > 0 and r["lr"] > 0 for r in steps)
+    assert [r["step"] for r in steps] == sorted(r["step"] for r in steps)
+    # --quiet prints only the final summary
+    assert "step " not in result.stderr and "best val loss" in result.stderr
+
+
+def test_live_display_on_a_terminal(tiny_corpus, tmp_path):
+    """Under a pseudo-terminal: a start panel, a progress bar and a sample panel per epoch."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "LINES": "40", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charlstm", "train", str(tiny_corpus), *FAST, "--epochs", "2"],
+        cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave, env=env,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, screen
+    assert "charlstm train" in screen and "╭" in screen  # the start panel
+    assert "━" in screen and "chars/s" in screen and "ETA" in screen  # the progress bar
+    assert "sample after epoch 2" in screen
+    assert "best val loss" in screen
+
+
+def test_existing_run_needs_resume_or_fresh(tiny_corpus, tmp_path):
+    assert run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", cwd=tmp_path).returncode == 0
+    again = run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", cwd=tmp_path)
+    assert_clean_error(again, "--resume", "--fresh", code=2)
+    assert run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", "--fresh", cwd=tmp_path).returncode == 0
+
+
+def test_resume_with_a_different_shape_is_refused(tiny_corpus, tmp_path):
+    assert run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", cwd=tmp_path).returncode == 0
+    ckpt = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    assert_clean_error(run_cli("train", "--resume", str(ckpt), "-H", "64", cwd=tmp_path), "--hidden-size 64", "32", code=2)
+    assert_clean_error(run_cli("train", "--resume", str(ckpt), "-T", "8", cwd=tmp_path), "--seq-len", code=2)
+
+
+def test_fine_tuning_lists_characters_outside_the_vocabulary(tiny_corpus, tmp_path):
+    assert run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", cwd=tmp_path).returncode == 0
+    other = tmp_path / "other.txt"
+    other.write_text("Zoë says: 100% naïve!\n" * 50, encoding="utf-8")
+    result = run_cli("train", str(other), "--init-from", "checkpoints/tiny.safetensors", cwd=tmp_path)
+    assert_clean_error(result, "not in the model's vocabulary", "'ë'", "'%'", "'1'")
+    ok = tmp_path / "ok.txt"
+    ok.write_text("the quick fox jumps over the lazy dog.\n" * 30, encoding="utf-8")
+    result = run_cli("train", str(ok), "--init-from", "checkpoints/tiny.safetensors", "-B", "4", "-T", "16", "--max-steps", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    tuned = checkpoint.load(tmp_path / "checkpoints" / "ok.safetensors")
+    base = checkpoint.load(tmp_path / "checkpoints" / "tiny.safetensors")
+    assert tuned.vocab == base.vocab and tuned.config == base.config
+    assert not np.array_equal(tuned.params["head.bias"], base.params["head.bias"])
