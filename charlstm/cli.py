@@ -207,7 +207,7 @@ def train(
             log.close()
     if finished.reason == "interrupted":
         resume_file = tr.resume_path_for(model_path)
-        console.print(f"interrupted at step {finished.step}; continue with: charlstm train --resume {resume_file}")
+        ui.warn(console, f"interrupted at step {finished.step}; continue with: charlstm train --resume {resume_file}")
         raise typer.Exit(130)
 
 
@@ -285,41 +285,82 @@ class _JsonLog:
 @app.command()
 def sample(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Checkpoint to sample from. [default: the newest in ./checkpoints]", show_default=False)] = None,
-    seed: Annotated[str, typer.Option("--seed", "-s", help="Text to start from; the model continues it.")] = "",
-    length: Annotated[int, typer.Option("--length", "-n", help="Characters to generate.")] = 500,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature > 0: lower is safer, higher is wilder; 0 means greedy.")] = 1.0,
-    random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of the sampler: same seed, same text.", show_default=False)] = None,
+    seed: Annotated[str, typer.Option("--seed", "-s", help="Text to start from; the model continues it. Empty: start from a zero state primed with a newline.")] = "",
+    length: Annotated[int, typer.Option("--length", "-n", help="Characters to generate (after the seed).")] = 500,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Divide the logits by this (> 0): below 1 is safer, above 1 wilder.")] = 1.0,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely character (argmax); ignores temperature, top-k and top-p.")] = False,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample only among the K most likely characters.", show_default=False)] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling: only the smallest set of most likely characters with total probability ≥ P, in (0, 1].", show_default=False)] = None,
+    num_samples: Annotated[int, typer.Option("--num-samples", "-N", help="Independent samples, drawn as one batch; each is printed after a '--- sample i of N ---' line.")] = 1,
+    random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of the sampler: same seed, same text. [default: fresh randomness]", show_default=False)] = None,
+    stop: Annotated[Optional[str], typer.Option("--stop", help="End a sample right after this text appears in it (\\n and \\t are understood).", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the text to this file instead of stdout.", show_default=False)] = None,
+    no_seed_echo: Annotated[bool, typer.Option("--no-seed-echo", help="Print only the generated characters, not the seed before them.")] = False,
+    drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="Remove seed characters the model does not know (with a warning) instead of stopping.")] = False,
 ) -> None:
-    """Generate text from a trained model, written to stdout as it is made."""
+    """Generate text from a trained model, streamed to stdout as it is made.
+
+    Only the text goes to stdout; which checkpoint was used and any warnings go to stderr.
+    """
     from charlstm import checkpoint as ckpt_io
     from charlstm import ui
     from charlstm.errors import CharLSTMError
 
     if length < 0:
         _usage("--length must be >= 0")
-    if temperature < 0:
-        _usage("--temperature must be > 0 (or 0 for greedy)")
+    if not greedy and not temperature > 0:
+        _usage("--temperature must be > 0; use --greedy to always take the most likely character")
+    if top_k is not None and top_k < 1:
+        _usage("--top-k must be at least 1")
+    if top_p is not None and not 0 < top_p <= 1:
+        _usage("--top-p must be in (0, 1]")
+    if num_samples < 1:
+        _usage("--num-samples must be at least 1")
+    if stop is not None:
+        stop = stop.replace("\\n", "\n").replace("\\t", "\t")
+        if not stop:
+            _usage("--stop must not be empty")
     console = ui.make_console()
+    out: Any = None
     try:
         import numpy as np
 
         from charlstm.corpus import describe_chars
-        from charlstm.generate import generate
+        from charlstm.generate import stream_text
 
         path = checkpoint or ckpt_io.find_latest()
         ckpt = ckpt_io.load(path)
         missing = ckpt.vocab.unknown(seed)
+        if missing and not drop_unknown:
+            _usage(
+                f"--seed has characters not in the model's vocabulary: {describe_chars(missing)} "
+                f"(--drop-unknown removes them)"
+            )
         if missing:
-            _usage(f"--seed has characters not in the model's vocabulary: {describe_chars(missing)}")
+            seed = "".join(ch for ch in seed if ch in ckpt.vocab)
+            ui.note(console, f"dropped from the seed: {describe_chars(missing)}")
         if checkpoint is None:
             ui.note(console, f"sampling from {path}")
-        rng = np.random.default_rng(random_seed)
-        out = sys.stdout
-        out.write(seed)
-        for ids in generate(ckpt.params, ckpt.config, ckpt.vocab, seed, length, temperature, rng=rng):
-            out.write(ckpt.vocab.chars[int(ids[0])])
+        out = _open_output(output)
+        prefix = "" if no_seed_echo else seed
+        steps = stream_text(
+            ckpt.params, ckpt.config, ckpt.vocab, seed, length, 0 if greedy else temperature,
+            None if greedy else top_k, None if greedy else top_p, num_samples, np.random.default_rng(random_seed), stop,
+        )
+        if num_samples == 1:
+            out.write(prefix)
             out.flush()
-        out.write("\n")
+            for (ch,) in steps:
+                out.write(ch)
+                out.flush()
+            out.write("\n")
+        else:
+            texts = [[prefix] for _ in range(num_samples)]
+            for chars in steps:
+                for text, ch in zip(texts, chars):
+                    text.append(ch)
+            for i, text in enumerate(texts, 1):
+                out.write(f"--- sample {i} of {num_samples} ---\n{''.join(text)}\n")
         out.flush()
     except CharLSTMError as exc:
         _fail(exc)
@@ -327,6 +368,25 @@ def sample(
         _quiet_broken_pipe()
     except KeyboardInterrupt:
         raise typer.Exit(130)
+    finally:
+        if out is not None and out is not sys.stdout:
+            out.close()
+    if output is not None:
+        ui.note(console, f"wrote {output}")
+
+
+def _open_output(path: Path | None) -> Any:
+    """The text stream for generated text: a UTF-8 file, or stdout (made UTF-8 if it is not)."""
+    if path is None:
+        if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+            sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as e:
+        from charlstm.errors import UsageError
+
+        raise UsageError(f"cannot write --output {path}: {e.strerror or e}") from None
 
 
 def _quiet_broken_pipe() -> None:
@@ -334,6 +394,65 @@ def _quiet_broken_pipe() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     raise typer.Exit(0)
+
+
+# ------------------------------------------------------------------------------------------- eval
+
+
+@app.command("eval")
+def eval_(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint to evaluate.", show_default=False)],
+    text_file: Annotated[Path, typer.Argument(help="Text file to score, all of it.", show_default=False)],
+    batch_size: Annotated[int, typer.Option("--batch-size", "-B", help="Parallel streams (speed only; state is carried across windows as in training).")] = 64,
+    seq_len: Annotated[int, typer.Option("--seq-len", "-T", help="Characters per window.")] = 100,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
+    errors: Annotated[str, typer.Option(help="strict or replace (undecodable bytes become U+FFFD).")] = "strict",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Score a text file with a model: loss in nats/char, bits/char and perplexity.
+
+    The text is cut into --batch-size contiguous streams and read window by window with the
+    hidden state carried across windows, exactly as training scores its validation split; every
+    character but the first of each stream is predicted and scored. Characters outside the
+    model's vocabulary cannot be scored: they are left out (the text around them is scored as if
+    they were not there) and counted in the report.
+    """
+    from charlstm import checkpoint as ckpt_io
+    from charlstm import ui
+    from charlstm.errors import CharLSTMError
+
+    if batch_size < 1 or seq_len < 1:
+        _usage("--batch-size and --seq-len must be at least 1")
+    if errors not in ("strict", "replace"):
+        _usage("--errors must be strict or replace")
+    try:
+        from charlstm.corpus import read_text
+        from charlstm.errors import CorpusError
+        from charlstm.evaluate import evaluate
+
+        ckpt = ckpt_io.load(checkpoint)
+        text = read_text(text_file, encoding, errors)
+        ids, unknown = ckpt.vocab.encode_known(text)
+        if len(ids) < 2:
+            raise CorpusError(f"{text_file}: fewer than two characters the model knows; nothing to score")
+        result = evaluate(ckpt.params, ckpt.config, ids, batch_size, seq_len)
+    except CharLSTMError as exc:
+        _fail(exc)
+    report = {
+        "checkpoint": str(checkpoint),
+        "file": str(text_file),
+        "chars": len(text),
+        "chars_evaluated": result.chars,
+        "chars_outside_vocab": unknown,
+        "unknown_chars": ckpt.vocab.unknown(text) if unknown else [],
+        "loss": result.loss,
+        "bits_per_char": result.bits_per_char,
+        "perplexity": result.perplexity,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    else:
+        ui.eval_table(report, ui.make_console(stdout=True))
 
 
 # ---------------------------------------------------------------------------------------- inspect

@@ -132,6 +132,15 @@ class Vocab:
             )
         return ids.astype(self.dtype)
 
+    def encode_known(self, text: str) -> tuple[np.ndarray, int]:
+        """Ids of the characters of `text` that are in the vocabulary, and how many were not
+        (those are left out, so the known text around them is still scored)."""
+        points = _code_points(text)
+        ids = np.searchsorted(self._points, points)
+        ids[ids >= self.size] = 0
+        known = self._points[ids] == points
+        return ids[known].astype(self.dtype), int(len(points) - known.sum())
+
     def decode(self, ids: np.ndarray | list[int]) -> str:
         """The text of a sequence of ids."""
         chars = self.chars

@@ -105,6 +105,42 @@ def generate(
             logits, state = model.step(stepper, ids, state)
 
 
+def stream_text(
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    vocab: Vocab,
+    seed: str = "",
+    length: int = 200,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    num_samples: int = 1,
+    rng: np.random.Generator | None = None,
+    stop: str | None = None,
+) -> Iterator[list[str]]:
+    """Yield, step by step, the next character of every sample ('' once a sample has stopped).
+
+    A sample stops after `length` characters, or right after the `stop` string first appears in
+    the generated text (the stop string is included). The seed is not yielded."""
+    tails = [""] * num_samples
+    done = [False] * num_samples
+    chars = vocab.chars
+    for ids in generate(params, config, vocab, seed, length, temperature, top_k, top_p, num_samples, rng):
+        step = []
+        for b, k in enumerate(ids):
+            if done[b]:
+                step.append("")
+                continue
+            ch = chars[int(k)]
+            step.append(ch)
+            if stop:
+                tails[b] = (tails[b] + ch)[-len(stop) :]
+                done[b] = tails[b] == stop
+        yield step
+        if all(done):
+            return
+
+
 def sample(
     params: dict[str, np.ndarray],
     config: ModelConfig,

@@ -26,18 +26,21 @@ LN2 = math.log(2)
 def make_console(stdout: bool = False) -> Console:
     """A console on stderr (or stdout, for a command's own report). Rich turns colour and live
     display off by itself when the stream is not a terminal."""
-    console = Console(stderr=not stdout, highlight=False)
-    console.soft_wrap = not console.is_terminal  # log lines stay whole in files and pipes
-    return console
+    return Console(stderr=not stdout, highlight=False)
 
 
 def error(console: Console, message: str) -> None:
     """One red line: what went wrong and what to do."""
-    console.print(Text("error: ", style="bold red") + Text(message))
+    console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
+
+
+def warn(console: Console, message: str) -> None:
+    """One yellow line, never wrapped."""
+    console.print(Text(message, style="yellow"), soft_wrap=True)
 
 
 def note(console: Console, message: str) -> None:
-    console.print(Text(message, style="dim"))
+    console.print(Text(message, style="dim"), soft_wrap=True)
 
 
 def escape_char(ch: str) -> str:
@@ -122,7 +125,7 @@ class TrainView:
             self.console.print(title)
             self.console.print(grid)
         for message in e.notes:
-            self.console.print(Text("note: " + message, style="yellow"))
+            warn(self.console, "note: " + message)
         if self.live:
             self.progress = Progress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"),
@@ -169,11 +172,12 @@ class TrainView:
                 eta=fmt_duration(s.eta),
             )
         elif s.step % self.log_every == 0 or s.step == e.total_steps:
-            self.console.print(
+            line = (
                 f"step {s.step}/{e.total_steps}  epoch {s.epoch:.2f}  loss {s.smoothed_loss:.4f} "
                 f"({s.smoothed_loss / LN2:.3f} bpc)  lr {s.lr:.2e}  {fmt_rate(s.chars_per_s)} chars/s  "
                 f"elapsed {fmt_duration(s.elapsed)}  eta {fmt_duration(s.eta)}"
             )
+            self.console.print(line, soft_wrap=True)
 
     def _on_epochend(self, ev: tr.EpochEnd) -> None:
         self.val_loss = ev.val_loss
@@ -188,10 +192,10 @@ class TrainView:
             if self.progress is not None and self.started is not None and ev.step < self.started.total_steps:
                 self.progress.update(self.task, val=fmt_loss(ev.val_loss), completed=0)
         else:
-            self.console.print(summary)
+            self.console.print(summary, soft_wrap=True)
             if ev.sample:
                 self.console.print(f"--- sample after epoch {ev.epoch:g} ---")
-                self.console.print(ev.sample, markup=False)
+                self.console.print(ev.sample, markup=False, soft_wrap=True)
                 self.console.print("---")
 
     def _on_sampled(self, s: tr.Sampled) -> None:
@@ -201,16 +205,14 @@ class TrainView:
             self.console.print(Panel(Text(s.text), title=f"sample at step {s.step}", title_align="left", box=box.ROUNDED))
         else:
             self.console.print(f"--- sample at step {s.step} ---")
-            self.console.print(s.text, markup=False)
+            self.console.print(s.text, markup=False, soft_wrap=True)
             self.console.print("---")
 
     def _on_saved(self, s: tr.Saved) -> None:
         pass  # listed in the final summary
 
     def _on_diverged(self, d: tr.Diverged) -> None:
-        self.console.print(
-            Text(f"warning: step {d.step} diverged (loss {d.loss:.4g}, gradient norm {d.grad_norm:.4g}): {d.action}", style="yellow")
-        )
+        warn(self.console, f"warning: step {d.step} diverged (loss {d.loss:.4g}, gradient norm {d.grad_norm:.4g}): {d.action}")
 
     def _on_finished(self, f: tr.Finished) -> None:
         self.close()
@@ -246,9 +248,13 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
     head.add_row("model", f"{cfg['num_layers']}×{cfg['hidden_size']} {cfg['cell'].upper()}, vocabulary {cfg['vocab_size']}")
     train = info.get("train") or {}
     if train:
-        head.add_row("trained", f"{train.get('step', 0):,} steps, {train.get('epochs', 0):g} epochs, {fmt_duration(train.get('elapsed', 0.0))}, status {train.get('status', '?')}")
+        elapsed = train.get("elapsed", 0.0)
+        rate = train.get("chars", 0) / elapsed if elapsed else 0.0
+        head.add_row("trained", f"{train.get('step', 0):,} steps, {train.get('epochs', 0):g} epochs in {fmt_duration(elapsed)}, {fmt_rate(rate)} chars/s")
+        if info.get("resumable"):
+            head.add_row("resumable", f"yes (run {train.get('status', '?')}): charlstm train --resume {info['path']}")
         if train.get("best_val_loss") is not None:
-            head.add_row("best val", f"{train['best_val_loss']:.4f} nats/char, {train['best_val_loss'] / LN2:.3f} bits/char (epoch {train.get('best_epoch')})")
+            head.add_row("best val", f"{train['best_val_loss']:.4f} nats/char, {train['best_val_loss'] / LN2:.3f} bits/char (epoch {train.get('best_epoch', 0):g})")
         if train.get("corpus"):
             corpus = train["corpus"]
             head.add_row("corpus", f"{corpus.get('name')}: {corpus.get('chars', 0):,} chars")
@@ -272,13 +278,15 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
 
     history = info.get("history") or []
     if history:
+        console.print(Panel(history_chart(history), title=f"loss per epoch ({len(history)} evaluations, nats/char)", title_align="left", box=box.ROUNDED))
         hist = Table(title="history", box=box.SIMPLE_HEAD, title_justify="left")
-        for col in ("epoch", "step", "train loss", "val loss", "val bits/char", "best"):
+        for col in ("epoch", "step", "train loss", "val loss", "val bits/char", "chars/s", "time", "best"):
             hist.add_column(col, justify="right")
         for h in history:
             hist.add_row(
                 f"{h['epoch']:g}", f"{h['step']:,}", f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}",
-                f"{h['val_bpc']:.3f}", "★" if h.get("best") else "",
+                f"{h['val_bpc']:.3f}", fmt_rate(h.get("chars_per_s", 0.0)), fmt_duration(h.get("elapsed", 0.0)),
+                "★" if h.get("best") else "",
             )
         console.print(hist)
         if show_samples:
@@ -288,5 +296,44 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
 
 
 def stopping_message(console: Console) -> None:
-    console.print(Text("stopping after this step and saving (Ctrl-C again to abort at once)…", style="yellow"))
+    warn(console, "stopping after this step and saving (Ctrl-C again to abort at once)…")
 
+
+
+def eval_table(report: dict[str, Any], console: Console) -> None:
+    """Render the result of `charlstm eval`."""
+    table = Table(title=f"{report['file']} under {report['checkpoint']}", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("loss", f"{report['loss']:.4f} nats/char")
+    table.add_row("bits per char", f"{report['bits_per_char']:.4f}")
+    table.add_row("perplexity", f"{report['perplexity']:.3f}")
+    table.add_row("characters scored", f"{report['chars_evaluated']:,} of {report['chars']:,}")
+    if report["chars_outside_vocab"]:
+        shown = " ".join(escape_char(ch) for ch in report["unknown_chars"][:20])
+        table.add_row("outside vocabulary", f"{report['chars_outside_vocab']:,} left out ({shown})")
+    console.print(table)
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], lo: float, hi: float) -> str:
+    """Values as block characters on a shared scale lo..hi (higher value, taller block)."""
+    span = hi - lo or 1.0
+    return "".join(SPARKS[min(len(SPARKS) - 1, int((v - lo) / span * (len(SPARKS) - 1) + 0.5))] for v in values)
+
+
+def history_chart(history: list[dict[str, Any]]) -> Table:
+    """Train and validation loss per epoch as two sparklines on one scale, first → last."""
+    train = [h["train_loss"] for h in history]
+    val = [h["val_loss"] for h in history]
+    lo, hi = min(train + val), max(train + val)
+    best = min(history, key=lambda h: h["val_loss"])
+    chart = Table.grid(padding=(0, 2))
+    chart.add_column(style="bold")
+    chart.add_column()
+    chart.add_column()
+    chart.add_row("train", Text(sparkline(train, lo, hi), style="cyan"), f"{train[0]:.3f} → {train[-1]:.3f}")
+    chart.add_row("val", Text(sparkline(val, lo, hi), style="magenta"), f"{val[0]:.3f} → {val[-1]:.3f}  (best {best['val_loss']:.3f} at epoch {best['epoch']:g})")
+    return chart
