@@ -94,6 +94,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CheckpointError(f"cannot create folder {path.parent}: {e.strerror or e}") from None
+    _remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -117,6 +118,56 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.close(fd)
     except OSError:
         pass  # some file systems cannot fsync a directory; the rename itself is atomic
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files that a killed writer (kill -9, power loss) left beside `path`."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            pid = int(tmp.name[len(path.name) + 2 : -len(".tmp")])
+            os.kill(pid, 0)  # still running: leave it alone
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (ValueError, PermissionError, OSError):
+            pass
+
+
+class Lock:
+    """An exclusive lock on a checkpoint path for the length of a training run, so two runs never
+    write the same files. An flock on a hidden file beside it: the system drops it when the
+    holder exits, even by kill -9, so a stale lock never blocks anyone."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(f".{path.name}.lock")
+        self.fd: int | None = None
+
+    def __enter__(self) -> Lock:
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise CheckpointError(f"cannot write in {self.path.parent}: {e.strerror or e}; choose another --out") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            target = self.path.name[1 : -len(".lock")]
+            raise CheckpointError(
+                f"another charlstm train (pid {holder}) is writing {self.path.parent / target}; "
+                f"wait for it to finish, or pass a different --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the flock
+            self.fd = None
 
 
 def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], dict[str, str]]:
@@ -168,6 +219,29 @@ def _json_field(metadata: dict[str, str], key: str, name: str, required: bool = 
         raise CheckpointError(f"{name}: metadata field {key!r} is not valid JSON; the file is corrupt") from None
 
 
+_TRAIN_NUMBERS = ("step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch")
+_TRAIN_OPTIONAL = ("best_val_loss", "best_epoch", "smoothed_loss")
+_HISTORY_NUMBERS = ("epoch", "step", "train_loss", "val_loss", "val_bpc")
+_HISTORY_OPTIONAL = ("lr", "elapsed", "chars_per_s")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _check_training_metadata(train: Any, history: Any, name: str) -> None:
+    """The fields other code reads must have the right types, so a tampered file fails here, with
+    a clear message, and not later with a traceback."""
+    ok = isinstance(train, dict) and isinstance(history, list)
+    ok = ok and all(_is_number(train[k]) for k in _TRAIN_NUMBERS if k in train)
+    ok = ok and all(train.get(k) is None or _is_number(train[k]) for k in _TRAIN_OPTIONAL)
+    ok = ok and all(isinstance(h, dict) and all(_is_number(h.get(k)) for k in _HISTORY_NUMBERS) for h in history)
+    ok = ok and all(_is_number(h[k]) for h in history for k in _HISTORY_OPTIONAL if k in h)
+    ok = ok and all(isinstance(h.get("sample", ""), str) for h in history)
+    if not ok:
+        raise CheckpointError(f"{name}: malformed training metadata; the file is corrupt")
+
+
 def from_bytes(data: bytes, name: str = "checkpoint") -> Checkpoint:
     """Decode and validate a checkpoint. Every defect raises CheckpointError."""
     from safetensors.numpy import load
@@ -195,8 +269,7 @@ def from_bytes(data: bytes, name: str = "checkpoint") -> Checkpoint:
         )
     train = _json_field(metadata, "train", name, required=False) or {}
     history = _json_field(metadata, "history", name, required=False) or []
-    if not isinstance(train, dict) or not isinstance(history, list):
-        raise CheckpointError(f"{name}: malformed training metadata")
+    _check_training_metadata(train, history, name)
     shapes = param_shapes(config)
     for key in header:
         if key not in shapes and not key.startswith(EXTRA_PREFIXES):

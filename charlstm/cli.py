@@ -93,9 +93,11 @@ def train(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over even if a checkpoint for this corpus exists (it will be overwritten).", rich_help_panel=RUN)] = False,
     val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of the text, at its end, held out for validation, in (0, 0.5]. [default: 0.05]", rich_help_panel=DATA, show_default=False)] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.", rich_help_panel=DATA)] = "utf-8",
+    max_vocab: Annotated[int, typer.Option("--max-vocab", help="Refuse corpora with more distinct characters than this (a binary file read as text has thousands).", rich_help_panel=DATA)] = 10_000,
     errors: Annotated[str, typer.Option(help="What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD).", rich_help_panel=DATA)] = "strict",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. [default: checkpoints/CORPUS.safetensors]", rich_help_panel=OUTPUT, show_default=False)] = None,
     keep: Annotated[Optional[int], typer.Option(help="Also keep the newest N per-epoch snapshots (0: only best and resume files). [default: 0]", rich_help_panel=OUTPUT, show_default=False)] = None,
+    save_minutes: Annotated[Optional[float], typer.Option("--save-minutes", help="Also write the resume file every this many minutes within an epoch. [default: 5]", rich_help_panel=OUTPUT, show_default=False)] = None,
     sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Also show a sample every N steps (one is always shown per epoch).", rich_help_panel=OUTPUT, show_default=False)] = None,
     sample_length: Annotated[Optional[int], typer.Option("--sample-length", help="Characters per progress sample (0: none). [default: 200]", rich_help_panel=OUTPUT, show_default=False)] = None,
     sample_seed: Annotated[Optional[str], typer.Option("--sample-seed", help="Text that starts each progress sample. [default: the corpus's first word]", rich_help_panel=OUTPUT, show_default=False)] = None,
@@ -122,7 +124,7 @@ def train(
         "epochs": epochs, "max_steps": max_steps, "val_fraction": val_fraction, "seed": random_seed,
         "dropout": dropout, "schedule": schedule, "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
         "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
-        "sample_seed": sample_seed, "keep": keep,
+        "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes,
     }
     given = {k: v for k, v in options.items() if v is not None}
     if errors not in ("strict", "replace"):
@@ -131,10 +133,16 @@ def train(
         _usage("--resume cannot be combined with --init-from or --fresh")
     if resume is None and corpus is None:
         _usage("give a corpus file to train on, e.g. `charlstm train corpora/lighthouse.txt`")
+    for flag, value in (("--hidden-size", hidden_size), ("--layers", layers), ("--max-vocab", max_vocab)):
+        if value is not None and value < 1:
+            _usage(f"{flag} must be at least 1, got {value}")
+    if log_every < 0:
+        _usage("--log-every must be >= 0")
 
     console = ui.make_console()
     view: Any = None
     log: Any = None
+    progress = ui.EncodingProgress(console)
     try:
         resumed = init = None
         notes: list[str] = []
@@ -148,7 +156,7 @@ def train(
             cfg, changes = tr.resume_config(resumed, given)
             notes += [f"resuming with {c}" for c in changes]
             corpus_path = corpus or Path(resumed.train.get("corpus", {}).get("path", ""))
-            text = load_corpus(corpus_path, resumed.vocab, encoding, errors)
+            text = load_corpus(corpus_path, resumed.vocab, encoding, errors, progress, max_vocab)
             if tr.corpus_fingerprint(text)["sha256"] != resumed.train.get("corpus", {}).get("sha256"):
                 _usage(f"{corpus_path} is not the text this run was trained on; to train on new text use --init-from {resume}")
             model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
@@ -156,13 +164,13 @@ def train(
             assert corpus is not None
             if init_from is not None:
                 init = ckpt_io.load(init_from)
-                text = load_corpus(corpus, init.vocab, encoding, errors)
+                text = load_corpus(corpus, init.vocab, encoding, errors, progress, max_vocab)
                 config = init.config
                 for flag, value, have in (("--hidden-size", hidden_size, config.hidden_size), ("--layers", layers, config.num_layers)):
                     if value is not None and value != have:
                         _usage(f"{flag} {value} conflicts with --init-from's {have}")
             else:
-                text = load_corpus(corpus, None, encoding, errors)
+                text = load_corpus(corpus, None, encoding, errors, progress, max_vocab)
                 config = ModelConfig(text.vocab.size, hidden_size or 256, layers or 2)
             cfg = tr.TrainConfig(**given)
             cfg.validate()
@@ -173,6 +181,7 @@ def train(
             existing = tr.resume_path_for(model_path)
             if existing.exists() and not fresh:
                 _usage(f"{existing} exists from an earlier run; pass --resume {existing} to continue it, or --fresh to start over")
+        progress.close()
         if sample_seed:
             missing = text.vocab.unknown(sample_seed)
             if missing:
@@ -194,6 +203,7 @@ def train(
                 ui.note(console, message)
             finished = tr.train(text, config, cfg, model_path, on_event, stop.requested, resume=resumed, init=init)
     except CharLSTMError as exc:
+        progress.close()
         if view is not None:
             view.close()
         _fail(exc)
@@ -426,7 +436,7 @@ def eval_(
     if errors not in ("strict", "replace"):
         _usage("--errors must be strict or replace")
     try:
-        from charlstm.corpus import read_text
+        from charlstm.textio import read_text
         from charlstm.errors import CorpusError
         from charlstm.evaluate import evaluate
 

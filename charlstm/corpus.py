@@ -19,46 +19,6 @@ import numpy as np
 from charlstm.errors import CorpusError, VocabularyError
 
 
-def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> str:
-    """Read a whole text file, with an error that says what to do for every way this can fail.
-
-    A UTF-8 byte-order mark is dropped. NUL bytes mark a binary file (an error), as does text that
-    does not decode; the message names the byte offset and the options that get past it.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: no such file; give the path of a UTF-8 text file") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path}: is a directory; give the path of a text file inside it") from None
-    except PermissionError:
-        raise CorpusError(f"{path}: permission denied; check the file's read permission") from None
-    except OSError as e:
-        raise CorpusError(f"{path}: cannot read ({e.strerror or e})") from None
-    if not data:
-        raise CorpusError(f"{path}: the file is empty; a corpus needs text to learn from")
-    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
-        nul = data.find(b"\x00")
-        if nul >= 0:
-            raise CorpusError(
-                f"{path}: looks like a binary file (NUL byte at offset {nul}); give a text file"
-            )
-        encoding = "utf-8-sig"
-    try:
-        text = data.decode(encoding, errors)
-    except UnicodeDecodeError as e:
-        raise CorpusError(
-            f"{path}: not valid {e.encoding} at byte offset {e.start}; "
-            f"pass --encoding with the file's encoding, or --errors replace"
-        ) from None
-    except LookupError:
-        raise CorpusError(f"unknown text encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
-    if not text:
-        raise CorpusError(f"{path}: the file holds no text after decoding")
-    return text
-
-
 def _code_points(text: str) -> np.ndarray:
     """The code points of `text` as a (len(text),) uint32 array, without a Python loop."""
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -221,19 +181,17 @@ class Corpus:
 
 
 def load_corpus(
-    path: str | os.PathLike, vocab: Vocab | None = None, encoding: str = "utf-8", errors: str = "strict"
+    path: str | os.PathLike,
+    vocab: Vocab | None = None,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    on_progress=None,
+    max_vocab: int | None = None,
 ) -> Corpus:
-    """Read and encode a corpus. With `vocab` (fine-tuning, evaluation) every character must be in
-    it; otherwise the vocabulary is built from the text."""
-    path = Path(path)
-    text = read_text(path, encoding, errors)
-    if vocab is None:
-        vocab = Vocab.from_text(text)
-    else:
-        missing = vocab.unknown(text)
-        if missing:
-            raise VocabularyError(
-                f"{path}: {len(missing)} character(s) are not in the model's vocabulary: "
-                f"{describe_chars(missing)}"
-            )
-    return Corpus(path, vocab, vocab.encode(text))
+    """Read and encode a corpus. With `vocab` (fine-tuning, resuming) every character must be in
+    it; otherwise the vocabulary is built from the text. Large files are encoded once, cached and
+    memory-mapped (see idcache); `on_progress(phase, bytes_done, bytes_total)` follows the work."""
+    from charlstm.idcache import MAX_VOCAB, encode_file
+
+    vocab, ids = encode_file(path, vocab, encoding, errors, on_progress, max_vocab or MAX_VOCAB)
+    return Corpus(Path(path), vocab, ids)

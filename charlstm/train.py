@@ -259,9 +259,24 @@ def train(
     """Train on `corpus` and write checkpoints; returns the Finished event (also reported).
 
     resume: a resumable checkpoint of the same corpus; training continues exactly where it
-    stopped. init: a checkpoint whose weights start a new run (fine-tuning).
+    stopped. init: a checkpoint whose weights start a new run (fine-tuning). The checkpoint path
+    is locked for the run: a second run writing the same files is refused.
     """
     cfg.validate()
+    with ckpt_io.Lock(model_path):
+        return _train(corpus, config, cfg, model_path, on_event, should_stop, resume, init)
+
+
+def _train(
+    corpus: Corpus,
+    config: ModelConfig,
+    cfg: TrainConfig,
+    model_path: Path,
+    on_event: Callable[[Event], None],
+    should_stop: Callable[[], bool],
+    resume: Checkpoint | None,
+    init: Checkpoint | None,
+) -> Finished:
     if corpus.vocab.size != config.vocab_size:
         raise UsageError("the corpus vocabulary does not match the model config")
     train_ids, val_ids = split(corpus.ids, cfg.val_fraction)

@@ -71,6 +71,43 @@ def fmt_loss(loss: float | None) -> str:
     return "–" if loss is None else f"{loss:.4f}"
 
 
+class EncodingProgress:
+    """Progress of encoding a large corpus, `(phase, bytes_done, bytes_total)` callbacks: a bar
+    on a terminal, a line per phase otherwise. Files under 8 MiB pass silently."""
+
+    MIN_BYTES = 8 << 20
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.phase = ""
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if total < self.MIN_BYTES:
+            return
+        if phase != self.phase:
+            self.phase = phase
+            if self.console.is_terminal:
+                if self.progress is None:
+                    self.progress = Progress(
+                        TextColumn("{task.description}"), BarColumn(bar_width=30),
+                        TextColumn("{task.fields[mb]}"), console=self.console, transient=True,
+                    )
+                    self.progress.start()
+                    self.task = self.progress.add_task(phase, total=total, mb="")
+                self.progress.update(self.task, description=f"{phase} corpus", completed=0)
+            else:
+                self.console.print(f"{phase} corpus ({total / 1e6:,.0f} MB)…", soft_wrap=True)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, mb=f"{done / 1e6:,.0f}/{total / 1e6:,.0f} MB")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
 class TrainView:
     """Turns training events into a display. `quiet` shows only the final summary."""
 

@@ -18,7 +18,7 @@ from charlstm.model import ModelConfig, init_params
 def make(V=5, H=4, L=2) -> Checkpoint:
     vocab = Vocab(tuple("\n abc"[:V]))
     config = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
-    return Checkpoint(config, vocab, init_params(config, 0), {"step": 3}, [{"epoch": 1, "val_loss": 1.5}])
+    return Checkpoint(config, vocab, init_params(config, 0), {"step": 3}, [{"epoch": 1, "step": 3, "train_loss": 1.7, "val_loss": 1.5, "val_bpc": 2.16, "sample": "ab"}])
 
 
 def test_round_trip(tmp_path):

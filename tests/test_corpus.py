@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from charlstm.corpus import (
-    Vocab, iter_windows, load_corpus, num_windows, one_hot, read_text, split, stream_length, window,
+    Vocab, iter_windows, load_corpus, num_windows, one_hot, split, stream_length, window,
 )
 from charlstm.errors import CorpusError, VocabularyError
+from charlstm.textio import read_text
 
 
 def test_vocabulary_is_sorted_and_independent_of_order():

@@ -1,0 +1,160 @@
+"""Encoding a text file into compact ids in bounded memory, cached on disk and memory-mapped.
+
+Two streaming passes over the decoded text: the first collects the vocabulary, the second writes
+ids (uint8 for V ≤ 256, else uint16/uint32). A corpus of at least `CACHE_MIN_BYTES` is written to
+an id file in the cache folder and memory-mapped, so its pages are read from disk as windows need
+them and a second run starts in the time it takes to open a file. The cache entry is keyed by the
+file's size, mtime and a hash of its first and last MiB (plus the encoding options and, when the
+ids must follow a given vocabulary, that vocabulary), and is written atomically.
+
+Cache folder: $CHARLSTM_CACHE, else $XDG_CACHE_HOME/charlstm, else ~/.cache/charlstm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from charlstm.corpus import Vocab, _code_points, describe_chars
+from charlstm.errors import CorpusError, VocabularyError
+from charlstm.textio import check_readable, decoded_chunks
+
+CACHE_MIN_BYTES = 8 << 20
+MAX_VOCAB = 10_000
+SAMPLE_BYTES = 1 << 20
+FORMAT = 1
+
+Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes in all)
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("CHARLSTM_CACHE"):
+        return Path(os.environ["CHARLSTM_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "charlstm"
+
+
+def cache_key(path: Path, encoding: str, errors: str) -> str:
+    """Identifies the file's content cheaply: size, mtime, first and last MiB, decoding options."""
+    st = path.stat()
+    h = hashlib.sha256(f"{FORMAT}|{st.st_size}|{st.st_mtime_ns}|{encoding}|{errors}".encode())
+    with open(path, "rb") as f:
+        h.update(f.read(SAMPLE_BYTES))
+        f.seek(max(0, st.st_size - SAMPLE_BYTES))
+        h.update(f.read(SAMPLE_BYTES))
+    return h.hexdigest()[:20]
+
+
+def scan_vocab(path: Path, encoding: str, errors: str, on_progress: Progress | None, max_vocab: int) -> Vocab:
+    """The sorted set of the file's characters, in one streaming pass."""
+    seen = np.empty(0, dtype=np.uint32)
+    report = (lambda done, total: on_progress("scanning", done, total)) if on_progress else None
+    for text in decoded_chunks(path, encoding, errors, report):
+        seen = np.union1d(seen, np.unique(_code_points(text)))
+        if len(seen) > max_vocab:
+            raise CorpusError(
+                f"{path}: more than {max_vocab:,} distinct characters — is it a binary file? "
+                f"If it really is text, raise the limit with --max-vocab"
+            )
+    return Vocab(tuple(chr(int(p)) for p in seen))
+
+
+def _check_known(path: Path, own: Vocab, vocab: Vocab) -> None:
+    missing = sorted(set(own.chars) - set(vocab.chars))
+    if missing:
+        raise VocabularyError(
+            f"{path}: {len(missing)} character(s) are not in the model's vocabulary: {describe_chars(missing)}"
+        )
+
+
+def encode_file(
+    path: str | os.PathLike,
+    vocab: Vocab | None = None,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    on_progress: Progress | None = None,
+    max_vocab: int = MAX_VOCAB,
+    cache_dir: Path | None = None,
+    cache_min_bytes: int = CACHE_MIN_BYTES,
+) -> tuple[Vocab, np.ndarray]:
+    """(vocabulary, ids) of a text file. With `vocab`, every character must be in it and ids follow
+    it; otherwise the vocabulary is the file's own. Large files are cached and memory-mapped."""
+    path = Path(path)
+    size = check_readable(path)
+
+    def encoded(target: Vocab):
+        report = (lambda done, total: on_progress("encoding", done, total)) if on_progress else None
+        return (target.encode(text) for text in decoded_chunks(path, encoding, errors, report))
+
+    if size < cache_min_bytes:
+        own = scan_vocab(path, encoding, errors, on_progress, max_vocab)
+        if vocab is not None:
+            _check_known(path, own, vocab)
+        target = vocab or own
+        return target, np.concatenate(list(encoded(target)))
+
+    folder = cache_dir or default_cache_dir()
+    stem = f"{path.stem[:40]}-{cache_key(path, encoding, errors)}"
+    cached = _open_cached(folder, stem)
+    if cached is None:
+        own = scan_vocab(path, encoding, errors, on_progress, max_vocab)
+        cached = own, _store(folder, stem, own, lambda: encoded(own))
+    own, ids = cached
+    if vocab is None or vocab == own:
+        return own, ids
+    _check_known(path, own, vocab)
+    table = vocab.encode("".join(own.chars))  # (V_own,) own id -> id in `vocab`
+    derived = f"{stem}-{hashlib.sha256(json.dumps(vocab.chars).encode()).hexdigest()[:8]}"
+    remapped = _open_cached(folder, derived)
+    if remapped is not None:
+        return remapped
+    step = CHUNK_IDS
+    return vocab, _store(folder, derived, vocab, lambda: (table[ids[i : i + step]] for i in range(0, len(ids), step)))
+
+
+CHUNK_IDS = 1 << 22
+
+
+def _open_cached(folder: Path, stem: str) -> tuple[Vocab, np.ndarray] | None:
+    """The cached (vocab, memory-mapped ids), or None if absent or not intact."""
+    meta_path, ids_path = folder / f"{stem}.json", folder / f"{stem}.ids"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        vocab = Vocab(tuple(meta["vocab"]))
+        n = int(meta["length"])
+        if meta.get("format") != FORMAT or ids_path.stat().st_size != n * vocab.dtype.itemsize:
+            return None
+        return vocab, np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(n,))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store(folder: Path, stem: str, vocab: Vocab, make_chunks: Callable) -> np.ndarray:
+    """Write the ids from `make_chunks()` to the cache atomically and return them memory-mapped.
+    If the cache cannot be written (read-only, disk full), the ids are kept in memory instead:
+    slower to start next time, but this run goes on."""
+    ids_path, meta_path = folder / f"{stem}.ids", folder / f"{stem}.json"
+    tmp = folder / f".{stem}.{os.getpid()}.tmp"
+    meta_tmp = folder / f".{stem}.json.{os.getpid()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 0
+        with open(tmp, "wb") as f:
+            for ids in make_chunks():
+                f.write(ids.tobytes())
+                n += len(ids)
+            f.flush()
+            os.fsync(f.fileno())
+        meta_tmp.write_text(json.dumps({"format": FORMAT, "vocab": list(vocab.chars), "length": n}), encoding="utf-8")
+        os.replace(tmp, ids_path)
+        os.replace(meta_tmp, meta_path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        meta_tmp.unlink(missing_ok=True)
+        return np.concatenate(list(make_chunks()))
+    return np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(n,))

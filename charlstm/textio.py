@@ -1,0 +1,102 @@
+"""Reading text files in bounded memory, with an error that says what to do for every failure.
+
+A file is decoded chunk by chunk by an incremental decoder, so a 1 GB corpus never becomes one
+Python string. A UTF-8 byte-order mark is dropped. With UTF-8, a NUL byte marks a binary file; bytes
+that do not decode are reported with their byte offset and the options that get past them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from charlstm.errors import CorpusError
+
+CHUNK_BYTES = 1 << 22  # 4 MiB of file per chunk
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+
+
+def check_readable(path: Path) -> int:
+    """The size of the file at `path`, or a CorpusError saying why it cannot be a corpus."""
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise IsADirectoryError
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: no such file; give the path of a UTF-8 text file") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path}: is a directory; give the path of a text file inside it") from None
+    except PermissionError:
+        raise CorpusError(f"{path}: permission denied; make the file readable (chmod +r) or copy it") from None
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror or e})") from None
+    if size == 0:
+        raise CorpusError(f"{path}: the file is empty; a corpus needs text to learn from")
+    return size
+
+
+def decoded_chunks(
+    path: str | os.PathLike,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    on_progress: Progress | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[str]:
+    """Yield the text of the file in pieces of about `chunk_bytes` bytes each."""
+    path = Path(path)
+    size = check_readable(path)
+    utf8 = _is_utf8(encoding)
+    try:
+        decoder = codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)(errors)
+    except LookupError:
+        raise CorpusError(f"unknown text encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+    offset = 0
+    produced = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(chunk_bytes)
+            final = not chunk
+            nul = chunk.find(b"\x00") if utf8 else -1
+            if nul >= 0:
+                raise CorpusError(f"{path}: looks like a binary file (NUL byte at offset {offset + nul}); give a text file")
+            pending = decoder.getstate()[0]
+            try:
+                text = decoder.decode(chunk, final)
+            except UnicodeDecodeError as e:
+                raise CorpusError(
+                    f"{path}: not valid {e.encoding} at byte offset {_error_offset(pending + chunk, encoding, offset - len(pending))}; "
+                    f"pass --encoding with the file's encoding, or --errors replace"
+                ) from None
+            offset += len(chunk)
+            if text:
+                produced += len(text)
+                yield text
+            if on_progress is not None:
+                on_progress(offset, size)
+            if final:
+                break
+    if produced == 0:
+        raise CorpusError(f"{path}: the file holds no text after decoding")
+
+
+def _error_offset(data: bytes, encoding: str, base: int) -> int:
+    """The absolute offset of the first undecodable byte in `data`, which starts at `base`."""
+    try:
+        data.decode("utf-8" if _is_utf8(encoding) else encoding)
+    except UnicodeDecodeError as e:
+        return base + e.start
+    return base + len(data)  # an incomplete sequence at the very end of the file
+
+
+def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """The whole text of a (small) file; large corpora go through `decoded_chunks`."""
+    return "".join(decoded_chunks(path, encoding, errors))
