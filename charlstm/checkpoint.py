@@ -159,9 +159,19 @@ class Lock:
                 f"another charlstm train (pid {holder}) is writing {self.path.parent / target}; "
                 f"wait for it to finish, or pass a different --out"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
         self.fd = fd
+        probe = self.path.with_name(f"{self.path.name}.{os.getpid()}.probe")
+        try:  # fail now, not after an epoch of training, if checkpoints cannot be written here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            self.__exit__()
+            raise CheckpointError(
+                f"cannot write checkpoints in {self.path.parent}: {e.strerror or e}; "
+                f"check the folder's permissions, or pass a different --out"
+            ) from None
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -72,7 +72,7 @@ def root(
 
 @app.command()
 def train(
-    corpus: Annotated[Optional[Path], typer.Argument(help="UTF-8 text file to learn from (optional with --resume).", show_default=False)] = None,
+    corpus: Annotated[Optional[Path], typer.Argument(readable=False, help="UTF-8 text file to learn from (optional with --resume).", show_default=False)] = None,
     hidden_size: Annotated[Optional[int], typer.Option("--hidden-size", "-H", help="LSTM hidden units per layer. [default: 256]", rich_help_panel=MODEL, show_default=False)] = None,
     layers: Annotated[Optional[int], typer.Option("--layers", "-L", help="Stacked LSTM layers. [default: 2]", rich_help_panel=MODEL, show_default=False)] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Dropout on each layer's output while training, in [0, 1). [default: 0]", rich_help_panel=MODEL, show_default=False)] = None,
@@ -88,14 +88,14 @@ def train(
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps in all (counting earlier runs when resuming).", rich_help_panel=RUN, show_default=False)] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Stop cleanly, with a checkpoint, after this many minutes of this run.", rich_help_panel=RUN, show_default=False)] = None,
     random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of initialisation, dropout and samples: same seed, same run. [default: 0]", rich_help_panel=RUN, show_default=False)] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue a run exactly from its checkpoint (the .safetensors or .resume.safetensors file).", rich_help_panel=RUN, show_default=False)] = None,
-    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start a new run from a checkpoint's weights and vocabulary (fine-tuning).", rich_help_panel=RUN, show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option(readable=False, help="Continue a run exactly from its checkpoint (the .safetensors or .resume.safetensors file).", rich_help_panel=RUN, show_default=False)] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", readable=False, help="Start a new run from a checkpoint's weights and vocabulary (fine-tuning).", rich_help_panel=RUN, show_default=False)] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over even if a checkpoint for this corpus exists (it will be overwritten).", rich_help_panel=RUN)] = False,
     val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of the text, at its end, held out for validation, in (0, 0.5]. [default: 0.05]", rich_help_panel=DATA, show_default=False)] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.", rich_help_panel=DATA)] = "utf-8",
     max_vocab: Annotated[int, typer.Option("--max-vocab", help="Refuse corpora with more distinct characters than this (a binary file read as text has thousands).", rich_help_panel=DATA)] = 10_000,
     errors: Annotated[str, typer.Option(help="What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD).", rich_help_panel=DATA)] = "strict",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. [default: checkpoints/CORPUS.safetensors]", rich_help_panel=OUTPUT, show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", readable=False, help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. [default: checkpoints/CORPUS.safetensors]", rich_help_panel=OUTPUT, show_default=False)] = None,
     keep: Annotated[Optional[int], typer.Option(help="Also keep the newest N per-epoch snapshots (0: only best and resume files). [default: 0]", rich_help_panel=OUTPUT, show_default=False)] = None,
     save_minutes: Annotated[Optional[float], typer.Option("--save-minutes", help="Also write the resume file every this many minutes within an epoch. [default: 5]", rich_help_panel=OUTPUT, show_default=False)] = None,
     sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Also show a sample every N steps (one is always shown per epoch).", rich_help_panel=OUTPUT, show_default=False)] = None,
@@ -103,7 +103,7 @@ def train(
     sample_seed: Annotated[Optional[str], typer.Option("--sample-seed", help="Text that starts each progress sample. [default: the corpus's first word]", rich_help_panel=OUTPUT, show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.", rich_help_panel=OUTPUT)] = False,
     log_every: Annotated[int, typer.Option("--log-every", help="Steps between plain log lines and --log-json step records (0: about 10 per epoch).", rich_help_panel=OUTPUT)] = 0,
-    log_json: Annotated[Optional[Path], typer.Option("--log-json", help="Append one JSON object per step report and per epoch to this file.", rich_help_panel=OUTPUT, show_default=False)] = None,
+    log_json: Annotated[Optional[Path], typer.Option("--log-json", readable=False, help="Append one JSON object per step report and per epoch to this file.", rich_help_panel=OUTPUT, show_default=False)] = None,
 ) -> None:
     """Train a model on a text file, showing progress and a sample after every epoch.
 
@@ -193,14 +193,15 @@ def train(
         log = _JsonLog(log_json, log_every) if log_json else None
 
         def on_event(event: Any) -> None:
+            if isinstance(event, tr.Started):
+                for message in notes:
+                    ui.note(console, message)
             view(event)
             if log is not None:
                 log(event)
 
         stop = _StopFlag(console)
         with stop:
-            for message in notes:
-                ui.note(console, message)
             finished = tr.train(text, config, cfg, model_path, on_event, stop.requested, resume=resumed, init=init)
     except CharLSTMError as exc:
         progress.close()
@@ -294,7 +295,7 @@ class _JsonLog:
 
 @app.command()
 def sample(
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Checkpoint to sample from. [default: the newest in ./checkpoints]", show_default=False)] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to sample from. [default: the newest in ./checkpoints]", show_default=False)] = None,
     seed: Annotated[str, typer.Option("--seed", "-s", help="Text to start from; the model continues it. Empty: start from a zero state primed with a newline.")] = "",
     length: Annotated[int, typer.Option("--length", "-n", help="Characters to generate (after the seed).")] = 500,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Divide the logits by this (> 0): below 1 is safer, above 1 wilder.")] = 1.0,
@@ -304,7 +305,7 @@ def sample(
     num_samples: Annotated[int, typer.Option("--num-samples", "-N", help="Independent samples, drawn as one batch; each is printed after a '--- sample i of N ---' line.")] = 1,
     random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of the sampler: same seed, same text. [default: fresh randomness]", show_default=False)] = None,
     stop: Annotated[Optional[str], typer.Option("--stop", help="End a sample right after this text appears in it (\\n and \\t are understood).", show_default=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the text to this file instead of stdout.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", readable=False, help="Write the text to this file instead of stdout.", show_default=False)] = None,
     no_seed_echo: Annotated[bool, typer.Option("--no-seed-echo", help="Print only the generated characters, not the seed before them.")] = False,
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="Remove seed characters the model does not know (with a warning) instead of stopping.")] = False,
 ) -> None:
@@ -411,8 +412,8 @@ def _quiet_broken_pipe() -> None:
 
 @app.command("eval")
 def eval_(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint to evaluate.", show_default=False)],
-    text_file: Annotated[Path, typer.Argument(help="Text file to score, all of it.", show_default=False)],
+    checkpoint: Annotated[Path, typer.Argument(readable=False, help="Checkpoint to evaluate.", show_default=False)],
+    text_file: Annotated[Path, typer.Argument(readable=False, help="Text file to score, all of it.", show_default=False)],
     batch_size: Annotated[int, typer.Option("--batch-size", "-B", help="Parallel streams (speed only; state is carried across windows as in training).")] = 64,
     seq_len: Annotated[int, typer.Option("--seq-len", "-T", help="Characters per window.")] = 100,
     encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
@@ -470,7 +471,7 @@ def eval_(
 
 @app.command()
 def inspect(
-    path: Annotated[Optional[Path], typer.Argument(help="Checkpoint to describe. [default: the newest in ./checkpoints]", show_default=False)] = None,
+    path: Annotated[Optional[Path], typer.Argument(readable=False, help="Checkpoint to describe. [default: the newest in ./checkpoints]", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")] = False,
     samples: Annotated[bool, typer.Option("--samples", help="Also show the sample drawn after each epoch, oldest first.")] = False,
 ) -> None:

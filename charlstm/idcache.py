@@ -154,7 +154,10 @@ def _store(folder: Path, stem: str, vocab: Vocab, make_chunks: Callable) -> np.n
         os.replace(tmp, ids_path)
         os.replace(meta_tmp, meta_path)
     except OSError:
-        tmp.unlink(missing_ok=True)
-        meta_tmp.unlink(missing_ok=True)
+        for leftover in (tmp, meta_tmp):
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError:
+                pass
         return np.concatenate(list(make_chunks()))
     return np.memmap(ids_path, dtype=vocab.dtype, mode="r", shape=(n,))

@@ -49,10 +49,11 @@ def decoded_chunks(
     encoding: str = "utf-8",
     errors: str = "strict",
     on_progress: Progress | None = None,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | None = None,
 ) -> Iterator[str]:
-    """Yield the text of the file in pieces of about `chunk_bytes` bytes each."""
+    """Yield the text of the file in pieces of about `chunk_bytes` (default CHUNK_BYTES) bytes each."""
     path = Path(path)
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     size = check_readable(path)
     utf8 = _is_utf8(encoding)
     try:

@@ -31,7 +31,7 @@ from charlstm import checkpoint as ckpt_io
 from charlstm import model
 from charlstm.checkpoint import Checkpoint
 from charlstm.corpus import Corpus, num_windows, split, window
-from charlstm.errors import TrainingError, UsageError
+from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.generate import sample
 from charlstm.model import ModelConfig
@@ -263,6 +263,9 @@ def train(
     is locked for the run: a second run writing the same files is refused.
     """
     cfg.validate()
+    for target in (model_path, resume_path_for(model_path)):
+        if target.is_dir():
+            raise CheckpointError(f"{target}: is a directory; pass --out with a file name ending in {ckpt_io.SUFFIX}")
     with ckpt_io.Lock(model_path):
         return _train(corpus, config, cfg, model_path, on_event, should_stop, resume, init)
 

@@ -61,3 +61,15 @@ def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str, cod
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment.lower() in result.stderr.lower(), (fragment, result.stderr)
+
+
+def assert_ends_with_clean_error(result: subprocess.CompletedProcess, *fragments: str, code: int | None = None) -> None:
+    """A failure after some progress output: no traceback, and the last line is the error."""
+    assert result.returncode != 0, result
+    if code is not None:
+        assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    last = [line for line in result.stderr.strip().splitlines() if line.strip()][-1]
+    assert last.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment.lower() in last.lower(), (fragment, last)

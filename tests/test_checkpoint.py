@@ -117,3 +117,51 @@ def test_find_latest_prefers_model_files(tmp_path):
     os.utime(a, ns=(1, 1))
     os.utime(r, ns=(2, 2))
     assert checkpoint.find_latest(tmp_path) == a
+
+
+# ------------------------------------------------------------------------------------ fuzzing
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from charlstm.model import param_shapes  # noqa: E402
+
+_REAL = checkpoint.to_bytes(make(V=5, H=3, L=2))
+
+
+def _assert_valid(ckpt: Checkpoint) -> None:
+    shapes = param_shapes(ckpt.config)
+    assert set(ckpt.params) == set(shapes)
+    for name, p in ckpt.params.items():
+        assert p.shape == shapes[name] and p.dtype == np.float32 and np.isfinite(p).all()
+    assert ckpt.vocab.size == ckpt.config.vocab_size
+    checkpoint.describe(ckpt)  # what inspect renders must be well-formed too
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cut=st.integers(min_value=0, max_value=len(_REAL)),
+    flips=st.lists(st.tuples(st.integers(0, len(_REAL) - 1), st.integers(1, 255)), max_size=6),
+)
+def test_truncated_or_flipped_checkpoints_load_validly_or_raise_checkpoint_error(cut, flips):
+    data = bytearray(_REAL)
+    for position, mask in flips:
+        data[position] ^= mask
+    data = bytes(data[:cut])
+    try:
+        ckpt = checkpoint.from_bytes(data)
+    except CheckpointError:
+        return
+    _assert_valid(ckpt)
+
+
+@settings(max_examples=200, deadline=None)
+@given(position=st.integers(0, len(_REAL) - 1), value=st.integers(0, 255))
+def test_any_single_byte_changed(position, value):
+    data = bytearray(_REAL)
+    data[position] = value
+    try:
+        ckpt = checkpoint.from_bytes(bytes(data))
+    except CheckpointError:
+        return
+    _assert_valid(ckpt)
