@@ -2,9 +2,43 @@
 
 The public API, for use from Python:
 
-    from charlstm import Corpus, ModelConfig, TrainConfig, train, load_checkpoint, generate
+    from charlstm import load_corpus, ModelConfig, TrainConfig, train, load_checkpoint, sample
+
+    corpus = load_corpus("corpora/lighthouse.txt")
+    train(corpus, ModelConfig(corpus.vocab.size), TrainConfig(epochs=2), Path("checkpoints/l.safetensors"))
+    ckpt = load_checkpoint("checkpoints/l.safetensors")
+    print(sample(ckpt.params, ckpt.config, ckpt.vocab, seed="The", length=200)[0])
+
+Names are imported on first use, so `import charlstm` (and `charlstm --help`) stays fast.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "Corpus": ("charlstm.corpus", "Corpus"),
+    "Vocab": ("charlstm.corpus", "Vocab"),
+    "load_corpus": ("charlstm.corpus", "load_corpus"),
+    "ModelConfig": ("charlstm.model", "ModelConfig"),
+    "TrainConfig": ("charlstm.train", "TrainConfig"),
+    "train": ("charlstm.train", "train"),
+    "Checkpoint": ("charlstm.checkpoint", "Checkpoint"),
+    "load_checkpoint": ("charlstm.checkpoint", "load"),
+    "save_checkpoint": ("charlstm.checkpoint", "save"),
+    "sample": ("charlstm.generate", "sample"),
+    "evaluate": ("charlstm.evaluate", "evaluate"),
+    "CharLSTMError": ("charlstm.errors", "CharLSTMError"),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'charlstm' has no attribute {name!r}")

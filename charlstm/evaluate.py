@@ -31,15 +31,20 @@ class Evaluation:
 
 
 def evaluate(
-    params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarray, B: int = 64, T: int = 100
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    ids: np.ndarray,
+    B: int = 64,
+    T: int = 100,
+    cache: model.Cache | None = None,
 ) -> Evaluation:
     """Score every character of `ids` (N,) but the up to B−1 left over by the stream layout.
-    Fewer streams are used when the text is shorter than B+1 characters."""
+    Fewer streams are used when the text is shorter than B+1 characters. Passing the training
+    loop's cache lets evaluation reuse its buffers instead of allocating a second set."""
     B = max(1, min(B, len(ids) - 1))
     if stream_length(len(ids), B) < 1:
         raise ValueError("evaluation needs at least two characters")
     state = model.zero_state(config, B)
-    cache = None
     total, count = 0.0, 0
     for x, y in iter_windows(ids, B, T):
         logits, state, cache = model.forward(params, config, x, state, cache)

@@ -239,11 +239,16 @@ def default_model_path(corpus_path: Path, folder: Path = Path("checkpoints")) ->
 
 
 def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
-    """What identifies a corpus for resuming: its length and a hash of its ids."""
+    """What identifies a corpus for resuming: its length in characters and a hash of the file.
+    The file is read in chunks rather than hashing the ids, so a memory-mapped corpus is not
+    pulled into memory."""
     import hashlib
 
-    digest = hashlib.sha256(np.ascontiguousarray(corpus.ids).view(np.uint8)).hexdigest()
-    return {"name": corpus.name, "path": str(corpus.path.resolve()), "chars": len(corpus), "sha256": digest[:16]}
+    h = hashlib.sha256()
+    with open(corpus.path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"name": corpus.name, "path": str(corpus.path.resolve()), "chars": len(corpus), "sha256": h.hexdigest()[:16]}
 
 
 def train(
@@ -351,7 +356,7 @@ def _train(
         last_save = time.perf_counter()
 
     def end_of_epoch(train_loss: float) -> None:
-        ev = evaluate(params, config, val_ids, B, T)
+        ev = evaluate(params, config, val_ids, B, T, cache)
         progress.last_eval_step = progress.step
         best = progress.best_val_loss is None or ev.loss < progress.best_val_loss
         if best:
@@ -377,7 +382,7 @@ def _train(
         if cfg.keep > 0:
             _save_snapshot_file(checkpoint_of(False, "snapshot"), model_path, progress.epoch, cfg.keep, files, on_event)
 
-    cache = None
+    cache = model.Cache()  # activation buffers, reused by every window and by validation
     reason = "completed"
     run_start_elapsed = progress.elapsed
     run_start = time.perf_counter()

@@ -113,3 +113,12 @@ def test_dropout_is_inverted_and_only_in_training():
     assert set(np.unique(mask)) == {0.0, 2.0}  # kept units are scaled by 1/(1-p)
     assert abs(float((mask == 0).mean()) - 0.5) < 0.05
     assert not np.allclose(plain, dropped)
+
+
+def test_public_api_is_importable_lazily():
+    import subprocess
+    import sys
+
+    code = "import sys, charlstm; assert 'numpy' not in sys.modules; from charlstm import train, load_checkpoint, sample, ModelConfig; print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr
