@@ -8,8 +8,7 @@ This is the only module that imports rich.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group
@@ -18,7 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from charlstm import train as tr
+if TYPE_CHECKING:  # annotations only: rendering events must not import the training stack
+    from charlstm import train as tr
 
 LN2 = math.log(2)
 
