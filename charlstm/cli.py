@@ -263,7 +263,7 @@ class _JsonLog:
         self.val_loss: float | None = None
 
     def __call__(self, event: Any) -> None:
-        from charlstm import train as tr
+        from charlstm import events as tr
 
         record: dict[str, Any] | None = None
         if isinstance(event, tr.Started) and self.every <= 0:

@@ -33,6 +33,7 @@ from charlstm.checkpoint import Checkpoint
 from charlstm.corpus import Corpus, num_windows, split, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
+from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
 from charlstm.generate import sample
 from charlstm.model import ModelConfig
 from charlstm.optim import OPTIMIZERS, clip_grad_norm, make_optimizer
@@ -122,88 +123,6 @@ def auto_batch_size(n_train: int, T: int, preferred: int = 64) -> int:
     return max(1, min(preferred, (n_train - 1) // (T * AUTO_MIN_STEPS)))
 
 
-# ---------------------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class Started:
-    config: ModelConfig
-    train: TrainConfig
-    corpus: str
-    corpus_chars: int
-    train_chars: int
-    val_chars: int
-    vocab_size: int
-    num_params: int
-    steps_per_epoch: int
-    total_steps: int
-    model_path: Path
-    resume_path: Path
-    start_step: int
-    resumed: bool
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Step:
-    step: int  # updates done so far, this one included
-    epoch: float  # epochs done, fractional
-    loss: float
-    smoothed_loss: float
-    lr: float
-    grad_norm: float
-    chars_per_s: float
-    elapsed: float  # seconds of training, over all runs of this model
-    eta: float  # seconds to the end of the run, estimated
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    epoch: float
-    step: int
-    train_loss: float
-    val_loss: float
-    val_bpc: float
-    best: bool
-    sample: str
-    elapsed: float
-
-
-@dataclass(frozen=True)
-class Sampled:
-    step: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Saved:
-    path: Path
-    kind: str  # "best", "resume", "snapshot"
-
-
-@dataclass(frozen=True)
-class Diverged:
-    step: int
-    loss: float
-    grad_norm: float
-    action: str  # what was done about it, in words
-
-
-@dataclass(frozen=True)
-class Finished:
-    reason: str  # "completed", "max_steps", "time_budget", "interrupted"
-    step: int
-    epoch: float
-    best_val_loss: float | None
-    best_epoch: float | None
-    elapsed: float
-    chars_per_s: float
-    files: tuple[Path, ...]
-
-
-Event = Started | Step | EpochEnd | Sampled | Saved | Diverged | Finished
-
-
 # ----------------------------------------------------------------------------------- the loop
 
 
@@ -291,10 +210,11 @@ def _train(
     B, T = cfg.batch_size, cfg.seq_len
     steps_per_epoch = num_windows(len(train_ids), B, T)
     if steps_per_epoch < 1:
-        most = max(1, (len(train_ids) - 1) // T)
+        most = (len(train_ids) - 1) // T
+        fix = f"use --batch-size {most} or less" if most >= 1 else f"use --seq-len {len(train_ids) - 2} or less"
         raise UsageError(
             f"the training split ({len(train_ids)} chars) is too short for one window of "
-            f"--batch-size {B} × --seq-len {T}; use --batch-size {most} or less, or a shorter --seq-len"
+            f"--batch-size {B} × --seq-len {T}; {fix}, or give a longer text"
         )
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:

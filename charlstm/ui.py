@@ -17,8 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-if TYPE_CHECKING:  # annotations only: rendering events must not import the training stack
-    from charlstm import train as tr
+if TYPE_CHECKING:
+    from charlstm import events as tr
 
 LN2 = math.log(2)
 

@@ -1,0 +1,91 @@
+"""What the training loop reports, as plain dataclasses: the CLI renders them, tests collect them,
+tools can log them. Nothing here knows how they are shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from charlstm.model import ModelConfig
+    from charlstm.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class Started:
+    config: ModelConfig
+    train: TrainConfig
+    corpus: str
+    corpus_chars: int
+    train_chars: int
+    val_chars: int
+    vocab_size: int
+    num_params: int
+    steps_per_epoch: int
+    total_steps: int
+    model_path: Path
+    resume_path: Path
+    start_step: int
+    resumed: bool
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    step: int  # updates done so far, this one included
+    epoch: float  # epochs done, fractional
+    loss: float
+    smoothed_loss: float
+    lr: float
+    grad_norm: float
+    chars_per_s: float
+    elapsed: float  # seconds of training, over all runs of this model
+    eta: float  # seconds to the end of the run, estimated
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: float
+    step: int
+    train_loss: float
+    val_loss: float
+    val_bpc: float
+    best: bool
+    sample: str
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class Sampled:
+    step: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Saved:
+    path: Path
+    kind: str  # "best", "resume", "snapshot"
+
+
+@dataclass(frozen=True)
+class Diverged:
+    step: int
+    loss: float
+    grad_norm: float
+    action: str  # what was done about it, in words
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: str  # "completed", "max_steps", "time_budget", "interrupted"
+    step: int
+    epoch: float
+    best_val_loss: float | None
+    best_epoch: float | None
+    elapsed: float
+    chars_per_s: float
+    files: tuple[Path, ...]
+
+
+Event = Started | Step | EpochEnd | Sampled | Saved | Diverged | Finished
