@@ -150,9 +150,7 @@ def train(
             resume_file = resume if resume.name.endswith(ckpt_io.RESUME_SUFFIX) else tr.resume_path_for(resume)
             resumed = ckpt_io.load(resume_file)
             config = resumed.config
-            for flag, value, have in (("--hidden-size", hidden_size, config.hidden_size), ("--layers", layers, config.num_layers)):
-                if value is not None and value != have:
-                    _usage(f"{flag} {value} conflicts with the checkpoint's {have}; drop it, or start anew with --init-from")
+            _same_shape(config, hidden_size, layers, "the checkpoint's", "; drop it, or start anew with --init-from")
             cfg, changes = tr.resume_config(resumed, given)
             notes += [f"resuming with {c}" for c in changes]
             corpus_path = corpus or Path(resumed.train.get("corpus", {}).get("path", ""))
@@ -166,9 +164,7 @@ def train(
                 init = ckpt_io.load(init_from)
                 text = load_corpus(corpus, init.vocab, encoding, errors, progress, max_vocab)
                 config = init.config
-                for flag, value, have in (("--hidden-size", hidden_size, config.hidden_size), ("--layers", layers, config.num_layers)):
-                    if value is not None and value != have:
-                        _usage(f"{flag} {value} conflicts with --init-from's {have}")
+                _same_shape(config, hidden_size, layers, "--init-from's")
             else:
                 text = load_corpus(corpus, None, encoding, errors, progress, max_vocab)
                 config = ModelConfig(text.vocab.size, hidden_size or 256, layers or 2)
@@ -220,6 +216,13 @@ def train(
         resume_file = tr.resume_path_for(model_path)
         ui.warn(console, f"interrupted at step {finished.step}; continue with: charlstm train --resume {resume_file}")
         raise typer.Exit(130)
+
+
+def _same_shape(config: Any, hidden_size: int | None, layers: int | None, whose: str, advice: str = "") -> None:
+    """A model shape given on the command line must match the checkpoint the run starts from."""
+    for flag, value, have in (("--hidden-size", hidden_size, config.hidden_size), ("--layers", layers, config.num_layers)):
+        if value is not None and value != have:
+            _usage(f"{flag} {value} conflicts with {whose} {have}{advice}")
 
 
 class _StopFlag:

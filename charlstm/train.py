@@ -231,6 +231,8 @@ def _train(
     if resume is not None:
         progress, state = _restore(resume, optimizer, rng, config, B)
     notes = _size_notes(config, len(train_ids))
+    if progress.step >= total_steps:
+        notes += (f"this run already did {progress.step} of its {total_steps} steps; pass a larger --epochs or --max-steps to train on",)
 
     on_event(
         Started(

@@ -165,3 +165,13 @@ def test_fine_tuning_lists_characters_outside_the_vocabulary(tiny_corpus, tmp_pa
     base = checkpoint.load(tmp_path / "checkpoints" / "tiny.safetensors")
     assert tuned.vocab == base.vocab and tuned.config == base.config
     assert not np.array_equal(tuned.params["head.bias"], base.params["head.bias"])
+
+
+def test_resuming_a_finished_run_says_how_to_continue(tiny_corpus, tmp_path):
+    assert run_cli("train", str(tiny_corpus), *FAST, "--epochs", "1", "--sample-length", "0", cwd=tmp_path).returncode == 0
+    resume = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    again = run_cli("train", "--resume", str(resume), cwd=tmp_path)
+    assert again.returncode == 0 and "pass a larger --epochs" in again.stderr
+    more = run_cli("train", "--resume", str(resume), "--epochs", "2", cwd=tmp_path)
+    assert more.returncode == 0 and "epochs 1 → 2" in more.stderr
+    assert checkpoint.load(resume).train["epoch"] == 2
