@@ -359,7 +359,7 @@ def _train(
             progress.epoch_loss_sum, progress.epoch_loss_count = 0.0, 0
             end_of_epoch(train_loss)
             save_resume("running")
-        elif cfg.sample_every and progress.step % cfg.sample_every == 0:
+        elif cfg.sample_every and progress.step % cfg.sample_every == 0 and progress.step < total_steps:
             on_event(Sampled(progress.step, _sample(params, config, corpus, cfg, progress.step)))
         if should_stop():
             reason = "interrupted"

@@ -182,3 +182,25 @@ def test_val_loss_is_in_nats_and_bits(tiny_corpus, tmp_path):
     (end,) = [e for e in events if isinstance(e, tr.EpochEnd)]
     assert end.val_bpc == pytest.approx(end.val_loss / math.log(2))
     assert end.sample.startswith("The")  # default sample seed: the corpus's first word
+
+
+def test_time_budget_ends_cleanly_with_a_checkpoint(tiny_corpus, tmp_path):
+    corpus = load_corpus(tiny_corpus)
+    finished, _ = run(corpus, tmp_path, tr.TrainConfig(**SMALL, epochs=10_000, max_minutes=0.02))
+    assert finished.reason == "time_budget" and 0 < finished.step < 10_000 * 95
+    saved = checkpoint.load(tmp_path / "m.resume.safetensors")
+    assert saved.train["status"] == "time_budget" and saved.train["step"] == finished.step
+
+
+def test_sample_every_reports_samples_between_epochs(tiny_corpus, tmp_path):
+    _, events = run(load_corpus(tiny_corpus), tmp_path, tr.TrainConfig(**SMALL, max_steps=30, sample_every=10))
+    sampled = [e for e in events if isinstance(e, tr.Sampled)]
+    assert [e.step for e in sampled] == [10, 20] and all(e.text.startswith("The") for e in sampled)
+
+
+def test_size_warning_follows_the_rule_of_thumb():
+    big = model.ModelConfig(vocab_size=65, hidden_size=512, num_layers=3)
+    small = model.ModelConfig(vocab_size=65, hidden_size=16, num_layers=1)
+    assert "overfit" in tr._size_notes(big, 50_000)[0]
+    assert "larger --hidden-size" in tr._size_notes(small, 10_000_000)[0]
+    assert tr._size_notes(model.ModelConfig(vocab_size=65), 1_000_000) == ()
