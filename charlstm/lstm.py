@@ -73,6 +73,10 @@ class Cache:
     """What backward needs from forward, as arrays stacked over time. Reused across windows of the
     same shape (pass it back to `forward`), so the hot loop allocates nothing.
 
+    `h` carries a column of ones after the H state columns: the recurrent product of a step is
+    [h_{t-1}, 1] @ [s ⊙ W_hh^T; s ⊙ b], so the bias rides in the GEMM, and the weight-gradient
+    GEMM over [h, 1] yields db as its last column.
+
     `G` holds the gate activations i, f, g, o after forward and is overwritten with the
     pre-activation gradients da by backward: a cache serves one backward.
     """
@@ -80,10 +84,12 @@ class Cache:
     x: np.ndarray  # (T, B) ids or (T, B, D) inputs
     W_ih: np.ndarray  # (4H, D) the layer's weights, for backward
     W_hh: np.ndarray  # (4H, H)
+    W_in: np.ndarray  # (D, 4H) s ⊙ W_ih^T: the input table (ids) or projection (floats)
+    W_rec: np.ndarray  # (H+1, 4H) [s ⊙ W_hh^T; s ⊙ (b_ih + b_hh)]
     G: np.ndarray  # (T, B, 4H)
     c: np.ndarray  # (T+1, B, H), c[0] = c0
     tanh_c: np.ndarray  # (T, B, H)
-    h: np.ndarray  # (T+1, B, H), h[0] = h0
+    h: np.ndarray  # (T+1, B, H+1), h[0] = [h0, 1]
     tmp: np.ndarray  # (B, 4H) scratch
     tmp2: np.ndarray  # (B, 4H) scratch
     dx: np.ndarray | None = None  # (T, B, D) input gradient buffer, made by the first backward
@@ -92,20 +98,25 @@ class Cache:
 def _cache_for(old: Cache | None, x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndarray) -> Cache:
     T, B = x.shape[:2]
     H = W_hh.shape[1]
+    D = W_ih.shape[1]
     dtype = W_hh.dtype
-    if old is not None and old.G.shape == (T, B, 4 * H) and old.G.dtype == dtype:
+    if old is not None and old.G.shape == (T, B, 4 * H) and old.W_in.shape[0] == D and old.G.dtype == dtype:
         old.x, old.W_ih, old.W_hh = x, W_ih, W_hh
         if old.dx is not None and old.dx.shape[2:] != x.shape[2:]:
             old.dx = None
         return old
+    h = np.empty((T + 1, B, H + 1), dtype)
+    h[:, :, H] = 1
     return Cache(
         x=x,
         W_ih=W_ih,
         W_hh=W_hh,
+        W_in=np.empty((D, 4 * H), dtype),
+        W_rec=np.empty((H + 1, 4 * H), dtype),
         G=np.empty((T, B, 4 * H), dtype),
         c=np.empty((T + 1, B, H), dtype),
         tanh_c=np.empty((T, B, H), dtype),
-        h=np.empty((T + 1, B, H), dtype),
+        h=h,
         tmp=np.empty((B, 4 * H), dtype),
         tmp2=np.empty((B, 4 * H), dtype),
     )
@@ -130,30 +141,32 @@ def forward(
     T = x.shape[0]
     H = W_hh.shape[1]
     cache = _cache_for(cache, x, W_ih, W_hh)
-    p = prepare(W_ih, W_hh, b_ih, b_hh, ids=is_ids(x))
     G, c, tanh_c, h, tmp = cache.G, cache.c, cache.tanh_c, cache.h, cache.tmp
-    if p.b is None:
-        embed(x, p.W_ih, out=G)  # (T, B, 4H): â of every step, input part and biases
+    scale, shift = gate_scale(H, G.dtype)
+    np.multiply(W_ih.T, scale, out=cache.W_in)  # (D, 4H)
+    np.multiply(W_hh.T, scale, out=cache.W_rec[:H])  # (H, 4H)
+    np.multiply(b_ih + b_hh, scale, out=cache.W_rec[H])
+    if is_ids(x):
+        embed(x, cache.W_in, out=G)  # (T, B, 4H): the input part of â for every step
     else:
         T_, B, D = x.shape
-        np.matmul(x.reshape(T_ * B, D), p.W_ih, out=G.reshape(T_ * B, 4 * H))
-        G += p.b
-    h[0] = h0
+        np.matmul(x.reshape(T_ * B, D), cache.W_in, out=G.reshape(T_ * B, 4 * H))
+    h[0, :, :H] = h0
     c[0] = c0
     for t in range(T):
         a = G[t]  # (B, 4H)
-        np.matmul(h[t], p.W_hh, out=tmp)
+        np.matmul(h[t], cache.W_rec, out=tmp)  # [h_{t-1}, 1] @ [s ⊙ W_hh^T; s ⊙ b]
         a += tmp
         np.tanh(a, out=a)
-        a *= p.scale
-        a += p.shift  # a now holds the gates i, f, g, o
+        a *= scale
+        a += shift  # a now holds the gates i, f, g, o
         i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
         np.multiply(f, c[t], out=c[t + 1])
         np.multiply(i, g, out=tmp[:, :H])
         c[t + 1] += tmp[:, :H]
         np.tanh(c[t + 1], out=tanh_c[t])
-        np.multiply(o, tanh_c[t], out=h[t + 1])
-    return h[1:], (h[T].copy(), c[T].copy()), cache
+        np.multiply(o, tanh_c[t], out=h[t + 1, :, :H])
+    return h[1:, :, :H], (h[T, :, :H].copy(), c[T].copy()), cache
 
 
 def backward(
@@ -204,10 +217,12 @@ def backward(
         np.multiply(dG, deriv, out=gates)  # G[t] now holds da_t
         np.matmul(gates, cache.W_hh, out=dh_next)
     dA = G.reshape(T * B, H4)  # (T*B, 4H)
-    db = dA.sum(axis=0)
-    grads = {"W_hh": dA.T @ h[:T].reshape(T * B, H), "b_ih": db, "b_hh": db.copy()}
+    # one GEMM over [h_{t-1}, 1] gives dW_hh and, from the ones column, db
+    dWb = dA.T @ h[:T].reshape(T * B, H + 1)  # (4H, H+1)
+    db = dWb[:, H].copy()
+    grads = {"W_hh": np.ascontiguousarray(dWb[:, :H]), "b_ih": db, "b_hh": db.copy()}
     if is_ids(x):
-        grads["W_ih"] = embed_backward(x, dA, cache.W_ih.shape[1]).T
+        grads["W_ih"] = np.ascontiguousarray(embed_backward(x, dA, cache.W_ih.shape[1]).T)
         dx = None
     else:
         D = x.shape[2]
