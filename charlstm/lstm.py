@@ -87,6 +87,7 @@ class Cache:
     W_in: np.ndarray  # (D, 4H) s ⊙ W_ih^T: the input table (ids) or projection (floats)
     W_rec: np.ndarray  # (H+1, 4H) [s ⊙ W_hh^T; s ⊙ (b_ih + b_hh)]
     G: np.ndarray  # (T, B, 4H)
+    g: np.ndarray  # (T, B, H) the cell candidates g = tanh(a_g) (G's g block holds (1 + g) / 2)
     c: np.ndarray  # (T+1, B, H), c[0] = c0
     tanh_c: np.ndarray  # (T, B, H)
     h: np.ndarray  # (T+1, B, H+1), h[0] = [h0, 1]
@@ -114,6 +115,7 @@ def _cache_for(old: Cache | None, x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndar
         W_in=np.empty((D, 4 * H), dtype),
         W_rec=np.empty((H + 1, 4 * H), dtype),
         G=np.empty((T, B, 4 * H), dtype),
+        g=np.empty((T, B, H), dtype),
         c=np.empty((T + 1, B, H), dtype),
         tanh_c=np.empty((T, B, H), dtype),
         h=h,
@@ -142,7 +144,7 @@ def forward(
     H = W_hh.shape[1]
     cache = _cache_for(cache, x, W_ih, W_hh)
     G, c, tanh_c, h, tmp = cache.G, cache.c, cache.tanh_c, cache.h, cache.tmp
-    scale, shift = gate_scale(H, G.dtype)
+    scale, _ = gate_scale(H, G.dtype)
     np.multiply(W_ih.T, scale, out=cache.W_in)  # (D, 4H)
     np.multiply(W_hh.T, scale, out=cache.W_rec[:H])  # (H, 4H)
     np.multiply(b_ih + b_hh, scale, out=cache.W_rec[H])
@@ -153,17 +155,23 @@ def forward(
         np.matmul(x.reshape(T_ * B, D), cache.W_in, out=G.reshape(T_ * B, 4 * H))
     h[0, :, :H] = h0
     c[0] = c0
+    ig = tmp[:, :H]  # (B, H) scratch
     for t in range(T):
         a = G[t]  # (B, 4H)
         np.matmul(h[t], cache.W_rec, out=tmp)  # [h_{t-1}, 1] @ [s ⊙ W_hh^T; s ⊙ b]
         a += tmp
         np.tanh(a, out=a)
-        a *= scale
-        a += shift  # a now holds the gates i, f, g, o
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        g = cache.g[t]
+        np.copyto(g, a[:, 2 * H : 3 * H])
+        # σ(x) = ½ tanh(x/2) + ½ for i, f and o, with scalar operands over the whole block (cheaper
+        # than a (4H,) vector); the g block becomes (1 + g) / 2, which backward uses as it is
+        a *= 0.5
+        a += 0.5
+        i, f, o = a[:, :H], a[:, H : 2 * H], a[:, 3 * H :]
+        # c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
         np.multiply(f, c[t], out=c[t + 1])
-        np.multiply(i, g, out=tmp[:, :H])
-        c[t + 1] += tmp[:, :H]
+        np.multiply(i, g, out=ig)
+        c[t + 1] += ig
         np.tanh(c[t + 1], out=tanh_c[t])
         np.multiply(o, tanh_c[t], out=h[t + 1, :, :H])
     return h[1:, :, :H], (h[T, :, :H].copy(), c[T].copy()), cache
@@ -193,26 +201,23 @@ def backward(
     dc_next = np.zeros((B, H), dtype) if dcT is None else dcT.astype(dtype, copy=True)
     dG, deriv = cache.tmp, cache.tmp2  # (B, 4H) each
     di, df, dg, do = dG[:, :H], dG[:, H : 2 * H], dG[:, 2 * H : 3 * H], dG[:, 3 * H :]
-    tanh_block = np.zeros(H4, dtype)
-    tanh_block[2 * H : 3 * H] = 1
     for t in reversed(range(T)):
-        gates = G[t]  # (B, 4H)
-        i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+        gates = G[t]  # (B, 4H): i, f, (1 + g) / 2, o
+        i, f, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 3 * H :]
         np.add(dh_seq[t], dh_next, out=dh)
-        # dc = dh ⊙ o ⊙ (1 − tanh²c) + dc_next
-        np.multiply(tanh_c[t], tanh_c[t], out=dc)
-        np.subtract(1, dc, out=dc)
-        dc *= o
+        # dc = dh ⊙ o ⊙ (1 − tanh²c) + dc_next, with o ⊙ (1 − tanh²c) = o − h ⊙ tanh c
+        np.multiply(h[t + 1, :, :H], tanh_c[t], out=dc)
+        np.subtract(o, dc, out=dc)
         dc *= dh
         dc += dc_next
-        np.multiply(dc, g, out=di)
+        np.multiply(dc, cache.g[t], out=di)
         np.multiply(dc, c[t], out=df)
         np.multiply(dc, i, out=dg)
+        dg *= 4  # tanh'(a) = 1 − g² = 4 v (1 − v) with v = (1 + g) / 2: the 4 here, v (1 − v) below
         np.multiply(dh, tanh_c[t], out=do)
         np.multiply(dc, f, out=dc_next)
-        # through the activations: σ' = σ(1 − σ), tanh' = 1 − g² = (1 − g)(1 + g)
+        # through the activations: σ' = σ (1 − σ) on i, f, o and v (1 − v) on the g block
         np.subtract(1, gates, out=deriv)
-        gates += tanh_block
         deriv *= gates
         np.multiply(dG, deriv, out=gates)  # G[t] now holds da_t
         np.matmul(gates, cache.W_hh, out=dh_next)
