@@ -98,11 +98,12 @@ def generate(
     rng = rng if rng is not None else np.random.default_rng()
     logits, state = prime(params, config, prime_ids(vocab, seed), num_samples)
     stepper = model.prepare_stepper(params, config)
+    st = model.step_state(stepper, state)  # advanced in place by step_in_place
     for n in range(length):
         ids = draw(filter_probs(logits, temperature, top_k, top_p), rng)
         yield ids
         if n + 1 < length:
-            logits, state = model.step(stepper, ids, state)
+            logits = model.step_in_place(stepper, ids, st)
 
 
 def sample(

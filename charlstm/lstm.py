@@ -36,16 +36,19 @@ STATE_NAMES = ("h", "c")
 
 @dataclass(frozen=True)
 class Prepared:
-    """Weights laid out for the loop: transposed, contiguous, sigmoid blocks scaled by ½.
+    """One layer's weights laid out for stepping (sampling).
 
-    For id input, `W_ih` is the (V, 4H) table with the biases folded in and `b` is None.
+    The stepping state is batch-minor — h and c are (H, N), a column per sample — so a step's
+    product is W @ [x; h], the orientation OpenBLAS computes fastest for a handful of columns, and
+    the four gate blocks are contiguous rows. Sigmoid rows are scaled by ½ as in `forward`.
+    For id input, `table` (V, 4H) holds the column of s ⊙ W_ih that a one-hot input picks, with the
+    bias folded in, and `W` is s ⊙ W_hh (4H, H). For float input, `W` is s ⊙ [W_ih | W_hh]
+    (4H, D+H), applied to the input stacked on h, and `b` is s ⊙ b (4H, 1).
     """
 
-    W_ih: np.ndarray  # (D, 4H) or (V, 4H)
-    W_hh: np.ndarray  # (H, 4H)
-    b: np.ndarray | None  # (4H,)
-    shift: np.ndarray  # (4H,) the ½ that maps tanh back to σ, 0 on the g block
-    scale: np.ndarray  # (4H,) s
+    W: np.ndarray
+    b: np.ndarray | None
+    table: np.ndarray | None
 
 
 def gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -56,16 +59,53 @@ def gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare(W_ih: np.ndarray, W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray, ids: bool) -> Prepared:
-    """Scale and transpose one layer's weights for `forward` and `step` (cheap: O(weights))."""
+    """Scale and lay out one layer's weights for `step` / `step_into` (cheap: O(weights))."""
     H = W_hh.shape[1]
-    scale, shift = gate_scale(H, W_hh.dtype)
-    W_ih_T = (W_ih.T * scale).astype(W_ih.dtype, copy=False)  # (D, 4H)
+    scale, _ = gate_scale(H, W_hh.dtype)
     b = (b_ih + b_hh) * scale  # (4H,)
-    W_hh_T = np.ascontiguousarray((W_hh.T * scale).astype(W_hh.dtype, copy=False))  # (H, 4H)
     if ids:
-        W_ih_T += b
-        return Prepared(np.ascontiguousarray(W_ih_T), W_hh_T, None, shift, scale)
-    return Prepared(np.ascontiguousarray(W_ih_T), W_hh_T, b, shift, scale)
+        table = np.multiply(W_ih.T, scale, out=np.empty((W_ih.shape[1], 4 * H), W_ih.dtype))
+        table += b
+        return Prepared(W_hh * scale[:, None], None, table)
+    return Prepared(np.concatenate([W_ih, W_hh], axis=1) * scale[:, None], b[:, None].copy(), None)
+
+
+@dataclass
+class StepWork:
+    """Scratch of `step_into` for one layer and N samples."""
+
+    a: np.ndarray  # (4H, N)
+    g: np.ndarray  # (H, N)
+    rows: np.ndarray  # (N, 4H) gathered input rows (id input)
+
+
+def step_work(H: int, N: int, dtype: np.dtype) -> StepWork:
+    return StepWork(np.empty((4 * H, N), dtype), np.empty((H, N), dtype), np.empty((N, 4 * H), dtype))
+
+
+def step_into(z: np.ndarray, c: np.ndarray, p: Prepared, work: StepWork, ids: np.ndarray | None = None) -> None:
+    """Advance the layer one step in place (the sampling hot path: no allocation).
+
+    z: (D+H, N) the input stacked on the state h — or h alone, (H, N), with `ids` (N,) as input;
+    its last H rows are overwritten with the new h. c: (H, N), overwritten with the new c.
+    """
+    H = c.shape[0]
+    a, g = work.a, work.g
+    np.matmul(p.W, z, out=a)  # (4H, N): â = s ⊙ (W_ih x + W_hh h)
+    if ids is None:
+        a += p.b
+    else:
+        np.take(p.table, ids, axis=0, out=work.rows)  # (N, 4H): s ⊙ (W_ih[:, x] + b)
+        a += work.rows.T
+    np.tanh(a, out=a)
+    np.copyto(g, a[2 * H : 3 * H])
+    a *= 0.5
+    a += 0.5  # rows of i, f, o now hold σ (see `forward`)
+    c *= a[H : 2 * H]  # f ⊙ c_{t-1}
+    g *= a[:H]  # i ⊙ g
+    c += g
+    np.tanh(c, out=g)
+    np.multiply(a[3 * H :], g, out=z[-H:])  # h = o ⊙ tanh(c)
 
 
 @dataclass
@@ -240,19 +280,13 @@ def backward(
 
 
 def step(x: np.ndarray, h: np.ndarray, c: np.ndarray, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
-    """One time step with prepared weights (sampling). x: (B,) ids or (B, D); h, c: (B, H).
+    """One time step with prepared weights. x: (B,) ids or (B, D); h, c: (B, H).
     Returns new (h, c) arrays; the inputs are not modified."""
     H = h.shape[1]
-    if p.b is None:
-        a = p.W_ih[x] + h @ p.W_hh  # (B, 4H)
+    if is_ids(x):
+        z, ids = np.ascontiguousarray(h.T), x
     else:
-        a = x @ p.W_ih
-        a += h @ p.W_hh
-        a += p.b
-    np.tanh(a, out=a)
-    a *= p.scale
-    a += p.shift
-    i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-    c_new = f * c + i * g
-    h_new = o * np.tanh(c_new)
-    return h_new, c_new
+        z, ids = np.concatenate([x.T, h.T]), None  # (D+H, B)
+    c_new = np.ascontiguousarray(c.T)
+    step_into(z, c_new, p, step_work(H, h.shape[0], h.dtype), ids)
+    return z[-H:].T.copy(), c_new.T.copy()

@@ -226,9 +226,9 @@ class Stepper:
     """The model prepared for one-step-at-a-time inference (sampling)."""
 
     config: ModelConfig
-    layers: tuple[Any, ...]
-    W_hy: np.ndarray  # (H, V)
-    b_y: np.ndarray  # (V,)
+    layers: tuple[Any, ...]  # the cell's prepared weights, one per layer
+    W_hy: np.ndarray  # (V, H)
+    b_y: np.ndarray  # (V, 1)
 
 
 def prepare_stepper(params: dict[str, np.ndarray], config: ModelConfig) -> Stepper:
@@ -236,17 +236,62 @@ def prepare_stepper(params: dict[str, np.ndarray], config: ModelConfig) -> Stepp
     layers = tuple(
         cell.prepare(*layer_params(params, config, k), ids=(k == 0)) for k in range(config.num_layers)
     )
-    return Stepper(config, layers, np.ascontiguousarray(params["head.weight"].T), params["head.bias"])
+    return Stepper(config, layers, params["head.weight"], params["head.bias"][:, None].copy())
+
+
+@dataclass
+class StepState:
+    """The recurrent state of N sampling streams, laid out for `step_in_place`, which advances it.
+
+    h of all layers is stacked, (L*H, N), a column per stream: the input and state of layer k ≥ 1
+    are then the adjacent rows [h_{k-1}; h_k], one operand for one product, and the new h_k is
+    written where layer k+1 reads its input. c is (L, H, N). The caller owns it and passes it in.
+    """
+
+    h: np.ndarray  # (L*H, N)
+    c: np.ndarray  # (L, H, N)
+    work: list[Any]  # the cell's scratch, one per layer
+    logits: np.ndarray  # (V, N)
+
+
+def step_state(stepper: Stepper, state: State) -> StepState:
+    """The stepping layout of `state` ((L, N, H) arrays, as `forward` and `zero_state` make them)."""
+    cell = CELLS[stepper.config.cell]
+    h, c = state
+    L, N, H = h.shape
+    dtype = stepper.W_hy.dtype
+    return StepState(
+        h=np.ascontiguousarray(h.transpose(0, 2, 1), dtype).reshape(L * H, N),
+        c=np.ascontiguousarray(c.transpose(0, 2, 1), dtype),
+        work=[cell.step_work(H, N, dtype) for _ in range(L)],
+        logits=np.empty((stepper.W_hy.shape[0], N), dtype),
+    )
+
+
+def state_of(st: StepState) -> State:
+    """The (h, c) state, (L, N, H) arrays, of a StepState (fresh copies)."""
+    L, H, N = st.c.shape
+    return st.h.reshape(L, H, N).transpose(0, 2, 1).copy(), st.c.transpose(0, 2, 1).copy()
+
+
+def step_in_place(stepper: Stepper, x: np.ndarray, st: StepState) -> np.ndarray:
+    """Feed one character per stream, ids x (N,), advancing `st` in place (no allocation); returns
+    the logits (N, V), a view that the next call overwrites."""
+    cell = CELLS[stepper.config.cell]
+    H = stepper.config.hidden_size
+    for k, p in enumerate(stepper.layers):
+        if k == 0:
+            cell.step_into(st.h[:H], st.c[0], p, st.work[0], ids=x)
+        else:
+            cell.step_into(st.h[(k - 1) * H : (k + 1) * H], st.c[k], p, st.work[k])
+    np.matmul(stepper.W_hy, st.h[-H:], out=st.logits)  # (V, N)
+    st.logits += stepper.b_y
+    return st.logits.T
 
 
 def step(stepper: Stepper, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-    """Logits (B, V) for one character per stream, ids x (B,), and the new state."""
-    cell = CELLS[stepper.config.cell]
-    inp = x
-    new = []
-    for k, p in enumerate(stepper.layers):
-        layer_state = cell.step(inp, *(s[k] for s in state), p)
-        new.append(layer_state)
-        inp = layer_state[0]
-    logits = inp @ stepper.W_hy + stepper.b_y
-    return logits, tuple(np.stack([s[j] for s in new]) for j in range(len(state)))
+    """Logits (B, V) for one character per stream, ids x (B,), and the new state; the given state
+    is not modified. (Sampling loops use `step_state` and `step_in_place` to skip the copies.)"""
+    st = step_state(stepper, state)
+    logits = step_in_place(stepper, x, st)
+    return logits.copy(), state_of(st)
