@@ -60,14 +60,18 @@ def gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
 
 def prepare(W_ih: np.ndarray, W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray, ids: bool) -> Prepared:
     """Scale and lay out one layer's weights for `step` / `step_into` (cheap: O(weights))."""
-    H = W_hh.shape[1]
+    H4, H = W_hh.shape
+    D = W_ih.shape[1]
     scale, _ = gate_scale(H, W_hh.dtype)
     b = (b_ih + b_hh) * scale  # (4H,)
     if ids:
-        table = np.multiply(W_ih.T, scale, out=np.empty((W_ih.shape[1], 4 * H), W_ih.dtype))
+        table = np.multiply(W_ih.T, scale, out=np.empty((D, H4), W_ih.dtype))  # (V, 4H)
         table += b
         return Prepared(W_hh * scale[:, None], None, table)
-    return Prepared(np.concatenate([W_ih, W_hh], axis=1) * scale[:, None], b[:, None].copy(), None)
+    W = np.empty((H4, D + H), W_hh.dtype)
+    np.multiply(W_ih, scale[:, None], out=W[:, :D])
+    np.multiply(W_hh, scale[:, None], out=W[:, D:])
+    return Prepared(W, b[:, None].copy(), None)
 
 
 @dataclass
