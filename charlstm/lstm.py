@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlstm.ops import embed, embed_backward, is_ids
+from charlstm.ops import embed, embed_backward, is_ids, one_hot_rows
 
 NUM_GATES = 4
 STATE_NAMES = ("h", "c")
@@ -131,13 +131,14 @@ class Cache:
     W_in: np.ndarray  # (D, 4H) s ⊙ W_ih^T: the input table (ids) or projection (floats)
     W_rec: np.ndarray  # (H+1, 4H) [s ⊙ W_hh^T; s ⊙ (b_ih + b_hh)]
     G: np.ndarray  # (T, B, 4H)
-    g: np.ndarray  # (T, B, H) the cell candidates g = tanh(a_g) (G's g block holds (1 + g) / 2)
     c: np.ndarray  # (T+1, B, H), c[0] = c0
     tanh_c: np.ndarray  # (T, B, H)
     h: np.ndarray  # (T+1, B, H+1), h[0] = [h0, 1]
     tmp: np.ndarray  # (B, 4H) scratch
     tmp2: np.ndarray  # (B, 4H) scratch
     dx: np.ndarray | None = None  # (T, B, D) input gradient buffer, made by the first backward
+    grads: dict[str, np.ndarray] | None = None  # the gradient buffers backward returns, ditto
+    onehot: np.ndarray | None = None  # (T*B, V) one-hot inputs for the first layer's dW_ih
 
 
 def _cache_for(old: Cache | None, x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndarray) -> Cache:
@@ -159,7 +160,6 @@ def _cache_for(old: Cache | None, x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndar
         W_in=np.empty((D, 4 * H), dtype),
         W_rec=np.empty((H + 1, 4 * H), dtype),
         G=np.empty((T, B, 4 * H), dtype),
-        g=np.empty((T, B, H), dtype),
         c=np.empty((T + 1, B, H), dtype),
         tanh_c=np.empty((T, B, H), dtype),
         h=h,
@@ -205,13 +205,14 @@ def forward(
         np.matmul(h[t], cache.W_rec, out=tmp)  # [h_{t-1}, 1] @ [s ⊙ W_hh^T; s ⊙ b]
         a += tmp
         np.tanh(a, out=a)
-        g = cache.g[t]
-        np.copyto(g, a[:, 2 * H : 3 * H])
-        # σ(x) = ½ tanh(x/2) + ½ for i, f and o, with scalar operands over the whole block (cheaper
-        # than a (4H,) vector); the g block becomes (1 + g) / 2, which backward uses as it is
-        a *= 0.5
-        a += 0.5
-        i, f, o = a[:, :H], a[:, H : 2 * H], a[:, 3 * H :]
+        # σ(x) = ½ tanh(x/2) + ½ on the i, f and o blocks, with scalar operands (cheaper than
+        # broadcasting a (4H,) vector over the whole block); the g block is tanh(a_g) already
+        i_f, o = a[:, : 2 * H], a[:, 3 * H :]
+        i_f *= 0.5
+        i_f += 0.5
+        o *= 0.5
+        o += 0.5
+        i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H]
         # c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
         np.multiply(f, c[t], out=c[t + 1])
         np.multiply(i, g, out=ig)
@@ -233,7 +234,8 @@ def backward(
     layer); dhT, dcT: (B, H) gradients arriving at the final state (None: zero, as in truncated
     BPTT, where nothing flows back across windows).
     Returns dx ((T, B, D) for float input — a view into the cache — or None for ids), the
-    gradients {"W_ih", "W_hh", "b_ih", "b_hh"} summed over all steps, and (dh0, dc0).
+    gradients {"W_ih", "W_hh", "b_ih", "b_hh"} summed over all steps — buffers of the cache too,
+    rewritten by its next backward — and (dh0, dc0).
     """
     x, G, c, tanh_c, h = cache.x, cache.G, cache.c, cache.tanh_c, cache.h
     T, B, H4 = G.shape
@@ -246,40 +248,53 @@ def backward(
     dG, deriv = cache.tmp, cache.tmp2  # (B, 4H) each
     di, df, dg, do = dG[:, :H], dG[:, H : 2 * H], dG[:, 2 * H : 3 * H], dG[:, 3 * H :]
     for t in reversed(range(T)):
-        gates = G[t]  # (B, 4H): i, f, (1 + g) / 2, o
-        i, f, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 3 * H :]
+        gates = G[t]  # (B, 4H)
+        i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
         np.add(dh_seq[t], dh_next, out=dh)
         # dc = dh ⊙ o ⊙ (1 − tanh²c) + dc_next, with o ⊙ (1 − tanh²c) = o − h ⊙ tanh c
         np.multiply(h[t + 1, :, :H], tanh_c[t], out=dc)
         np.subtract(o, dc, out=dc)
         dc *= dh
         dc += dc_next
-        np.multiply(dc, cache.g[t], out=di)
+        np.multiply(dc, g, out=di)
         np.multiply(dc, c[t], out=df)
         np.multiply(dc, i, out=dg)
-        dg *= 4  # tanh'(a) = 1 − g² = 4 v (1 − v) with v = (1 + g) / 2: the 4 here, v (1 − v) below
         np.multiply(dh, tanh_c[t], out=do)
         np.multiply(dc, f, out=dc_next)
-        # through the activations: σ' = σ (1 − σ) on i, f, o and v (1 − v) on the g block
+        # through the activations: σ' = σ (1 − σ), tanh' = 1 − g² = (1 − g)(1 + g)
         np.subtract(1, gates, out=deriv)
+        g += 1
         deriv *= gates
         np.multiply(dG, deriv, out=gates)  # G[t] now holds da_t
         np.matmul(gates, cache.W_hh, out=dh_next)
     dA = G.reshape(T * B, H4)  # (T*B, 4H)
+    D = cache.W_ih.shape[1]
+    if cache.grads is None:
+        cache.grads = {
+            "W_ih": np.empty((H4, D), dtype), "W_hh": np.empty((H4, H), dtype),
+            "b_ih": np.empty(H4, dtype), "b_hh": np.empty(H4, dtype), "W_hh|b": np.empty((H4, H + 1), dtype),
+        }
+    grads = cache.grads
     # one GEMM over [h_{t-1}, 1] gives dW_hh and, from the ones column, db
-    dWb = dA.T @ h[:T].reshape(T * B, H + 1)  # (4H, H+1)
-    db = dWb[:, H].copy()
-    grads = {"W_hh": np.ascontiguousarray(dWb[:, :H]), "b_ih": db, "b_hh": db.copy()}
+    dWb = np.matmul(dA.T, h[:T].reshape(T * B, H + 1), out=grads["W_hh|b"])  # (4H, H+1)
+    np.copyto(grads["W_hh"], dWb[:, :H])
+    np.copyto(grads["b_ih"], dWb[:, H])
+    np.copyto(grads["b_hh"], dWb[:, H])
     if is_ids(x):
-        grads["W_ih"] = np.ascontiguousarray(embed_backward(x, dA, cache.W_ih.shape[1]).T)
+        if D <= 512:  # dW_ih = dA^T @ one_hot(x): a GEMM, for a small vocabulary
+            if cache.onehot is None:
+                cache.onehot = np.empty((T * B, D), dtype)
+            np.matmul(dA.T, one_hot_rows(x.reshape(-1), cache.onehot), out=grads["W_ih"])
+        else:  # a sum of rows per id
+            np.copyto(grads["W_ih"], embed_backward(x, dA, D).T)
         dx = None
     else:
-        D = x.shape[2]
-        grads["W_ih"] = dA.T @ x.reshape(T * B, D)
+        np.matmul(dA.T, x.reshape(T * B, D), out=grads["W_ih"])
         if cache.dx is None:
             cache.dx = np.empty((T, B, D), dtype)
         dx = cache.dx
         np.matmul(dA, cache.W_ih, out=dx.reshape(T * B, D))
+    grads = {k: grads[k] for k in ("W_ih", "W_hh", "b_ih", "b_hh")}
     return dx, grads, (dh_next, dc_next)
 
 

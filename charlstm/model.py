@@ -124,6 +124,8 @@ class Cache:
     masks: list[np.ndarray | None] = field(default_factory=list)  # dropout mask per layer output
     top: np.ndarray | None = None  # (T*B, H) input of the head
     logits: np.ndarray | None = None  # (T*B, V)
+    dtop: np.ndarray | None = None  # (T*B, H) gradient of the head's input
+    head_grads: dict[str, np.ndarray] = field(default_factory=dict)  # buffers backward returns
 
 
 def forward(
@@ -178,15 +180,21 @@ def backward(
     dstate: State | None = None,
 ) -> tuple[dict[str, np.ndarray], State]:
     """Gradients of every parameter from dlogits (T*B, V), and of the initial state.
-    `dstate` is the gradient arriving at the final state (None: zero, truncated BPTT)."""
+    `dstate` is the gradient arriving at the final state (None: zero, truncated BPTT).
+    The gradient arrays are buffers of the cache, rewritten by its next backward (so a training
+    step allocates no large array)."""
     cell = CELLS[config.cell]
     c = config.cell
+    W_hy = params["head.weight"]
+    if cache.dtop is None or cache.dtop.shape != cache.top.shape or cache.dtop.dtype != dlogits.dtype:
+        cache.dtop = np.empty(cache.top.shape, dlogits.dtype)
+        cache.head_grads = {"head.weight": np.empty(W_hy.shape, dlogits.dtype), "head.bias": np.empty(W_hy.shape[0], dlogits.dtype)}
     grads: dict[str, np.ndarray] = {
-        "head.weight": dlogits.T @ cache.top,
-        "head.bias": dlogits.sum(axis=0),
+        "head.weight": np.matmul(dlogits.T, cache.top, out=cache.head_grads["head.weight"]),
+        "head.bias": np.sum(dlogits, axis=0, out=cache.head_grads["head.bias"]),
     }
     T, B = cache.layers[0].G.shape[:2]
-    dh_seq = (dlogits @ params["head.weight"]).reshape(T, B, config.hidden_size)
+    dh_seq = np.matmul(dlogits, W_hy, out=cache.dtop).reshape(T, B, config.hidden_size)
     dstate0: list[tuple[np.ndarray, ...]] = [()] * config.num_layers
     for k in reversed(range(config.num_layers)):
         if cache.masks[k] is not None:
@@ -213,8 +221,9 @@ def loss_and_grads(
     rng: np.random.Generator | None = None,
 ) -> tuple[float, dict[str, np.ndarray], State, Cache]:
     """One window of truncated BPTT: mean cross-entropy (nats/char) of targets y (T, B) given ids
-    x (T, B) from `state`, the gradients of every parameter, the final state (to carry into the
-    next window, detached), and the cache to pass back next time."""
+    x (T, B) from `state`, the gradients of every parameter (buffers of the cache, valid until its
+    next use), the final state (to carry into the next window, detached), and the cache to pass
+    back next time."""
     logits, new_state, cache = forward(params, config, x, state, cache, dropout, rng)
     loss, dlogits = softmax_cross_entropy(logits, y.reshape(-1))
     grads, _ = backward(params, config, dlogits, cache)
