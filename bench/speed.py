@@ -177,16 +177,28 @@ def alternate(fns: dict, reps: int, warmup: int = 2, pause: float = 0.2) -> dict
     return times
 
 
-def bench_training(torch, peak: float, reps: int, configs) -> list[dict]:
+def gemm_probe(n: int = 2048):
+    """A large float32 GEMM, timed beside the training steps: the machine's GEMM rate right then
+    (on a shared 2-core box it moves by tens of percent over minutes)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    out = np.empty((n, n), np.float32)
+    return lambda: np.matmul(a, b, out=out), 2 * n**3
+
+
+def bench_training(torch, reps: int, configs) -> list[dict]:
     rows = []
+    probe, probe_flops = gemm_probe()
     for L, H, B, T in configs:
         log(f"training L={L} H={H} B={B} T={T} …")
         fns = {"charlstm": charlstm_trainer(L, H, B, T)}
         if torch is not None:
             fns["torch"] = torch_trainer(torch, L, H, B, T)
+        fns["gemm"] = probe
         times = alternate(fns, reps)
         ours = B * T / float(np.median(times["charlstm"]))
         theirs = B * T / float(np.median(times["torch"])) if torch is not None else None
+        peak = probe_flops / float(np.median(times["gemm"])) / 1e9  # GFLOP/s during these runs
         flops = training_flops_per_char(L, H)
         limit = peak * 1e9 / flops["training"]
         rows.append({
@@ -195,6 +207,7 @@ def bench_training(torch, peak: float, reps: int, configs) -> list[dict]:
             "torch_chars_per_s": round(theirs, 1) if theirs else None,
             "ratio": round(ours / theirs, 3) if theirs else None,
             "flops_per_char": flops["training"],
+            "gemm_gflops": round(peak, 1),
             "limit_chars_per_s": round(limit, 1),
             "utilisation": round(ours / limit, 3),
             "charlstm_step_ms": [round(t * 1e3, 2) for t in times["charlstm"]],
@@ -403,15 +416,16 @@ def fmt(v, spec: str = ",.0f") -> str:
 def print_report(res: dict) -> None:
     print(f"\ncharlstm {res['commit']}  numpy {res['numpy']}  torch {res['torch'] or 'absent'}  "
           f"peak GEMM {res['peak_gemm']['gflops']:.0f} GFLOP/s  load {res['load_before']} → {res['load_after']}")
-    print("\ntraining (chars/s, median of alternating runs; torch: nn.LSTM on one-hot input)")
-    head = f"{'config':<22}{'charlstm':>10}{'torch':>10}{'ratio':>7}{'limit':>10}{'util':>7}"
+    print("\ntraining (chars/s, median of alternating runs; torch: nn.LSTM on one-hot input;")
+    print("limit: GEMM rate measured between the steps / training FLOPs per char)")
+    head = f"{'config':<22}{'charlstm':>10}{'torch':>10}{'ratio':>7}{'GFLOP/s':>9}{'limit':>10}{'util':>7}"
     print(head)
     print("-" * len(head))
     for r in res["training"]:
         c = r["config"]
         name = f"L={c['L']} H={c['H']} B={c['B']} T={c['T']}"
         print(f"{name:<22}{fmt(r['charlstm_chars_per_s']):>10}{fmt(r['torch_chars_per_s']):>10}"
-              f"{fmt(r['ratio'], '.2f'):>7}{fmt(r['limit_chars_per_s']):>10}{r['utilisation']:>7.0%}")
+              f"{fmt(r['ratio'], '.2f'):>7}{r['gemm_gflops']:>9.0f}{fmt(r['limit_chars_per_s']):>10}{r['utilisation']:>7.0%}")
     s = res["sampling"]
     print(f"\nsampling, L={s['model']['L']} H={s['model']['H']} (chars/s)")
     print(f"  charlstm batch 1        {s['charlstm_batch1_chars_per_s']:>10,.0f}   "
@@ -486,7 +500,7 @@ def main() -> None:
     }
     log("peak GEMM …")
     res["peak_gemm"] = peak_gemm_gflops()
-    res["training"] = bench_training(torch, res["peak_gemm"]["gflops"], reps, configs)
+    res["training"] = bench_training(torch, reps, configs)
     res["sampling"] = bench_sampling(torch, reps)
     res["memory"] = bench_memory(configs, steps=20 if args.quick else 40)
     res["cli"] = bench_cli(reps)

@@ -136,6 +136,7 @@ class Cache:
     h: np.ndarray  # (T+1, B, H+1), h[0] = [h0, 1]
     tmp: np.ndarray  # (B, 4H) scratch
     tmp2: np.ndarray  # (B, 4H) scratch
+    pad: np.ndarray  # (4H, max(D, H) + 16) scratch for transposing the weights
     dx: np.ndarray | None = None  # (T, B, D) input gradient buffer, made by the first backward
     grads: dict[str, np.ndarray] | None = None  # the gradient buffers backward returns, ditto
     onehot: np.ndarray | None = None  # (T*B, V) one-hot inputs for the first layer's dW_ih
@@ -165,7 +166,17 @@ def _cache_for(old: Cache | None, x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndar
         h=h,
         tmp=np.empty((B, 4 * H), dtype),
         tmp2=np.empty((B, 4 * H), dtype),
+        pad=np.empty((4 * H, max(D, H) + 16), dtype),
     )
+
+
+def _scaled_transpose(W: np.ndarray, scale: np.ndarray, out: np.ndarray, pad: np.ndarray) -> None:
+    """out = (scale[:, None] ⊙ W)^T for W (4H, n), by way of `pad`, whose rows are 16 floats longer.
+    Reading the columns of W itself is several times slower when n is a power of two (a column's
+    elements then share cache sets): 5 ms instead of 1.5 ms for a 2048 × 512 matrix here."""
+    P = pad[:, : W.shape[1]]
+    np.copyto(P, W)
+    np.multiply(P.T, scale, out=out)
 
 
 def forward(
@@ -189,8 +200,8 @@ def forward(
     cache = _cache_for(cache, x, W_ih, W_hh)
     G, c, tanh_c, h, tmp = cache.G, cache.c, cache.tanh_c, cache.h, cache.tmp
     scale, _ = gate_scale(H, G.dtype)
-    np.multiply(W_ih.T, scale, out=cache.W_in)  # (D, 4H)
-    np.multiply(W_hh.T, scale, out=cache.W_rec[:H])  # (H, 4H)
+    _scaled_transpose(W_ih, scale, cache.W_in, cache.pad)  # (D, 4H)
+    _scaled_transpose(W_hh, scale, cache.W_rec[:H], cache.pad)  # (H, 4H)
     np.multiply(b_ih + b_hh, scale, out=cache.W_rec[H])
     if is_ids(x):
         embed(x, cache.W_in, out=G)  # (T, B, 4H): the input part of â for every step
