@@ -10,8 +10,14 @@ so torch.nn.LSTM's weight_ih_l{k} (4H, D), weight_hh_l{k} (4H, H), bias_ih_l{k} 
     h_t = o ⊙ tanh(c_t)
 
 Since σ(a) = (1 + tanh(a/2)) / 2, all four gates come out of one tanh over the contiguous (B, 4H)
-block: the weights are pre-scaled by s = (½, ½, 1, ½) per block (`prepare`), so the loop computes
-â = s ⊙ a directly, then gates = s ⊙ tanh(â) + (½, ½, 0, ½).
+block: the weights are pre-scaled by s = (½, ½, 1, ½) per block, so the loop computes â = s ⊙ a
+directly, takes tanh(â), and maps the i, f and o blocks back with × ½ + ½ (scalar operands: a
+broadcast (4H,) vector costs about twice as much per element).
+
+Layouts. Training keeps the window batch-major, (T, B, ·): its T·B rows are one matrix for the
+products that are batched over the window (input projection, weight gradients, head), with no
+reshuffling; a step's gate blocks are then column blocks (strided views) of G[t]. Sampling has no
+such products, so its state is batch-minor, (H, N), with contiguous gate blocks (`Prepared`).
 
 Backward reads as the forward reversed. The gradient of the cell state gathers both paths, through
 h_t and from c_{t+1}:
@@ -51,18 +57,16 @@ class Prepared:
     table: np.ndarray | None
 
 
-def gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """s = (½, ½, 1, ½) and shift = (½, ½, 0, ½), each repeated H times: (4H,) arrays."""
-    scale = np.repeat(np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype), H)
-    shift = np.repeat(np.array([0.5, 0.5, 0.0, 0.5], dtype=dtype), H)
-    return scale, shift
+def gate_scale(H: int, dtype: np.dtype) -> np.ndarray:
+    """s = (½, ½, 1, ½), each repeated H times: (4H,)."""
+    return np.repeat(np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype), H)
 
 
 def prepare(W_ih: np.ndarray, W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray, ids: bool) -> Prepared:
     """Scale and lay out one layer's weights for `step` / `step_into` (cheap: O(weights))."""
     H4, H = W_hh.shape
     D = W_ih.shape[1]
-    scale, _ = gate_scale(H, W_hh.dtype)
+    scale = gate_scale(H, W_hh.dtype)
     b = (b_ih + b_hh) * scale  # (4H,)
     if ids:
         table = np.multiply(W_ih.T, scale, out=np.empty((D, H4), W_ih.dtype))  # (V, 4H)
@@ -139,6 +143,7 @@ class Cache:
     pad: np.ndarray  # (4H, max(D, H) + 16) scratch for transposing the weights
     dx: np.ndarray | None = None  # (T, B, D) input gradient buffer, made by the first backward
     grads: dict[str, np.ndarray] | None = None  # the gradient buffers backward returns, ditto
+    dWb: np.ndarray | None = None  # (4H, H+1) [dW_hh | db], ditto
     onehot: np.ndarray | None = None  # (T*B, V) one-hot inputs for the first layer's dW_ih
 
 
@@ -199,7 +204,7 @@ def forward(
     H = W_hh.shape[1]
     cache = _cache_for(cache, x, W_ih, W_hh)
     G, c, tanh_c, h, tmp = cache.G, cache.c, cache.tanh_c, cache.h, cache.tmp
-    scale, _ = gate_scale(H, G.dtype)
+    scale = gate_scale(H, G.dtype)
     _scaled_transpose(W_ih, scale, cache.W_in, cache.pad)  # (D, 4H)
     _scaled_transpose(W_hh, scale, cache.W_rec[:H], cache.pad)  # (H, 4H)
     np.multiply(b_ih + b_hh, scale, out=cache.W_rec[H])
@@ -281,13 +286,12 @@ def backward(
     dA = G.reshape(T * B, H4)  # (T*B, 4H)
     D = cache.W_ih.shape[1]
     if cache.grads is None:
-        cache.grads = {
-            "W_ih": np.empty((H4, D), dtype), "W_hh": np.empty((H4, H), dtype),
-            "b_ih": np.empty(H4, dtype), "b_hh": np.empty(H4, dtype), "W_hh|b": np.empty((H4, H + 1), dtype),
-        }
+        shapes = {"W_ih": (H4, D), "W_hh": (H4, H), "b_ih": (H4,), "b_hh": (H4,)}
+        cache.grads = {name: np.empty(shape, dtype) for name, shape in shapes.items()}
+        cache.dWb = np.empty((H4, H + 1), dtype)
     grads = cache.grads
     # one GEMM over [h_{t-1}, 1] gives dW_hh and, from the ones column, db
-    dWb = np.matmul(dA.T, h[:T].reshape(T * B, H + 1), out=grads["W_hh|b"])  # (4H, H+1)
+    dWb = np.matmul(dA.T, h[:T].reshape(T * B, H + 1), out=cache.dWb)  # (4H, H+1)
     np.copyto(grads["W_hh"], dWb[:, :H])
     np.copyto(grads["b_ih"], dWb[:, H])
     np.copyto(grads["b_hh"], dWb[:, H])
@@ -305,8 +309,7 @@ def backward(
             cache.dx = np.empty((T, B, D), dtype)
         dx = cache.dx
         np.matmul(dA, cache.W_ih, out=dx.reshape(T * B, D))
-    grads = {k: grads[k] for k in ("W_ih", "W_hh", "b_ih", "b_hh")}
-    return dx, grads, (dh_next, dc_next)
+    return dx, dict(grads), (dh_next, dc_next)
 
 
 def step(x: np.ndarray, h: np.ndarray, c: np.ndarray, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
