@@ -4,10 +4,13 @@ Parameters live in a plain dict keyed by PyTorch's state_dict names (`lstm.weigh
 `head.weight`, `head.bias`), so a checkpoint is that dict and loads into `torch.nn.LSTM` +
 `torch.nn.Linear` unchanged. Gradient dicts have the same keys. Recurrent state is a tuple of
 (L, B, H) arrays — (h, c) for the LSTM — passed in and returned, never kept on an object.
+Sampling loops may instead hold it as a `StepState` (the stepping layout), which they own and
+pass to `step_in_place` to be advanced without copies.
 
 The cell is looked up in `CELLS`; a GRU or vanilla RNN module with the same functions
-(`forward`, `backward`, `prepare`, `step`, `NUM_GATES`, `STATE_NAMES`) slots in beside the LSTM
-without touching the training loop.
+(`forward`, `backward`, `prepare`, `step`, `step_into`, `step_work`, `NUM_GATES`, `STATE_NAMES`)
+slots in beside the LSTM without touching the training loop (StepState, like `step`, assumes the
+LSTM's two state tensors).
 """
 
 from __future__ import annotations
