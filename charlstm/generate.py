@@ -74,12 +74,24 @@ def draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def prime(
     params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarray, num_samples: int = 1
 ) -> tuple[np.ndarray, State]:
-    """Run the seed ids (N,) through the model from a zero state, as one window for all samples.
-    Returns the logits after the last seed character (num_samples, V) and the state."""
-    x = np.repeat(np.asarray(ids)[:, None], num_samples, axis=1)  # (N, num_samples)
-    state = model.zero_state(config, num_samples)
-    logits, state, _ = model.forward(params, config, x, state)
-    return logits[-num_samples:].copy(), state
+    """Run the seed ids (N,) through the model from a zero state. Returns the logits after the last
+    seed character (num_samples, V) and the state."""
+    logits, st = _prime(model.prepare_stepper(params, config), ids, num_samples)
+    return logits.copy(), model.state_of(st)
+
+
+def _prime(stepper: model.Stepper, ids: np.ndarray, num_samples: int) -> tuple[np.ndarray, model.StepState]:
+    """The seed stepped through one character at a time, as sampling continues (no window buffers
+    or weight transposes to set up, which dominate for a short seed). Every sample shares the
+    seed, so it runs once and its state is copied to each sample."""
+    st = model.step_state(stepper, model.zero_state(stepper.config, 1))
+    x = np.zeros(1, np.intp)
+    for i in np.asarray(ids):
+        x[0] = i
+        logits = model.step_in_place(stepper, x, st)
+    if num_samples > 1:
+        st = model.step_state(stepper, tuple(np.repeat(s, num_samples, axis=1) for s in model.state_of(st)))
+    return np.repeat(logits, num_samples, axis=0), st
 
 
 def generate(
@@ -96,13 +108,13 @@ def generate(
 ) -> Iterator[np.ndarray]:
     """Yield `length` steps of ids, each (num_samples,), continuing `seed` (not yielded)."""
     rng = rng if rng is not None else np.random.default_rng()
-    logits, state = prime(params, config, prime_ids(vocab, seed), num_samples)
     stepper = model.prepare_stepper(params, config)
+    logits, st = _prime(stepper, prime_ids(vocab, seed), num_samples)  # st: advanced in place
     for n in range(length):
         ids = draw(filter_probs(logits, temperature, top_k, top_p), rng)
         yield ids
         if n + 1 < length:
-            logits, state = model.step(stepper, ids, state)
+            logits = model.step_in_place(stepper, ids, st)
 
 
 def stream_text(

@@ -10,8 +10,14 @@ so torch.nn.LSTM's weight_ih_l{k} (4H, D), weight_hh_l{k} (4H, H), bias_ih_l{k} 
     h_t = o ⊙ tanh(c_t)
 
 Since σ(a) = (1 + tanh(a/2)) / 2, all four gates come out of one tanh over the contiguous (B, 4H)
-block: the weights are pre-scaled by s = (½, ½, 1, ½) per block (`prepare`), so the loop computes
-â = s ⊙ a directly, then gates = s ⊙ tanh(â) + (½, ½, 0, ½).
+block: the weights are pre-scaled by s = (½, ½, 1, ½) per block, so the loop computes â = s ⊙ a
+directly, takes tanh(â), and maps the i, f and o blocks back with × ½ + ½ (scalar operands: a
+broadcast (4H,) vector costs about twice as much per element).
+
+Layouts. Training keeps the window batch-major, (T, B, ·): its T·B rows are one matrix for the
+products that are batched over the window (input projection, weight gradients, head), with no
+reshuffling; a step's gate blocks are then column blocks (strided views) of G[t]. Sampling has no
+such products, so its state is batch-minor, (H, N), with contiguous gate blocks (`Prepared`).
 
 Backward reads as the forward reversed. The gradient of the cell state gathers both paths, through
 h_t and from c_{t+1}:
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlstm.ops import embed, embed_backward, is_ids
+from charlstm.ops import embed, embed_backward, is_ids, one_hot_rows
 
 NUM_GATES = 4
 STATE_NAMES = ("h", "c")
@@ -36,42 +42,88 @@ STATE_NAMES = ("h", "c")
 
 @dataclass(frozen=True)
 class Prepared:
-    """Weights laid out for the loop: transposed, contiguous, sigmoid blocks scaled by ½.
+    """One layer's weights laid out for stepping (sampling).
 
-    For id input, `W_ih` is the (V, 4H) table with the biases folded in and `b` is None.
+    The stepping state is batch-minor — h and c are (H, N), a column per sample — so a step's
+    product is W @ [x; h], the orientation OpenBLAS computes fastest for a handful of columns, and
+    the four gate blocks are contiguous rows. Sigmoid rows are scaled by ½ as in `forward`.
+    For id input, `table` (V, 4H) holds the column of s ⊙ W_ih that a one-hot input picks, with the
+    bias folded in, and `W` is s ⊙ W_hh (4H, H). For float input, `W` is s ⊙ [W_ih | W_hh]
+    (4H, D+H), applied to the input stacked on h, and `b` is s ⊙ b (4H, 1).
     """
 
-    W_ih: np.ndarray  # (D, 4H) or (V, 4H)
-    W_hh: np.ndarray  # (H, 4H)
-    b: np.ndarray | None  # (4H,)
-    shift: np.ndarray  # (4H,) the ½ that maps tanh back to σ, 0 on the g block
-    scale: np.ndarray  # (4H,) s
+    W: np.ndarray
+    b: np.ndarray | None
+    table: np.ndarray | None
 
 
-def gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """s = (½, ½, 1, ½) and shift = (½, ½, 0, ½), each repeated H times: (4H,) arrays."""
-    scale = np.repeat(np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype), H)
-    shift = np.repeat(np.array([0.5, 0.5, 0.0, 0.5], dtype=dtype), H)
-    return scale, shift
+def gate_scale(H: int, dtype: np.dtype) -> np.ndarray:
+    """s = (½, ½, 1, ½), each repeated H times: (4H,)."""
+    return np.repeat(np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype), H)
 
 
 def prepare(W_ih: np.ndarray, W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray, ids: bool) -> Prepared:
-    """Scale and transpose one layer's weights for `forward` and `step` (cheap: O(weights))."""
-    H = W_hh.shape[1]
-    scale, shift = gate_scale(H, W_hh.dtype)
-    W_ih_T = (W_ih.T * scale).astype(W_ih.dtype, copy=False)  # (D, 4H)
+    """Scale and lay out one layer's weights for `step` / `step_into` (cheap: O(weights))."""
+    H4, H = W_hh.shape
+    D = W_ih.shape[1]
+    scale = gate_scale(H, W_hh.dtype)
     b = (b_ih + b_hh) * scale  # (4H,)
-    W_hh_T = np.ascontiguousarray((W_hh.T * scale).astype(W_hh.dtype, copy=False))  # (H, 4H)
     if ids:
-        W_ih_T += b
-        return Prepared(np.ascontiguousarray(W_ih_T), W_hh_T, None, shift, scale)
-    return Prepared(np.ascontiguousarray(W_ih_T), W_hh_T, b, shift, scale)
+        table = np.multiply(W_ih.T, scale, out=np.empty((D, H4), W_ih.dtype))  # (V, 4H)
+        table += b
+        return Prepared(W_hh * scale[:, None], None, table)
+    W = np.empty((H4, D + H), W_hh.dtype)
+    np.multiply(W_ih, scale[:, None], out=W[:, :D])
+    np.multiply(W_hh, scale[:, None], out=W[:, D:])
+    return Prepared(W, b[:, None].copy(), None)
+
+
+@dataclass
+class StepWork:
+    """Scratch of `step_into` for one layer and N samples."""
+
+    a: np.ndarray  # (4H, N)
+    g: np.ndarray  # (H, N)
+    rows: np.ndarray  # (N, 4H) gathered input rows (id input)
+
+
+def step_work(H: int, N: int, dtype: np.dtype) -> StepWork:
+    return StepWork(np.empty((4 * H, N), dtype), np.empty((H, N), dtype), np.empty((N, 4 * H), dtype))
+
+
+def step_into(z: np.ndarray, c: np.ndarray, p: Prepared, work: StepWork, ids: np.ndarray | None = None) -> None:
+    """Advance the layer one step in place (the sampling hot path: no allocation).
+
+    z: (D+H, N) the input stacked on the state h — or h alone, (H, N), with `ids` (N,) as input;
+    its last H rows are overwritten with the new h. c: (H, N), overwritten with the new c.
+    """
+    H = c.shape[0]
+    a, g = work.a, work.g
+    np.matmul(p.W, z, out=a)  # (4H, N): â = s ⊙ (W_ih x + W_hh h)
+    if ids is None:
+        a += p.b
+    else:
+        np.take(p.table, ids, axis=0, out=work.rows)  # (N, 4H): s ⊙ (W_ih[:, x] + b)
+        a += work.rows.T
+    np.tanh(a, out=a)
+    np.copyto(g, a[2 * H : 3 * H])
+    a *= 0.5
+    a += 0.5  # rows of i, f, o now hold σ (see `forward`)
+    c *= a[H : 2 * H]  # f ⊙ c_{t-1}
+    g *= a[:H]  # i ⊙ g
+    c += g
+    np.tanh(c, out=g)
+    np.multiply(a[3 * H :], g, out=z[-H:])  # h = o ⊙ tanh(c)
 
 
 @dataclass
 class Cache:
     """What backward needs from forward, as arrays stacked over time. Reused across windows of the
     same shape (pass it back to `forward`), so the hot loop allocates nothing.
+
+    `h` carries a column of ones after the H state columns: the recurrent product of a step is
+    [h_{t-1}, 1] @ [s ⊙ W_hh^T; s ⊙ b], so the bias rides in the GEMM, and the weight-gradient
+    GEMM over [h, 1] yields db as its last column.
 
     `G` holds the gate activations i, f, g, o after forward and is overwritten with the
     pre-activation gradients da by backward: a cache serves one backward.
@@ -80,35 +132,56 @@ class Cache:
     x: np.ndarray  # (T, B) ids or (T, B, D) inputs
     W_ih: np.ndarray  # (4H, D) the layer's weights, for backward
     W_hh: np.ndarray  # (4H, H)
+    W_in: np.ndarray  # (D, 4H) s ⊙ W_ih^T: the input table (ids) or projection (floats)
+    W_rec: np.ndarray  # (H+1, 4H) [s ⊙ W_hh^T; s ⊙ (b_ih + b_hh)]
     G: np.ndarray  # (T, B, 4H)
     c: np.ndarray  # (T+1, B, H), c[0] = c0
     tanh_c: np.ndarray  # (T, B, H)
-    h: np.ndarray  # (T+1, B, H), h[0] = h0
+    h: np.ndarray  # (T+1, B, H+1), h[0] = [h0, 1]
     tmp: np.ndarray  # (B, 4H) scratch
     tmp2: np.ndarray  # (B, 4H) scratch
+    pad: np.ndarray  # (4H, max(D, H) + 16) scratch for transposing the weights
     dx: np.ndarray | None = None  # (T, B, D) input gradient buffer, made by the first backward
+    grads: dict[str, np.ndarray] | None = None  # the gradient buffers backward returns, ditto
+    dWb: np.ndarray | None = None  # (4H, H+1) [dW_hh | db], ditto
+    onehot: np.ndarray | None = None  # (T*B, V) one-hot inputs for the first layer's dW_ih
 
 
 def _cache_for(old: Cache | None, x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndarray) -> Cache:
     T, B = x.shape[:2]
     H = W_hh.shape[1]
+    D = W_ih.shape[1]
     dtype = W_hh.dtype
-    if old is not None and old.G.shape == (T, B, 4 * H) and old.G.dtype == dtype:
+    if old is not None and old.G.shape == (T, B, 4 * H) and old.W_in.shape[0] == D and old.G.dtype == dtype:
         old.x, old.W_ih, old.W_hh = x, W_ih, W_hh
         if old.dx is not None and old.dx.shape[2:] != x.shape[2:]:
             old.dx = None
         return old
+    h = np.empty((T + 1, B, H + 1), dtype)
+    h[:, :, H] = 1
     return Cache(
         x=x,
         W_ih=W_ih,
         W_hh=W_hh,
+        W_in=np.empty((D, 4 * H), dtype),
+        W_rec=np.empty((H + 1, 4 * H), dtype),
         G=np.empty((T, B, 4 * H), dtype),
         c=np.empty((T + 1, B, H), dtype),
         tanh_c=np.empty((T, B, H), dtype),
-        h=np.empty((T + 1, B, H), dtype),
+        h=h,
         tmp=np.empty((B, 4 * H), dtype),
         tmp2=np.empty((B, 4 * H), dtype),
+        pad=np.empty((4 * H, max(D, H) + 16), dtype),
     )
+
+
+def _scaled_transpose(W: np.ndarray, scale: np.ndarray, out: np.ndarray, pad: np.ndarray) -> None:
+    """out = (scale[:, None] ⊙ W)^T for W (4H, n), by way of `pad`, whose rows are 16 floats longer.
+    Reading the columns of W itself is several times slower when n is a power of two (a column's
+    elements then share cache sets): 5 ms instead of 1.5 ms for a 2048 × 512 matrix here."""
+    P = pad[:, : W.shape[1]]
+    np.copyto(P, W)
+    np.multiply(P.T, scale, out=out)
 
 
 def forward(
@@ -130,30 +203,39 @@ def forward(
     T = x.shape[0]
     H = W_hh.shape[1]
     cache = _cache_for(cache, x, W_ih, W_hh)
-    p = prepare(W_ih, W_hh, b_ih, b_hh, ids=is_ids(x))
     G, c, tanh_c, h, tmp = cache.G, cache.c, cache.tanh_c, cache.h, cache.tmp
-    if p.b is None:
-        embed(x, p.W_ih, out=G)  # (T, B, 4H): â of every step, input part and biases
+    scale = gate_scale(H, G.dtype)
+    _scaled_transpose(W_ih, scale, cache.W_in, cache.pad)  # (D, 4H)
+    _scaled_transpose(W_hh, scale, cache.W_rec[:H], cache.pad)  # (H, 4H)
+    np.multiply(b_ih + b_hh, scale, out=cache.W_rec[H])
+    if is_ids(x):
+        embed(x, cache.W_in, out=G)  # (T, B, 4H): the input part of â for every step
     else:
         T_, B, D = x.shape
-        np.matmul(x.reshape(T_ * B, D), p.W_ih, out=G.reshape(T_ * B, 4 * H))
-        G += p.b
-    h[0] = h0
+        np.matmul(x.reshape(T_ * B, D), cache.W_in, out=G.reshape(T_ * B, 4 * H))
+    h[0, :, :H] = h0
     c[0] = c0
+    ig = tmp[:, :H]  # (B, H) scratch
     for t in range(T):
         a = G[t]  # (B, 4H)
-        np.matmul(h[t], p.W_hh, out=tmp)
+        np.matmul(h[t], cache.W_rec, out=tmp)  # [h_{t-1}, 1] @ [s ⊙ W_hh^T; s ⊙ b]
         a += tmp
         np.tanh(a, out=a)
-        a *= p.scale
-        a += p.shift  # a now holds the gates i, f, g, o
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        # σ(x) = ½ tanh(x/2) + ½ on the i, f and o blocks, with scalar operands (cheaper than
+        # broadcasting a (4H,) vector over the whole block); the g block is tanh(a_g) already
+        i_f, o = a[:, : 2 * H], a[:, 3 * H :]
+        i_f *= 0.5
+        i_f += 0.5
+        o *= 0.5
+        o += 0.5
+        i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H]
+        # c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
         np.multiply(f, c[t], out=c[t + 1])
-        np.multiply(i, g, out=tmp[:, :H])
-        c[t + 1] += tmp[:, :H]
+        np.multiply(i, g, out=ig)
+        c[t + 1] += ig
         np.tanh(c[t + 1], out=tanh_c[t])
-        np.multiply(o, tanh_c[t], out=h[t + 1])
-    return h[1:], (h[T].copy(), c[T].copy()), cache
+        np.multiply(o, tanh_c[t], out=h[t + 1, :, :H])
+    return h[1:, :, :H], (h[T, :, :H].copy(), c[T].copy()), cache
 
 
 def backward(
@@ -168,7 +250,8 @@ def backward(
     layer); dhT, dcT: (B, H) gradients arriving at the final state (None: zero, as in truncated
     BPTT, where nothing flows back across windows).
     Returns dx ((T, B, D) for float input — a view into the cache — or None for ids), the
-    gradients {"W_ih", "W_hh", "b_ih", "b_hh"} summed over all steps, and (dh0, dc0).
+    gradients {"W_ih", "W_hh", "b_ih", "b_hh"} summed over all steps — buffers of the cache too,
+    rewritten by its next backward — and (dh0, dc0).
     """
     x, G, c, tanh_c, h = cache.x, cache.G, cache.c, cache.tanh_c, cache.h
     T, B, H4 = G.shape
@@ -180,16 +263,13 @@ def backward(
     dc_next = np.zeros((B, H), dtype) if dcT is None else dcT.astype(dtype, copy=True)
     dG, deriv = cache.tmp, cache.tmp2  # (B, 4H) each
     di, df, dg, do = dG[:, :H], dG[:, H : 2 * H], dG[:, 2 * H : 3 * H], dG[:, 3 * H :]
-    tanh_block = np.zeros(H4, dtype)
-    tanh_block[2 * H : 3 * H] = 1
     for t in reversed(range(T)):
         gates = G[t]  # (B, 4H)
         i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
         np.add(dh_seq[t], dh_next, out=dh)
-        # dc = dh ⊙ o ⊙ (1 − tanh²c) + dc_next
-        np.multiply(tanh_c[t], tanh_c[t], out=dc)
-        np.subtract(1, dc, out=dc)
-        dc *= o
+        # dc = dh ⊙ o ⊙ (1 − tanh²c) + dc_next, with o ⊙ (1 − tanh²c) = o − h ⊙ tanh c
+        np.multiply(h[t + 1, :, :H], tanh_c[t], out=dc)
+        np.subtract(o, dc, out=dc)
         dc *= dh
         dc += dc_next
         np.multiply(dc, g, out=di)
@@ -197,42 +277,49 @@ def backward(
         np.multiply(dc, i, out=dg)
         np.multiply(dh, tanh_c[t], out=do)
         np.multiply(dc, f, out=dc_next)
-        # through the activations: σ' = σ(1 − σ), tanh' = 1 − g² = (1 − g)(1 + g)
+        # through the activations: σ' = σ (1 − σ), tanh' = 1 − g² = (1 − g)(1 + g)
         np.subtract(1, gates, out=deriv)
-        gates += tanh_block
+        g += 1
         deriv *= gates
         np.multiply(dG, deriv, out=gates)  # G[t] now holds da_t
         np.matmul(gates, cache.W_hh, out=dh_next)
     dA = G.reshape(T * B, H4)  # (T*B, 4H)
-    db = dA.sum(axis=0)
-    grads = {"W_hh": dA.T @ h[:T].reshape(T * B, H), "b_ih": db, "b_hh": db.copy()}
+    D = cache.W_ih.shape[1]
+    if cache.grads is None:
+        shapes = {"W_ih": (H4, D), "W_hh": (H4, H), "b_ih": (H4,), "b_hh": (H4,)}
+        cache.grads = {name: np.empty(shape, dtype) for name, shape in shapes.items()}
+        cache.dWb = np.empty((H4, H + 1), dtype)
+    grads = cache.grads
+    # one GEMM over [h_{t-1}, 1] gives dW_hh and, from the ones column, db
+    dWb = np.matmul(dA.T, h[:T].reshape(T * B, H + 1), out=cache.dWb)  # (4H, H+1)
+    np.copyto(grads["W_hh"], dWb[:, :H])
+    np.copyto(grads["b_ih"], dWb[:, H])
+    np.copyto(grads["b_hh"], dWb[:, H])
     if is_ids(x):
-        grads["W_ih"] = embed_backward(x, dA, cache.W_ih.shape[1]).T
+        if D <= 512:  # dW_ih = dA^T @ one_hot(x): a GEMM, for a small vocabulary
+            if cache.onehot is None:
+                cache.onehot = np.empty((T * B, D), dtype)
+            np.matmul(dA.T, one_hot_rows(x.reshape(-1), cache.onehot), out=grads["W_ih"])
+        else:  # a sum of rows per id
+            np.copyto(grads["W_ih"], embed_backward(x, dA, D).T)
         dx = None
     else:
-        D = x.shape[2]
-        grads["W_ih"] = dA.T @ x.reshape(T * B, D)
+        np.matmul(dA.T, x.reshape(T * B, D), out=grads["W_ih"])
         if cache.dx is None:
             cache.dx = np.empty((T, B, D), dtype)
         dx = cache.dx
         np.matmul(dA, cache.W_ih, out=dx.reshape(T * B, D))
-    return dx, grads, (dh_next, dc_next)
+    return dx, dict(grads), (dh_next, dc_next)
 
 
 def step(x: np.ndarray, h: np.ndarray, c: np.ndarray, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
-    """One time step with prepared weights (sampling). x: (B,) ids or (B, D); h, c: (B, H).
+    """One time step with prepared weights. x: (B,) ids or (B, D); h, c: (B, H).
     Returns new (h, c) arrays; the inputs are not modified."""
     H = h.shape[1]
-    if p.b is None:
-        a = p.W_ih[x] + h @ p.W_hh  # (B, 4H)
+    if is_ids(x):
+        z, ids = np.ascontiguousarray(h.T), x
     else:
-        a = x @ p.W_ih
-        a += h @ p.W_hh
-        a += p.b
-    np.tanh(a, out=a)
-    a *= p.scale
-    a += p.shift
-    i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-    c_new = f * c + i * g
-    h_new = o * np.tanh(c_new)
-    return h_new, c_new
+        z, ids = np.concatenate([x.T, h.T]), None  # (D+H, B)
+    c_new = np.ascontiguousarray(c.T)
+    step_into(z, c_new, p, step_work(H, h.shape[0], h.dtype), ids)
+    return z[-H:].T.copy(), c_new.T.copy()

@@ -4,10 +4,13 @@ Parameters live in a plain dict keyed by PyTorch's state_dict names (`lstm.weigh
 `head.weight`, `head.bias`), so a checkpoint is that dict and loads into `torch.nn.LSTM` +
 `torch.nn.Linear` unchanged. Gradient dicts have the same keys. Recurrent state is a tuple of
 (L, B, H) arrays — (h, c) for the LSTM — passed in and returned, never kept on an object.
+Sampling loops may instead hold it as a `StepState` (the stepping layout), which they own and
+pass to `step_in_place` to be advanced without copies.
 
 The cell is looked up in `CELLS`; a GRU or vanilla RNN module with the same functions
-(`forward`, `backward`, `prepare`, `step`, `NUM_GATES`, `STATE_NAMES`) slots in beside the LSTM
-without touching the training loop.
+(`forward`, `backward`, `prepare`, `step`, `step_into`, `step_work`, `NUM_GATES`, `STATE_NAMES`)
+slots in beside the LSTM without touching the training loop (StepState, like `step`, assumes the
+LSTM's two state tensors).
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ class Cache:
     masks: list[np.ndarray | None] = field(default_factory=list)  # dropout mask per layer output
     top: np.ndarray | None = None  # (T*B, H) input of the head
     logits: np.ndarray | None = None  # (T*B, V)
+    dtop: np.ndarray | None = None  # (T*B, H) gradient of the head's input
+    head_grads: dict[str, np.ndarray] = field(default_factory=dict)  # buffers backward returns
 
 
 def forward(
@@ -178,15 +183,21 @@ def backward(
     dstate: State | None = None,
 ) -> tuple[dict[str, np.ndarray], State]:
     """Gradients of every parameter from dlogits (T*B, V), and of the initial state.
-    `dstate` is the gradient arriving at the final state (None: zero, truncated BPTT)."""
+    `dstate` is the gradient arriving at the final state (None: zero, truncated BPTT).
+    The gradient arrays are buffers of the cache, rewritten by its next backward (so a training
+    step allocates no large array)."""
     cell = CELLS[config.cell]
     c = config.cell
+    W_hy = params["head.weight"]
+    if cache.dtop is None or cache.dtop.shape != cache.top.shape or cache.dtop.dtype != dlogits.dtype:
+        cache.dtop = np.empty(cache.top.shape, dlogits.dtype)
+        cache.head_grads = {"head.weight": np.empty(W_hy.shape, dlogits.dtype), "head.bias": np.empty(W_hy.shape[0], dlogits.dtype)}
     grads: dict[str, np.ndarray] = {
-        "head.weight": dlogits.T @ cache.top,
-        "head.bias": dlogits.sum(axis=0),
+        "head.weight": np.matmul(dlogits.T, cache.top, out=cache.head_grads["head.weight"]),
+        "head.bias": np.sum(dlogits, axis=0, out=cache.head_grads["head.bias"]),
     }
     T, B = cache.layers[0].G.shape[:2]
-    dh_seq = (dlogits @ params["head.weight"]).reshape(T, B, config.hidden_size)
+    dh_seq = np.matmul(dlogits, W_hy, out=cache.dtop).reshape(T, B, config.hidden_size)
     dstate0: list[tuple[np.ndarray, ...]] = [()] * config.num_layers
     for k in reversed(range(config.num_layers)):
         if cache.masks[k] is not None:
@@ -213,8 +224,9 @@ def loss_and_grads(
     rng: np.random.Generator | None = None,
 ) -> tuple[float, dict[str, np.ndarray], State, Cache]:
     """One window of truncated BPTT: mean cross-entropy (nats/char) of targets y (T, B) given ids
-    x (T, B) from `state`, the gradients of every parameter, the final state (to carry into the
-    next window, detached), and the cache to pass back next time."""
+    x (T, B) from `state`, the gradients of every parameter (buffers of the cache, valid until its
+    next use), the final state (to carry into the next window, detached), and the cache to pass
+    back next time."""
     logits, new_state, cache = forward(params, config, x, state, cache, dropout, rng)
     loss, dlogits = softmax_cross_entropy(logits, y.reshape(-1))
     grads, _ = backward(params, config, dlogits, cache)
@@ -226,9 +238,9 @@ class Stepper:
     """The model prepared for one-step-at-a-time inference (sampling)."""
 
     config: ModelConfig
-    layers: tuple[Any, ...]
-    W_hy: np.ndarray  # (H, V)
-    b_y: np.ndarray  # (V,)
+    layers: tuple[Any, ...]  # the cell's prepared weights, one per layer
+    W_hy: np.ndarray  # (V, H)
+    b_y: np.ndarray  # (V, 1)
 
 
 def prepare_stepper(params: dict[str, np.ndarray], config: ModelConfig) -> Stepper:
@@ -236,17 +248,62 @@ def prepare_stepper(params: dict[str, np.ndarray], config: ModelConfig) -> Stepp
     layers = tuple(
         cell.prepare(*layer_params(params, config, k), ids=(k == 0)) for k in range(config.num_layers)
     )
-    return Stepper(config, layers, np.ascontiguousarray(params["head.weight"].T), params["head.bias"])
+    return Stepper(config, layers, params["head.weight"], params["head.bias"][:, None].copy())
+
+
+@dataclass
+class StepState:
+    """The recurrent state of N sampling streams, laid out for `step_in_place`, which advances it.
+
+    h of all layers is stacked, (L*H, N), a column per stream: the input and state of layer k ≥ 1
+    are then the adjacent rows [h_{k-1}; h_k], one operand for one product, and the new h_k is
+    written where layer k+1 reads its input. c is (L, H, N). The caller owns it and passes it in.
+    """
+
+    h: np.ndarray  # (L*H, N)
+    c: np.ndarray  # (L, H, N)
+    work: list[Any]  # the cell's scratch, one per layer
+    logits: np.ndarray  # (V, N)
+
+
+def step_state(stepper: Stepper, state: State) -> StepState:
+    """The stepping layout of `state` ((L, N, H) arrays, as `forward` and `zero_state` make them)."""
+    cell = CELLS[stepper.config.cell]
+    h, c = state
+    L, N, H = h.shape
+    dtype = stepper.W_hy.dtype
+    return StepState(
+        h=np.ascontiguousarray(h.transpose(0, 2, 1), dtype).reshape(L * H, N),
+        c=np.ascontiguousarray(c.transpose(0, 2, 1), dtype),
+        work=[cell.step_work(H, N, dtype) for _ in range(L)],
+        logits=np.empty((stepper.W_hy.shape[0], N), dtype),
+    )
+
+
+def state_of(st: StepState) -> State:
+    """The (h, c) state, (L, N, H) arrays, of a StepState (fresh copies)."""
+    L, H, N = st.c.shape
+    return st.h.reshape(L, H, N).transpose(0, 2, 1).copy(), st.c.transpose(0, 2, 1).copy()
+
+
+def step_in_place(stepper: Stepper, x: np.ndarray, st: StepState) -> np.ndarray:
+    """Feed one character per stream, ids x (N,), advancing `st` in place (no allocation); returns
+    the logits (N, V), a view that the next call overwrites."""
+    cell = CELLS[stepper.config.cell]
+    H = stepper.config.hidden_size
+    for k, p in enumerate(stepper.layers):
+        if k == 0:
+            cell.step_into(st.h[:H], st.c[0], p, st.work[0], ids=x)
+        else:
+            cell.step_into(st.h[(k - 1) * H : (k + 1) * H], st.c[k], p, st.work[k])
+    np.matmul(stepper.W_hy, st.h[-H:], out=st.logits)  # (V, N)
+    st.logits += stepper.b_y
+    return st.logits.T
 
 
 def step(stepper: Stepper, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-    """Logits (B, V) for one character per stream, ids x (B,), and the new state."""
-    cell = CELLS[stepper.config.cell]
-    inp = x
-    new = []
-    for k, p in enumerate(stepper.layers):
-        layer_state = cell.step(inp, *(s[k] for s in state), p)
-        new.append(layer_state)
-        inp = layer_state[0]
-    logits = inp @ stepper.W_hy + stepper.b_y
-    return logits, tuple(np.stack([s[j] for s in new]) for j in range(len(state)))
+    """Logits (B, V) for one character per stream, ids x (B,), and the new state; the given state
+    is not modified. (Sampling loops use `step_state` and `step_in_place` to skip the copies.)"""
+    st = step_state(stepper, state)
+    logits = step_in_place(stepper, x, st)
+    return logits.copy(), state_of(st)

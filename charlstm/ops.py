@@ -20,6 +20,13 @@ def embed(x: np.ndarray, table: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.take(table, x, axis=0, out=out, mode="clip")
 
 
+def one_hot_rows(ids: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """one_hot(ids) written into out (N, V), which is returned: ids (N,) pick the 1 of each row."""
+    out.fill(0)
+    out[np.arange(len(ids)), ids] = 1
+    return out
+
+
 def embed_backward(x: np.ndarray, dout: np.ndarray, V: int) -> np.ndarray:
     """Gradient of `embed` w.r.t. the table: one_hot(x)^T @ dout, shape (V, N).
 

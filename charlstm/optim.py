@@ -1,7 +1,8 @@
 """Optimisers over dicts of parameter arrays, and gradient clipping by global norm.
 
 Each optimiser updates parameters in place and subtracts the (scaled) gradient. The gradient
-arrays are used as scratch space and hold garbage afterwards: they are made fresh every step.
+arrays are used as scratch space and hold garbage afterwards (they are the model cache's buffers,
+rewritten by the next backward).
 Moment buffers are exposed by `state_tensors()` / `load_state_tensors()` so a checkpoint can
 carry them and a resumed run continues exactly.
 """

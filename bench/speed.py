@@ -1,0 +1,517 @@
+"""charlstm speed, memory and start-up benchmark, against PyTorch where it has an equivalent.
+
+    python bench/speed.py [--out bench/results/speed.json] [--reps 7] [--quick]
+
+Run it on an otherwise idle machine; it prints the load average it saw, because other processes
+on a 2-core box move every figure. Everything is measured in this one process except the memory
+figures (a fresh subprocess per configuration, so imports are not counted) and the command-line
+timings (real `charlstm` subprocesses).
+
+What is measured (see bench/README.md for the definitions):
+- training: one real training step — corpus.window → model.loss_and_grads → optim.clip_grad_norm
+  → Adam.step, exactly what `charlstm train` runs per window — against PyTorch's nn.LSTM fed
+  one-hot vectors + nn.Linear + cross-entropy, Adam and clip_grad_norm_, alternately (A B A B …),
+  median of --reps after warm-up, in characters per second;
+- the physical limit: training FLOPs per character divided into numpy's measured peak float32
+  GEMM rate, and charlstm's utilisation of it;
+- sampling at batch 1 (charlstm vs PyTorch stepping nn.LSTM one character at a time with
+  torch.multinomial) and charlstm with num_samples=16;
+- peak RSS of training over the post-import baseline, beside the figure computed from the shapes,
+  and the RSS drift over many steps;
+- `charlstm --help` wall time and the time to the first sampled character of `charlstm sample`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+V = 65
+CONFIGS = [  # (L, H, B, T)
+    (1, 128, 32, 64),
+    (2, 256, 64, 100),
+    (2, 512, 64, 100),
+    (3, 512, 32, 100),
+]
+SAMPLE_MODEL = (2, 512)  # (L, H) of the sampling and start-up checks
+LR, CLIP = 2e-3, 5.0
+TARGETS = {
+    "ratio_2x256": 1.1,
+    "ratio_other": 1.0,
+    "utilisation_2x512": 0.65,
+    "sample_vs_torch": 10.0,
+    "samples16_vs_batch1": 8.0,
+    "memory_ratio": 1.5,
+    "help_s": 0.3,
+    "first_char_s": 0.5,
+}
+
+
+def log(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def try_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(2)
+    return torch
+
+
+# ------------------------------------------------------------------------------------- the limit
+
+
+def peak_gemm_gflops(reps: int = 5) -> dict:
+    """numpy's float32 GEMM rate at sizes large enough to reach the BLAS peak; the best of each."""
+    rng = np.random.default_rng(0)
+    best = {}
+    for n in (1024, 2048, 3072):
+        a = rng.random((n, n), dtype=np.float32)
+        b = rng.random((n, n), dtype=np.float32)
+        out = np.empty((n, n), np.float32)
+        np.matmul(a, b, out=out)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            times.append(time.perf_counter() - t0)
+        best[n] = 2 * n**3 / min(times) / 1e9
+    return {"gflops": max(best.values()), "by_size": {str(k): round(v, 1) for k, v in best.items()}}
+
+
+def training_flops_per_char(L: int, H: int) -> dict:
+    """Matrix-multiply FLOPs per character of one training step.
+
+    Forward: every layer's recurrent product (2·H·4H), every layer above the first its input
+    product (2·H·4H; the first layer's one-hot input is a row gather, 0 FLOPs), the head (2·H·V).
+    Training ≈ 3 × forward (backward computes an input gradient and a weight gradient for every
+    product), except that the first layer's input needs only its weight gradient (2·V·4H).
+    """
+    forward = L * 2 * H * 4 * H + (L - 1) * 2 * H * 4 * H + 2 * H * V
+    return {"forward": forward, "training": 3 * forward + 2 * V * 4 * H}
+
+
+# ------------------------------------------------------------------------------------- training
+
+
+def charlstm_trainer(L: int, H: int, B: int, T: int):
+    """One training step exactly as charlstm.train runs it, over a synthetic 65-character corpus."""
+    from charlstm import model, optim
+    from charlstm.corpus import num_windows, window
+
+    config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
+    params = model.init_params(config, seed=0)
+    optimizer = optim.make_optimizer("adam", params)
+    ids = np.random.default_rng(1).integers(0, V, 20 * B * T + 1, dtype=np.uint8)  # 20 windows
+    steps = num_windows(len(ids), B, T)
+    run = {"state": model.zero_state(config, B), "cache": None, "k": 0}
+
+    def step() -> float:
+        x, y = window(ids, B, T, run["k"] % steps)
+        run["k"] += 1
+        loss, grads, new_state, run["cache"] = model.loss_and_grads(params, config, x, y, run["state"], run["cache"])
+        optim.clip_grad_norm(grads, CLIP)
+        optimizer.step(params, grads, LR)
+        run["state"] = new_state
+        return loss
+
+    return step
+
+
+def torch_trainer(torch, L: int, H: int, B: int, T: int):
+    """The PyTorch equivalent: nn.LSTM on one-hot vectors (the same parameters as charlstm),
+    nn.Linear, cross-entropy, Adam and clip_grad_norm_, state carried and detached."""
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(V, H, L)
+    head = torch.nn.Linear(H, V)
+    parameters = list(lstm.parameters()) + list(head.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=LR)
+    ids = torch.from_numpy(np.random.default_rng(1).integers(0, V, (50, T + 1, B)).astype(np.int64))
+    run = {"state": (torch.zeros(L, B, H), torch.zeros(L, B, H)), "k": 0}
+
+    def step() -> float:
+        chunk = ids[run["k"] % len(ids)]
+        run["k"] += 1
+        x, y = chunk[:-1], chunk[1:]
+        out, state = lstm(torch.nn.functional.one_hot(x, V).float(), run["state"])
+        logits = head(out).reshape(-1, V)
+        loss = torch.nn.functional.cross_entropy(logits, y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, CLIP)
+        optimizer.step()
+        run["state"] = tuple(s.detach() for s in state)
+        return loss.item()
+
+    return step
+
+
+def alternate(fns: dict, reps: int, warmup: int = 2, pause: float = 0.2) -> dict:
+    """Time each function in turn, A B A B …, after `warmup` untimed rounds; the list of seconds
+    per function. The pause before each call lets the other library's idle worker threads stop
+    spinning (OpenBLAS's spin for ~0.12 s after a call here, which would otherwise take a core
+    from PyTorch's next step)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            time.sleep(pause)
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def gemm_probe(n: int = 2048):
+    """A large float32 GEMM, timed beside the training steps: the machine's GEMM rate right then
+    (on a shared 2-core box it moves by tens of percent over minutes)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    out = np.empty((n, n), np.float32)
+    return lambda: np.matmul(a, b, out=out), 2 * n**3
+
+
+def bench_training(torch, reps: int, configs) -> list[dict]:
+    rows = []
+    probe, probe_flops = gemm_probe()
+    for L, H, B, T in configs:
+        log(f"training L={L} H={H} B={B} T={T} …")
+        fns = {"charlstm": charlstm_trainer(L, H, B, T)}
+        if torch is not None:
+            fns["torch"] = torch_trainer(torch, L, H, B, T)
+        fns["gemm"] = probe
+        times = alternate(fns, reps)
+        ours = B * T / float(np.median(times["charlstm"]))
+        theirs = B * T / float(np.median(times["torch"])) if torch is not None else None
+        peak = probe_flops / float(np.median(times["gemm"])) / 1e9  # GFLOP/s during these runs
+        flops = training_flops_per_char(L, H)
+        limit = peak * 1e9 / flops["training"]
+        rows.append({
+            "config": {"L": L, "H": H, "B": B, "T": T, "V": V},
+            "charlstm_chars_per_s": round(ours, 1),
+            "torch_chars_per_s": round(theirs, 1) if theirs else None,
+            "ratio": round(ours / theirs, 3) if theirs else None,
+            "flops_per_char": flops["training"],
+            "gemm_gflops": round(peak, 1),
+            "limit_chars_per_s": round(limit, 1),
+            "utilisation": round(ours / limit, 3),
+            "charlstm_step_ms": [round(t * 1e3, 2) for t in times["charlstm"]],
+            "torch_step_ms": [round(t * 1e3, 2) for t in times["torch"]] if torch is not None else None,
+        })
+    return rows
+
+
+# ------------------------------------------------------------------------------------- sampling
+
+
+def bench_sampling(torch, reps: int) -> dict:
+    from charlstm import model
+    from charlstm.corpus import Vocab
+    from charlstm.generate import generate
+
+    L, H = SAMPLE_MODEL
+    config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
+    params = model.init_params(config, seed=0)
+    vocab = Vocab(tuple(chr(48 + k) for k in range(V)))
+    seed = "0123456789"
+    n_ours, n_torch = 400, 60
+
+    def ours(num_samples: int):
+        def run():
+            rng = np.random.default_rng(0)
+            for _ in generate(params, config, vocab, seed, n_ours, 1.0, num_samples=num_samples, rng=rng):
+                pass
+        return run
+
+    fns = {"batch1": ours(1), "samples16": ours(16)}
+    if torch is not None:
+        torch.manual_seed(0)
+        lstm = torch.nn.LSTM(V, H, L)
+        head = torch.nn.Linear(H, V)
+        eye = torch.eye(V)
+        prime = torch.tensor([ord(ch) - 48 for ch in seed])
+
+        def theirs():
+            with torch.inference_mode():
+                out, state = lstm(eye[prime][:, None, :])
+                logits = head(out[-1])
+                for _ in range(n_torch):
+                    x = torch.multinomial(torch.softmax(logits, dim=-1), 1)[0]
+                    out, state = lstm(eye[x][None], state)
+                    logits = head(out[-1])
+
+        fns["torch"] = theirs
+    log("sampling …")
+    times = alternate(fns, reps, warmup=1)
+    rate = {
+        "batch1": n_ours / float(np.median(times["batch1"])),
+        "samples16": 16 * n_ours / float(np.median(times["samples16"])),
+    }
+    result = {
+        "model": {"L": L, "H": H, "V": V},
+        "charlstm_batch1_chars_per_s": round(rate["batch1"], 1),
+        "charlstm_samples16_chars_per_s": round(rate["samples16"], 1),
+        "samples16_vs_batch1": round(rate["samples16"] / rate["batch1"], 2),
+    }
+    if torch is not None:
+        rate["torch"] = n_torch / float(np.median(times["torch"]))
+        result["torch_batch1_chars_per_s"] = round(rate["torch"], 1)
+        result["batch1_vs_torch"] = round(rate["batch1"] / rate["torch"], 1)
+    return result
+
+
+# --------------------------------------------------------------------------------------- memory
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def memory_child(L: int, H: int, B: int, T: int, steps: int) -> None:
+    """Runs in a fresh interpreter: RSS after imports, then peak and drift over training steps."""
+    import tracemalloc
+
+    from charlstm import model, optim  # noqa: F401  (the imports are the baseline)
+    from charlstm.corpus import window  # noqa: F401
+
+    np.random.default_rng(0)  # numpy.random is imported lazily, on first use: an import too
+    baseline = _rss_kib("VmRSS")
+    tracemalloc.start()  # numpy reports its array allocations to tracemalloc
+    step = charlstm_trainer(L, H, B, T)
+    for _ in range(3):
+        step()
+    after_few = _rss_kib("VmRSS")
+    for _ in range(steps):
+        step()
+    after_many = _rss_kib("VmRSS")
+    arrays_peak = tracemalloc.get_traced_memory()[1] // 1024
+    print(json.dumps({"baseline_kib": baseline, "peak_kib": _rss_kib("VmHWM"), "after_3_kib": after_few,
+                      f"after_{3 + steps}_kib": after_many, "steps": 3 + steps, "arrays_peak_kib": arrays_peak}))
+
+
+def memory_need_bytes(L: int, H: int, B: int, T: int, itemsize: int = 4) -> dict:
+    """What one training step must hold, from the shapes: parameters, their gradients and Adam's
+    two moments (4 × P), and the activations backward needs — per layer and step the gates (4H),
+    c, tanh(c) and h (3H) — plus the logits (V) and the head's input gradient (H) per step."""
+    P = sum(4 * H * ((V if k == 0 else H) + H + 2) for k in range(L)) + V * H + V
+    weights = 4 * P * itemsize
+    activations = T * B * (L * 7 * H + V + H) * itemsize
+    return {"params": P, "weights_grads_adam_bytes": weights, "activations_bytes": activations,
+            "total_bytes": weights + activations}
+
+
+def bench_memory(configs, steps: int) -> list[dict]:
+    rows = []
+    for L, H, B, T in configs:
+        log(f"memory L={L} H={H} B={B} T={T} …")
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(L), str(H), str(B), str(T), str(steps)],
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        ).stdout
+        m = json.loads(out)
+        need = memory_need_bytes(L, H, B, T)
+        used = (m["peak_kib"] - m["baseline_kib"]) * 1024
+        drift = (m[f"after_{m['steps']}_kib"] - m["after_3_kib"]) * 1024
+        rows.append({
+            "config": {"L": L, "H": H, "B": B, "T": T, "V": V},
+            "peak_delta_mb": round(used / 1e6, 1),
+            "need_mb": round(need["total_bytes"] / 1e6, 1),
+            "ratio": round(used / need["total_bytes"], 2),
+            "drift_mb": round(drift / 1e6, 2),
+            "drift_steps": f"3 → {m['steps']}",
+            "raw": m,
+            "need": need,
+        })
+    return rows
+
+
+# ------------------------------------------------------------------------------------ start-up
+
+
+def charlstm_command() -> list[str]:
+    exe = shutil.which("charlstm", path=str(Path(sys.executable).parent)) or shutil.which("charlstm")
+    return [exe] if exe else [sys.executable, "-m", "charlstm"]
+
+
+def bench_cli(reps: int) -> dict:
+    from charlstm import checkpoint, model
+    from charlstm.corpus import Vocab
+
+    cmd = charlstm_command()
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    log("command line …")
+    help_times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        subprocess.run(cmd + ["--help"], capture_output=True, check=True, env=env)
+        help_times.append(time.perf_counter() - t0)
+
+    L, H = SAMPLE_MODEL
+    config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
+    vocab = Vocab(tuple(chr(48 + k) for k in range(V)))
+    seed = "0123456789"
+    first = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = checkpoint.save(checkpoint.Checkpoint(config, vocab, model.init_params(config, 0)), Path(tmp) / "m.safetensors")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd + ["sample", "--checkpoint", str(path), "--seed", seed, "--length", "50"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            got = b""
+            while len(got) < len(seed) + 1:  # the seed is echoed, then the first sampled character
+                chunk = os.read(proc.stdout.fileno(), 64)
+                if not chunk:
+                    break
+                got += chunk
+            first.append(time.perf_counter() - t0)
+            proc.communicate()
+        imports = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "charlstm", "sample", "--checkpoint", str(path),
+             "--seed", seed, "--length", "5"], capture_output=True, text=True, env=env)
+    torch_imported = any(line.split("|")[-1].strip() == "torch" for line in imports.stderr.splitlines())
+    return {
+        "help_s": round(float(np.median(help_times)), 3),
+        "first_char_s": round(float(np.median(first)), 3),
+        "sample_imports_torch": torch_imported,
+        "help_runs_s": [round(t, 3) for t in help_times],
+        "first_char_runs_s": [round(t, 3) for t in first],
+    }
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+def git_commit() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def fmt(v, spec: str = ",.0f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def print_report(res: dict) -> None:
+    print(f"\ncharlstm {res['commit']}  numpy {res['numpy']}  torch {res['torch'] or 'absent'}  "
+          f"peak GEMM {res['peak_gemm']['gflops']:.0f} GFLOP/s  load {res['load_before']} → {res['load_after']}")
+    print("\ntraining (chars/s, median of alternating runs; torch: nn.LSTM on one-hot input;")
+    print("limit: GEMM rate measured between the steps / training FLOPs per char)")
+    head = f"{'config':<22}{'charlstm':>10}{'torch':>10}{'ratio':>7}{'GFLOP/s':>9}{'limit':>10}{'util':>7}"
+    print(head)
+    print("-" * len(head))
+    for r in res["training"]:
+        c = r["config"]
+        name = f"L={c['L']} H={c['H']} B={c['B']} T={c['T']}"
+        print(f"{name:<22}{fmt(r['charlstm_chars_per_s']):>10}{fmt(r['torch_chars_per_s']):>10}"
+              f"{fmt(r['ratio'], '.2f'):>7}{r['gemm_gflops']:>9.0f}{fmt(r['limit_chars_per_s']):>10}{r['utilisation']:>7.0%}")
+    s = res["sampling"]
+    print(f"\nsampling, L={s['model']['L']} H={s['model']['H']} (chars/s)")
+    print(f"  charlstm batch 1        {s['charlstm_batch1_chars_per_s']:>10,.0f}   "
+          f"torch batch 1 {fmt(s.get('torch_batch1_chars_per_s'))}   ×{fmt(s.get('batch1_vs_torch'), '.1f')}")
+    print(f"  charlstm num_samples=16 {s['charlstm_samples16_chars_per_s']:>10,.0f}   "
+          f"×{s['samples16_vs_batch1']:.2f} the batch-1 total")
+    print("\nmemory of a training step (peak RSS over the post-import baseline)")
+    for m in res["memory"]:
+        c = m["config"]
+        name = f"L={c['L']} H={c['H']} B={c['B']} T={c['T']}"
+        print(f"  {name:<22} {m['peak_delta_mb']:>7.1f} MB   need {m['need_mb']:>7.1f} MB   ×{m['ratio']:.2f}   "
+              f"drift {m['drift_mb']:+.2f} MB ({m['drift_steps']} steps)")
+    cli = res["cli"]
+    print(f"\ncommand line: --help {cli['help_s']:.3f} s   first sampled character {cli['first_char_s']:.3f} s   "
+          f"torch imported by `sample`: {'yes' if cli['sample_imports_torch'] else 'no'}")
+    print("\ntargets")
+    for name, ok, detail in res["targets"]:
+        print(f"  {'met    ' if ok else 'NOT met'}  {name}: {detail}")
+
+
+def check_targets(res: dict) -> list:
+    out = []
+    for r in res["training"]:
+        c = r["config"]
+        if r["ratio"] is not None:
+            want = TARGETS["ratio_2x256"] if (c["L"], c["H"]) == (2, 256) else TARGETS["ratio_other"]
+            out.append((f"ratio L={c['L']} H={c['H']} B={c['B']} ≥ {want}", r["ratio"] >= want, f"{r['ratio']:.2f}"))
+        if (c["L"], c["H"], c["B"]) == (2, 512, 64):
+            out.append(("utilisation L=2 H=512 B=64 ≥ 65%", r["utilisation"] >= TARGETS["utilisation_2x512"], f"{r['utilisation']:.0%}"))
+    s = res["sampling"]
+    if "batch1_vs_torch" in s:
+        out.append(("batch-1 sampling ≥ 10× torch", s["batch1_vs_torch"] >= TARGETS["sample_vs_torch"], f"×{s['batch1_vs_torch']}"))
+    out.append(("num_samples=16 ≥ 8× batch 1", s["samples16_vs_batch1"] >= TARGETS["samples16_vs_batch1"], f"×{s['samples16_vs_batch1']}"))
+    for m in res["memory"]:
+        c = m["config"]
+        out.append((f"memory L={c['L']} H={c['H']} B={c['B']} ≤ 1.5× need, no drift",
+                    m["ratio"] <= TARGETS["memory_ratio"] and abs(m["drift_mb"]) < 1.0, f"×{m['ratio']}, drift {m['drift_mb']:+.2f} MB"))
+    cli = res["cli"]
+    out.append(("--help < 0.3 s", cli["help_s"] < TARGETS["help_s"], f"{cli['help_s']:.3f} s"))
+    out.append(("first sampled char < 0.5 s", cli["first_char_s"] < TARGETS["first_char_s"], f"{cli['first_char_s']:.3f} s"))
+    out.append(("no torch import in `charlstm sample`", not cli["sample_imports_torch"], "checked with -X importtime"))
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
+        memory_child(*map(int, sys.argv[2:7]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "speed.json", help="JSON results file")
+    ap.add_argument("--reps", type=int, default=7, help="timed runs per measurement (median), at least 5")
+    ap.add_argument("--quick", action="store_true", help="the two smaller training configs only, 5 runs (a smoke test)")
+    args = ap.parse_args()
+    reps = 5 if args.quick else max(5, args.reps)
+    configs = CONFIGS[:2] if args.quick else CONFIGS
+
+    started = time.perf_counter()
+    torch = try_torch()
+    if torch is None:
+        log("torch is not installed: PyTorch comparisons are skipped (pip install -e '.[torch]')")
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    if load_before is not None and load_before > 0.5:
+        log(f"warning: load average {load_before:.2f}; other processes will slow both sides")
+    res: dict = {
+        "commit": git_commit(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "numpy": np.__version__,
+        "torch": torch.__version__ if torch is not None else None,
+        "reps": reps,
+        "load_before": round(load_before, 2) if load_before is not None else None,
+    }
+    log("peak GEMM …")
+    res["peak_gemm"] = peak_gemm_gflops()
+    res["training"] = bench_training(torch, reps, configs)
+    res["sampling"] = bench_sampling(torch, reps)
+    res["memory"] = bench_memory(configs, steps=20 if args.quick else 40)
+    res["cli"] = bench_cli(reps)
+    res["load_after"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    res["seconds"] = round(time.perf_counter() - started, 1)
+    res["targets"] = check_targets(res)
+    print_report(res)
+    print(f"\n{res['seconds']:.0f} s; results in {args.out}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
