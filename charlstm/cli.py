@@ -41,6 +41,14 @@ def _fail(exc: Exception, code: int | None = None) -> None:
     raise typer.Exit(code if code is not None else getattr(exc, "exit_code", 1))
 
 
+def _note(message: str) -> None:
+    """A dim diagnostic line on stderr. Rich is imported only here, when there is something to
+    say, so `charlstm sample` reaches its first character sooner."""
+    from charlstm import ui
+
+    ui.note(ui.make_console(), message)
+
+
 def _usage(message: str) -> None:
     from charlstm.errors import UsageError
 
@@ -317,7 +325,6 @@ def sample(
     Only the text goes to stdout; which checkpoint was used and any warnings go to stderr.
     """
     from charlstm import checkpoint as ckpt_io
-    from charlstm import ui
     from charlstm.errors import CharLSTMError
 
     if length < 0:
@@ -334,7 +341,6 @@ def sample(
         stop = stop.replace("\\n", "\n").replace("\\t", "\t")
         if not stop:
             _usage("--stop must not be empty")
-    console = ui.make_console()
     out: Any = None
     try:
         import numpy as np
@@ -352,9 +358,9 @@ def sample(
             )
         if missing:
             seed = "".join(ch for ch in seed if ch in ckpt.vocab)
-            ui.note(console, f"dropped from the seed: {describe_chars(missing)}")
+            _note(f"dropped from the seed: {describe_chars(missing)}")
         if checkpoint is None:
-            ui.note(console, f"sampling from {path}")
+            _note(f"sampling from {path}")
         out = _open_output(output)
         prefix = "" if no_seed_echo else seed
         steps = stream_text(
@@ -386,7 +392,7 @@ def sample(
         if out is not None and out is not sys.stdout:
             out.close()
     if output is not None:
-        ui.note(console, f"wrote {output}")
+        _note(f"wrote {output}")
 
 
 def _open_output(path: Path | None) -> Any:
