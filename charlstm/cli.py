@@ -83,7 +83,7 @@ def train(
     corpus: Annotated[Optional[Path], typer.Argument(readable=False, help="UTF-8 text file to learn from (optional with --resume).", show_default=False)] = None,
     hidden_size: Annotated[Optional[int], typer.Option("--hidden-size", "-H", help="LSTM hidden units per layer. [default: 256]", rich_help_panel=MODEL, show_default=False)] = None,
     layers: Annotated[Optional[int], typer.Option("--layers", "-L", help="Stacked LSTM layers. [default: 2]", rich_help_panel=MODEL, show_default=False)] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="Dropout on each layer's output while training, in [0, 1). [default: 0]", rich_help_panel=MODEL, show_default=False)] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="Dropout on each layer's output while training, in [0, 1); 0 turns it off. [default: 0.2]", rich_help_panel=MODEL, show_default=False)] = None,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", "-T", help="Characters per window of truncated backpropagation through time. [default: 100]", rich_help_panel=OPTIM, show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-B", help="Parallel streams per step. [default: 64, fewer for small corpora so an epoch has ≥ 100 steps]", rich_help_panel=OPTIM, show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate. [default: 0.002]", rich_help_panel=OPTIM, show_default=False)] = None,

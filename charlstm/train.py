@@ -57,7 +57,7 @@ class TrainConfig:
     max_steps: int | None = None
     val_fraction: float = 0.05
     seed: int = 0
-    dropout: float = 0.0
+    dropout: float = 0.2
     schedule: str = "cosine"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.1

@@ -141,26 +141,31 @@ class TrainView:
         if self.quiet:
             return
         c, t = e.config, e.train
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column()
-        grid.add_row("corpus", f"{e.corpus}: {e.corpus_chars:,} chars ({e.train_chars:,} train, {e.val_chars:,} val), vocabulary {e.vocab_size}")
-        grid.add_row("model", f"{c.num_layers}×{c.hidden_size} {c.cell.upper()}, {e.num_params:,} parameters")
-        grid.add_row(
-            "training",
-            f"batch {t.batch_size} × seq {t.seq_len}, {t.optimizer} lr {t.lr:g} ({t.schedule}), clip {t.clip:g}, "
-            f"dropout {t.dropout:g}, {t.epochs} epochs of {e.steps_per_epoch} steps"
-            + (f", at most {e.total_steps} steps" if t.max_steps else ""),
-        )
-        grid.add_row("checkpoints", f"{e.model_path} (best), {e.resume_path} (resume)")
+        rows = [
+            ("corpus", f"{e.corpus}: {e.corpus_chars:,} chars ({e.train_chars:,} train, {e.val_chars:,} val), vocabulary {e.vocab_size}"),
+            ("model", f"{c.num_layers}×{c.hidden_size} {c.cell.upper()}, {e.num_params:,} parameters"),
+            (
+                "training",
+                f"batch {t.batch_size} × seq {t.seq_len}, {t.optimizer} lr {t.lr:g} ({t.schedule}), clip {t.clip:g}, "
+                f"dropout {t.dropout:g}, {t.epochs} epochs of {e.steps_per_epoch} steps"
+                + (f", at most {e.total_steps} steps" if t.max_steps else ""),
+            ),
+            ("checkpoints", f"{e.model_path} (best), {e.resume_path} (resume)"),
+        ]
         if e.resumed:
-            grid.add_row("resumed", f"at step {e.start_step}")
+            rows.append(("resumed", f"at step {e.start_step}"))
         title = "charlstm train" + (" (resumed)" if e.resumed else "")
         if self.live:
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(style="bold")
+            grid.add_column()
+            for row in rows:
+                grid.add_row(*row)
             self.console.print(Panel(grid, title=title, title_align="left", box=box.ROUNDED))
-        else:
+        else:  # one unwrapped line per row, for log files
             self.console.print(title)
-            self.console.print(grid)
+            for key, value in rows:
+                self.console.print(f"{key:<12} {value}", soft_wrap=True)
         for message in e.notes:
             warn(self.console, "note: " + message)
         if self.live:

@@ -16,7 +16,7 @@ def trained(tmp_path_factory):
     """A model trained for 2 epochs on the English corpus the project ships, through the CLI."""
     work = tmp_path_factory.mktemp("cli")
     corpus = ROOT / "corpora" / "lighthouse.txt"
-    result = run_cli("train", str(corpus), "--epochs", "2", "--hidden-size", "128", cwd=work)
+    result = run_cli("train", str(corpus), "--epochs", "2", cwd=work)  # the defaults otherwise
     assert result.returncode == 0, result.stderr
     return work, result
 
@@ -59,7 +59,7 @@ def test_inspect_table_shows_config_vocab_and_history(trained):
     result = run_cli("inspect", cwd=work)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for fragment in ("2×128 LSTM", "lstm.weight_ih_l1", "head.bias", "vocabulary (74 characters)", "\\n", "␠", "history"):
+    for fragment in ("2×256 LSTM", "lstm.weight_ih_l1", "head.bias", "vocabulary (74 characters)", "\\n", "␠", "history"):
         assert fragment in out, (fragment, out)
 
 
