@@ -222,7 +222,7 @@ def bench_training(torch, reps: int, configs) -> list[dict]:
 def bench_sampling(torch, reps: int) -> dict:
     from charlstm import model
     from charlstm.corpus import Vocab
-    from charlstm.generate import generate
+    from charlstm.generate import Sampling, generate
 
     L, H = SAMPLE_MODEL
     config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
@@ -234,7 +234,7 @@ def bench_sampling(torch, reps: int) -> dict:
     def ours(num_samples: int):
         def run():
             rng = np.random.default_rng(0)
-            for _ in generate(params, config, vocab, seed, n_ours, 1.0, num_samples=num_samples, rng=rng):
+            for _ in generate(params, config, vocab, seed, n_ours, Sampling(1.0), num_samples=num_samples, rng=rng):
                 pass
         return run
 

@@ -346,7 +346,7 @@ def sample(
         import numpy as np
 
         from charlstm.corpus import describe_chars
-        from charlstm.generate import stream_text
+        from charlstm.generate import Sampling, stream_text
 
         path = checkpoint or ckpt_io.find_latest()
         ckpt = ckpt_io.load(path)
@@ -363,10 +363,9 @@ def sample(
             _note(f"sampling from {path}")
         out = _open_output(output)
         prefix = "" if no_seed_echo else seed
-        steps = stream_text(
-            ckpt.params, ckpt.config, ckpt.vocab, seed, length, 0 if greedy else temperature,
-            None if greedy else top_k, None if greedy else top_p, num_samples, np.random.default_rng(random_seed), stop,
-        )
+        sampling = Sampling(0) if greedy else Sampling(temperature, top_k, top_p)
+        rng = np.random.default_rng(random_seed)
+        steps = stream_text(ckpt.params, ckpt.config, ckpt.vocab, seed, length, sampling, num_samples, rng, stop)
         if num_samples == 1:
             out.write(prefix)
             out.flush()

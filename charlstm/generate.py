@@ -11,6 +11,7 @@ this priming character is not part of the output.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -94,15 +95,25 @@ def _prime(stepper: model.Stepper, ids: np.ndarray, num_samples: int) -> tuple[n
     return np.repeat(logits, num_samples, axis=0), st
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How each next character is drawn from the model's distribution (see `filter_probs`)."""
+
+    temperature: float = 1.0  # 0: greedy
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def probs(self, logits: np.ndarray) -> np.ndarray:
+        return filter_probs(logits, self.temperature, self.top_k, self.top_p)
+
+
 def generate(
     params: dict[str, np.ndarray],
     config: ModelConfig,
     vocab: Vocab,
     seed: str = "",
     length: int = 200,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
+    sampling: Sampling = Sampling(),
     num_samples: int = 1,
     rng: np.random.Generator | None = None,
 ) -> Iterator[np.ndarray]:
@@ -111,7 +122,7 @@ def generate(
     stepper = model.prepare_stepper(params, config)
     logits, st = _prime(stepper, prime_ids(vocab, seed), num_samples)  # st: advanced in place
     for n in range(length):
-        ids = draw(filter_probs(logits, temperature, top_k, top_p), rng)
+        ids = draw(sampling.probs(logits), rng)
         yield ids
         if n + 1 < length:
             logits = model.step_in_place(stepper, ids, st)
@@ -123,9 +134,7 @@ def stream_text(
     vocab: Vocab,
     seed: str = "",
     length: int = 200,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
+    sampling: Sampling = Sampling(),
     num_samples: int = 1,
     rng: np.random.Generator | None = None,
     stop: str | None = None,
@@ -137,7 +146,7 @@ def stream_text(
     tails = [""] * num_samples
     done = [False] * num_samples
     chars = vocab.chars
-    for ids in generate(params, config, vocab, seed, length, temperature, top_k, top_p, num_samples, rng):
+    for ids in generate(params, config, vocab, seed, length, sampling, num_samples, rng):
         step = []
         for b, k in enumerate(ids):
             if done[b]:
@@ -159,14 +168,12 @@ def sample(
     vocab: Vocab,
     seed: str = "",
     length: int = 200,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
+    sampling: Sampling = Sampling(),
     num_samples: int = 1,
     rng: np.random.Generator | None = None,
 ) -> list[str]:
     """`num_samples` texts, each the seed followed by `length` sampled characters."""
-    steps = list(generate(params, config, vocab, seed, length, temperature, top_k, top_p, num_samples, rng))
+    steps = list(generate(params, config, vocab, seed, length, sampling, num_samples, rng))
     if not steps:
         return [seed] * num_samples
     ids = np.stack(steps, axis=1)  # (num_samples, length)

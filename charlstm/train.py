@@ -34,7 +34,7 @@ from charlstm.corpus import Corpus, num_windows, split, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
-from charlstm.generate import sample
+from charlstm.generate import Sampling, sample
 from charlstm.model import ModelConfig
 from charlstm.optim import OPTIMIZERS, clip_grad_norm, make_optimizer
 
@@ -409,7 +409,7 @@ def _sample(params: dict[str, np.ndarray], config: ModelConfig, corpus: Corpus, 
         return ""
     seed = cfg.sample_seed if cfg.sample_seed is not None else default_sample_seed(corpus)
     rng = np.random.default_rng([cfg.seed, step])
-    return sample(params, config, corpus.vocab, seed, cfg.sample_length, cfg.sample_temperature, rng=rng)[0]
+    return sample(params, config, corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature), rng=rng)[0]
 
 
 def default_sample_seed(corpus: Corpus) -> str:

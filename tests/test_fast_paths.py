@@ -6,7 +6,7 @@ import numpy as np
 
 from charlstm import lstm, model
 from charlstm.corpus import Vocab
-from charlstm.generate import draw, filter_probs, generate, prime, prime_ids
+from charlstm.generate import Sampling, draw, filter_probs, generate, prime, prime_ids
 
 from conftest import random_model
 
@@ -56,7 +56,7 @@ def test_generate_equals_sampling_with_the_pure_step():
     V, H, L, N = 9, 8, 2, 3
     config, params = random_model(V, H, L, dtype=np.float32, scale=0.5)
     vocab = Vocab(tuple("abcdefghi"))
-    got = np.stack(list(generate(params, config, vocab, "abc", 20, 0.9, num_samples=N, rng=np.random.default_rng(5))))
+    got = np.stack(list(generate(params, config, vocab, "abc", 20, Sampling(0.9), num_samples=N, rng=np.random.default_rng(5))))
     rng = np.random.default_rng(5)
     logits, state = prime(params, config, prime_ids(vocab, "abc"), N)
     stepper = model.prepare_stepper(params, config)

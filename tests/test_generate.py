@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from charlstm.corpus import Vocab
-from charlstm.generate import draw, filter_probs, sample, stream_text
+from charlstm.generate import Sampling, draw, filter_probs, sample, stream_text
 
 from conftest import random_model
 
@@ -87,8 +87,8 @@ def test_same_random_seed_reproduces_and_batches_are_independent():
 
 def test_top_k_one_is_greedy():
     config, params, vocab = model_and_vocab()
-    greedy = sample(params, config, vocab, "abc", 40, temperature=0)
-    k1 = sample(params, config, vocab, "abc", 40, top_k=1, rng=np.random.default_rng(9))
+    greedy = sample(params, config, vocab, "abc", 40, Sampling(temperature=0))
+    k1 = sample(params, config, vocab, "abc", 40, Sampling(top_k=1), rng=np.random.default_rng(9))
     assert greedy == k1
 
 
