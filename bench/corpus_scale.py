@@ -57,9 +57,10 @@ ENCODE = """
 import json, time, resource
 t = time.perf_counter()
 from charlstm.corpus import load_corpus
+from charlstm.idcache import is_mapped
 c = load_corpus({path!r})
 dt = time.perf_counter() - t
-print(json.dumps({{"seconds": dt, "chars": len(c), "vocab": c.vocab.size, "mapped": type(c.ids).__name__ == "memmap",
+print(json.dumps({{"seconds": dt, "chars": len(c), "vocab": c.vocab.size, "mapped": is_mapped(c.ids),
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 

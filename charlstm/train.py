@@ -35,6 +35,7 @@ from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
 from charlstm.generate import Sampling, sample
+from charlstm.idcache import release_pages
 from charlstm.model import ModelConfig
 from charlstm.optim import OPTIMIZERS, clip_grad_norm, make_optimizer
 
@@ -42,6 +43,7 @@ MAX_RECOVERIES = 4
 SCHEDULES = ("constant", "cosine", "linear")
 AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows per epoch
 LOSS_EMA = 0.05
+RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corpus already read
 
 
 @dataclass(frozen=True)
@@ -369,6 +371,8 @@ def _train(
             break
         if time.perf_counter() - last_save >= cfg.save_minutes * 60:
             save_resume("running")
+        if progress.step % RELEASE_EVERY == 0:
+            release_pages(corpus.ids)
     else:
         if cfg.max_steps is not None and progress.step >= cfg.max_steps and progress.step < cfg.epochs * steps_per_epoch:
             reason = "max_steps"

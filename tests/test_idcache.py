@@ -48,7 +48,7 @@ def test_cached_encoding_is_memory_mapped_and_reused(tmp_path, small_chunks):
     path.write_text(TEXT, encoding="utf-8")
     cache = tmp_path / "cache"
     vocab, ids = idcache.encode_file(path, cache_dir=cache, cache_min_bytes=0)
-    assert isinstance(ids, np.memmap) and ids.dtype == np.uint8
+    assert idcache.is_mapped(ids) and ids.dtype == np.uint8 and not ids.flags.writeable
     assert vocab == Vocab.from_text(TEXT) and vocab.decode(ids) == TEXT
     files = sorted(p.suffix for p in cache.iterdir())
     assert files == [".ids", ".json"]
@@ -86,7 +86,7 @@ def test_unwritable_cache_falls_back_to_memory(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     vocab, ids = idcache.encode_file(path, cache_dir=blocker / "cache", cache_min_bytes=0)
-    assert not isinstance(ids, np.memmap) and vocab.decode(ids) == TEXT
+    assert not idcache.is_mapped(ids) and vocab.decode(ids) == TEXT
 
 
 def test_huge_vocabulary_is_refused_before_allocating(tmp_path):
@@ -96,3 +96,13 @@ def test_huge_vocabulary_is_refused_before_allocating(tmp_path):
         idcache.encode_file(path, max_vocab=1000)
     vocab, _ = idcache.encode_file(path, max_vocab=5000)
     assert vocab.size == 3000 and vocab.dtype == np.uint16
+
+
+def test_released_pages_leave_the_ids_intact(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text(TEXT * 20, encoding="utf-8")
+    vocab, ids = idcache.encode_file(path, cache_dir=tmp_path / "cache", cache_min_bytes=0)
+    before = ids[::97].copy()
+    idcache.release_pages(ids[10:])  # a view: the mapping behind it is found
+    np.testing.assert_array_equal(ids[::97], before)
+    idcache.release_pages(np.arange(5))  # an in-memory array: nothing to do
