@@ -280,7 +280,9 @@ def _train(
         last_save = time.perf_counter()
 
     def end_of_epoch(train_loss: float) -> None:
+        release_pages(corpus.ids)
         ev = evaluate(params, config, val_ids, B, T, cache)
+        release_pages(corpus.ids)
         progress.last_eval_step = progress.step
         best = progress.best_val_loss is None or ev.loss < progress.best_val_loss
         if best:
