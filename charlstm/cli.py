@@ -488,7 +488,6 @@ def inspect(
     from charlstm import ui
     from charlstm.errors import CharLSTMError
 
-    console = ui.make_console()
     try:
         target = path or ckpt_io.find_latest()
         info = ckpt_io.describe(ckpt_io.load(target))

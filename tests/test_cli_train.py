@@ -56,7 +56,7 @@ def test_ctrl_c_saves_exits_130_and_resume_continues(tiny_corpus, tmp_path):
 
     result = run_cli("train", "--resume", str(resume_file), "--max-steps", str(step + 5), "--sample-length", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"resumed" in result.stderr
+    assert "resumed" in result.stderr
     assert checkpoint.load(resume_file).train["step"] == step + 5
 
 
