@@ -124,7 +124,8 @@ class Cache:
     """Everything backward needs from one window's forward; reusable for the next window."""
 
     layers: list[Any] = field(default_factory=list)  # one cell cache per layer
-    masks: list[np.ndarray | None] = field(default_factory=list)  # dropout mask per layer output
+    masks: list[np.ndarray | None] = field(default_factory=list)  # (T, B, H) dropout mask per layer
+    dropped: list[np.ndarray | None] = field(default_factory=list)  # (T, B, H) masked layer outputs
     top: np.ndarray | None = None  # (T*B, H) input of the head
     logits: np.ndarray | None = None  # (T*B, V)
     dtop: np.ndarray | None = None  # (T*B, H) gradient of the head's input
@@ -146,25 +147,22 @@ def forward(
     cell = CELLS[config.cell]
     T, B = x.shape
     cache = cache if cache is not None else Cache()
-    if len(cache.layers) != config.num_layers:
-        cache.layers = [None] * config.num_layers
-    cache.masks = []
+    L = config.num_layers
+    if len(cache.layers) != L:
+        cache.layers, cache.masks, cache.dropped = [None] * L, [None] * L, [None] * L
     inp = x
     final = []
-    for k in range(config.num_layers):
+    for k in range(L):
         h_seq, layer_state, cache.layers[k] = cell.forward(
             inp, *(s[k] for s in state), *layer_params(params, config, k), cache=cache.layers[k]
         )
         final.append(layer_state)
         if dropout > 0.0:
             assert rng is not None, "dropout needs a random generator"
-            mask = (rng.random(h_seq.shape, dtype=np.float32) >= dropout).astype(h_seq.dtype)
-            mask /= 1.0 - dropout
-            h_seq = h_seq * mask
-            cache.masks.append(mask)
+            inp = _dropout(h_seq, dropout, rng, cache, k)
         else:
-            cache.masks.append(None)
-        inp = h_seq
+            cache.masks[k] = None
+            inp = h_seq
     H, V = config.hidden_size, config.vocab_size
     cache.top = inp.reshape(T * B, H)
     if cache.logits is None or cache.logits.shape != (T * B, V) or cache.logits.dtype != inp.dtype:
@@ -173,6 +171,20 @@ def forward(
     cache.logits += params["head.bias"]
     new_state = tuple(np.stack([s[j] for s in final]) for j in range(len(state)))
     return cache.logits, new_state, cache
+
+
+def _dropout(h_seq: np.ndarray, p: float, rng: np.random.Generator, cache: Cache, k: int) -> np.ndarray:
+    """Inverted dropout of layer k's output: each unit kept with probability 1 − p and scaled by
+    1 / (1 − p), so evaluation needs no rescaling. Mask and result live in reused cache buffers."""
+    mask, out = cache.masks[k], cache.dropped[k]
+    if mask is None or mask.shape != h_seq.shape or mask.dtype != h_seq.dtype:
+        mask, out = np.empty(h_seq.shape, h_seq.dtype), np.empty(h_seq.shape, h_seq.dtype)  # (T, B, H)
+        cache.dropped[k] = out
+    rng.random(out=mask, dtype=mask.dtype)
+    np.greater_equal(mask, p, out=mask)  # 1.0 where kept
+    mask *= 1.0 / (1.0 - p)
+    cache.masks[k] = mask
+    return np.multiply(h_seq, mask, out=out)
 
 
 def backward(
@@ -201,7 +213,7 @@ def backward(
     dstate0: list[tuple[np.ndarray, ...]] = [()] * config.num_layers
     for k in reversed(range(config.num_layers)):
         if cache.masks[k] is not None:
-            dh_seq = dh_seq * cache.masks[k]
+            dh_seq *= cache.masks[k]  # a buffer of the cache: the head's or the layer above's
         dfinal = tuple(d[k] for d in dstate) if dstate is not None else (None,) * len(cell.STATE_NAMES)
         dx, g, dstate0[k] = cell.backward(dh_seq, cache.layers[k], *dfinal)
         grads[f"{c}.weight_ih_l{k}"] = g["W_ih"]
