@@ -323,7 +323,7 @@ def _train(
             progress.recoveries += 1
             _restore_snapshot(snapshot, params, optimizer)
             state = model.zero_state(config, B)
-            if progress.recoveries > MAX_RECOVERIES:
+            if progress.recoveries >= MAX_RECOVERIES:
                 on_event(Diverged(progress.step, loss, norm, "stopped: the loss keeps diverging"))
                 raise TrainingError(
                     f"training diverged {progress.recoveries} times (loss {loss}, gradient norm {norm}); "
