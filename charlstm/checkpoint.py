@@ -33,6 +33,7 @@ from charlstm.model import ModelConfig, param_shapes
 FORMAT = "charlstm"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
+RESUME_SUFFIX = ".resume" + SUFFIX
 EXTRA_PREFIXES = ("optim.", "state.")
 _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64, "U8": np.uint8}
 _MAX_HEADER = 100 * 1024 * 1024
@@ -332,8 +333,6 @@ def find_latest(directory: str | os.PathLike = "checkpoints") -> Path:
     models = [p for p in files if not p.name.endswith(RESUME_SUFFIX)] or files
     return max(models, key=lambda p: p.stat().st_mtime_ns)
 
-
-RESUME_SUFFIX = ".resume" + SUFFIX
 
 
 def describe(ckpt: Checkpoint) -> dict[str, Any]:

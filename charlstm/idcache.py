@@ -28,6 +28,7 @@ from charlstm.textio import check_readable, decoded_chunks
 CACHE_MIN_BYTES = 8 << 20
 MAX_VOCAB = 10_000
 SAMPLE_BYTES = 1 << 20
+CHUNK_IDS = 1 << 22  # ids per chunk when remapping a cached corpus to another vocabulary
 FORMAT = 1
 
 Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes in all)
@@ -117,8 +118,6 @@ def encode_file(
     step = CHUNK_IDS
     return vocab, _store(folder, derived, vocab, lambda: (table[ids[i : i + step]] for i in range(0, len(ids), step)))
 
-
-CHUNK_IDS = 1 << 22
 
 
 def map_ids(path: Path, dtype: np.dtype, n: int) -> np.ndarray:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlstm.ops import embed, embed_backward, is_ids, one_hot_rows
+from charlstm.ops import ONE_HOT_MAX_V, embed, embed_backward, is_ids
 
 NUM_GATES = 4
 STATE_NAMES = ("h", "c")
@@ -296,12 +296,9 @@ def backward(
     np.copyto(grads["b_ih"], dWb[:, H])
     np.copyto(grads["b_hh"], dWb[:, H])
     if is_ids(x):
-        if D <= 512:  # dW_ih = dA^T @ one_hot(x): a GEMM, for a small vocabulary
-            if cache.onehot is None:
-                cache.onehot = np.empty((T * B, D), dtype)
-            np.matmul(dA.T, one_hot_rows(x.reshape(-1), cache.onehot), out=grads["W_ih"])
-        else:  # a sum of rows per id
-            np.copyto(grads["W_ih"], embed_backward(x, dA, D).T)
+        if D <= ONE_HOT_MAX_V and cache.onehot is None:
+            cache.onehot = np.empty((T * B, D), dtype)
+        np.copyto(grads["W_ih"], embed_backward(x, dA, D, cache.onehot).T)
         dx = None
     else:
         np.matmul(dA.T, x.reshape(T * B, D), out=grads["W_ih"])

@@ -27,32 +27,28 @@ def one_hot_rows(ids: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def embed_backward(x: np.ndarray, dout: np.ndarray, V: int) -> np.ndarray:
+ONE_HOT_MAX_V = 512  # up to this vocabulary size, embed_backward is a one-hot GEMM
+
+
+def embed_backward(x: np.ndarray, dout: np.ndarray, V: int, onehot: np.ndarray | None = None) -> np.ndarray:
     """Gradient of `embed` w.r.t. the table: one_hot(x)^T @ dout, shape (V, N).
 
-    For a small vocabulary the one-hot GEMM is fastest; for a large one (where a (T*B, V) one-hot
-    block would be huge) the rows of dout are summed per id after a sort.
+    For a small vocabulary the one-hot GEMM is fastest (`onehot`, (T*B, V), is a reusable buffer
+    for it); for a large one (where a (T*B, V) one-hot block would be huge) the rows of dout are
+    summed per id after a sort.
     """
     ids = x.reshape(-1)
     rows = dout.reshape(len(ids), -1)  # (T*B, N)
-    if V <= 512:
-        onehot = np.zeros((len(ids), V), dtype=rows.dtype)  # (T*B, V), one window only
-        onehot[np.arange(len(ids)), ids] = 1
-        return onehot.T @ rows
+    if V <= ONE_HOT_MAX_V:
+        if onehot is None:
+            onehot = np.empty((len(ids), V), dtype=rows.dtype)  # (T*B, V), one window only
+        return one_hot_rows(ids, onehot).T @ rows
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     table_grad = np.zeros((V, rows.shape[1]), dtype=rows.dtype)  # (V, N)
     table_grad[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
     return table_grad
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax over the last axis, with the row maximum subtracted for stability."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
-    return z
 
 
 def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
