@@ -163,8 +163,6 @@ def train(
             notes += [f"resuming with {c}" for c in changes]
             corpus_path = corpus or Path(resumed.train.get("corpus", {}).get("path", ""))
             text = load_corpus(corpus_path, resumed.vocab, encoding, errors, progress, max_vocab)
-            if tr.corpus_fingerprint(text)["sha256"] != resumed.train.get("corpus", {}).get("sha256"):
-                _usage(f"{corpus_path} is not the text this run was trained on; to train on new text use --init-from {resume}")
             model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
         else:
             assert corpus is not None

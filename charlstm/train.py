@@ -224,6 +224,12 @@ def _train(
     resume_path = resume_path_for(model_path)
     loss_limit = divergence_limit(config.vocab_size)
 
+    fingerprint = corpus_fingerprint(corpus)
+    if resume is not None and fingerprint["sha256"] != resume.train.get("corpus", {}).get("sha256"):
+        raise UsageError(
+            f"{corpus.path} is not the text this run was trained on; to train on new text, start a "
+            f"new run from its weights with --init-from"
+        )
     source = resume or init
     params = {k: v.copy() for k, v in source.params.items()} if source else model.init_params(config, cfg.seed)
     optimizer = make_optimizer(cfg.optimizer, params)
@@ -244,7 +250,6 @@ def _train(
         )
     )
 
-    fingerprint = corpus_fingerprint(corpus)
     files: set[Path] = set()
 
     def checkpoint_of(with_state: bool, status: str) -> Checkpoint:

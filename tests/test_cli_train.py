@@ -175,3 +175,12 @@ def test_resuming_a_finished_run_says_how_to_continue(tiny_corpus, tmp_path):
     more = run_cli("train", "--resume", str(resume), "--epochs", "2", cwd=tmp_path)
     assert more.returncode == 0 and "epochs 1 → 2" in more.stderr
     assert checkpoint.load(resume).train["epoch"] == 2
+
+
+def test_resume_on_a_different_text_is_refused(tiny_corpus, tmp_path):
+    assert run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", cwd=tmp_path).returncode == 0
+    other = tmp_path / "other.txt"
+    other.write_text(tiny_corpus.read_text(encoding="utf-8")[::-1], encoding="utf-8")  # same characters, other text
+    resume = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    result = run_cli("train", str(other), "--resume", str(resume), cwd=tmp_path)
+    assert_clean_error(result, "is not the text this run was trained on", "--init-from", code=2)
