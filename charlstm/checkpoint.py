@@ -1,13 +1,15 @@
 """Checkpoints: one safetensors file holding the weights under PyTorch's names plus JSON metadata.
 
-    tensors   lstm.weight_ih_l{k} (4H, V or H), lstm.weight_hh_l{k} (4H, H), lstm.bias_ih_l{k},
-              lstm.bias_hh_l{k} (4H,), head.weight (V, H), head.bias (V,)
+    tensors   CELL.weight_ih_l{k} (G·H, V or H), CELL.weight_hh_l{k} (G·H, H), CELL.bias_ih_l{k},
+              CELL.bias_hh_l{k} (G·H,), head.weight (V, H), head.bias (V,), where CELL is lstm
+              (G = 4), gru (G = 3) or rnn (G = 1), as the config's `cell` says;
               and, in a resumable checkpoint, optim.<buffer>.<name> (the optimiser's moments)
-              and state.h, state.c (L, B, H) (the hidden state carried across windows)
+              and state.h (+ state.c for the LSTM), (L, B, H) (the state carried across windows)
     metadata  format ("charlstm"), format_version, config, vocab, train, history (JSON strings)
 
 `{k: v for k, v in load_file(path).items() if not k.startswith(("optim.", "state."))}` — or the
-whole file for a weights-only checkpoint — loads into `torch.nn.LSTM(V, H, L)` and
+whole file for a weights-only checkpoint — loads into `torch.nn.LSTM(V, H, L)` (or `nn.GRU`,
+`nn.RNN(..., nonlinearity="tanh")`) and
 `torch.nn.Linear(H, V)` by `load_state_dict`. Writing is atomic (a temporary file in the same
 folder, fsync, rename), so a crash never leaves a half-written checkpoint under the real name.
 Loading parses and checks the header before touching the data, never unpickles anything, and turns

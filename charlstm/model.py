@@ -1,32 +1,29 @@
 """The model: a stack of recurrent layers over one-hot characters and a softmax head over V.
 
-Parameters live in a plain dict keyed by PyTorch's state_dict names (`lstm.weight_ih_l0`, ...,
-`head.weight`, `head.bias`), so a checkpoint is that dict and loads into `torch.nn.LSTM` +
-`torch.nn.Linear` unchanged. Gradient dicts have the same keys. Recurrent state is a tuple of
-(L, B, H) arrays — (h, c) for the LSTM — passed in and returned, never kept on an object.
-Sampling loops may instead hold it as a `StepState` (the stepping layout), which they own and
-pass to `step_in_place` to be advanced without copies.
+    xa_k = W_ih x_k                      input projection (`ops.project`), x_0 = one-hot ids
+    h_k, state_k = cell(xa_k, state_k)   the recurrence of layer k (`cells`), x_{k+1} = dropout(h_k)
+    logits = W_hy x_L + b_y              the head, (T·B, V)
 
-The cell is looked up in `CELLS`; a GRU or vanilla RNN module with the same functions
-(`forward`, `backward`, `prepare`, `step`, `step_into`, `step_work`, `NUM_GATES`, `STATE_NAMES`)
-slots in beside the LSTM without touching the training loop (StepState, like `step`, assumes the
-LSTM's two state tensors).
+Parameters live in a plain dict keyed by PyTorch's state_dict names (`lstm.weight_ih_l0`, ...,
+`head.weight`, `head.bias`, with `gru.` or `rnn.` for the other cells), so a checkpoint is that
+dict and loads into `torch.nn.LSTM` / `GRU` / `RNN` + `torch.nn.Linear` unchanged. Gradient dicts
+have the same keys. Recurrent state is a tuple of (L, B, H) arrays, one per name in the cell's
+STATE_NAMES — (h, c) for the LSTM, (h,) for the others — passed in and returned, never kept on an
+object. Sampling loops may instead hold it as a `StepState` (the stepping layout), which they own
+and pass to `step_in_place` to be advanced without copies.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from charlstm import lstm
+from charlstm.cells import CELLS, Cell
 from charlstm.errors import UsageError
-from charlstm.ops import softmax_cross_entropy
-
-CELLS: dict[str, ModuleType] = {"lstm": lstm}
+from charlstm.ops import Projection, project, project_backward, softmax_cross_entropy
 
 State = tuple[np.ndarray, ...]
 
@@ -76,30 +73,19 @@ def num_params(config: ModelConfig) -> int:
 
 
 def init_params(config: ModelConfig, seed: int = 0, dtype: type = np.float32) -> dict[str, np.ndarray]:
-    """Weights as PyTorch initialises an LSTM and a Linear(H, V), Uniform(±1/√H), except:
-
-    - the first layer's input weights, N(0, 1): a one-hot input selects one column, which acts
-      as a character embedding, initialised like nn.Embedding. At ±1/√H the input signal is
-      drowned by the recurrent term and training idles on the unigram plateau (loss ≈ 3.3 on
-      tinyshakespeare) for ~100 steps longer;
-    - zero biases, except the forget gate's bias_ih, set to 1 so early gradients flow through
-      the cell state.
-    """
+    """Every layer as its cell initialises it (`cells.common.uniform_layer`; the LSTM adds its
+    forget-gate bias), then the head as PyTorch's Linear(H, V) weight, Uniform(±1/√H), with a
+    zero bias."""
     rng = np.random.default_rng(seed)
-    H = config.hidden_size
-    bound = 1.0 / math.sqrt(H)
+    cell, V, H = config.cell, config.vocab_size, config.hidden_size
     params = {}
-    for name, shape in param_shapes(config).items():
-        if ".bias" in name:
-            p = np.zeros(shape, dtype)
-            if name.startswith(f"{config.cell}.bias_ih") and config.cell == "lstm":
-                p[H : 2 * H] = 1.0
-        elif name == f"{config.cell}.weight_ih_l0":
-            p = rng.standard_normal(size=shape).astype(dtype)
-        else:
-            p = rng.uniform(-bound, bound, size=shape).astype(dtype)
-        params[name] = p
-    return params
+    for k in range(config.num_layers):
+        layer = CELLS[cell].init_layer(rng, V if k == 0 else H, H, k == 0, dtype)
+        params.update({f"{cell}.{name}_l{k}": p for name, p in layer.items()})
+    bound = 1.0 / math.sqrt(H)
+    params["head.weight"] = rng.uniform(-bound, bound, size=(V, H)).astype(dtype)
+    params["head.bias"] = np.zeros(V, dtype)
+    return {name: params[name] for name in param_shapes(config)}
 
 
 def layer_params(params: dict[str, np.ndarray], config: ModelConfig, k: int) -> tuple[np.ndarray, ...]:
@@ -113,17 +99,28 @@ def layer_params(params: dict[str, np.ndarray], config: ModelConfig, k: int) -> 
     )
 
 
+def cell_of(config: ModelConfig) -> Cell:
+    """The cell module of the model (`cells.CELLS`)."""
+    return CELLS[config.cell]
+
+
+def state_names(config: ModelConfig) -> tuple[str, ...]:
+    """Names of the recurrent state tensors, h first: ("h", "c") for the LSTM, ("h",) otherwise."""
+    return CELLS[config.cell].STATE_NAMES
+
+
 def zero_state(config: ModelConfig, B: int, dtype: type = np.float32) -> State:
     """The all-zero recurrent state: one (L, B, H) array per state tensor ((h, c) for the LSTM)."""
     L, H = config.num_layers, config.hidden_size
-    return tuple(np.zeros((L, B, H), dtype) for _ in CELLS[config.cell].STATE_NAMES)
+    return tuple(np.zeros((L, B, H), dtype) for _ in state_names(config))
 
 
 @dataclass
 class Cache:
     """Everything backward needs from one window's forward; reusable for the next window."""
 
-    layers: list[Any] = field(default_factory=list)  # one cell cache per layer
+    proj: list[Projection | None] = field(default_factory=list)  # each layer's input projection
+    layers: list[Any] = field(default_factory=list)  # each layer's cell cache
     masks: list[np.ndarray | None] = field(default_factory=list)  # (T, B, H) dropout mask per layer
     dropped: list[np.ndarray | None] = field(default_factory=list)  # (T, B, H) masked layer outputs
     top: np.ndarray | None = None  # (T*B, H) input of the head
@@ -147,14 +144,17 @@ def forward(
     cell = CELLS[config.cell]
     T, B = x.shape
     cache = cache if cache is not None else Cache()
-    L = config.num_layers
+    L, H = config.num_layers, config.hidden_size
     if len(cache.layers) != L:
-        cache.layers, cache.masks, cache.dropped = [None] * L, [None] * L, [None] * L
+        cache.proj, cache.layers, cache.masks, cache.dropped = [None] * L, [None] * L, [None] * L, [None] * L
+    scale = cell.input_scale(H, params["head.weight"].dtype)
     inp = x
     final = []
     for k in range(L):
+        W_ih, W_hh, b_ih, b_hh = layer_params(params, config, k)
+        cache.proj[k] = proj = project(inp, W_ih, scale, cache.proj[k])  # xa: (T, B, G)
         h_seq, layer_state, cache.layers[k] = cell.forward(
-            inp, *(s[k] for s in state), *layer_params(params, config, k), cache=cache.layers[k]
+            proj.xa, tuple(s[k] for s in state), W_hh, b_ih, b_hh, cache.layers[k]
         )
         final.append(layer_state)
         if dropout > 0.0:
@@ -163,7 +163,7 @@ def forward(
         else:
             cache.masks[k] = None
             inp = h_seq
-    H, V = config.hidden_size, config.vocab_size
+    V = config.vocab_size
     cache.top = inp.reshape(T * B, H)
     if cache.logits is None or cache.logits.shape != (T * B, V) or cache.logits.dtype != inp.dtype:
         cache.logits = np.empty((T * B, V), inp.dtype)
@@ -208,18 +208,16 @@ def backward(
         "head.weight": np.matmul(dlogits.T, cache.top, out=cache.head_grads["head.weight"]),
         "head.bias": np.sum(dlogits, axis=0, out=cache.head_grads["head.bias"]),
     }
-    T, B = cache.layers[0].G.shape[:2]
+    T, B = cache.proj[0].xa.shape[:2]
     dh_seq = np.matmul(dlogits, W_hy, out=cache.dtop).reshape(T, B, config.hidden_size)
     dstate0: list[tuple[np.ndarray, ...]] = [()] * config.num_layers
     for k in reversed(range(config.num_layers)):
         if cache.masks[k] is not None:
             dh_seq *= cache.masks[k]  # a buffer of the cache: the head's or the layer above's
-        dfinal = tuple(d[k] for d in dstate) if dstate is not None else (None,) * len(cell.STATE_NAMES)
-        dx, g, dstate0[k] = cell.backward(dh_seq, cache.layers[k], *dfinal)
-        grads[f"{c}.weight_ih_l{k}"] = g["W_ih"]
-        grads[f"{c}.weight_hh_l{k}"] = g["W_hh"]
-        grads[f"{c}.bias_ih_l{k}"] = g["b_ih"]
-        grads[f"{c}.bias_hh_l{k}"] = g["b_hh"]
+        dfinal = tuple(d[k] for d in dstate) if dstate is not None else None
+        dxa, g, dstate0[k] = cell.backward(dh_seq, cache.layers[k], dfinal)
+        grads[f"{c}.weight_ih_l{k}"], dx = project_backward(cache.proj[k], dxa)
+        grads.update({f"{c}.{name}_l{k}": value for name, value in g.items()})
         dh_seq = dx
     ordered = {name: grads[name] for name in params}
     return ordered, tuple(np.stack([d[j] for d in dstate0]) for j in range(len(cell.STATE_NAMES)))
@@ -269,11 +267,12 @@ class StepState:
 
     h of all layers is stacked, (L*H, N), a column per stream: the input and state of layer k ≥ 1
     are then the adjacent rows [h_{k-1}; h_k], one operand for one product, and the new h_k is
-    written where layer k+1 reads its input. c is (L, H, N). The caller owns it and passes it in.
+    written where layer k+1 reads its input. The other state tensors of the cell (the LSTM's c)
+    are (L, H, N) each, in `rest`. The caller owns it and passes it in.
     """
 
     h: np.ndarray  # (L*H, N)
-    c: np.ndarray  # (L, H, N)
+    rest: tuple[np.ndarray, ...]  # (L, H, N) for each state name after "h"
     work: list[Any]  # the cell's scratch, one per layer
     logits: np.ndarray  # (V, N)
 
@@ -281,21 +280,23 @@ class StepState:
 def step_state(stepper: Stepper, state: State) -> StepState:
     """The stepping layout of `state` ((L, N, H) arrays, as `forward` and `zero_state` make them)."""
     cell = CELLS[stepper.config.cell]
-    h, c = state
+    h, *rest = state
     L, N, H = h.shape
     dtype = stepper.W_hy.dtype
     return StepState(
         h=np.ascontiguousarray(h.transpose(0, 2, 1), dtype).reshape(L * H, N),
-        c=np.ascontiguousarray(c.transpose(0, 2, 1), dtype),
+        rest=tuple(np.ascontiguousarray(s.transpose(0, 2, 1), dtype) for s in rest),
         work=[cell.step_work(H, N, dtype) for _ in range(L)],
         logits=np.empty((stepper.W_hy.shape[0], N), dtype),
     )
 
 
 def state_of(st: StepState) -> State:
-    """The (h, c) state, (L, N, H) arrays, of a StepState (fresh copies)."""
-    L, H, N = st.c.shape
-    return st.h.reshape(L, H, N).transpose(0, 2, 1).copy(), st.c.transpose(0, 2, 1).copy()
+    """The state, (L, N, H) arrays, of a StepState (fresh copies)."""
+    LH, N = st.h.shape
+    L = len(st.work)
+    h = st.h.reshape(L, LH // L, N).transpose(0, 2, 1).copy()
+    return (h, *(s.transpose(0, 2, 1).copy() for s in st.rest))
 
 
 def step_in_place(stepper: Stepper, x: np.ndarray, st: StepState) -> np.ndarray:
@@ -304,10 +305,11 @@ def step_in_place(stepper: Stepper, x: np.ndarray, st: StepState) -> np.ndarray:
     cell = CELLS[stepper.config.cell]
     H = stepper.config.hidden_size
     for k, p in enumerate(stepper.layers):
+        rest = tuple(s[k] for s in st.rest)
         if k == 0:
-            cell.step_into(st.h[:H], st.c[0], p, st.work[0], ids=x)
+            cell.step_into(st.h[:H], rest, p, st.work[0], ids=x)
         else:
-            cell.step_into(st.h[(k - 1) * H : (k + 1) * H], st.c[k], p, st.work[k])
+            cell.step_into(st.h[(k - 1) * H : (k + 1) * H], rest, p, st.work[k])
     np.matmul(stepper.W_hy, st.h[-H:], out=st.logits)  # (V, N)
     st.logits += stepper.b_y
     return st.logits.T

@@ -34,9 +34,12 @@ def tiny_corpus(tmp_path: Path, tiny_text: str) -> Path:
     return path
 
 
-def random_model(V: int, H: int, L: int, seed: int = 0, dtype=np.float64, scale: float = 0.5):
+CELL_NAMES = ("lstm", "gru", "rnn")
+
+
+def random_model(V: int, H: int, L: int, seed: int = 0, dtype=np.float64, scale: float = 0.5, cell: str = "lstm"):
     """A model with every parameter random (biases too), so no gradient is trivially zero."""
-    config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
+    config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, cell=cell)
     rng = np.random.default_rng(seed)
     params = {k: (rng.standard_normal(v.shape) * scale).astype(dtype) for k, v in model.init_params(config, seed).items()}
     return config, params

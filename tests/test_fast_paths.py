@@ -3,41 +3,50 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from charlstm import lstm, model
+from charlstm import model
 from charlstm.corpus import Vocab
 from charlstm.generate import Sampling, draw, filter_probs, generate, prime, prime_ids
 
-from conftest import random_model
+from conftest import CELL_NAMES, random_model
 
 
-def test_layer_step_with_float_input_equals_forward():
-    """lstm.step on float input (the stacked [x; h] product) follows lstm.forward step by step."""
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_layer_step_with_float_input_equals_forward(cell):
+    """step_into on float input (the stacked [x; h] layout) follows the window forward step by
+    step, for every cell."""
+    from charlstm.cells import CELLS
+    from charlstm.ops import project
+
+    c = CELLS[cell]
     T, B, D, H = 6, 3, 5, 4
+    G = c.NUM_GATES * H
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, D))
-    h, c = rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    W_ih, W_hh = rng.standard_normal((4 * H, D)), rng.standard_normal((4 * H, H))
-    b_ih, b_hh = rng.standard_normal(4 * H), rng.standard_normal(4 * H)
-    h_seq, (hT, cT), _ = lstm.forward(x, h, c, W_ih, W_hh, b_ih, b_hh)
-    p = lstm.prepare(W_ih, W_hh, b_ih, b_hh, ids=False)
-    h0, c0 = h.copy(), c.copy()
+    state = tuple(rng.standard_normal((B, H)) for _ in c.STATE_NAMES)
+    W_ih, W_hh = rng.standard_normal((G, D)), rng.standard_normal((G, H))
+    b_ih, b_hh = rng.standard_normal(G), rng.standard_normal(G)
+    xa = project(x, W_ih, c.input_scale(H, x.dtype)).xa
+    h_seq, stateT, _ = c.forward(xa, state, W_hh, b_ih, b_hh)
+    p = c.prepare(W_ih, W_hh, b_ih, b_hh, ids=False)
+    work = c.step_work(H, B, x.dtype)
+    h, *rest = (s.T.copy() for s in state)  # batch-minor (H, B)
     for t in range(T):
-        h, c = lstm.step(x[t], h, c, p)
-        np.testing.assert_allclose(h, h_seq[t], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(h, hT, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(c, cT, rtol=1e-12, atol=1e-12)
-    h1, c1 = h0.copy(), c0.copy()
-    lstm.step(x[0], h1, c1, p)
-    np.testing.assert_array_equal(h1, h0)  # the inputs are not modified
-    np.testing.assert_array_equal(c1, c0)
+        z = np.concatenate([x[t].T, h])  # (D+H, B)
+        c.step_into(z, tuple(rest), p, work)
+        h = z[-H:].copy()
+        np.testing.assert_allclose(h.T, h_seq[t], rtol=1e-12, atol=1e-12)
+    for a, b in zip((h, *rest), stateT):
+        np.testing.assert_allclose(a.T, b, rtol=1e-12, atol=1e-12)
 
 
-def test_step_in_place_equals_pure_step_and_round_trips_the_state():
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_step_in_place_equals_pure_step_and_round_trips_the_state(cell):
     V, H, L, N = 7, 6, 3, 4
-    config, params = random_model(V, H, L, dtype=np.float32, scale=0.4)
+    config, params = random_model(V, H, L, dtype=np.float32, scale=0.4, cell=cell)
     rng = np.random.default_rng(1)
-    state = tuple((rng.standard_normal((L, N, H)) * 0.3).astype(np.float32) for _ in range(2))
+    state = tuple((rng.standard_normal((L, N, H)) * 0.3).astype(np.float32) for _ in model.state_names(config))
     stepper = model.prepare_stepper(params, config)
     st = model.step_state(stepper, state)
     for a, b in zip(model.state_of(st), state):
@@ -51,10 +60,11 @@ def test_step_in_place_equals_pure_step_and_round_trips_the_state():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
-def test_generate_equals_sampling_with_the_pure_step():
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_generate_equals_sampling_with_the_pure_step(cell):
     """generate (in-place stepping) draws exactly what a loop over model.step would draw."""
     V, H, L, N = 9, 8, 2, 3
-    config, params = random_model(V, H, L, dtype=np.float32, scale=0.5)
+    config, params = random_model(V, H, L, dtype=np.float32, scale=0.5, cell=cell)
     vocab = Vocab(tuple("abcdefghi"))
     got = np.stack(list(generate(params, config, vocab, "abc", 20, Sampling(0.9), num_samples=N, rng=np.random.default_rng(5))))
     rng = np.random.default_rng(5)
@@ -68,11 +78,12 @@ def test_generate_equals_sampling_with_the_pure_step():
     np.testing.assert_array_equal(got, np.stack(want))
 
 
-def test_gradients_from_a_reused_cache_equal_a_fresh_cache():
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_gradients_from_a_reused_cache_equal_a_fresh_cache(cell):
     """Backward writes into buffers owned by the cache; a second window through the same cache
     (stale buffers, one-hot rows from the first window) gives exactly a fresh cache's gradients."""
     V, H, L, T, B = 7, 6, 2, 5, 3
-    config, params = random_model(V, H, L, dtype=np.float32, scale=0.4)
+    config, params = random_model(V, H, L, dtype=np.float32, scale=0.4, cell=cell)
     rng = np.random.default_rng(2)
     x1, y1, x2, y2 = (rng.integers(0, V, (T, B)).astype(np.uint8) for _ in range(4))
     state = model.zero_state(config, B)

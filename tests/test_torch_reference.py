@@ -1,4 +1,5 @@
-"""charlstm against PyTorch's own nn.LSTM + nn.Linear, loaded from a real charlstm checkpoint."""
+"""charlstm against PyTorch's own nn.LSTM / nn.GRU / nn.RNN + nn.Linear, loaded from a real
+charlstm checkpoint."""
 
 from __future__ import annotations
 
@@ -9,46 +10,50 @@ from charlstm import checkpoint, model, optim
 from charlstm.corpus import Vocab
 from charlstm.ops import softmax_cross_entropy
 
-from conftest import random_model
+from conftest import CELL_NAMES, random_model
 
 torch = pytest.importorskip("torch")
 
 
-def torch_model(V: int, H: int, L: int, state_dict: dict, dtype) -> "torch.nn.ModuleDict":
-    net = torch.nn.ModuleDict({"lstm": torch.nn.LSTM(V, H, L), "head": torch.nn.Linear(H, V)}).to(dtype)
+def torch_model(cell: str, V: int, H: int, L: int, state_dict: dict, dtype) -> "torch.nn.ModuleDict":
+    """PyTorch's own recurrent module + Linear head, loaded strictly from charlstm's tensors."""
+    rnn = {
+        "lstm": lambda: torch.nn.LSTM(V, H, L),
+        "gru": lambda: torch.nn.GRU(V, H, L),
+        "rnn": lambda: torch.nn.RNN(V, H, L, nonlinearity="tanh"),
+    }[cell]()
+    net = torch.nn.ModuleDict({cell: rnn, "head": torch.nn.Linear(H, V)}).to(dtype)
     net.load_state_dict(state_dict)  # strict: every name and shape must match
     return net
 
 
-def torch_loss_and_grads(net, x, y, h0, c0, V, dtype):
+def torch_loss_and_grads(net, cell, x, y, state0, V, dtype):
     """Loss and gradients by autograd, with one-hot input exactly as charlstm defines it."""
     xt = torch.nn.functional.one_hot(torch.from_numpy(x.astype(np.int64)), V).to(dtype)
-    h0t = torch.tensor(h0, dtype=dtype, requires_grad=True)
-    c0t = torch.tensor(c0, dtype=dtype, requires_grad=True)
-    out, _ = net["lstm"](xt, (h0t, c0t))
+    st = [torch.tensor(s, dtype=dtype, requires_grad=True) for s in state0]
+    out, _ = net[cell](xt, tuple(st) if cell == "lstm" else st[0])
     logits = net["head"](out).reshape(-1, V)
     loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y.astype(np.int64)).reshape(-1))
     net.zero_grad()
     loss.backward()
     grads = {name: p.grad.numpy() for name, p in net.named_parameters()}
-    return loss.item(), grads, h0t.grad.numpy(), c0t.grad.numpy()
+    return loss.item(), grads, [s.grad.numpy() for s in st]
 
 
-def charlstm_loss_and_grads(params, config, x, y, h0, c0):
-    logits, _, cache = model.forward(params, config, x, (h0, c0))
+def charlstm_loss_and_grads(params, config, x, y, state0):
+    logits, _, cache = model.forward(params, config, x, state0)
     loss, dlogits = softmax_cross_entropy(logits, y.reshape(-1))
-    grads, (dh0, dc0) = model.backward(params, config, dlogits, cache)
-    return loss, grads, dh0, dc0
+    grads, dstate0 = model.backward(params, config, dlogits, cache)
+    return loss, grads, dstate0
 
 
-def problem(V=11, H=16, L=2, T=7, B=3, dtype=np.float32):
-    config, params = random_model(V, H, L, seed=5, dtype=dtype, scale=0.3)
+def problem(cell="lstm", V=11, H=16, L=2, T=7, B=3, dtype=np.float32):
+    config, params = random_model(V, H, L, seed=5, dtype=dtype, scale=0.3, cell=cell)
     rng = np.random.default_rng(6)
     x = rng.integers(0, V, (T, B)).astype(np.uint8)
     y = rng.integers(0, V, (T, B)).astype(np.uint8)
-    h0 = (rng.standard_normal((L, B, H)) * 0.5).astype(dtype)
-    c0 = (rng.standard_normal((L, B, H)) * 0.5).astype(dtype)
-    return config, params, x, y, h0, c0
+    state0 = tuple((rng.standard_normal((L, B, H)) * 0.5).astype(dtype) for _ in model.state_names(config))
+    return config, params, x, y, state0
 
 
 def close(a, b, rtol):
@@ -56,37 +61,40 @@ def close(a, b, rtol):
     assert np.abs(a - b).max() <= rtol * scale, f"max abs diff {np.abs(a - b).max():.3e} vs scale {scale:.3e}"
 
 
-def test_checkpoint_loads_into_torch_and_matches_loss_and_grads_float32(tmp_path):
-    config, params, x, y, h0, c0 = problem()
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_checkpoint_loads_into_torch_and_matches_loss_and_grads_float32(tmp_path, cell):
+    config, params, x, y, state0 = problem(cell)
     vocab = Vocab(tuple("abcdefghijk"))
     path = checkpoint.save(checkpoint.Checkpoint(config, vocab, params), tmp_path / "m.safetensors")
 
     from safetensors.torch import load_file
 
-    net = torch_model(config.vocab_size, config.hidden_size, config.num_layers, load_file(path), torch.float32)
-    t_loss, t_grads, t_dh0, t_dc0 = torch_loss_and_grads(net, x, y, h0, c0, config.vocab_size, torch.float32)
+    net = torch_model(cell, config.vocab_size, config.hidden_size, config.num_layers, load_file(path), torch.float32)
+    t_loss, t_grads, t_dstate0 = torch_loss_and_grads(net, cell, x, y, state0, config.vocab_size, torch.float32)
     loaded = checkpoint.load(path)
-    loss, grads, dh0, dc0 = charlstm_loss_and_grads(loaded.params, config, x, y, h0, c0)
+    assert loaded.config.cell == cell
+    loss, grads, dstate0 = charlstm_loss_and_grads(loaded.params, config, x, y, state0)
 
     assert abs(loss - t_loss) <= 1e-4 * abs(t_loss)
     assert set(grads) == set(t_grads)
     for name in grads:
         close(grads[name], t_grads[name], 1e-4)
-    close(dh0, t_dh0, 1e-4)
-    close(dc0, t_dc0, 1e-4)
+    for d, t in zip(dstate0, t_dstate0, strict=True):
+        close(d, t, 1e-4)
 
 
-def test_matches_torch_in_float64():
-    config, params, x, y, h0, c0 = problem(dtype=np.float64)
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_matches_torch_in_float64(cell):
+    config, params, x, y, state0 = problem(cell, dtype=np.float64)
     state = {k: torch.from_numpy(v) for k, v in params.items()}
-    net = torch_model(config.vocab_size, config.hidden_size, config.num_layers, state, torch.float64)
-    t_loss, t_grads, t_dh0, t_dc0 = torch_loss_and_grads(net, x, y, h0, c0, config.vocab_size, torch.float64)
-    loss, grads, dh0, dc0 = charlstm_loss_and_grads(params, config, x, y, h0, c0)
+    net = torch_model(cell, config.vocab_size, config.hidden_size, config.num_layers, state, torch.float64)
+    t_loss, t_grads, t_dstate0 = torch_loss_and_grads(net, cell, x, y, state0, config.vocab_size, torch.float64)
+    loss, grads, dstate0 = charlstm_loss_and_grads(params, config, x, y, state0)
     assert abs(loss - t_loss) <= 1e-8 * abs(t_loss)
     for name in grads:
         close(grads[name], t_grads[name], 1e-8)
-    close(dh0, t_dh0, 1e-8)
-    close(dc0, t_dc0, 1e-8)
+    for d, t in zip(dstate0, t_dstate0, strict=True):
+        close(d, t, 1e-8)
 
 
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])

@@ -1,4 +1,4 @@
-"""One LSTM layer: forward over a window of T steps, backward through time, and a single step.
+"""The LSTM cell: forward over a window of T steps, backward through time, and a single step.
 
 Gate order is PyTorch's, i, f, g, o, in blocks of H along the last axis of every (..., 4H) array,
 so torch.nn.LSTM's weight_ih_l{k} (4H, D), weight_hh_l{k} (4H, H), bias_ih_l{k} and bias_hh_l{k}
@@ -25,7 +25,8 @@ h_t and from c_{t+1}:
     dc_t = dh_t ⊙ o ⊙ (1 − tanh²(c_t)) + dc_{t+1} ⊙ f_{t+1}
 
 Work that does not depend on t is batched over the window: the input projection of all T steps is
-one gather or GEMM before the loop; the weight gradients are one GEMM each after it.
+one gather or GEMM before the loop (`ops.project`, shared by every cell); dW_hh and the biases'
+gradient are one GEMM after it.
 """
 
 from __future__ import annotations
@@ -34,10 +35,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlstm.ops import ONE_HOT_MAX_V, embed, embed_backward, is_ids
+from charlstm.cells.common import hidden_with_ones, recurrent_operand, uniform_layer
 
 NUM_GATES = 4
 STATE_NAMES = ("h", "c")
+FORGET_BIAS = 1.0
+
+
+def init_layer(rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32) -> dict[str, np.ndarray]:
+    """The shared initialisation, with the forget gate's bias_ih at 1: the cell state starts out
+    remembered, so early gradients flow through it (Jozefowicz et al., 2015)."""
+    p = uniform_layer(rng, 4 * H, D, H, first, dtype)
+    p["bias_ih"][H : 2 * H] = FORGET_BIAS
+    return p
+
+
+def gate_scale(H: int, dtype: np.dtype) -> np.ndarray:
+    """s = (½, ½, 1, ½), each repeated H times: (4H,)."""
+    return np.repeat(np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype), H)
+
+
+def input_scale(H: int, dtype: np.dtype) -> np.ndarray:
+    """The projection of the input is scaled like the rest of the pre-activation: s (4H,)."""
+    return gate_scale(H, dtype)
 
 
 @dataclass(frozen=True)
@@ -57,13 +77,8 @@ class Prepared:
     table: np.ndarray | None
 
 
-def gate_scale(H: int, dtype: np.dtype) -> np.ndarray:
-    """s = (½, ½, 1, ½), each repeated H times: (4H,)."""
-    return np.repeat(np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype), H)
-
-
 def prepare(W_ih: np.ndarray, W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray, ids: bool) -> Prepared:
-    """Scale and lay out one layer's weights for `step` / `step_into` (cheap: O(weights))."""
+    """Scale and lay out one layer's weights for `step_into` (cheap: O(weights))."""
     H4, H = W_hh.shape
     D = W_ih.shape[1]
     scale = gate_scale(H, W_hh.dtype)
@@ -91,12 +106,15 @@ def step_work(H: int, N: int, dtype: np.dtype) -> StepWork:
     return StepWork(np.empty((4 * H, N), dtype), np.empty((H, N), dtype), np.empty((N, 4 * H), dtype))
 
 
-def step_into(z: np.ndarray, c: np.ndarray, p: Prepared, work: StepWork, ids: np.ndarray | None = None) -> None:
+def step_into(
+    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None
+) -> None:
     """Advance the layer one step in place (the sampling hot path: no allocation).
 
     z: (D+H, N) the input stacked on the state h — or h alone, (H, N), with `ids` (N,) as input;
-    its last H rows are overwritten with the new h. c: (H, N), overwritten with the new c.
+    its last H rows are overwritten with the new h. rest = (c,): (H, N), overwritten with the new c.
     """
+    (c,) = rest
     H = c.shape[0]
     a, g = work.a, work.g
     np.matmul(p.W, z, out=a)  # (4H, N): â = s ⊙ (W_ih x + W_hh h)
@@ -121,18 +139,12 @@ class Cache:
     """What backward needs from forward, as arrays stacked over time. Reused across windows of the
     same shape (pass it back to `forward`), so the hot loop allocates nothing.
 
-    `h` carries a column of ones after the H state columns: the recurrent product of a step is
-    [h_{t-1}, 1] @ [s ⊙ W_hh^T; s ⊙ b], so the bias rides in the GEMM, and the weight-gradient
-    GEMM over [h, 1] yields db as its last column.
-
-    `G` holds the gate activations i, f, g, o after forward and is overwritten with the
-    pre-activation gradients da by backward: a cache serves one backward.
+    `G` is the projection's xa buffer: it holds the gate activations i, f, g, o after forward and
+    is overwritten with the pre-activation gradients da by backward: a cache serves one backward.
+    `h` carries a column of ones after the H state columns (see `common.recurrent_operand`).
     """
 
-    x: np.ndarray  # (T, B) ids or (T, B, D) inputs
-    W_ih: np.ndarray  # (4H, D) the layer's weights, for backward
-    W_hh: np.ndarray  # (4H, H)
-    W_in: np.ndarray  # (D, 4H) s ⊙ W_ih^T: the input table (ids) or projection (floats)
+    W_hh: np.ndarray  # (4H, H) the layer's weights, for backward
     W_rec: np.ndarray  # (H+1, 4H) [s ⊙ W_hh^T; s ⊙ (b_ih + b_hh)]
     G: np.ndarray  # (T, B, 4H)
     c: np.ndarray  # (T+1, B, H), c[0] = c0
@@ -140,79 +152,51 @@ class Cache:
     h: np.ndarray  # (T+1, B, H+1), h[0] = [h0, 1]
     tmp: np.ndarray  # (B, 4H) scratch
     tmp2: np.ndarray  # (B, 4H) scratch
-    pad: np.ndarray  # (4H, max(D, H) + 16) scratch for transposing the weights
-    dx: np.ndarray | None = None  # (T, B, D) input gradient buffer, made by the first backward
-    grads: dict[str, np.ndarray] | None = None  # the gradient buffers backward returns, ditto
-    dWb: np.ndarray | None = None  # (4H, H+1) [dW_hh | db], ditto
-    onehot: np.ndarray | None = None  # (T*B, V) one-hot inputs for the first layer's dW_ih
+    pad: np.ndarray  # (4H, H + 16) scratch for transposing W_hh
+    grads: dict[str, np.ndarray] | None = None  # the gradient buffers backward returns
+    dWb: np.ndarray | None = None  # (4H, H+1) [dW_hh | db], made by the first backward
 
 
-def _cache_for(old: Cache | None, x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndarray) -> Cache:
-    T, B = x.shape[:2]
+def _cache_for(old: Cache | None, xa: np.ndarray, W_hh: np.ndarray) -> Cache:
+    T, B, H4 = xa.shape
     H = W_hh.shape[1]
-    D = W_ih.shape[1]
     dtype = W_hh.dtype
-    if old is not None and old.G.shape == (T, B, 4 * H) and old.W_in.shape[0] == D and old.G.dtype == dtype:
-        old.x, old.W_ih, old.W_hh = x, W_ih, W_hh
-        if old.dx is not None and old.dx.shape[2:] != x.shape[2:]:
-            old.dx = None
+    if old is not None and old.c.shape == (T + 1, B, H) and old.c.dtype == dtype:
+        old.G, old.W_hh = xa, W_hh
         return old
-    h = np.empty((T + 1, B, H + 1), dtype)
-    h[:, :, H] = 1
     return Cache(
-        x=x,
-        W_ih=W_ih,
         W_hh=W_hh,
-        W_in=np.empty((D, 4 * H), dtype),
-        W_rec=np.empty((H + 1, 4 * H), dtype),
-        G=np.empty((T, B, 4 * H), dtype),
+        W_rec=np.empty((H + 1, H4), dtype),
+        G=xa,
         c=np.empty((T + 1, B, H), dtype),
         tanh_c=np.empty((T, B, H), dtype),
-        h=h,
-        tmp=np.empty((B, 4 * H), dtype),
-        tmp2=np.empty((B, 4 * H), dtype),
-        pad=np.empty((4 * H, max(D, H) + 16), dtype),
+        h=hidden_with_ones(T, B, H, dtype),
+        tmp=np.empty((B, H4), dtype),
+        tmp2=np.empty((B, H4), dtype),
+        pad=np.empty((H4, H + 16), dtype),
     )
 
 
-def _scaled_transpose(W: np.ndarray, scale: np.ndarray, out: np.ndarray, pad: np.ndarray) -> None:
-    """out = (scale[:, None] ⊙ W)^T for W (4H, n), by way of `pad`, whose rows are 16 floats longer.
-    Reading the columns of W itself is several times slower when n is a power of two (a column's
-    elements then share cache sets): 5 ms instead of 1.5 ms for a 2048 × 512 matrix here."""
-    P = pad[:, : W.shape[1]]
-    np.copyto(P, W)
-    np.multiply(P.T, scale, out=out)
-
-
 def forward(
-    x: np.ndarray,
-    h0: np.ndarray,
-    c0: np.ndarray,
-    W_ih: np.ndarray,
+    xa: np.ndarray,
+    state0: tuple[np.ndarray, ...],
     W_hh: np.ndarray,
     b_ih: np.ndarray,
     b_hh: np.ndarray,
     cache: Cache | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], Cache]:
-    """Run the layer over T steps from (h0, c0).
+    """Run the cell over T steps from state0 = (h0, c0), (B, H) each.
 
-    x: (T, B) ids (one-hot input, D = V) or (T, B, D) floats; h0, c0: (B, H).
-    Returns h_seq (T, B, H) — a view into the cache, valid until the cache is reused — the final
-    state (hT, cT) as fresh arrays, and the cache for `backward`.
+    xa: (T, B, 4H) the scaled input projection s ⊙ W_ih x_t (`ops.project` with `input_scale`),
+    kept by the cache and overwritten. Returns h_seq (T, B, H) — a view into the cache, valid
+    until the cache is reused — the final state (hT, cT) as fresh arrays, and the cache.
     """
-    T = x.shape[0]
+    h0, c0 = state0
+    T = xa.shape[0]
     H = W_hh.shape[1]
-    cache = _cache_for(cache, x, W_ih, W_hh)
+    cache = _cache_for(cache, xa, W_hh)
     G, c, tanh_c, h, tmp = cache.G, cache.c, cache.tanh_c, cache.h, cache.tmp
-    scale = gate_scale(H, G.dtype)
-    _scaled_transpose(W_ih, scale, cache.W_in, cache.pad)  # (D, 4H)
-    _scaled_transpose(W_hh, scale, cache.W_rec[:H], cache.pad)  # (H, 4H)
-    np.multiply(b_ih + b_hh, scale, out=cache.W_rec[H])
-    if is_ids(x):
-        embed(x, cache.W_in, out=G)  # (T, B, 4H): the input part of â for every step
-    else:
-        T_, B, D = x.shape
-        np.matmul(x.reshape(T_ * B, D), cache.W_in, out=G.reshape(T_ * B, 4 * H))
+    recurrent_operand(W_hh, b_ih + b_hh, gate_scale(H, G.dtype), cache.W_rec, cache.pad)  # (H+1, 4H)
     h[0, :, :H] = h0
     c[0] = c0
     ig = tmp[:, :H]  # (B, H) scratch
@@ -239,24 +223,23 @@ def forward(
 
 
 def backward(
-    dh_seq: np.ndarray,
-    cache: Cache,
-    dhT: np.ndarray | None = None,
-    dcT: np.ndarray | None = None,
-) -> tuple[np.ndarray | None, dict[str, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    dh_seq: np.ndarray, cache: Cache, dstateT: tuple[np.ndarray | None, ...] | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Backpropagate through the window.
 
     dh_seq: (T, B, H) gradient of the loss w.r.t. every h_t from above (the head or the next
-    layer); dhT, dcT: (B, H) gradients arriving at the final state (None: zero, as in truncated
-    BPTT, where nothing flows back across windows).
-    Returns dx ((T, B, D) for float input — a view into the cache — or None for ids), the
-    gradients {"W_ih", "W_hh", "b_ih", "b_hh"} summed over all steps — buffers of the cache too,
-    rewritten by its next backward — and (dh0, dc0).
+    layer); dstateT = (dhT, dcT): gradients arriving at the final state (None: zero, as in
+    truncated BPTT, where nothing flows back across windows).
+    Returns da (T, B, 4H), the gradient of the pre-activations (= of W_ih x_t, for the
+    projection's backward; the cache's G buffer), the gradients {"weight_hh", "bias_ih",
+    "bias_hh"} summed over all steps — buffers of the cache too, rewritten by its next backward —
+    and (dh0, dc0).
     """
-    x, G, c, tanh_c, h = cache.x, cache.G, cache.c, cache.tanh_c, cache.h
+    G, c, tanh_c, h = cache.G, cache.c, cache.tanh_c, cache.h
     T, B, H4 = G.shape
     H = H4 // 4
     dtype = G.dtype
+    dhT, dcT = dstateT if dstateT is not None else (None, None)
     dh = np.empty((B, H), dtype)
     dc = np.empty((B, H), dtype)
     dh_next = np.zeros((B, H), dtype) if dhT is None else dhT.astype(dtype, copy=True)
@@ -283,40 +266,24 @@ def backward(
         deriv *= gates
         np.multiply(dG, deriv, out=gates)  # G[t] now holds da_t
         np.matmul(gates, cache.W_hh, out=dh_next)
-    dA = G.reshape(T * B, H4)  # (T*B, 4H)
-    D = cache.W_ih.shape[1]
     if cache.grads is None:
-        shapes = {"W_ih": (H4, D), "W_hh": (H4, H), "b_ih": (H4,), "b_hh": (H4,)}
-        cache.grads = {name: np.empty(shape, dtype) for name, shape in shapes.items()}
+        cache.grads = {"weight_hh": np.empty((H4, H), dtype), "bias_ih": np.empty(H4, dtype), "bias_hh": np.empty(H4, dtype)}
         cache.dWb = np.empty((H4, H + 1), dtype)
     grads = cache.grads
     # one GEMM over [h_{t-1}, 1] gives dW_hh and, from the ones column, db
-    dWb = np.matmul(dA.T, h[:T].reshape(T * B, H + 1), out=cache.dWb)  # (4H, H+1)
-    np.copyto(grads["W_hh"], dWb[:, :H])
-    np.copyto(grads["b_ih"], dWb[:, H])
-    np.copyto(grads["b_hh"], dWb[:, H])
-    if is_ids(x):
-        if D <= ONE_HOT_MAX_V and cache.onehot is None:
-            cache.onehot = np.empty((T * B, D), dtype)
-        np.copyto(grads["W_ih"], embed_backward(x, dA, D, cache.onehot).T)
-        dx = None
-    else:
-        np.matmul(dA.T, x.reshape(T * B, D), out=grads["W_ih"])
-        if cache.dx is None:
-            cache.dx = np.empty((T, B, D), dtype)
-        dx = cache.dx
-        np.matmul(dA, cache.W_ih, out=dx.reshape(T * B, D))
-    return dx, dict(grads), (dh_next, dc_next)
+    dWb = np.matmul(G.reshape(T * B, H4).T, h[:T].reshape(T * B, H + 1), out=cache.dWb)  # (4H, H+1)
+    np.copyto(grads["weight_hh"], dWb[:, :H])
+    np.copyto(grads["bias_ih"], dWb[:, H])
+    np.copyto(grads["bias_hh"], dWb[:, H])
+    return G, dict(grads), (dh_next, dc_next)
 
 
-def step(x: np.ndarray, h: np.ndarray, c: np.ndarray, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
-    """One time step with prepared weights. x: (B,) ids or (B, D); h, c: (B, H).
-    Returns new (h, c) arrays; the inputs are not modified."""
-    H = h.shape[1]
-    if is_ids(x):
-        z, ids = np.ascontiguousarray(h.T), x
-    else:
-        z, ids = np.concatenate([x.T, h.T]), None  # (D+H, B)
-    c_new = np.ascontiguousarray(c.T)
-    step_into(z, c_new, p, step_work(H, h.shape[0], h.dtype), ids)
-    return z[-H:].T.copy(), c_new.T.copy()
+def activations(cache: Cache) -> dict[str, np.ndarray]:
+    """Copies of the gates i, f, g, o, the cell state c and the output h of the last forward,
+    (T, B, H) each (call before backward, which overwrites the gates)."""
+    H = cache.c.shape[2]
+    G = cache.G
+    out = {name: G[:, :, k * H : (k + 1) * H].copy() for k, name in enumerate("ifgo")}
+    out["c"] = cache.c[1:].copy()
+    out["h"] = cache.h[1:, :, :H].copy()
+    return out
