@@ -1,0 +1,121 @@
+"""Quality per minute, side by side: `charlstm train` against a plain PyTorch char-LSTM trained for
+the same minutes on the same machine, both on the first 90% of a text, both scored on the last 10%.
+
+    python bench/quality.py CORPUS [CORPUS ...] --minutes 10 [--charlstm "--dropout 0"] [--no-torch]
+
+For each corpus, one after the other (never at once: two runs on 2 cores halve each other):
+1. `charlstm train CORPUS --val-fraction 0.1 --max-minutes M` plus any `--charlstm` options, into
+   a temporary folder; its best checkpoint (by its own validation on the last 10%) is kept.
+2. `../shared/reference/torch_quality.py CORPUS --minutes M` (the PyTorch anchor: nn.LSTM 2×256,
+   Adam 2e-3, no dropout, B64 T100), whose best held-out loss over its epochs is read.
+3. charlstm's best checkpoint is scored on the held-out text exactly as the reference scores its
+   own model: the characters from int(0.9·n) on, one stream, state carried from the first
+   character. charlstm's own split puts its boundary at n − round(0.1·n); the two differ by at
+   most one character, and the script checks that charlstm never trained on scored text.
+
+Prints one row per corpus (held-out nats/char and bits/char of each side, the difference, chars/s)
+and writes every figure to bench/results/quality.json. Run on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT.parent / "shared" / "reference" / "torch_quality.py"
+HELD_OUT = 0.1
+
+
+def run_charlstm(corpus: Path, minutes: float, extra: list[str], folder: Path) -> dict:
+    """Train with the real CLI; return its last log records and the best checkpoint's path."""
+    out = folder / (corpus.stem + ".safetensors")
+    log = folder / "log.jsonl"
+    cmd = [sys.executable, "-m", "charlstm", "train", str(corpus), "--val-fraction", str(HELD_OUT),
+           "--max-minutes", str(minutes), "--out", str(out), "--log-json", str(log), "--quiet", *extra]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"charlstm train failed ({done.returncode}):\n{done.stderr}")
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {"checkpoint": out, "records": records, "wall_s": wall, "stderr": done.stderr, "command": shlex.join(cmd[1:])}
+
+
+def run_reference(corpus: Path, minutes: float) -> dict:
+    """The PyTorch anchor's JSON lines: one per epoch, then its best held-out loss."""
+    cmd = [sys.executable, str(REFERENCE), str(corpus), "--minutes", str(minutes)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"torch reference failed ({done.returncode}):\n{done.stderr}")
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {"epochs": lines[:-1], "best_val_loss": lines[-1]["best_val_loss"]}
+
+
+def held_out_loss(checkpoint: Path, corpus: Path) -> tuple[float, int]:
+    """charlstm's checkpoint scored on text[int(0.9·n):] as the reference scores its own model."""
+    from charlstm import checkpoint as ckpt_io
+    from charlstm.evaluate import evaluate
+
+    ckpt = ckpt_io.load(checkpoint)
+    text = corpus.read_text(encoding="utf-8")
+    n = len(text)
+    start = int(n * (1 - HELD_OUT))
+    trained_until = n - max(2, int(round(n * HELD_OUT)))
+    assert trained_until <= start + 1, "charlstm trained on scored text"
+    ids = ckpt.vocab.encode(text[start:])
+    result = evaluate(ckpt.params, ckpt.config, ids, B=1, T=2000)
+    return result.loss, result.chars
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("corpora", nargs="+", type=Path)
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--charlstm", default="", help="extra options for charlstm train, one string")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
+    args = ap.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    print(f"charlstm {commit}  {args.minutes:g} minutes per side  load {os.getloadavg()[0]:.2f}", flush=True)
+    results = []
+    for corpus in args.corpora:
+        with tempfile.TemporaryDirectory() as tmp:
+            ours = run_charlstm(corpus, args.minutes, shlex.split(args.charlstm), Path(tmp))
+            loss, chars = held_out_loss(ours["checkpoint"], corpus)
+        epochs = [r for r in ours["records"] if r.get("type") == "epoch"]
+        speeds = [r["chars_per_s"] for r in ours["records"] if r.get("chars_per_s")]
+        speed = speeds[-1] if speeds else None
+        row = {"corpus": corpus.name, "minutes": args.minutes, "charlstm_options": args.charlstm,
+               "charlstm_held_out": loss, "charlstm_chars_scored": chars, "charlstm_wall_s": ours["wall_s"],
+               "charlstm_chars_per_s": speed, "charlstm_epochs": epochs, "charlstm_stderr": ours["stderr"]}
+        if not args.no_torch:
+            ref = run_reference(corpus, args.minutes)
+            row.update(torch_best=ref["best_val_loss"], torch_epochs=ref["epochs"], difference=loss - ref["best_val_loss"])
+        results.append(row)
+        _print_row(row)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"commit": commit, "results": results}, indent=2, default=str))
+    print(f"load {os.getloadavg()[0]:.2f}; figures in {args.out}")
+
+
+def _print_row(row: dict) -> None:
+    ours = row["charlstm_held_out"]
+    line = f"{row['corpus']:<24} charlstm {ours:.4f} nats ({ours / math.log(2):.3f} bpc, {row['charlstm_chars_per_s'] or 0:,.0f} chars/s)"
+    if "torch_best" in row:
+        ref = row["torch_best"]
+        speed = row["torch_epochs"][-1]["chars_per_s"] if row["torch_epochs"] else 0
+        line += f"   torch {ref:.4f} ({ref / math.log(2):.3f}, {speed:,.0f} chars/s)   charlstm − torch {row['difference']:+.4f}"
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
