@@ -35,7 +35,6 @@ from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
 from charlstm.generate import Sampling, sample
-from charlstm.idcache import release_pages
 from charlstm.model import ModelConfig
 from charlstm.optim import OPTIMIZERS, clip_grad_norm, make_optimizer
 
@@ -285,9 +284,9 @@ def _train(
         last_save = time.perf_counter()
 
     def end_of_epoch(train_loss: float) -> None:
-        release_pages(corpus.ids)
+        corpus.release()
         ev = evaluate(params, config, val_ids, B, T, cache)
-        release_pages(corpus.ids)
+        corpus.release()
         progress.last_eval_step = progress.step
         best = progress.best_val_loss is None or ev.loss < progress.best_val_loss
         if best:
@@ -379,7 +378,7 @@ def _train(
         if time.perf_counter() - last_save >= cfg.save_minutes * 60:
             save_resume("running")
         if progress.step % RELEASE_EVERY == 0:
-            release_pages(corpus.ids)
+            corpus.release()
     else:
         if cfg.max_steps is not None and progress.step >= cfg.max_steps and progress.step < cfg.epochs * steps_per_epoch:
             reason = "max_steps"
