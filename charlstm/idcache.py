@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from charlstm.config import MAX_VOCAB
 from charlstm.errors import CorpusError, VocabularyError
 from charlstm.textio import check_readable, decoded_chunks
 from charlstm.vocab import Vocab, code_points, describe_chars
 
 CACHE_MIN_BYTES = 8 << 20
-MAX_VOCAB = 10_000
 SAMPLE_BYTES = 1 << 20
 CHUNK_IDS = 1 << 22  # ids per chunk when remapping a cached corpus to another vocabulary
 FORMAT = 1

@@ -31,29 +31,7 @@ CELLS: dict[str, ModuleType] = {"lstm": lstm}
 State = tuple[np.ndarray, ...]
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """The shape of a model; stored in every checkpoint."""
-
-    vocab_size: int
-    hidden_size: int = 256
-    num_layers: int = 2
-    cell: str = "lstm"
-
-    def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        for name in ("vocab_size", "hidden_size", "num_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UsageError(f"{name} must be a positive integer, got {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(**{k: d[k] for k in ("vocab_size", "hidden_size", "num_layers", "cell") if k in d})
+from charlstm.config import ModelConfig
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -30,87 +30,18 @@ import numpy as np
 from charlstm import checkpoint as ckpt_io
 from charlstm import model
 from charlstm.checkpoint import Checkpoint
+from charlstm.config import AUTO_MIN_STEPS, ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
 from charlstm.corpus import Corpus, num_windows, split, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
 from charlstm.generate import Sampling, sample
-from charlstm.model import ModelConfig
-from charlstm.optim import OPTIMIZERS, clip_grad_norm, make_optimizer
+from charlstm.optim import clip_grad_norm, make_optimizer
+from charlstm.schedule import SCHEDULES, learning_rate  # noqa: F401  (re-exported)
 
 MAX_RECOVERIES = 4
-SCHEDULES = ("constant", "cosine", "linear")
-AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows per epoch
 LOSS_EMA = 0.05
 RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corpus already read
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train. Stored in checkpoints; `--resume` restores it, with lr/epochs/... overridable."""
-
-    seq_len: int = 100
-    batch_size: int = 64
-    lr: float = 2e-3
-    optimizer: str = "adam"
-    clip: float = 5.0
-    epochs: int = 10
-    max_steps: int | None = None
-    val_fraction: float = 0.05
-    seed: int = 0
-    dropout: float = 0.2
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.1
-    max_minutes: float | None = None
-    sample_every: int | None = None
-    sample_length: int = 200
-    sample_seed: str | None = None
-    sample_temperature: float = 0.8
-    keep: int = 0
-    save_minutes: float = 5.0
-
-    def validate(self) -> None:
-        """Raise UsageError for values no run can use."""
-        checks = [
-            (self.seq_len >= 1, "--seq-len must be at least 1"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.clip >= 0, "--clip must be >= 0 (0 disables clipping)"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
-            (0 < self.val_fraction <= 0.5, "--val-fraction must be in (0, 0.5]"),
-            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
-            (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
-            (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
-            (self.sample_every is None or self.sample_every >= 1, "--sample-every must be at least 1"),
-            (self.sample_length >= 0, "--sample-length must be >= 0"),
-            (self.sample_temperature > 0, "--sample-temperature must be positive"),
-            (self.keep >= 0, "--keep must be >= 0"),
-            (self.save_minutes > 0, "--save-minutes must be positive"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
-
-
-def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """The scheduled learning rate for update number `step` (0-based): linear warm-up, then
-    constant, cosine or linear decay from lr to lr·min_lr_ratio at the last step."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    span = max(1, total_steps - cfg.warmup_steps - 1)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    if cfg.schedule == "cosine":
-        factor = 0.5 * (1.0 + math.cos(math.pi * progress))
-    else:
-        factor = 1.0 - progress
-    return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * factor)
 
 
 def divergence_limit(V: int) -> float:
