@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -122,82 +121,37 @@ def train(
     pass --resume PATH to continue it or --fresh to start over. Ctrl-C stops after the current
     step with a checkpoint (exit code 130).
     """
-    from charlstm import checkpoint as ckpt_io
     from charlstm import train as tr
     from charlstm import ui
-    from charlstm.corpus import load_corpus
     from charlstm.errors import CharLSTMError
+    from charlstm.plan import plan_run
 
-    options = {
+    if log_every < 0:
+        _usage("--log-every must be >= 0")
+    model_options = {"hidden_size": hidden_size, "num_layers": layers}
+    train_options = {
         "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "clip": clip,
         "epochs": epochs, "max_steps": max_steps, "val_fraction": val_fraction, "seed": random_seed,
         "dropout": dropout, "schedule": schedule, "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
         "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
         "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes,
     }
-    given = {k: v for k, v in options.items() if v is not None}
-    if errors not in ("strict", "replace"):
-        _usage("--errors must be strict or replace")
-    if resume is not None and (init_from is not None or fresh):
-        _usage("--resume cannot be combined with --init-from or --fresh")
-    if resume is None and corpus is None:
-        _usage("give a corpus file to train on, e.g. `charlstm train corpora/lighthouse.txt`")
-    for flag, value in (("--hidden-size", hidden_size), ("--layers", layers), ("--max-vocab", max_vocab)):
-        if value is not None and value < 1:
-            _usage(f"{flag} must be at least 1, got {value}")
-    if log_every < 0:
-        _usage("--log-every must be >= 0")
-
     console = ui.make_console()
     view: Any = None
     log: Any = None
     progress = ui.EncodingProgress(console)
     try:
-        resumed = init = None
-        notes: list[str] = []
-        if resume is not None:
-            resume_file = resume if resume.name.endswith(ckpt_io.RESUME_SUFFIX) else tr.resume_path_for(resume)
-            resumed = ckpt_io.load(resume_file)
-            config = resumed.config
-            _same_shape(config, hidden_size, layers, "the checkpoint's", "; drop it, or start anew with --init-from")
-            cfg, changes = tr.resume_config(resumed, given)
-            notes += [f"resuming with {c}" for c in changes]
-            corpus_path = corpus or Path(resumed.train.get("corpus", {}).get("path", ""))
-            text = load_corpus(corpus_path, resumed.vocab, encoding, errors, progress, max_vocab)
-            model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
-        else:
-            assert corpus is not None
-            if init_from is not None:
-                init = ckpt_io.load(init_from)
-                text = load_corpus(corpus, init.vocab, encoding, errors, progress, max_vocab)
-                config = init.config
-                _same_shape(config, hidden_size, layers, "--init-from's")
-            else:
-                text = load_corpus(corpus, None, encoding, errors, progress, max_vocab)
-                config = ModelConfig(text.vocab.size, hidden_size or 256, layers or 2)
-            cfg = tr.TrainConfig(**given)
-            cfg.validate()
-            if batch_size is None:
-                n_train = len(text) - max(2, int(round(len(text) * cfg.val_fraction)))
-                cfg = replace(cfg, batch_size=tr.auto_batch_size(n_train, cfg.seq_len))
-            model_path = out or tr.default_model_path(corpus)
-            existing = tr.resume_path_for(model_path)
-            if existing.exists() and not fresh:
-                _usage(f"{existing} exists from an earlier run; pass --resume {existing} to continue it, or --fresh to start over")
+        plan = plan_run(
+            corpus, model_options, train_options, resume=resume, init_from=init_from, fresh=fresh, out=out,
+            encoding=encoding, errors=errors, max_vocab=max_vocab, on_progress=progress,
+        )
         progress.close()
-        if sample_seed:
-            missing = text.vocab.unknown(sample_seed)
-            if missing:
-                from charlstm.corpus import describe_chars
-
-                _usage(f"--sample-seed has characters not in the vocabulary: {describe_chars(missing)}")
-
         view = ui.TrainView(console, quiet=quiet, log_every=log_every)
         log = _JsonLog(log_json, log_every) if log_json else None
 
         def on_event(event: Any) -> None:
             if isinstance(event, tr.Started):
-                for message in notes:
+                for message in plan.notes:
                     ui.note(console, message)
             view(event)
             if log is not None:
@@ -205,7 +159,7 @@ def train(
 
         stop = _StopFlag(console)
         with stop:
-            finished = tr.train(text, config, cfg, model_path, on_event, stop.requested, resume=resumed, init=init)
+            finished = tr.train_plan(plan, on_event, stop.requested)
     except CharLSTMError as exc:
         progress.close()
         if view is not None:
@@ -220,16 +174,8 @@ def train(
         if log is not None:
             log.close()
     if finished.reason == "interrupted":
-        resume_file = tr.resume_path_for(model_path)
-        ui.warn(console, f"interrupted at step {finished.step}; continue with: charlstm train --resume {resume_file}")
+        ui.warn(console, f"interrupted at step {finished.step}; continue with: charlstm train --resume {plan.resume_path}")
         raise typer.Exit(130)
-
-
-def _same_shape(config: Any, hidden_size: int | None, layers: int | None, whose: str, advice: str = "") -> None:
-    """A model shape given on the command line must match the checkpoint the run starts from."""
-    for flag, value, have in (("--hidden-size", hidden_size, config.hidden_size), ("--layers", layers, config.num_layers)):
-        if value is not None and value != have:
-            _usage(f"{flag} {value} conflicts with {whose} {have}{advice}")
 
 
 class _StopFlag:

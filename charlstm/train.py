@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,14 @@ import numpy as np
 from charlstm import checkpoint as ckpt_io
 from charlstm import model
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import AUTO_MIN_STEPS, ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
+from charlstm.config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
 from charlstm.corpus import Corpus, num_windows, split, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
 from charlstm.generate import Sampling, sample
 from charlstm.optim import clip_grad_norm, make_optimizer
+from charlstm.plan import RunPlan, resume_path_for
 from charlstm.schedule import SCHEDULES, learning_rate  # noqa: F401  (re-exported)
 
 MAX_RECOVERIES = 4
@@ -47,12 +48,6 @@ RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corp
 def divergence_limit(V: int) -> float:
     """A loss per character above this is divergence, not learning: 4 × the uniform guess, ln V."""
     return max(10.0, 4.0 * math.log(V))
-
-
-def auto_batch_size(n_train: int, T: int, preferred: int = 64) -> int:
-    """The preferred batch size, reduced for small corpora so an epoch has ≥ AUTO_MIN_STEPS
-    windows (never below 1)."""
-    return max(1, min(preferred, (n_train - 1) // (T * AUTO_MIN_STEPS)))
 
 
 # ----------------------------------------------------------------------------------- the loop
@@ -76,17 +71,6 @@ class _Progress:
     best_epoch: float | None = None
     last_eval_step: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def resume_path_for(model_path: Path) -> Path:
-    """Where the resumable state of the model at `model_path` lives."""
-    name = model_path.name
-    stem = name[: -len(ckpt_io.SUFFIX)] if name.endswith(ckpt_io.SUFFIX) else name
-    return model_path.with_name(stem + ckpt_io.RESUME_SUFFIX)
-
-
-def default_model_path(corpus_path: Path, folder: Path = Path("checkpoints")) -> Path:
-    return folder / (corpus_path.stem + ckpt_io.SUFFIX)
 
 
 def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
@@ -124,6 +108,15 @@ def train(
             raise CheckpointError(f"{target}: is a directory; pass --out with a file name ending in {ckpt_io.SUFFIX}")
     with ckpt_io.Lock(model_path):
         return _train(corpus, config, cfg, model_path, on_event, should_stop, resume, init)
+
+
+def train_plan(
+    plan: RunPlan,
+    on_event: Callable[[Event], None] = lambda e: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Finished:
+    """Train the run `plan.plan_run` planned; see `train`."""
+    return train(plan.corpus, plan.config, plan.train, plan.model_path, on_event, should_stop, plan.resume, plan.init)
 
 
 def _train(
@@ -426,22 +419,3 @@ def _save_snapshot_file(
     for stale in old[:-keep]:
         stale.unlink(missing_ok=True)
         files.discard(stale)
-
-
-def resume_config(resume: Checkpoint, overrides: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
-    """The resumed run's TrainConfig: the checkpoint's, with the compatible overrides applied.
-    Returns it and a list of the changes, in words. Incompatible overrides raise UsageError."""
-    saved = TrainConfig(**{k: v for k, v in resume.train.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
-    fixed = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")
-    changes = []
-    for key, value in overrides.items():
-        old = getattr(saved, key)
-        if value == old:
-            continue
-        if key in fixed:
-            raise UsageError(
-                f"--{key.replace('_', '-')} {value} conflicts with the checkpoint's {old}; "
-                f"a resumed run keeps it (drop the option, or start anew with --init-from)"
-            )
-        changes.append(f"{key} {old} → {value}")
-    return replace(saved, **overrides), changes
