@@ -84,6 +84,7 @@ def train(
     corpus: Annotated[Optional[Path], typer.Argument(readable=False, help="UTF-8 text file to learn from (optional with --resume).", show_default=False)] = None,
     hidden_size: Annotated[Optional[int], typer.Option("--hidden-size", "-H", help=field_help(ModelConfig, "hidden_size"), rich_help_panel=MODEL, show_default=False)] = None,
     layers: Annotated[Optional[int], typer.Option("--layers", "-L", help=field_help(ModelConfig, "num_layers"), rich_help_panel=MODEL, show_default=False)] = None,
+    cell: Annotated[Optional[str], typer.Option("--cell", help=field_help(ModelConfig, "cell"), rich_help_panel=MODEL, show_default=False)] = None,
     dropout: Annotated[Optional[float], typer.Option(help=field_help(TrainConfig, "dropout"), rich_help_panel=MODEL, show_default=False)] = None,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", "-T", help=field_help(TrainConfig, "seq_len"), rich_help_panel=OPTIM, show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-B", help=field_help(TrainConfig, "batch_size"), rich_help_panel=OPTIM, show_default=False)] = None,
@@ -128,7 +129,7 @@ def train(
 
     if log_every < 0:
         _usage("--log-every must be >= 0")
-    model_options = {"hidden_size": hidden_size, "num_layers": layers}
+    model_options = {"hidden_size": hidden_size, "num_layers": layers, "cell": cell}
     train_options = {
         "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "clip": clip,
         "epochs": epochs, "max_steps": max_steps, "val_fraction": val_fraction, "seed": random_seed,

@@ -97,6 +97,10 @@ def zero_state(config: ModelConfig, B: int, dtype: type = np.float32) -> State:
     return tuple(np.zeros((L, B, H), dtype) for _ in CELLS[config.cell].STATE_NAMES)
 
 
+def state_names(config: ModelConfig) -> tuple[str, ...]:
+    return CELLS[config.cell].STATE_NAMES
+
+
 @dataclass
 class Cache:
     """Everything backward needs from one window's forward; reusable for the next window."""

@@ -188,7 +188,7 @@ def _train(
         extra = {}
         if with_state:
             extra = {f"optim.{k}": v for k, v in optimizer.state_tensors().items()}
-            extra.update({f"state.{n}": s for n, s in zip(model.CELLS[config.cell].STATE_NAMES, state)})
+            extra.update({f"state.{n}": s for n, s in zip(model.state_names(config), state)})
         return Checkpoint(config, corpus.vocab, params, train_meta, list(progress.history), extra)
 
     def save(path: Path, kind: str, with_state: bool, status: str) -> None:
@@ -395,7 +395,7 @@ def _restore(resume: Checkpoint, optimizer: Any, rng: np.random.Generator, confi
             int(meta["optimizer_steps"]),
         )
         rng.bit_generator.state = meta["rng"]
-        names = model.CELLS[config.cell].STATE_NAMES
+        names = model.state_names(config)
         state = tuple(resume.extra[f"state.{n}"].astype(np.float32) for n in names)
         fields = {k: meta[k] for k in _Progress.__dataclass_fields__ if k in meta and k != "history"}
         progress = _Progress(**fields, history=list(resume.history))
