@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def plan_run(
     model_given = _given(model_overrides)
     train_given = _given(train_overrides)
     _check_options(corpus_path, model_given, train_given, resume, init_from, fresh, errors, max_vocab)
-    load = lambda path, vocab: load_corpus(path, vocab, encoding, errors, on_progress, max_vocab)  # noqa: E731
+    load = partial(load_corpus, encoding=encoding, errors=errors, on_progress=on_progress, max_vocab=max_vocab)
     if resume is not None:
         plan = _plan_resume(corpus_path, resume, model_given, train_given, out, load)
     else:
@@ -91,7 +92,8 @@ def _check_options(
     unknown = set(model_given) - set(MODEL_OPTIONS)
     if unknown:
         raise UsageError(f"unknown model option(s): {', '.join(sorted(unknown))}")
-    for name, value in (*((k, v) for k, v in model_given.items() if k != "cell"), ("max_vocab", max_vocab)):
+    sizes = {k: v for k, v in model_given.items() if k != "cell"} | {"max_vocab": max_vocab}
+    for name, value in sizes.items():
         if value < 1:
             raise UsageError(f"{flag(name)} must be at least 1, got {value}")
     if model_given.get("cell", CELL_NAMES[0]) not in CELL_NAMES:
