@@ -2,12 +2,15 @@
 
 The public API, for use from Python:
 
-    from charlstm import load_corpus, ModelConfig, TrainConfig, train, load_checkpoint, sample
+    from charlstm import load_corpus, ModelConfig, TrainConfig, train, plan_run, train_plan, load_checkpoint, sample
 
     corpus = load_corpus("corpora/lighthouse.txt")
     train(corpus, ModelConfig(corpus.vocab.size), TrainConfig(epochs=2), Path("checkpoints/l.safetensors"))
     ckpt = load_checkpoint("checkpoints/l.safetensors")
     print(sample(ckpt.params, ckpt.config, ckpt.vocab, seed="The", length=200)[0])
+
+    # or decide as `charlstm train` does (fresh / resume / init-from, batch size), then train:
+    train_plan(plan_run(Path("corpora/lighthouse.txt"), {"hidden_size": 128}, {"epochs": 2}))
 
 Names are imported on first use, so `import charlstm` (and `charlstm --help`) stays fast.
 """
@@ -23,9 +26,11 @@ _EXPORTS = {
     "Corpus": ("charlstm.corpus", "Corpus"),
     "Vocab": ("charlstm.corpus", "Vocab"),
     "load_corpus": ("charlstm.corpus", "load_corpus"),
-    "ModelConfig": ("charlstm.model", "ModelConfig"),
-    "TrainConfig": ("charlstm.train", "TrainConfig"),
+    "ModelConfig": ("charlstm.config", "ModelConfig"),
+    "TrainConfig": ("charlstm.config", "TrainConfig"),
     "train": ("charlstm.train", "train"),
+    "plan_run": ("charlstm.plan", "plan_run"),
+    "train_plan": ("charlstm.train", "train_plan"),
     "Checkpoint": ("charlstm.checkpoint", "Checkpoint"),
     "load_checkpoint": ("charlstm.checkpoint", "load"),
     "save_checkpoint": ("charlstm.checkpoint", "save"),

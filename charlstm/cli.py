@@ -11,11 +11,12 @@ import json
 import os
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+
+from charlstm.config import MAX_VOCAB, ModelConfig, TrainConfig, default_of, field_help
 
 app = typer.Typer(
     name="charlstm",
@@ -81,34 +82,35 @@ def root(
 @app.command()
 def train(
     corpus: Annotated[Optional[Path], typer.Argument(readable=False, help="UTF-8 text file to learn from (optional with --resume).", show_default=False)] = None,
-    hidden_size: Annotated[Optional[int], typer.Option("--hidden-size", "-H", help="LSTM hidden units per layer. [default: 256]", rich_help_panel=MODEL, show_default=False)] = None,
-    layers: Annotated[Optional[int], typer.Option("--layers", "-L", help="Stacked LSTM layers. [default: 2]", rich_help_panel=MODEL, show_default=False)] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="Dropout on each layer's output while training, in [0, 1); 0 turns it off. [default: 0.2]", rich_help_panel=MODEL, show_default=False)] = None,
-    seq_len: Annotated[Optional[int], typer.Option("--seq-len", "-T", help="Characters per window of truncated backpropagation through time. [default: 100]", rich_help_panel=OPTIM, show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-B", help="Parallel streams per step. [default: 64, fewer for small corpora so an epoch has ≥ 100 steps]", rich_help_panel=OPTIM, show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate. [default: 0.002]", rich_help_panel=OPTIM, show_default=False)] = None,
-    optimizer: Annotated[Optional[str], typer.Option(help="adam, rmsprop or sgd (momentum 0.9). [default: adam]", rich_help_panel=OPTIM, show_default=False)] = None,
-    schedule: Annotated[Optional[str], typer.Option(help="Learning-rate schedule over the run: cosine, linear or constant (decay ends at --min-lr-ratio × lr). [default: cosine]", rich_help_panel=OPTIM, show_default=False)] = None,
-    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help="Steps of linear learning-rate warm-up. [default: 0]", rich_help_panel=OPTIM, show_default=False)] = None,
-    min_lr_ratio: Annotated[Optional[float], typer.Option("--min-lr-ratio", help="Final learning rate as a fraction of --lr. [default: 0.1]", rich_help_panel=OPTIM, show_default=False)] = None,
-    clip: Annotated[Optional[float], typer.Option(help="Clip the global gradient norm to this (0: off). [default: 5]", rich_help_panel=OPTIM, show_default=False)] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", "-e", help="Passes over the training split. [default: 10]", rich_help_panel=RUN, show_default=False)] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps in all (counting earlier runs when resuming).", rich_help_panel=RUN, show_default=False)] = None,
-    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Stop cleanly, with a checkpoint, after this many minutes of this run.", rich_help_panel=RUN, show_default=False)] = None,
-    random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of initialisation, dropout and samples: same seed, same run. [default: 0]", rich_help_panel=RUN, show_default=False)] = None,
+    hidden_size: Annotated[Optional[int], typer.Option("--hidden-size", "-H", help=field_help(ModelConfig, "hidden_size"), rich_help_panel=MODEL, show_default=False)] = None,
+    layers: Annotated[Optional[int], typer.Option("--layers", "-L", help=field_help(ModelConfig, "num_layers"), rich_help_panel=MODEL, show_default=False)] = None,
+    cell: Annotated[Optional[str], typer.Option("--cell", help=field_help(ModelConfig, "cell"), rich_help_panel=MODEL, show_default=False)] = None,
+    dropout: Annotated[Optional[float], typer.Option(help=field_help(TrainConfig, "dropout"), rich_help_panel=MODEL, show_default=False)] = None,
+    seq_len: Annotated[Optional[int], typer.Option("--seq-len", "-T", help=field_help(TrainConfig, "seq_len"), rich_help_panel=OPTIM, show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-B", help=field_help(TrainConfig, "batch_size"), rich_help_panel=OPTIM, show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(help=field_help(TrainConfig, "lr"), rich_help_panel=OPTIM, show_default=False)] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help=field_help(TrainConfig, "optimizer"), rich_help_panel=OPTIM, show_default=False)] = None,
+    schedule: Annotated[Optional[str], typer.Option(help=field_help(TrainConfig, "schedule"), rich_help_panel=OPTIM, show_default=False)] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help=field_help(TrainConfig, "warmup_steps"), rich_help_panel=OPTIM, show_default=False)] = None,
+    min_lr_ratio: Annotated[Optional[float], typer.Option("--min-lr-ratio", help=field_help(TrainConfig, "min_lr_ratio"), rich_help_panel=OPTIM, show_default=False)] = None,
+    clip: Annotated[Optional[float], typer.Option(help=field_help(TrainConfig, "clip"), rich_help_panel=OPTIM, show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", "-e", help=field_help(TrainConfig, "epochs"), rich_help_panel=RUN, show_default=False)] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help=field_help(TrainConfig, "max_steps"), rich_help_panel=RUN, show_default=False)] = None,
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help=field_help(TrainConfig, "max_minutes"), rich_help_panel=RUN, show_default=False)] = None,
+    random_seed: Annotated[Optional[int], typer.Option("--random-seed", help=field_help(TrainConfig, "seed"), rich_help_panel=RUN, show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option(readable=False, help="Continue a run exactly from its checkpoint (the .safetensors or .resume.safetensors file).", rich_help_panel=RUN, show_default=False)] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", readable=False, help="Start a new run from a checkpoint's weights and vocabulary (fine-tuning).", rich_help_panel=RUN, show_default=False)] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over even if a checkpoint for this corpus exists (it will be overwritten).", rich_help_panel=RUN)] = False,
-    val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help="Fraction of the text, at its end, held out for validation, in (0, 0.5]. [default: 0.05]", rich_help_panel=DATA, show_default=False)] = None,
+    val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help=field_help(TrainConfig, "val_fraction"), rich_help_panel=DATA, show_default=False)] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.", rich_help_panel=DATA)] = "utf-8",
-    max_vocab: Annotated[int, typer.Option("--max-vocab", help="Refuse corpora with more distinct characters than this (a binary file read as text has thousands).", rich_help_panel=DATA)] = 10_000,
+    max_vocab: Annotated[int, typer.Option("--max-vocab", help="Refuse corpora with more distinct characters than this (a binary file read as text has thousands).", rich_help_panel=DATA)] = MAX_VOCAB,
     errors: Annotated[str, typer.Option(help="What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD).", rich_help_panel=DATA)] = "strict",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", readable=False, help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. [default: checkpoints/CORPUS.safetensors]", rich_help_panel=OUTPUT, show_default=False)] = None,
-    keep: Annotated[Optional[int], typer.Option(help="Also keep the newest N per-epoch snapshots (0: only best and resume files). [default: 0]", rich_help_panel=OUTPUT, show_default=False)] = None,
-    save_minutes: Annotated[Optional[float], typer.Option("--save-minutes", help="Also write the resume file every this many minutes within an epoch. [default: 5]", rich_help_panel=OUTPUT, show_default=False)] = None,
-    sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Also show a sample every N steps (one is always shown per epoch).", rich_help_panel=OUTPUT, show_default=False)] = None,
-    sample_length: Annotated[Optional[int], typer.Option("--sample-length", help="Characters per progress sample (0: none). [default: 200]", rich_help_panel=OUTPUT, show_default=False)] = None,
-    sample_seed: Annotated[Optional[str], typer.Option("--sample-seed", help="Text that starts each progress sample. [default: the corpus's first word]", rich_help_panel=OUTPUT, show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", readable=False, help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. (default: checkpoints/CORPUS.safetensors)", rich_help_panel=OUTPUT, show_default=False)] = None,
+    keep: Annotated[Optional[int], typer.Option(help=field_help(TrainConfig, "keep"), rich_help_panel=OUTPUT, show_default=False)] = None,
+    save_minutes: Annotated[Optional[float], typer.Option("--save-minutes", help=field_help(TrainConfig, "save_minutes"), rich_help_panel=OUTPUT, show_default=False)] = None,
+    sample_every: Annotated[Optional[int], typer.Option("--sample-every", help=field_help(TrainConfig, "sample_every"), rich_help_panel=OUTPUT, show_default=False)] = None,
+    sample_length: Annotated[Optional[int], typer.Option("--sample-length", help=field_help(TrainConfig, "sample_length"), rich_help_panel=OUTPUT, show_default=False)] = None,
+    sample_seed: Annotated[Optional[str], typer.Option("--sample-seed", help=field_help(TrainConfig, "sample_seed"), rich_help_panel=OUTPUT, show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.", rich_help_panel=OUTPUT)] = False,
     log_every: Annotated[int, typer.Option("--log-every", help="Steps between plain log lines and --log-json step records (0: about 10 per epoch).", rich_help_panel=OUTPUT)] = 0,
     log_json: Annotated[Optional[Path], typer.Option("--log-json", readable=False, help="Append one JSON object per step report and per epoch to this file.", rich_help_panel=OUTPUT, show_default=False)] = None,
@@ -120,83 +122,37 @@ def train(
     pass --resume PATH to continue it or --fresh to start over. Ctrl-C stops after the current
     step with a checkpoint (exit code 130).
     """
-    from charlstm import checkpoint as ckpt_io
     from charlstm import train as tr
     from charlstm import ui
-    from charlstm.corpus import load_corpus
     from charlstm.errors import CharLSTMError
-    from charlstm.model import ModelConfig
+    from charlstm.plan import plan_run
 
-    options = {
+    if log_every < 0:
+        _usage("--log-every must be >= 0")
+    model_options = {"hidden_size": hidden_size, "num_layers": layers, "cell": cell}
+    train_options = {
         "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "clip": clip,
         "epochs": epochs, "max_steps": max_steps, "val_fraction": val_fraction, "seed": random_seed,
         "dropout": dropout, "schedule": schedule, "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
         "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
         "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes,
     }
-    given = {k: v for k, v in options.items() if v is not None}
-    if errors not in ("strict", "replace"):
-        _usage("--errors must be strict or replace")
-    if resume is not None and (init_from is not None or fresh):
-        _usage("--resume cannot be combined with --init-from or --fresh")
-    if resume is None and corpus is None:
-        _usage("give a corpus file to train on, e.g. `charlstm train corpora/lighthouse.txt`")
-    for flag, value in (("--hidden-size", hidden_size), ("--layers", layers), ("--max-vocab", max_vocab)):
-        if value is not None and value < 1:
-            _usage(f"{flag} must be at least 1, got {value}")
-    if log_every < 0:
-        _usage("--log-every must be >= 0")
-
     console = ui.make_console()
     view: Any = None
     log: Any = None
     progress = ui.EncodingProgress(console)
     try:
-        resumed = init = None
-        notes: list[str] = []
-        if resume is not None:
-            resume_file = resume if resume.name.endswith(ckpt_io.RESUME_SUFFIX) else tr.resume_path_for(resume)
-            resumed = ckpt_io.load(resume_file)
-            config = resumed.config
-            _same_shape(config, hidden_size, layers, "the checkpoint's", "; drop it, or start anew with --init-from")
-            cfg, changes = tr.resume_config(resumed, given)
-            notes += [f"resuming with {c}" for c in changes]
-            corpus_path = corpus or Path(resumed.train.get("corpus", {}).get("path", ""))
-            text = load_corpus(corpus_path, resumed.vocab, encoding, errors, progress, max_vocab)
-            model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
-        else:
-            assert corpus is not None
-            if init_from is not None:
-                init = ckpt_io.load(init_from)
-                text = load_corpus(corpus, init.vocab, encoding, errors, progress, max_vocab)
-                config = init.config
-                _same_shape(config, hidden_size, layers, "--init-from's")
-            else:
-                text = load_corpus(corpus, None, encoding, errors, progress, max_vocab)
-                config = ModelConfig(text.vocab.size, hidden_size or 256, layers or 2)
-            cfg = tr.TrainConfig(**given)
-            cfg.validate()
-            if batch_size is None:
-                n_train = len(text) - max(2, int(round(len(text) * cfg.val_fraction)))
-                cfg = replace(cfg, batch_size=tr.auto_batch_size(n_train, cfg.seq_len))
-            model_path = out or tr.default_model_path(corpus)
-            existing = tr.resume_path_for(model_path)
-            if existing.exists() and not fresh:
-                _usage(f"{existing} exists from an earlier run; pass --resume {existing} to continue it, or --fresh to start over")
+        plan = plan_run(
+            corpus, model_options, train_options, resume=resume, init_from=init_from, fresh=fresh, out=out,
+            encoding=encoding, errors=errors, max_vocab=max_vocab, on_progress=progress,
+        )
         progress.close()
-        if sample_seed:
-            missing = text.vocab.unknown(sample_seed)
-            if missing:
-                from charlstm.corpus import describe_chars
-
-                _usage(f"--sample-seed has characters not in the vocabulary: {describe_chars(missing)}")
-
         view = ui.TrainView(console, quiet=quiet, log_every=log_every)
         log = _JsonLog(log_json, log_every) if log_json else None
 
         def on_event(event: Any) -> None:
             if isinstance(event, tr.Started):
-                for message in notes:
+                for message in plan.notes:
                     ui.note(console, message)
             view(event)
             if log is not None:
@@ -204,7 +160,7 @@ def train(
 
         stop = _StopFlag(console)
         with stop:
-            finished = tr.train(text, config, cfg, model_path, on_event, stop.requested, resume=resumed, init=init)
+            finished = tr.train_plan(plan, on_event, stop.requested)
     except CharLSTMError as exc:
         progress.close()
         if view is not None:
@@ -219,16 +175,8 @@ def train(
         if log is not None:
             log.close()
     if finished.reason == "interrupted":
-        resume_file = tr.resume_path_for(model_path)
-        ui.warn(console, f"interrupted at step {finished.step}; continue with: charlstm train --resume {resume_file}")
+        ui.warn(console, f"interrupted at step {finished.step}; continue with: charlstm train --resume {plan.resume_path}")
         raise typer.Exit(130)
-
-
-def _same_shape(config: Any, hidden_size: int | None, layers: int | None, whose: str, advice: str = "") -> None:
-    """A model shape given on the command line must match the checkpoint the run starts from."""
-    for flag, value, have in (("--hidden-size", hidden_size, config.hidden_size), ("--layers", layers, config.num_layers)):
-        if value is not None and value != have:
-            _usage(f"{flag} {value} conflicts with {whose} {have}{advice}")
 
 
 class _StopFlag:
@@ -304,7 +252,7 @@ class _JsonLog:
 
 @app.command()
 def sample(
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to sample from. [default: the newest in ./checkpoints]", show_default=False)] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to sample from. (default: the newest in ./checkpoints)", show_default=False)] = None,
     seed: Annotated[str, typer.Option("--seed", "-s", help="Text to start from; the model continues it. Empty: start from a zero state primed with a newline.")] = "",
     length: Annotated[int, typer.Option("--length", "-n", help="Characters to generate (after the seed).")] = 500,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Divide the logits by this (> 0): below 1 is safer, above 1 wilder.")] = 1.0,
@@ -312,7 +260,7 @@ def sample(
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample only among the K most likely characters.", show_default=False)] = None,
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling: only the smallest set of most likely characters with total probability ≥ P, in (0, 1].", show_default=False)] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", "-N", help="Independent samples, drawn as one batch; each is printed after a '--- sample i of N ---' line.")] = 1,
-    random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of the sampler: same seed, same text. [default: fresh randomness]", show_default=False)] = None,
+    random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of the sampler: same seed, same text. (default: fresh randomness)", show_default=False)] = None,
     stop: Annotated[Optional[str], typer.Option("--stop", help="End a sample right after this text appears in it (\\n and \\t are understood).", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", readable=False, help="Write the text to this file instead of stdout.", show_default=False)] = None,
     no_seed_echo: Annotated[bool, typer.Option("--no-seed-echo", help="Print only the generated characters, not the seed before them.")] = False,
@@ -420,8 +368,8 @@ def _quiet_broken_pipe() -> None:
 def eval_(
     checkpoint: Annotated[Path, typer.Argument(readable=False, help="Checkpoint to evaluate.", show_default=False)],
     text_file: Annotated[Path, typer.Argument(readable=False, help="Text file to score, all of it.", show_default=False)],
-    batch_size: Annotated[int, typer.Option("--batch-size", "-B", help="Parallel streams (speed only; state is carried across windows as in training).")] = 64,
-    seq_len: Annotated[int, typer.Option("--seq-len", "-T", help="Characters per window.")] = 100,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-B", help="Parallel streams (speed only; state is carried across windows as in training).")] = default_of(TrainConfig, "batch_size"),
+    seq_len: Annotated[int, typer.Option("--seq-len", "-T", help="Characters per window.")] = default_of(TrainConfig, "seq_len"),
     encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
     errors: Annotated[str, typer.Option(help="strict or replace (undecodable bytes become U+FFFD).")] = "strict",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
@@ -477,7 +425,7 @@ def eval_(
 
 @app.command()
 def inspect(
-    path: Annotated[Optional[Path], typer.Argument(readable=False, help="Checkpoint to describe. [default: the newest in ./checkpoints]", show_default=False)] = None,
+    path: Annotated[Optional[Path], typer.Argument(readable=False, help="Checkpoint to describe. (default: the newest in ./checkpoints)", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")] = False,
     samples: Annotated[bool, typer.Option("--samples", help="Also show the sample drawn after each epoch, oldest first.")] = False,
 ) -> None:

@@ -16,101 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from charlstm.errors import CorpusError, VocabularyError
-
-
-def _code_points(text: str) -> np.ndarray:
-    """The code points of `text` as a (len(text),) uint32 array, without a Python loop."""
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-
-
-def id_dtype(vocab_size: int) -> np.dtype:
-    """The most compact unsigned dtype that holds ids 0 .. vocab_size-1."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if vocab_size <= np.iinfo(dtype).max + 1:
-            return np.dtype(dtype)
-    raise CorpusError(f"vocabulary of {vocab_size} characters is too large")
-
-
-@dataclass(frozen=True)
-class Vocab:
-    """The characters a model knows, in sorted order; id k is `chars[k]`."""
-
-    chars: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if not self.chars:
-            raise VocabularyError("a vocabulary needs at least one character")
-        if any(len(ch) != 1 for ch in self.chars):
-            raise VocabularyError("every vocabulary entry must be a single character")
-        if list(self.chars) != sorted(set(self.chars)):
-            raise VocabularyError("vocabulary characters must be distinct and sorted")
-        points = np.array([ord(ch) for ch in self.chars], dtype=np.uint32)
-        object.__setattr__(self, "_points", points)  # sorted code points, for encode()
-
-    @classmethod
-    def from_text(cls, text: str) -> Vocab:
-        """The sorted set of the characters of `text`."""
-        return cls(tuple(chr(p) for p in np.unique(_code_points(text))))
-
-    @property
-    def size(self) -> int:
-        return len(self.chars)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return id_dtype(self.size)
-
-    def __len__(self) -> int:
-        return len(self.chars)
-
-    def __contains__(self, ch: object) -> bool:
-        return isinstance(ch, str) and len(ch) == 1 and ch in self._index
-
-    @property
-    def _index(self) -> dict[str, int]:
-        index = self.__dict__.get("_index_cache")
-        if index is None:
-            index = {ch: k for k, ch in enumerate(self.chars)}
-            object.__setattr__(self, "_index_cache", index)
-        return index
-
-    def unknown(self, text: str) -> list[str]:
-        """The distinct characters of `text` that are not in the vocabulary, sorted."""
-        return sorted(set(text) - set(self.chars))
-
-    def encode(self, text: str) -> np.ndarray:
-        """Ids of `text`, shape (len(text),), in `self.dtype`. Unknown characters raise."""
-        points = _code_points(text)
-        ids = np.searchsorted(self._points, points)
-        ids[ids >= self.size] = 0
-        bad = self._points[ids] != points
-        if bad.any():
-            missing = self.unknown(text)
-            raise VocabularyError(
-                f"{len(missing)} character(s) not in the vocabulary: {describe_chars(missing)}"
-            )
-        return ids.astype(self.dtype)
-
-    def encode_known(self, text: str) -> tuple[np.ndarray, int]:
-        """Ids of the characters of `text` that are in the vocabulary, and how many were not
-        (those are left out, so the known text around them is still scored)."""
-        points = _code_points(text)
-        ids = np.searchsorted(self._points, points)
-        ids[ids >= self.size] = 0
-        known = self._points[ids] == points
-        return ids[known].astype(self.dtype), int(len(points) - known.sum())
-
-    def decode(self, ids: np.ndarray | list[int]) -> str:
-        """The text of a sequence of ids."""
-        chars = self.chars
-        return "".join(chars[int(k)] for k in np.asarray(ids).ravel())
-
-
-def describe_chars(chars: list[str], limit: int = 20) -> str:
-    """A short, visible listing of characters, e.g. `'é', '\\t', 'ß'` (control chars escaped)."""
-    shown = ", ".join(repr(ch) for ch in chars[:limit])
-    return shown + (f", … ({len(chars) - limit} more)" if len(chars) > limit else "")
+from charlstm.errors import CorpusError
+from charlstm.idcache import MAX_VOCAB, encode_file, release_pages
+from charlstm.vocab import Vocab, code_points, describe_chars, id_dtype  # noqa: F401  (re-exported)
 
 
 def one_hot(ids: np.ndarray, V: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -179,6 +87,12 @@ class Corpus:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def release(self) -> None:
+        """Let go of the pages of a memory-mapped corpus read so far, so a long epoch's resident
+        memory stays bounded (they come back from the page cache when touched again). No-op when
+        the ids are in memory."""
+        release_pages(self.ids)
+
 
 def load_corpus(
     path: str | os.PathLike,
@@ -191,7 +105,5 @@ def load_corpus(
     """Read and encode a corpus. With `vocab` (fine-tuning, resuming) every character must be in
     it; otherwise the vocabulary is built from the text. Large files are encoded once, cached and
     memory-mapped (see idcache); `on_progress(phase, bytes_done, bytes_total)` follows the work."""
-    from charlstm.idcache import MAX_VOCAB, encode_file
-
     vocab, ids = encode_file(path, vocab, encoding, errors, on_progress, max_vocab or MAX_VOCAB)
     return Corpus(Path(path), vocab, ids)

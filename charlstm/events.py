@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from charlstm.model import ModelConfig
-    from charlstm.train import TrainConfig
+    from charlstm.config import ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)

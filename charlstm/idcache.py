@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from charlstm.corpus import Vocab, _code_points, describe_chars
+from charlstm.config import MAX_VOCAB
 from charlstm.errors import CorpusError, VocabularyError
 from charlstm.textio import check_readable, decoded_chunks
+from charlstm.vocab import Vocab, code_points, describe_chars
 
 CACHE_MIN_BYTES = 8 << 20
-MAX_VOCAB = 10_000
 SAMPLE_BYTES = 1 << 20
 CHUNK_IDS = 1 << 22  # ids per chunk when remapping a cached corpus to another vocabulary
 FORMAT = 1
@@ -57,7 +57,7 @@ def scan_vocab(path: Path, encoding: str, errors: str, on_progress: Progress | N
     seen = np.empty(0, dtype=np.uint32)
     report = (lambda done, total: on_progress("scanning", done, total)) if on_progress else None
     for text in decoded_chunks(path, encoding, errors, report):
-        seen = np.union1d(seen, np.unique(_code_points(text)))
+        seen = np.union1d(seen, np.unique(code_points(text)))
         if len(seen) > max_vocab:
             raise CorpusError(
                 f"{path}: more than {max_vocab:,} distinct characters — is it a binary file? "

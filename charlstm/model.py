@@ -28,29 +28,7 @@ from charlstm.ops import Projection, project, project_backward, softmax_cross_en
 State = tuple[np.ndarray, ...]
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """The shape of a model; stored in every checkpoint."""
-
-    vocab_size: int
-    hidden_size: int = 256
-    num_layers: int = 2
-    cell: str = "lstm"
-
-    def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        for name in ("vocab_size", "hidden_size", "num_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UsageError(f"{name} must be a positive integer, got {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(**{k: d[k] for k in ("vocab_size", "hidden_size", "num_layers", "cell") if k in d})
+from charlstm.config import ModelConfig
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -113,6 +91,10 @@ def zero_state(config: ModelConfig, B: int, dtype: type = np.float32) -> State:
     """The all-zero recurrent state: one (L, B, H) array per state tensor ((h, c) for the LSTM)."""
     L, H = config.num_layers, config.hidden_size
     return tuple(np.zeros((L, B, H), dtype) for _ in state_names(config))
+
+
+def state_names(config: ModelConfig) -> tuple[str, ...]:
+    return CELLS[config.cell].STATE_NAMES
 
 
 @dataclass

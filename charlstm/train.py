@@ -1,15 +1,18 @@
-"""The training loop: truncated BPTT over contiguous streams, validation, checkpoints, resume.
+"""The training loop as small named steps: truncated BPTT over contiguous streams, validation,
+checkpoints, resume.
 
-For every window: forward T steps from the carried state, backward, clip the global gradient norm,
-check the loss and norm are finite, update, carry the final (h, c) into the next window (detached:
-nothing flows back across windows). At the end of each epoch the whole validation split is scored,
-a sample is drawn, the best-by-validation weights are written to the model file and the full state
-(weights, optimiser moments, carried state, counters, RNG, history) to the resume file.
+`start_run` sets a run up (fresh, from `init`'s weights, or exactly where `resume` stopped). Then,
+for every window, `train_step` runs forward T steps from the carried state and backward, clips the
+global gradient norm and, if the step is sane, updates the weights and carries the final state into
+the next window (detached: nothing flows back across windows). At the end of each epoch `end_epoch`
+scores the whole validation split, draws a sample and `save`s the best-by-validation weights to the
+model file and the full state (weights, optimiser moments, carried state, counters, RNG, history)
+to the resume file. `finish` writes the last checkpoint.
 
-The loop never prints: it reports through `on_event` with the dataclasses below, and checks
+The loop never prints: it reports through `on_event` with the dataclasses of events.py, and checks
 `should_stop()` after every step so the caller can stop it cleanly (Ctrl-C).
 
-Divergence policy: a step whose loss or gradient norm is NaN/Inf, or whose loss exceeds
+Divergence policy (`recover`): a step whose loss or gradient norm is NaN/Inf, or whose loss exceeds
 `divergence_limit` (4 × ln V: four times the loss of a uniform guess), is not applied. The weights and
 optimiser state go back to the last good snapshot (taken at every checkpoint), the carried state is
 reset, and the learning rate is halved; after `MAX_RECOVERIES` such events in one run, training
@@ -21,155 +24,38 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from charlstm import checkpoint as ckpt_io
 from charlstm import model
 from charlstm.checkpoint import Checkpoint
+from charlstm.config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
 from charlstm.corpus import Corpus, num_windows, split, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
 from charlstm.generate import Sampling, sample
-from charlstm.idcache import release_pages
-from charlstm.model import ModelConfig
-from charlstm.optim import OPTIMIZERS, clip_grad_norm, make_optimizer
+from charlstm.optim import clip_grad_norm, make_optimizer
+from charlstm.plan import RunPlan, resume_path_for
+from charlstm.run import Progress, Run, params_finite, restore, restore_snapshot, take_snapshot, to_checkpoint
+from charlstm.run import corpus_fingerprint  # noqa: F401  (re-exported)
+from charlstm.schedule import SCHEDULES, learning_rate  # noqa: F401  (re-exported)
 
 MAX_RECOVERIES = 4
-SCHEDULES = ("constant", "cosine", "linear")
-AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows per epoch
-LOSS_EMA = 0.05
 RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corpus already read
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """How to train. Stored in checkpoints; `--resume` restores it, with lr/epochs/... overridable."""
+class StepResult:
+    """What one window did. Not `applied`: the step diverged and changed nothing; `recover` runs."""
 
-    seq_len: int = 100
-    batch_size: int = 64
-    lr: float = 2e-3
-    optimizer: str = "adam"
-    clip: float = 5.0
-    epochs: int = 10
-    max_steps: int | None = None
-    val_fraction: float = 0.05
-    seed: int = 0
-    dropout: float = 0.2
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.1
-    max_minutes: float | None = None
-    sample_every: int | None = None
-    sample_length: int = 200
-    sample_seed: str | None = None
-    sample_temperature: float = 0.8
-    keep: int = 0
-    save_minutes: float = 5.0
-
-    def validate(self) -> None:
-        """Raise UsageError for values no run can use."""
-        checks = [
-            (self.seq_len >= 1, "--seq-len must be at least 1"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.clip >= 0, "--clip must be >= 0 (0 disables clipping)"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
-            (0 < self.val_fraction <= 0.5, "--val-fraction must be in (0, 0.5]"),
-            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
-            (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
-            (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
-            (self.sample_every is None or self.sample_every >= 1, "--sample-every must be at least 1"),
-            (self.sample_length >= 0, "--sample-length must be >= 0"),
-            (self.sample_temperature > 0, "--sample-temperature must be positive"),
-            (self.keep >= 0, "--keep must be >= 0"),
-            (self.save_minutes > 0, "--save-minutes must be positive"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
-
-
-def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """The scheduled learning rate for update number `step` (0-based): linear warm-up, then
-    constant, cosine or linear decay from lr to lr·min_lr_ratio at the last step."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    span = max(1, total_steps - cfg.warmup_steps - 1)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    if cfg.schedule == "cosine":
-        factor = 0.5 * (1.0 + math.cos(math.pi * progress))
-    else:
-        factor = 1.0 - progress
-    return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * factor)
-
-
-def divergence_limit(V: int) -> float:
-    """A loss per character above this is divergence, not learning: 4 × the uniform guess, ln V."""
-    return max(10.0, 4.0 * math.log(V))
-
-
-def auto_batch_size(n_train: int, T: int, preferred: int = 64) -> int:
-    """The preferred batch size, reduced for small corpora so an epoch has ≥ AUTO_MIN_STEPS
-    windows (never below 1)."""
-    return max(1, min(preferred, (n_train - 1) // (T * AUTO_MIN_STEPS)))
-
-
-# ----------------------------------------------------------------------------------- the loop
-
-
-@dataclass
-class _Progress:
-    """Everything that, with the weights and optimiser, makes a run resumable exactly."""
-
-    step: int = 0
-    window: int = 0  # next window within the epoch
-    epoch: int = 0  # completed epochs
-    elapsed: float = 0.0
-    chars: int = 0
-    lr_scale: float = 1.0
-    recoveries: int = 0
-    smoothed_loss: float | None = None
-    epoch_loss_sum: float = 0.0
-    epoch_loss_count: int = 0
-    best_val_loss: float | None = None
-    best_epoch: float | None = None
-    last_eval_step: int = -1
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def resume_path_for(model_path: Path) -> Path:
-    """Where the resumable state of the model at `model_path` lives."""
-    name = model_path.name
-    stem = name[: -len(ckpt_io.SUFFIX)] if name.endswith(ckpt_io.SUFFIX) else name
-    return model_path.with_name(stem + ckpt_io.RESUME_SUFFIX)
-
-
-def default_model_path(corpus_path: Path, folder: Path = Path("checkpoints")) -> Path:
-    return folder / (corpus_path.stem + ckpt_io.SUFFIX)
-
-
-def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
-    """What identifies a corpus for resuming: its length in characters and a hash of the file.
-    The file is read in chunks rather than hashing the ids, so a memory-mapped corpus is not
-    pulled into memory."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(corpus.path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return {"name": corpus.name, "path": str(corpus.path.resolve()), "chars": len(corpus), "sha256": h.hexdigest()[:16]}
+    loss: float
+    grad_norm: float
+    lr: float
+    applied: bool
 
 
 def train(
@@ -193,37 +79,54 @@ def train(
         if target.is_dir():
             raise CheckpointError(f"{target}: is a directory; pass --out with a file name ending in {ckpt_io.SUFFIX}")
     with ckpt_io.Lock(model_path):
-        return _train(corpus, config, cfg, model_path, on_event, should_stop, resume, init)
+        run = start_run(corpus, config, cfg, model_path, on_event, resume, init)
+        return finish(run, _loop(run, should_stop))
 
 
-def _train(
+def train_plan(
+    plan: RunPlan,
+    on_event: Callable[[Event], None] = lambda e: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Finished:
+    """Train the run that `plan.plan_run` planned; see `train`."""
+    return train(plan.corpus, plan.config, plan.train, plan.model_path, on_event, should_stop, plan.resume, plan.init)
+
+
+def _loop(run: Run, should_stop: Callable[[], bool]) -> str:
+    """Step through windows until the run is done or stops; returns why it ended."""
+    p, cfg = run.progress, run.cfg
+    while p.step < run.total_steps:
+        x, y = window(run.train_ids, cfg.batch_size, cfg.seq_len, p.window)
+        result = train_step(run, x, y)
+        if not result.applied:
+            recover(run, result)
+            continue
+        reason = _after_step(run, should_stop)
+        if reason is not None:
+            return reason
+    if cfg.max_steps is not None and cfg.max_steps <= p.step < cfg.epochs * run.steps_per_epoch:
+        return "max_steps"
+    return "completed"
+
+
+def start_run(
     corpus: Corpus,
     config: ModelConfig,
     cfg: TrainConfig,
     model_path: Path,
-    on_event: Callable[[Event], None],
-    should_stop: Callable[[], bool],
-    resume: Checkpoint | None,
-    init: Checkpoint | None,
-) -> Finished:
+    on_event: Callable[[Event], None] = lambda e: None,
+    resume: Checkpoint | None = None,
+    init: Checkpoint | None = None,
+) -> Run:
+    """Check that the corpus fits the model and one window, set up weights, optimiser, RNG and
+    carried state (fresh, `init`'s weights, or where `resume` stopped) and report Started."""
     if corpus.vocab.size != config.vocab_size:
         raise UsageError("the corpus vocabulary does not match the model config")
     train_ids, val_ids = split(corpus.ids, cfg.val_fraction)
-    B, T = cfg.batch_size, cfg.seq_len
-    steps_per_epoch = num_windows(len(train_ids), B, T)
-    if steps_per_epoch < 1:
-        most = (len(train_ids) - 1) // T
-        fix = f"use --batch-size {most} or less" if most >= 1 else f"use --seq-len {len(train_ids) - 2} or less"
-        raise UsageError(
-            f"the training split ({len(train_ids)} chars) is too short for one window of "
-            f"--batch-size {B} × --seq-len {T}; {fix}, or give a longer text"
-        )
+    steps_per_epoch = _steps_per_epoch(len(train_ids), cfg.batch_size, cfg.seq_len)
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
-    resume_path = resume_path_for(model_path)
-    loss_limit = divergence_limit(config.vocab_size)
-
     fingerprint = corpus_fingerprint(corpus)
     if resume is not None and fingerprint["sha256"] != resume.train.get("corpus", {}).get("sha256"):
         raise UsageError(
@@ -234,193 +137,228 @@ def _train(
     params = {k: v.copy() for k, v in source.params.items()} if source else model.init_params(config, cfg.seed)
     optimizer = make_optimizer(cfg.optimizer, params)
     rng = np.random.default_rng(cfg.seed)
-    state = model.zero_state(config, B)
-    progress = _Progress()
+    state, progress = model.zero_state(config, cfg.batch_size), Progress()
     if resume is not None:
-        progress, state = _restore(resume, optimizer, rng, config, B)
-    notes = _size_notes(config, len(train_ids))
-    if progress.step >= total_steps:
-        notes += (f"this run already did {progress.step} of its {total_steps} steps; pass a larger --epochs or --max-steps to train on",)
-
-    on_event(
-        Started(
-            config, cfg, corpus.name, len(corpus), len(train_ids), len(val_ids), corpus.vocab.size,
-            model.num_params(config), steps_per_epoch, total_steps, model_path, resume_path,
-            progress.step, resume is not None, notes,
-        )
+        progress, state = restore(resume, optimizer, rng, config, cfg.batch_size)
+    run = Run(
+        corpus, config, cfg, model_path, train_ids, val_ids, steps_per_epoch, total_steps,
+        divergence_limit(config.vocab_size), fingerprint, params, optimizer, rng, state, progress, on_event,
     )
+    on_event(_started(run, resumed=resume is not None))
+    run.snapshot = take_snapshot(run)
+    run.last_save = run.started_at = time.perf_counter()
+    run.elapsed_before = progress.elapsed
+    return run
 
-    files: set[Path] = set()
 
-    def checkpoint_of(with_state: bool, status: str) -> Checkpoint:
-        train_meta = {
-            "config": asdict(cfg),
-            "corpus": fingerprint,
-            "status": status,
-            "steps_per_epoch": steps_per_epoch,
-            "optimizer_steps": optimizer.steps,
-            "rng": rng.bit_generator.state,
-            **{k: v for k, v in asdict(progress).items() if k != "history"},
-        }
-        extra = {}
-        if with_state:
-            extra = {f"optim.{k}": v for k, v in optimizer.state_tensors().items()}
-            extra.update({f"state.{n}": s for n, s in zip(model.CELLS[config.cell].STATE_NAMES, state)})
-        return Checkpoint(config, corpus.vocab, params, train_meta, list(progress.history), extra)
+def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
+    """One window (x, y: (T, B) ids): forward and backward from the carried state, clip, and — if
+    the loss and gradient norm are sane — update the weights, carry the state and report a Step."""
+    t0 = time.perf_counter()
+    p, cfg = run.progress, run.cfg
+    loss, grads, new_state, run.cache = model.loss_and_grads(
+        run.params, run.config, x, y, run.state, run.cache, cfg.dropout, run.rng
+    )
+    norm = clip_grad_norm(grads, cfg.clip)
+    lr = learning_rate(cfg, p.step, run.total_steps) * p.lr_scale
+    if not (loss <= run.loss_limit and math.isfinite(norm)):  # also catches NaN
+        return StepResult(loss, norm, lr, applied=False)
+    run.optimizer.step(run.params, grads, lr)
+    run.state = new_state
+    p.count(loss, cfg.batch_size * cfg.seq_len)
+    result = StepResult(loss, norm, lr, applied=True)
+    _report_step(run, result, time.perf_counter() - t0)
+    return result
 
-    def save(path: Path, kind: str, with_state: bool, status: str) -> None:
-        ckpt_io.save(checkpoint_of(with_state, status), path)
-        files.add(path)
-        on_event(Saved(path, kind))
 
-    snapshot = _snapshot(params, optimizer)
-    last_save = time.perf_counter()
+def recover(run: Run, result: StepResult) -> None:
+    """A diverged step: back to the last good weights with a zero carried state and half the
+    learning rate, skipping the window; at the MAX_RECOVERIES-th time, stop with TrainingError."""
+    p = run.progress
+    p.recoveries += 1
+    restore_snapshot(run)
+    run.state = model.zero_state(run.config, run.cfg.batch_size)
+    if p.recoveries >= MAX_RECOVERIES:
+        run.on_event(Diverged(p.step, result.loss, result.grad_norm, "stopped: the loss keeps diverging"))
+        raise TrainingError(
+            f"training diverged {p.recoveries} times (loss {result.loss}, gradient norm {result.grad_norm}); "
+            f"the last good checkpoint is kept — try a lower --lr or a smaller --clip"
+        )
+    p.lr_scale *= 0.5
+    action = f"restored the last good weights and halved the learning rate to {result.lr * 0.5:.3g}"
+    run.on_event(Diverged(p.step, result.loss, result.grad_norm, action))
+    p.next_window(run.steps_per_epoch)
 
-    def save_resume(status: str) -> None:
-        nonlocal snapshot, last_save
-        if not _finite(params):
+
+def end_epoch(run: Run, train_loss: float) -> None:
+    """Score the validation split, draw a sample, record and report the epoch, and save the
+    weights if they are the best so far (and an epoch snapshot with --keep)."""
+    p, cfg = run.progress, run.cfg
+    run.corpus.release()
+    ev = evaluate(run.params, run.config, run.val_ids, cfg.batch_size, cfg.seq_len, run.cache)
+    run.corpus.release()
+    p.last_eval_step = p.step
+    best = p.best_val_loss is None or ev.loss < p.best_val_loss
+    if best:
+        p.best_val_loss = ev.loss
+        p.best_epoch = p.step / run.steps_per_epoch
+    text = _sample(run)
+    record = {
+        "epoch": round(p.step / run.steps_per_epoch, 4),
+        "step": p.step,
+        "train_loss": train_loss,
+        "val_loss": ev.loss,
+        "val_bpc": ev.bits_per_char,
+        "lr": learning_rate(cfg, max(0, p.step - 1), run.total_steps) * p.lr_scale,
+        "elapsed": round(p.elapsed, 3),
+        "chars_per_s": round(p.chars / max(p.elapsed, 1e-9), 1),
+        "best": best,
+        "sample": text,
+    }
+    p.history.append(record)
+    run.on_event(EpochEnd(record["epoch"], p.step, train_loss, ev.loss, ev.bits_per_char, best, text, p.elapsed))
+    if best:
+        save(run, "best")
+    if cfg.keep > 0:
+        save(run, "snapshot")
+
+
+def save(run: Run, kind: str, status: str | None = None) -> None:
+    """Write one of the run's files and report it. kind "best": the weights, to the model file;
+    "resume": everything, to the resume file (refused if the weights are not finite; it becomes
+    the good snapshot a diverged step returns to); "snapshot": this epoch's weights beside the
+    model, keeping the newest `keep`. `status` (default: the kind, or "running") is recorded."""
+    status = status or ("running" if kind == "resume" else kind)
+    if kind == "resume":
+        if not params_finite(run.params):
             raise TrainingError("the weights are no longer finite; the last good checkpoint is kept")
-        save(resume_path, "resume", True, status)
-        snapshot = _snapshot(params, optimizer)
-        last_save = time.perf_counter()
-
-    def end_of_epoch(train_loss: float) -> None:
-        release_pages(corpus.ids)
-        ev = evaluate(params, config, val_ids, B, T, cache)
-        release_pages(corpus.ids)
-        progress.last_eval_step = progress.step
-        best = progress.best_val_loss is None or ev.loss < progress.best_val_loss
-        if best:
-            progress.best_val_loss = ev.loss
-            progress.best_epoch = progress.step / steps_per_epoch
-        text = _sample(params, config, corpus, cfg, progress.step)
-        record = {
-            "epoch": round(progress.step / steps_per_epoch, 4),
-            "step": progress.step,
-            "train_loss": train_loss,
-            "val_loss": ev.loss,
-            "val_bpc": ev.bits_per_char,
-            "lr": learning_rate(cfg, max(0, progress.step - 1), total_steps) * progress.lr_scale,
-            "elapsed": round(progress.elapsed, 3),
-            "chars_per_s": round(progress.chars / max(progress.elapsed, 1e-9), 1),
-            "best": best,
-            "sample": text,
-        }
-        progress.history.append(record)
-        on_event(EpochEnd(record["epoch"], progress.step, train_loss, ev.loss, ev.bits_per_char, best, text, progress.elapsed))
-        if best:
-            save(model_path, "best", False, "best")
-        if cfg.keep > 0:
-            _save_snapshot_file(checkpoint_of(False, "snapshot"), model_path, progress.epoch, cfg.keep, files, on_event)
-
-    cache = model.Cache()  # activation buffers, reused by every window and by validation
-    reason = "completed"
-    run_start_elapsed = progress.elapsed
-    run_start = time.perf_counter()
-    step_time_ema: float | None = None
-    while progress.step < total_steps:
-        t0 = time.perf_counter()
-        x, y = window(train_ids, B, T, progress.window)
-        loss, grads, new_state, cache = model.loss_and_grads(params, config, x, y, state, cache, cfg.dropout, rng)
-        norm = clip_grad_norm(grads, cfg.clip)
-        lr = learning_rate(cfg, progress.step, total_steps) * progress.lr_scale
-        if not (loss <= loss_limit and math.isfinite(norm)):  # also catches NaN
-            progress.recoveries += 1
-            _restore_snapshot(snapshot, params, optimizer)
-            state = model.zero_state(config, B)
-            if progress.recoveries >= MAX_RECOVERIES:
-                on_event(Diverged(progress.step, loss, norm, "stopped: the loss keeps diverging"))
-                raise TrainingError(
-                    f"training diverged {progress.recoveries} times (loss {loss}, gradient norm {norm}); "
-                    f"the last good checkpoint is kept — try a lower --lr or a smaller --clip"
-                )
-            progress.lr_scale *= 0.5
-            on_event(
-                Diverged(
-                    progress.step, loss, norm,
-                    f"restored the last good weights and halved the learning rate to {lr * 0.5:.3g}",
-                )
-            )
-            _advance(progress, steps_per_epoch)
-            continue
-        optimizer.step(params, grads, lr)
-        state = new_state
-        progress.step += 1
-        progress.chars += B * T
-        progress.epoch_loss_sum += loss
-        progress.epoch_loss_count += 1
-        ema = progress.smoothed_loss
-        progress.smoothed_loss = loss if ema is None else (1 - LOSS_EMA) * ema + LOSS_EMA * loss
-        now = time.perf_counter()
-        dt = now - t0
-        progress.elapsed = run_start_elapsed + (now - run_start)
-        step_time_ema = dt if step_time_ema is None else 0.9 * step_time_ema + 0.1 * dt
-        on_event(
-            Step(
-                progress.step, progress.step / steps_per_epoch, loss, progress.smoothed_loss, lr, norm,
-                B * T / step_time_ema, progress.elapsed, step_time_ema * (total_steps - progress.step),
-            )
-        )
-        epoch_done = _advance(progress, steps_per_epoch)
-        if epoch_done:
-            state = model.zero_state(config, B)  # window 0 does not continue the last window
-            train_loss = progress.epoch_loss_sum / max(1, progress.epoch_loss_count)
-            progress.epoch_loss_sum, progress.epoch_loss_count = 0.0, 0
-            end_of_epoch(train_loss)
-            save_resume("running")
-        elif cfg.sample_every and progress.step % cfg.sample_every == 0 and progress.step < total_steps:
-            on_event(Sampled(progress.step, _sample(params, config, corpus, cfg, progress.step)))
-        if should_stop():
-            reason = "interrupted"
-            break
-        if cfg.max_minutes is not None and progress.elapsed - run_start_elapsed >= cfg.max_minutes * 60:
-            reason = "time_budget"
-            break
-        if time.perf_counter() - last_save >= cfg.save_minutes * 60:
-            save_resume("running")
-        if progress.step % RELEASE_EVERY == 0:
-            release_pages(corpus.ids)
+        _write(run, to_checkpoint(run, True, status), run.resume_path, kind)
+        run.snapshot = take_snapshot(run)
+        run.last_save = time.perf_counter()
+    elif kind == "best":
+        _write(run, to_checkpoint(run, False, status), run.model_path, kind)
+    elif kind == "snapshot":
+        _write(run, to_checkpoint(run, False, status), _epoch_path(run.model_path, run.progress.epoch), kind)
+        _prune_snapshots(run)
     else:
-        if cfg.max_steps is not None and progress.step >= cfg.max_steps and progress.step < cfg.epochs * steps_per_epoch:
-            reason = "max_steps"
+        raise ValueError(f"unknown checkpoint kind {kind!r}")
 
-    if reason != "interrupted" and progress.last_eval_step != progress.step:
-        train_loss = progress.epoch_loss_sum / max(1, progress.epoch_loss_count)
-        end_of_epoch(train_loss)
-    if not model_path.exists():
-        save(model_path, "best", False, "latest")
-    save_resume(reason)
+
+def finish(run: Run, reason: str) -> Finished:
+    """End the run: score the last partial epoch (unless interrupted), make sure a model file
+    exists, write the resume file with `reason` as its status, and report Finished."""
+    p = run.progress
+    if reason != "interrupted" and p.last_eval_step != p.step:
+        end_epoch(run, p.epoch_loss())
+    if not run.model_path.exists():
+        save(run, "best", "latest")
+    save(run, "resume", reason)
     finished = Finished(
-        reason,
-        progress.step,
-        progress.step / steps_per_epoch,
-        progress.best_val_loss,
-        progress.best_epoch,
-        progress.elapsed,
-        progress.chars / max(progress.elapsed, 1e-9),
-        tuple(sorted(files)),
+        reason, p.step, p.step / run.steps_per_epoch, p.best_val_loss, p.best_epoch, p.elapsed,
+        p.chars / max(p.elapsed, 1e-9), tuple(sorted(run.files)),
     )
-    on_event(finished)
+    run.on_event(finished)
     return finished
 
 
-def _advance(progress: _Progress, steps_per_epoch: int) -> bool:
-    """Move the data cursor one window on; True when that finished an epoch."""
-    progress.window += 1
-    if progress.window >= steps_per_epoch:
-        progress.window = 0
-        progress.epoch += 1
-        return True
-    return False
+def _after_step(run: Run, should_stop: Callable[[], bool]) -> str | None:
+    """Advance the data cursor and do what is due after an applied step: the end of an epoch, a
+    sample, a timed save, releasing corpus pages. Returns a reason to stop, or None."""
+    p, cfg = run.progress, run.cfg
+    if p.next_window(run.steps_per_epoch):
+        run.state = model.zero_state(run.config, cfg.batch_size)  # window 0 does not continue the last window
+        end_epoch(run, p.take_epoch_loss())
+        save(run, "resume")
+    elif cfg.sample_every and p.step % cfg.sample_every == 0 and p.step < run.total_steps:
+        run.on_event(Sampled(p.step, _sample(run)))
+    if should_stop():
+        return "interrupted"
+    if cfg.max_minutes is not None and p.elapsed - run.elapsed_before >= cfg.max_minutes * 60:
+        return "time_budget"
+    if time.perf_counter() - run.last_save >= cfg.save_minutes * 60:
+        save(run, "resume")
+    if p.step % RELEASE_EVERY == 0:
+        run.corpus.release()
+    return None
 
 
-def _sample(params: dict[str, np.ndarray], config: ModelConfig, corpus: Corpus, cfg: TrainConfig, step: int) -> str:
+def _report_step(run: Run, result: StepResult, seconds: float) -> None:
+    p = run.progress
+    chars = run.cfg.batch_size * run.cfg.seq_len
+    p.elapsed = run.elapsed_before + (time.perf_counter() - run.started_at)
+    run.step_time = seconds if run.step_time is None else 0.9 * run.step_time + 0.1 * seconds
+    eta = run.step_time * (run.total_steps - p.step)
+    run.on_event(
+        Step(p.step, p.step / run.steps_per_epoch, result.loss, p.smoothed_loss, result.lr, result.grad_norm,
+             chars / run.step_time, p.elapsed, eta)
+    )
+
+
+def _started(run: Run, resumed: bool) -> Started:
+    notes = _size_notes(run.config, len(run.train_ids))
+    if run.progress.step >= run.total_steps:
+        notes += (
+            f"this run already did {run.progress.step} of its {run.total_steps} steps; "
+            f"pass a larger --epochs or --max-steps to train on",
+        )
+    c = run.corpus
+    return Started(
+        run.config, run.cfg, c.name, len(c), len(run.train_ids), len(run.val_ids), c.vocab.size,
+        model.num_params(run.config), run.steps_per_epoch, run.total_steps, run.model_path, run.resume_path,
+        run.progress.step, resumed, notes,
+    )
+
+
+def _steps_per_epoch(n_train: int, B: int, T: int) -> int:
+    """Full windows per epoch; a training split too short for one is a UsageError saying what fits."""
+    steps = num_windows(n_train, B, T)
+    if steps < 1:
+        most = (n_train - 1) // T
+        fix = f"use --batch-size {most} or less" if most >= 1 else f"use --seq-len {n_train - 2} or less"
+        raise UsageError(
+            f"the training split ({n_train} chars) is too short for one window of "
+            f"--batch-size {B} × --seq-len {T}; {fix}, or give a longer text"
+        )
+    return steps
+
+
+def divergence_limit(V: int) -> float:
+    """A loss per character above this is divergence, not learning: 4 × the uniform guess, ln V."""
+    return max(10.0, 4.0 * math.log(V))
+
+
+def _write(run: Run, ckpt: Checkpoint, path: Path, kind: str) -> None:
+    ckpt_io.save(ckpt, path)
+    run.files.add(path)
+    run.on_event(Saved(path, kind))
+
+
+def _epoch_path(model_path: Path, epoch: int) -> Path:
+    return model_path.with_name(f"{_stem(model_path)}.epoch{epoch:04d}{ckpt_io.SUFFIX}")
+
+
+def _prune_snapshots(run: Run) -> None:
+    """Delete all but the newest `keep` epoch snapshots beside the model."""
+    pattern = f"{_stem(run.model_path)}.epoch[0-9][0-9][0-9][0-9]{ckpt_io.SUFFIX}"
+    for stale in sorted(run.model_path.parent.glob(pattern))[: -run.cfg.keep]:
+        stale.unlink(missing_ok=True)
+        run.files.discard(stale)
+
+
+def _stem(model_path: Path) -> str:
+    name = model_path.name
+    return name[: -len(ckpt_io.SUFFIX)] if name.endswith(ckpt_io.SUFFIX) else name
+
+
+def _sample(run: Run) -> str:
     """A sample for the progress display, from its own RNG so training is not disturbed."""
+    cfg = run.cfg
     if cfg.sample_length == 0:
         return ""
-    seed = cfg.sample_seed if cfg.sample_seed is not None else default_sample_seed(corpus)
-    rng = np.random.default_rng([cfg.seed, step])
-    return sample(params, config, corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature), rng=rng)[0]
+    seed = cfg.sample_seed if cfg.sample_seed is not None else default_sample_seed(run.corpus)
+    rng = np.random.default_rng([cfg.seed, run.progress.step])
+    text = sample(run.params, run.config, run.corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature), rng=rng)
+    return text[0]
 
 
 def default_sample_seed(corpus: Corpus) -> str:
@@ -444,74 +382,3 @@ def _size_notes(config: ModelConfig, train_chars: int) -> tuple[str, ...]:
             f"would likely learn more",
         )
     return ()
-
-
-def _snapshot(params: dict[str, np.ndarray], optimizer: Any) -> tuple[dict, dict, int]:
-    return ({k: v.copy() for k, v in params.items()}, {k: v.copy() for k, v in optimizer.state.items()}, optimizer.steps)
-
-
-def _restore_snapshot(snapshot: tuple[dict, dict, int], params: dict[str, np.ndarray], optimizer: Any) -> None:
-    saved_params, saved_state, steps = snapshot
-    for k, v in saved_params.items():
-        params[k][...] = v
-    for k, v in saved_state.items():
-        optimizer.state[k][...] = v
-    optimizer.steps = steps
-
-
-def _finite(params: dict[str, np.ndarray]) -> bool:
-    return all(np.isfinite(p).all() for p in params.values())
-
-
-def _restore(resume: Checkpoint, optimizer: Any, rng: np.random.Generator, config: ModelConfig, B: int) -> tuple[_Progress, tuple]:
-    """Progress, optimiser moments, RNG and carried state from a resumable checkpoint."""
-    meta = resume.train
-    try:
-        optimizer.load_state_tensors(
-            {k[len("optim.") :]: v for k, v in resume.extra.items() if k.startswith("optim.")},
-            int(meta["optimizer_steps"]),
-        )
-        rng.bit_generator.state = meta["rng"]
-        names = model.CELLS[config.cell].STATE_NAMES
-        state = tuple(resume.extra[f"state.{n}"].astype(np.float32) for n in names)
-        fields = {k: meta[k] for k in _Progress.__dataclass_fields__ if k in meta and k != "history"}
-        progress = _Progress(**fields, history=list(resume.history))
-    except (KeyError, TypeError, ValueError) as e:
-        raise UsageError(f"{resume.path}: not a resumable checkpoint (missing {e}); use --init-from to start from its weights") from None
-    if any(s.shape != (config.num_layers, B, config.hidden_size) for s in state):
-        raise UsageError(f"{resume.path}: its carried state does not fit --batch-size {B}")
-    return progress, state
-
-
-def _save_snapshot_file(
-    ckpt: Checkpoint, model_path: Path, epoch: int, keep: int, files: set[Path], on_event: Callable[[Event], None]
-) -> None:
-    """Write an epoch snapshot beside the model and delete all but the newest `keep`."""
-    stem = model_path.name[: -len(ckpt_io.SUFFIX)] if model_path.name.endswith(ckpt_io.SUFFIX) else model_path.name
-    path = model_path.with_name(f"{stem}.epoch{epoch:04d}{ckpt_io.SUFFIX}")
-    ckpt_io.save(ckpt, path)
-    files.add(path)
-    on_event(Saved(path, "snapshot"))
-    old = sorted(model_path.parent.glob(f"{stem}.epoch[0-9][0-9][0-9][0-9]{ckpt_io.SUFFIX}"))
-    for stale in old[:-keep]:
-        stale.unlink(missing_ok=True)
-        files.discard(stale)
-
-
-def resume_config(resume: Checkpoint, overrides: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
-    """The resumed run's TrainConfig: the checkpoint's, with the compatible overrides applied.
-    Returns it and a list of the changes, in words. Incompatible overrides raise UsageError."""
-    saved = TrainConfig(**{k: v for k, v in resume.train.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
-    fixed = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")
-    changes = []
-    for key, value in overrides.items():
-        old = getattr(saved, key)
-        if value == old:
-            continue
-        if key in fixed:
-            raise UsageError(
-                f"--{key.replace('_', '-')} {value} conflicts with the checkpoint's {old}; "
-                f"a resumed run keeps it (drop the option, or start anew with --init-from)"
-            )
-        changes.append(f"{key} {old} → {value}")
-    return replace(saved, **overrides), changes

@@ -184,3 +184,13 @@ def test_resume_on_a_different_text_is_refused(tiny_corpus, tmp_path):
     resume = tmp_path / "checkpoints" / "tiny.resume.safetensors"
     result = run_cli("train", str(other), "--resume", str(resume), cwd=tmp_path)
     assert_clean_error(result, "is not the text this run was trained on", "--init-from", code=2)
+
+
+def test_cell_is_stored_and_a_resume_keeps_it(tiny_corpus, tmp_path):
+    assert run_cli("train", str(tiny_corpus), *FAST, "--cell", "lstm", "--max-steps", "2", cwd=tmp_path).returncode == 0
+    resume = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    assert checkpoint.load(resume).config.cell == "lstm"
+    assert checkpoint.load(tmp_path / "checkpoints" / "tiny.safetensors").config.cell == "lstm"
+    result = run_cli("train", "--resume", str(resume), "--cell", "gru", cwd=tmp_path)
+    assert_clean_error(result, "--cell gru conflicts with the checkpoint's lstm", code=2)
+    assert_clean_error(run_cli("train", str(tiny_corpus), "--cell", "tree", cwd=tmp_path), "--cell must be one of", code=2)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, model
+from charlstm import plan
 from charlstm import train as tr
 from charlstm.corpus import load_corpus
 from charlstm.errors import TrainingError, UsageError
@@ -95,7 +96,7 @@ def test_divergence_never_reaches_a_checkpoint(tiny_corpus, tmp_path):
     before = resume_file.read_bytes()
     model_before = (tmp_path / "m.safetensors").read_bytes()
     resumed = checkpoint.load(resume_file)
-    cfg, _ = tr.resume_config(resumed, {"lr": 1e30, "optimizer": "adam", "epochs": 3})
+    cfg, _ = plan.resume_config(resumed, {"lr": 1e30, "optimizer": "adam", "epochs": 3})
     with pytest.raises(TrainingError, match="diverged"):
         run(corpus, tmp_path, cfg, resume=resumed)
     assert resume_file.read_bytes() == before  # the last good checkpoint survives untouched
@@ -143,11 +144,11 @@ def test_resume_rejects_conflicting_and_reports_compatible_changes(tiny_corpus, 
     corpus = load_corpus(tiny_corpus)
     run(corpus, tmp_path, tr.TrainConfig(**SMALL, max_steps=3))
     resumed = checkpoint.load(tmp_path / "m.resume.safetensors")
-    cfg, changes = tr.resume_config(resumed, {"lr": 0.01, "epochs": 5})
+    cfg, changes = plan.resume_config(resumed, {"lr": 0.01, "epochs": 5})
     assert cfg.lr == 0.01 and cfg.epochs == 5 and cfg.seq_len == 16
     assert any("lr" in c for c in changes)
     with pytest.raises(UsageError, match="--batch-size"):
-        tr.resume_config(resumed, {"batch_size": 8})
+        plan.resume_config(resumed, {"batch_size": 8})
 
 
 def test_learning_rate_schedules():
@@ -163,11 +164,11 @@ def test_learning_rate_schedules():
 
 
 def test_auto_batch_size_keeps_enough_steps_per_epoch():
-    assert tr.auto_batch_size(1_000_000, 100) == 64
-    assert tr.auto_batch_size(45_000, 100) == 4
-    assert tr.auto_batch_size(500, 100) == 1
+    assert plan.auto_batch_size(1_000_000, 100) == 64
+    assert plan.auto_batch_size(45_000, 100) == 4
+    assert plan.auto_batch_size(500, 100) == 1
     n_train = 45_000
-    assert (n_train - 1) // (tr.auto_batch_size(n_train, 100) * 100) >= tr.AUTO_MIN_STEPS
+    assert (n_train - 1) // (plan.auto_batch_size(n_train, 100) * 100) >= plan.AUTO_MIN_STEPS
 
 
 def test_too_short_for_one_window_is_a_usage_error(tmp_path):

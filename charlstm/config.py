@@ -1,0 +1,138 @@
+"""What a model is and how it is trained: two frozen, validated dataclasses stored in every checkpoint.
+
+This is the single home of every default. Each field carries its help text, and the command line
+builds its option help from these fields (`field_help`), so a default is written once. No numpy
+here: the CLI imports this module to draw `--help`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+from charlstm.errors import UsageError
+
+CELL_NAMES = ("lstm", "gru", "rnn")
+OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
+SCHEDULES = ("constant", "cosine", "linear")
+AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows per epoch
+MAX_VOCAB = 10_000  # more distinct characters than this: most likely a binary file
+FLAGS = {"num_layers": "--layers", "seed": "--random-seed"}  # where the option is not the field's name
+
+
+def flag(name: str) -> str:
+    """The command-line option that sets the config field `name`, e.g. `--hidden-size`."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _opt(default: Any, text: str, shown: str | None = "{value}") -> Any:
+    """A field with its help text. `shown` is how its default reads in help, `{value}` standing
+    for the value; a None default shows only when `shown` says in words what it means."""
+    return field(default=default, metadata={"help": text, "shown": shown})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a model; stored in every checkpoint."""
+
+    vocab_size: int
+    hidden_size: int = _opt(256, "Hidden units per layer.")
+    num_layers: int = _opt(2, "Stacked recurrent layers.")
+    cell: str = _opt("lstm", f"Recurrent cell: {', '.join(CELL_NAMES[:-1])} or {CELL_NAMES[-1]}.")
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELL_NAMES:
+            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELL_NAMES)}")
+        for name in ("vocab_size", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(**{k: d[k] for k in ("vocab_size", "hidden_size", "num_layers", "cell") if k in d})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Stored in checkpoints; `--resume` restores it, with lr/epochs/... overridable.
+    Invalid values raise UsageError when the config is made."""
+
+    seq_len: int = _opt(100, "Characters per window of truncated backpropagation through time.")
+    batch_size: int = _opt(
+        64, "Parallel streams per step.", f"{{value}}, fewer for small corpora so an epoch has ≥ {AUTO_MIN_STEPS} steps"
+    )
+    lr: float = _opt(2e-3, "Peak learning rate.")
+    optimizer: str = _opt("adam", "adam, rmsprop or sgd (momentum 0.9).")
+    clip: float = _opt(5.0, "Clip the global gradient norm to this (0: off).")
+    epochs: int = _opt(10, "Passes over the training split.")
+    max_steps: int | None = _opt(None, "Stop after this many steps in all (counting earlier runs when resuming).")
+    val_fraction: float = _opt(0.05, "Fraction of the text, at its end, held out for validation, in (0, 0.5].")
+    seed: int = _opt(0, "Seed of initialisation, dropout and samples: same seed, same run.")
+    dropout: float = _opt(0.2, "Dropout on each layer's output while training, in [0, 1); 0 turns it off.")
+    schedule: str = _opt(
+        "cosine", "Learning-rate schedule over the run: cosine, linear or constant (decay ends at --min-lr-ratio × lr)."
+    )
+    warmup_steps: int = _opt(0, "Steps of linear learning-rate warm-up.")
+    min_lr_ratio: float = _opt(0.1, "Final learning rate as a fraction of --lr.")
+    max_minutes: float | None = _opt(None, "Stop cleanly, with a checkpoint, after this many minutes of this run.")
+    sample_every: int | None = _opt(None, "Also show a sample every N steps (one is always shown per epoch).")
+    sample_length: int = _opt(200, "Characters per progress sample (0: none).")
+    sample_seed: str | None = _opt(None, "Text that starts each progress sample.", "the corpus's first word")
+    sample_temperature: float = _opt(0.8, "Temperature of the progress samples.")
+    keep: int = _opt(0, "Also keep the newest N per-epoch snapshots (0: only best and resume files).")
+    save_minutes: float = _opt(5.0, "Also write the resume file every this many minutes within an epoch.")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise UsageError for values no run can use."""
+        checks = [
+            (self.seq_len >= 1, "--seq-len must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
+            (self.optimizer in OPTIMIZER_NAMES, f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)}"),
+            (self.clip >= 0, "--clip must be >= 0 (0 disables clipping)"),
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
+            (0 < self.val_fraction <= 0.5, "--val-fraction must be in (0, 0.5]"),
+            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
+            (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
+            (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
+            (self.sample_every is None or self.sample_every >= 1, "--sample-every must be at least 1"),
+            (self.sample_length >= 0, "--sample-length must be >= 0"),
+            (self.sample_temperature > 0, "--sample-temperature must be positive"),
+            (self.keep >= 0, "--keep must be >= 0"),
+            (self.save_minutes > 0, "--save-minutes must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default value of field `name` of a config class."""
+    f = {f.name: f for f in fields(cls)}[name]
+    if f.default is MISSING:
+        raise KeyError(f"{cls.__name__}.{name} has no default")
+    return f.default
+
+
+def field_help(cls: type, name: str) -> str:
+    """A field's help text ending with its default, e.g. 'Peak learning rate. (default: 0.002)'.
+
+    Round brackets on purpose: Typer renders help with Rich, which would read '[default: …]' as
+    markup and drop it."""
+    f = {f.name: f for f in fields(cls)}[name]
+    shown = f.metadata.get("shown")
+    if shown is None or f.default is MISSING or (f.default is None and "{value}" in shown):
+        return f.metadata["help"]
+    value = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
+    return f"{f.metadata['help']} (default: {shown.format(value=value)})"

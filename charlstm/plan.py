@@ -1,0 +1,192 @@
+"""Planning a training run before any weight moves: fresh, resumed, or started from another
+checkpoint's weights; which files it writes; its configs and batch size; the corpus, loaded.
+
+Everything `charlstm train` decides lives here, so the Python API decides it the same way. Bad
+choices raise UsageError (or CorpusError, CheckpointError) with a one-line message naming the
+option; nothing is printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from charlstm import checkpoint as ckpt_io
+from charlstm import model
+from charlstm.checkpoint import Checkpoint
+from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
+from charlstm.corpus import Corpus, describe_chars, load_corpus
+from charlstm.errors import UsageError
+
+MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses
+RESUME_FIXED = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")  # a resumed run keeps these
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run ready to start: `train.train_plan(plan)` trains it."""
+
+    corpus: Corpus
+    config: ModelConfig
+    train: TrainConfig
+    model_path: Path
+    resume: Checkpoint | None = None  # continue this run exactly
+    init: Checkpoint | None = None  # start from these weights and vocabulary
+    notes: tuple[str, ...] = ()  # what the plan changed, in words (e.g. resumed options)
+
+    @property
+    def resume_path(self) -> Path:
+        return resume_path_for(self.model_path)
+
+
+def plan_run(
+    corpus_path: Path | None,
+    model_overrides: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    *,
+    resume: Path | None = None,
+    init_from: Path | None = None,
+    fresh: bool = False,
+    out: Path | None = None,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    max_vocab: int = MAX_VOCAB,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> RunPlan:
+    """Decide how to train and load the corpus. Overrides are config fields the user chose (None
+    values are ignored, as options not given). Cheap checks come first, so a bad option fails
+    before a large corpus is read."""
+    model_given = _given(model_overrides)
+    train_given = _given(train_overrides)
+    _check_options(corpus_path, model_given, train_given, resume, init_from, fresh, errors, max_vocab)
+    load = partial(load_corpus, encoding=encoding, errors=errors, on_progress=on_progress, max_vocab=max_vocab)
+    if resume is not None:
+        plan = _plan_resume(corpus_path, resume, model_given, train_given, out, load)
+    else:
+        assert corpus_path is not None
+        plan = _plan_new(corpus_path, model_given, train_given, init_from, fresh, out, load)
+    _check_sample_seed(plan)
+    if plan.config.cell not in model.CELLS:
+        raise UsageError(f"--cell {plan.config.cell}: this version of charlstm has no {plan.config.cell} cell")
+    return plan
+
+
+def _given(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (overrides or {}).items() if v is not None}
+
+
+def _check_options(
+    corpus_path: Path | None, model_given: dict[str, Any], train_given: dict[str, Any],
+    resume: Path | None, init_from: Path | None, fresh: bool, errors: str, max_vocab: int,
+) -> None:
+    """Option checks that need no file."""
+    if errors not in ("strict", "replace"):
+        raise UsageError("--errors must be strict or replace")
+    if resume is not None and (init_from is not None or fresh):
+        raise UsageError("--resume cannot be combined with --init-from or --fresh")
+    if resume is None and corpus_path is None:
+        raise UsageError("give a corpus file to train on, e.g. `charlstm train corpora/lighthouse.txt`")
+    unknown = set(model_given) - set(MODEL_OPTIONS)
+    if unknown:
+        raise UsageError(f"unknown model option(s): {', '.join(sorted(unknown))}")
+    sizes = {k: v for k, v in model_given.items() if k != "cell"} | {"max_vocab": max_vocab}
+    for name, value in sizes.items():
+        if value < 1:
+            raise UsageError(f"{flag(name)} must be at least 1, got {value}")
+    if model_given.get("cell", CELL_NAMES[0]) not in CELL_NAMES:
+        raise UsageError(f"--cell must be one of {', '.join(CELL_NAMES)}")
+    try:
+        TrainConfig(**train_given)  # range checks, named by option
+    except TypeError as e:
+        raise UsageError(f"unknown training option: {e}") from None
+
+
+def _plan_resume(
+    corpus_path: Path | None, resume: Path, model_given: dict[str, Any], train_given: dict[str, Any],
+    out: Path | None, load: Callable[[Path, Any], Corpus],
+) -> RunPlan:
+    """Continue a run from its resume file (or the model file beside it)."""
+    resume_file = resume if resume.name.endswith(ckpt_io.RESUME_SUFFIX) else resume_path_for(resume)
+    ckpt = ckpt_io.load(resume_file)
+    check_same_shape(ckpt.config, model_given, "the checkpoint's", "; drop it, or start anew with --init-from")
+    cfg, changes = resume_config(ckpt, train_given)
+    corpus = load(corpus_path or Path(ckpt.train.get("corpus", {}).get("path", "")), ckpt.vocab)
+    model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
+    notes = tuple(f"resuming with {c}" for c in changes)
+    return RunPlan(corpus, ckpt.config, cfg, model_path, resume=ckpt, notes=notes)
+
+
+def _plan_new(
+    corpus_path: Path, model_given: dict[str, Any], train_given: dict[str, Any], init_from: Path | None,
+    fresh: bool, out: Path | None, load: Callable[[Path, Any], Corpus],
+) -> RunPlan:
+    """A new run: fresh weights, or those of `init_from` (fine-tuning). An earlier run writing the
+    same files is not overwritten unless `fresh`."""
+    model_path = out or default_model_path(corpus_path)
+    existing = resume_path_for(model_path)
+    if existing.exists() and not fresh:
+        raise UsageError(f"{existing} exists from an earlier run; pass --resume {existing} to continue it, or --fresh to start over")
+    init = ckpt_io.load(init_from) if init_from is not None else None
+    if init is not None:
+        check_same_shape(init.config, model_given, "--init-from's")
+    corpus = load(corpus_path, init.vocab if init else None)
+    config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
+    cfg = TrainConfig(**train_given)
+    if "batch_size" not in train_given:
+        n_train = len(corpus) - max(2, int(round(len(corpus) * cfg.val_fraction)))
+        cfg = replace(cfg, batch_size=auto_batch_size(n_train, cfg.seq_len))
+    return RunPlan(corpus, config, cfg, model_path, init=init)
+
+
+def _check_sample_seed(plan: RunPlan) -> None:
+    seed = plan.train.sample_seed
+    missing = plan.corpus.vocab.unknown(seed) if seed else []
+    if missing:
+        raise UsageError(f"--sample-seed has characters not in the vocabulary: {describe_chars(missing)}")
+
+
+def check_same_shape(config: ModelConfig, model_given: dict[str, Any], whose: str, advice: str = "") -> None:
+    """A model shape or cell chosen by the user must match the checkpoint the run starts from."""
+    for name, value in model_given.items():
+        have = getattr(config, name)
+        if value != have:
+            raise UsageError(f"{flag(name)} {value} conflicts with {whose} {have}{advice}")
+
+
+def resume_config(resume: Checkpoint, overrides: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
+    """The resumed run's TrainConfig: the checkpoint's, with the compatible overrides applied.
+    Returns it and a list of the changes, in words. Incompatible overrides raise UsageError."""
+    saved = TrainConfig(**{k: v for k, v in resume.train.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
+    changes = []
+    for key, value in overrides.items():
+        old = getattr(saved, key)
+        if value == old:
+            continue
+        if key in RESUME_FIXED:
+            raise UsageError(
+                f"{flag(key)} {value} conflicts with the checkpoint's {old}; "
+                f"a resumed run keeps it (drop the option, or start anew with --init-from)"
+            )
+        changes.append(f"{key} {old} → {value}")
+    return replace(saved, **overrides), changes
+
+
+def auto_batch_size(n_train: int, T: int, preferred: int = default_of(TrainConfig, "batch_size")) -> int:
+    """The preferred batch size, reduced for small corpora so an epoch has ≥ AUTO_MIN_STEPS
+    windows (never below 1)."""
+    return max(1, min(preferred, (n_train - 1) // (T * AUTO_MIN_STEPS)))
+
+
+def resume_path_for(model_path: Path) -> Path:
+    """Where the resumable state of the model at `model_path` lives."""
+    name = model_path.name
+    stem = name[: -len(ckpt_io.SUFFIX)] if name.endswith(ckpt_io.SUFFIX) else name
+    return model_path.with_name(stem + ckpt_io.RESUME_SUFFIX)
+
+
+def default_model_path(corpus_path: Path, folder: Path = Path("checkpoints")) -> Path:
+    """checkpoints/CORPUS.safetensors: the model file of a run on `corpus_path`."""
+    return folder / (corpus_path.stem + ckpt_io.SUFFIX)

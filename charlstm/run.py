@@ -1,0 +1,193 @@
+"""The state of a training run, and how it goes into a checkpoint and comes back out.
+
+`Run` is what the named steps in train.py share instead of closures: weights, optimiser, RNG,
+carried state, counters, files and the last good snapshot. Everything that makes a resumed run
+compute exactly the losses of an uninterrupted one is written by `to_checkpoint` and read back by
+`restore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from charlstm import model
+from charlstm.checkpoint import Checkpoint
+from charlstm.config import ModelConfig, TrainConfig
+from charlstm.corpus import Corpus
+from charlstm.errors import UsageError
+from charlstm.events import Event
+from charlstm.optim import Optimizer
+from charlstm.plan import resume_path_for
+
+LOSS_EMA = 0.05
+
+
+@dataclass
+class Progress:
+    """The counters that, with the weights, optimiser and RNG, make a run resumable exactly.
+    Stored field by field in the resume file's metadata."""
+
+    step: int = 0
+    window: int = 0  # next window within the epoch
+    epoch: int = 0  # completed epochs
+    elapsed: float = 0.0
+    chars: int = 0
+    lr_scale: float = 1.0
+    recoveries: int = 0
+    smoothed_loss: float | None = None
+    epoch_loss_sum: float = 0.0
+    epoch_loss_count: int = 0
+    best_val_loss: float | None = None
+    best_epoch: float | None = None
+    last_eval_step: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, loss: float, chars: int) -> None:
+        """Book an applied update of `chars` characters with this loss."""
+        self.step += 1
+        self.chars += chars
+        self.epoch_loss_sum += loss
+        self.epoch_loss_count += 1
+        ema = self.smoothed_loss
+        self.smoothed_loss = loss if ema is None else (1 - LOSS_EMA) * ema + LOSS_EMA * loss
+
+    def next_window(self, steps_per_epoch: int) -> bool:
+        """Move the data cursor one window on; True when that finished an epoch."""
+        self.window += 1
+        if self.window >= steps_per_epoch:
+            self.window = 0
+            self.epoch += 1
+            return True
+        return False
+
+    def epoch_loss(self) -> float:
+        """Mean training loss of the updates since the epoch began."""
+        return self.epoch_loss_sum / max(1, self.epoch_loss_count)
+
+    def take_epoch_loss(self) -> float:
+        """The epoch's mean training loss, starting the count of the next epoch."""
+        loss = self.epoch_loss()
+        self.epoch_loss_sum, self.epoch_loss_count = 0.0, 0
+        return loss
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The last good weights and optimiser state, taken at every resume checkpoint: what a
+    diverged step goes back to."""
+
+    params: dict[str, np.ndarray]
+    optimizer_state: dict[str, np.ndarray]
+    optimizer_steps: int
+
+
+@dataclass
+class Run:
+    """One training run in progress. Made by `train.start_run`, changed only by its steps."""
+
+    corpus: Corpus
+    config: ModelConfig
+    cfg: TrainConfig
+    model_path: Path
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    steps_per_epoch: int
+    total_steps: int
+    loss_limit: float  # a loss above this is divergence
+    fingerprint: dict[str, Any]  # identifies the corpus for a resume
+    params: dict[str, np.ndarray]
+    optimizer: Optimizer
+    rng: np.random.Generator
+    state: model.State  # carried from window to window
+    progress: Progress
+    on_event: Callable[[Event], None]
+    cache: model.Cache = field(default_factory=model.Cache)  # activation buffers, reused
+    files: set[Path] = field(default_factory=set)  # written by this run
+    snapshot: Snapshot | None = None
+    last_save: float = 0.0  # perf_counter() of the last resume checkpoint
+    started_at: float = 0.0  # perf_counter() when this process began stepping
+    elapsed_before: float = 0.0  # seconds of training before this process
+    step_time: float | None = None  # seconds per step, smoothed
+
+    @property
+    def resume_path(self) -> Path:
+        return resume_path_for(self.model_path)
+
+
+def take_snapshot(run: Run) -> Snapshot:
+    """Copies of the weights and optimiser state as they are now."""
+    opt = run.optimizer
+    return Snapshot({k: v.copy() for k, v in run.params.items()}, {k: v.copy() for k, v in opt.state.items()}, opt.steps)
+
+
+def restore_snapshot(run: Run) -> None:
+    """Put the snapshot's weights and optimiser state back, in place."""
+    snap = run.snapshot
+    assert snap is not None
+    for k, v in snap.params.items():
+        run.params[k][...] = v
+    for k, v in snap.optimizer_state.items():
+        run.optimizer.state[k][...] = v
+    run.optimizer.steps = snap.optimizer_steps
+
+
+def params_finite(params: dict[str, np.ndarray]) -> bool:
+    return all(np.isfinite(p).all() for p in params.values())
+
+
+def to_checkpoint(run: Run, with_state: bool, status: str) -> Checkpoint:
+    """The run as a checkpoint: weights, configs, counters, RNG and history; `with_state` adds
+    the optimiser moments and the carried state (the resume file)."""
+    train_meta = {
+        "config": asdict(run.cfg),
+        "corpus": run.fingerprint,
+        "status": status,
+        "steps_per_epoch": run.steps_per_epoch,
+        "optimizer_steps": run.optimizer.steps,
+        "rng": run.rng.bit_generator.state,
+        **{k: v for k, v in asdict(run.progress).items() if k != "history"},
+    }
+    extra = {}
+    if with_state:
+        extra = {f"optim.{k}": v for k, v in run.optimizer.state_tensors().items()}
+        extra.update({f"state.{n}": s for n, s in zip(model.state_names(run.config), run.state)})
+    return Checkpoint(run.config, run.corpus.vocab, run.params, train_meta, list(run.progress.history), extra)
+
+
+def restore(
+    resume: Checkpoint, optimizer: Optimizer, rng: np.random.Generator, config: ModelConfig, B: int
+) -> tuple[Progress, model.State]:
+    """Progress and carried state from a resume file; the optimiser moments and the RNG are
+    restored in place."""
+    meta = resume.train
+    try:
+        optimizer.load_state_tensors(
+            {k[len("optim.") :]: v for k, v in resume.extra.items() if k.startswith("optim.")},
+            int(meta["optimizer_steps"]),
+        )
+        rng.bit_generator.state = meta["rng"]
+        state = tuple(resume.extra[f"state.{n}"].astype(np.float32) for n in model.state_names(config))
+        fields = {k: meta[k] for k in Progress.__dataclass_fields__ if k in meta and k != "history"}
+        progress = Progress(**fields, history=list(resume.history))
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{resume.path}: not a resumable checkpoint (missing {e}); use --init-from to start from its weights") from None
+    if any(s.shape != (config.num_layers, B, config.hidden_size) for s in state):
+        raise UsageError(f"{resume.path}: its carried state does not fit --batch-size {B}")
+    return progress, state
+
+
+def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
+    """What identifies a corpus for resuming: its length in characters and a hash of the file.
+    The file is read in chunks rather than hashing the ids, so a memory-mapped corpus is not
+    pulled into memory."""
+    h = hashlib.sha256()
+    with open(corpus.path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"name": corpus.name, "path": str(corpus.path.resolve()), "chars": len(corpus), "sha256": h.hexdigest()[:16]}

@@ -1,0 +1,61 @@
+"""The configs: one home for every default, validated on construction, read by the CLI's help."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+
+from charlstm import config, model, optim, schedule, train
+from charlstm.config import ModelConfig, TrainConfig, field_help
+from charlstm.errors import UsageError
+
+from conftest import run_cli
+
+
+def test_train_help_shows_every_default_from_the_dataclasses():
+    """Rendered by Typer through Rich, which would swallow '[default: …]' as markup."""
+    help_text = run_cli("train", "--help", env={"COLUMNS": "250"}).stdout
+    lines = {m.group(1): line for line in help_text.splitlines() if (m := re.search(r"(--[a-z-]+)", line))}
+    assert "(default: 256)" in lines["--hidden-size"]
+    assert "(default: 0.002)" in lines["--lr"]
+    for cls in (ModelConfig, TrainConfig):
+        for f in fields(cls):
+            option = config.flag(f.name)
+            if option in lines and f.default is not None:
+                value = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
+                assert f"(default: {value}" in lines[option], (option, lines[option])
+    assert "[default: 256]" not in help_text and "(default: checkpoints/CORPUS.safetensors)" in help_text
+
+
+def test_field_help_ends_with_the_default():
+    assert field_help(TrainConfig, "lr") == "Peak learning rate. (default: 0.002)"
+    assert field_help(TrainConfig, "max_steps").endswith("resuming).")  # no default to show
+    assert "the corpus's first word" in field_help(TrainConfig, "sample_seed")
+
+
+def test_configs_are_validated_when_made():
+    with pytest.raises(UsageError, match="--lr"):
+        TrainConfig(lr=0)
+    with pytest.raises(UsageError, match="unknown cell"):
+        ModelConfig(10, cell="transformer")
+    assert ModelConfig(10, cell="gru").cell == "gru"
+
+
+def test_names_agree_with_the_modules_that_implement_them():
+    assert set(config.OPTIMIZER_NAMES) == set(optim.OPTIMIZERS)
+    assert set(model.CELLS) <= set(config.CELL_NAMES)
+    assert schedule.SCHEDULES == config.SCHEDULES
+
+
+def test_old_import_paths_still_work():
+    assert model.ModelConfig is ModelConfig and train.TrainConfig is TrainConfig
+    assert train.learning_rate is schedule.learning_rate
+
+
+def test_config_needs_no_numpy():
+    code = "import sys, charlstm.config; assert 'numpy' not in sys.modules; print('ok')"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "ok\n"

@@ -1,0 +1,109 @@
+"""The module graph of charlstm, read from the source with `ast` (function-level imports included,
+`if TYPE_CHECKING:` imports left out): arrows point one way, and each outside library has one door."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "charlstm"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def imported_names(module: str) -> set[str]:
+    """Every module `module` imports, at any depth of its code, as dotted names."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if _type_checking_only(child):
+                for orelse in child.orelse:
+                    visit(orelse)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - child.level + 1] + ([base] if base else []))
+                subs = {f"{base}.{alias.name}" for alias in child.names}
+                found.update(subs & set(MODULES) or {base})
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    return {m: {n for n in imported_names(m) if n in MODULES and n != m} for m in MODULES}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := dfs(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(edges):
+        if start not in state and (cycle := dfs(start)):
+            return cycle
+    return None
+
+
+def importers_of(target: str) -> set[str]:
+    return {m for m in MODULES if any(n == target or n.startswith(target + ".") for n in imported_names(m))}
+
+
+def test_the_reader_sees_the_imports_it_should():
+    edges = graph()
+    assert "charlstm.idcache" in edges["charlstm.corpus"]  # top level
+    assert "charlstm.plan" in edges["charlstm.cli"]  # inside a function
+    assert "charlstm.train" not in edges["charlstm.events"]  # only under TYPE_CHECKING
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_import_cycles():
+    assert find_cycle(graph()) is None
+
+
+def test_the_training_loop_does_not_reach_into_the_id_cache():
+    assert "charlstm.idcache" not in graph()["charlstm.train"]
+    assert importers_of("charlstm.idcache") == {"charlstm.corpus"}  # nothing above corpus uses it
+
+
+def test_typer_and_rich_each_have_one_door():
+    assert importers_of("typer") == {"charlstm.cli"}
+    assert importers_of("rich") == {"charlstm.ui"}
+    assert importers_of("charlstm.cli") <= {"charlstm.__main__"}
+    assert importers_of("charlstm.ui") <= {"charlstm.cli"}
