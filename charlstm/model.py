@@ -16,19 +16,16 @@ and pass to `step_in_place` to be advanced without copies.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from charlstm.cells import CELLS, Cell
-from charlstm.errors import UsageError
+from charlstm.config import ModelConfig
 from charlstm.ops import Projection, project, project_backward, softmax_cross_entropy
 
 State = tuple[np.ndarray, ...]
-
-
-from charlstm.config import ModelConfig
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -91,10 +88,6 @@ def zero_state(config: ModelConfig, B: int, dtype: type = np.float32) -> State:
     """The all-zero recurrent state: one (L, B, H) array per state tensor ((h, c) for the LSTM)."""
     L, H = config.num_layers, config.hidden_size
     return tuple(np.zeros((L, B, H), dtype) for _ in state_names(config))
-
-
-def state_names(config: ModelConfig) -> tuple[str, ...]:
-    return CELLS[config.cell].STATE_NAMES
 
 
 @dataclass

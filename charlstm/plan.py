@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from charlstm import checkpoint as ckpt_io
-from charlstm import model
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
 from charlstm.corpus import Corpus, describe_chars, load_corpus
@@ -69,8 +68,6 @@ def plan_run(
         assert corpus_path is not None
         plan = _plan_new(corpus_path, model_given, train_given, init_from, fresh, out, load)
     _check_sample_seed(plan)
-    if plan.config.cell not in model.CELLS:
-        raise UsageError(f"--cell {plan.config.cell}: this version of charlstm has no {plan.config.cell} cell")
     return plan
 
 

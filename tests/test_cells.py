@@ -178,3 +178,11 @@ def test_init_follows_pytorch_shapes_and_the_cell(cell):
     assert list(params) == list(model.param_shapes(config))
     forget = params[f"{cell}.bias_ih_l0"][8:16]
     assert (forget == 1.0).all() if cell == "lstm" else (params[f"{cell}.bias_ih_l0"] == 0).all()
+
+
+def test_the_registry_has_every_cell_the_config_accepts():
+    from charlstm.config import CELL_NAMES as ACCEPTED
+
+    assert tuple(CELLS) == ACCEPTED
+    for cell in CELLS.values():
+        assert cell.STATE_NAMES[0] == "h" and cell.NUM_GATES >= 1

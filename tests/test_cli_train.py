@@ -12,10 +12,11 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from charlstm import checkpoint
 
-from conftest import assert_clean_error, run_cli
+from conftest import ROOT, assert_clean_error, run_cli
 
 FAST = ["-H", "32", "-L", "1", "-B", "4", "-T", "16"]
 
@@ -194,3 +195,26 @@ def test_cell_is_stored_and_a_resume_keeps_it(tiny_corpus, tmp_path):
     result = run_cli("train", "--resume", str(resume), "--cell", "gru", cwd=tmp_path)
     assert_clean_error(result, "--cell gru conflicts with the checkpoint's lstm", code=2)
     assert_clean_error(run_cli("train", str(tiny_corpus), "--cell", "tree", cwd=tmp_path), "--cell must be one of", code=2)
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_other_cells_train_sample_eval_and_inspect(tmp_path, cell):
+    """The GRU and the vanilla RNN go everywhere the LSTM goes: training with a sample each epoch,
+    the checkpoint (torch names), sample, eval and inspect."""
+    book = ROOT / "corpora" / "lighthouse.txt"
+    result = run_cli("train", str(book), "--cell", cell, "-H", "48", "-L", "2", "-B", "32", "-T", "32",
+                     "--epochs", "2", "--sample-length", "40", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert cell.upper() in result.stderr
+    ckpt = checkpoint.load(tmp_path / "checkpoints" / "lighthouse.safetensors")
+    assert ckpt.config.cell == cell and f"{cell}.weight_hh_l1" in ckpt.params
+    history = ckpt.history
+    assert len(history) == 2 and all(len(r["sample"]) > 40 for r in history)
+    assert history[-1]["val_loss"] < 0.75 * np.log(ckpt.vocab.size)  # it learned something
+    sampled = run_cli("sample", "--seed", "The", "--length", "50", "--random-seed", "1", cwd=tmp_path)
+    assert sampled.returncode == 0 and sampled.stdout.startswith("The") and len(sampled.stdout) >= 53
+    evaluated = run_cli("eval", "checkpoints/lighthouse.safetensors", str(book), "--json", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert 0 < json.loads(evaluated.stdout)["loss"] < np.log(ckpt.vocab.size)
+    shown = run_cli("inspect", "--json", cwd=tmp_path)
+    assert json.loads(shown.stdout)["config"]["cell"] == cell

@@ -18,10 +18,10 @@ from charlstm.corpus import split
 SMALL = dict(seq_len=16, batch_size=4, sample_length=20)
 
 
-def run(corpus, tmp_path, cfg, stop_after=None, resume=None, init=None, H=32, L=2, name="m"):
+def run(corpus, tmp_path, cfg, stop_after=None, resume=None, init=None, H=32, L=2, name="m", cell="lstm"):
     """Train and collect events; `stop_after` steps simulates Ctrl-C."""
     events = []
-    config = resume.config if resume else model.ModelConfig(corpus.vocab.size, H, L)
+    config = resume.config if resume else model.ModelConfig(corpus.vocab.size, H, L, cell)
     steps = lambda: sum(isinstance(e, tr.Step) for e in events)  # noqa: E731
     should_stop = (lambda: steps() >= stop_after) if stop_after else (lambda: False)
     finished = tr.train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume, init)
@@ -42,18 +42,20 @@ def test_same_seed_same_losses(tiny_corpus, tmp_path):
     assert losses(a) != losses(c)
 
 
-def test_resume_is_exact(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_resume_is_exact(tiny_corpus, tmp_path, cell):
     """N steps straight equal N/2 steps, a stop, a resume from the checkpoint, and N/2 more —
-    across an epoch boundary, with dropout (RNG), the cosine schedule and Adam's moments."""
+    across an epoch boundary, with dropout (RNG), the cosine schedule, Adam's moments and the
+    cell's carried state."""
     corpus = load_corpus(tiny_corpus)
     cfg = tr.TrainConfig(**SMALL, epochs=2, dropout=0.2)
-    straight, events = run(corpus, tmp_path, cfg, name="straight")
+    straight, events = run(corpus, tmp_path, cfg, name="straight", cell=cell)
     full = losses(events)
     N = len(full)
     steps_per_epoch = N // 2
     half = steps_per_epoch + 7  # stop inside the second epoch
 
-    first, events1 = run(corpus, tmp_path, cfg, stop_after=half, name="split")
+    first, events1 = run(corpus, tmp_path, cfg, stop_after=half, name="split", cell=cell)
     assert first.reason == "interrupted" and first.step == half
     resumed = checkpoint.load(tmp_path / "split.resume.safetensors")
     second, events2 = run(corpus, tmp_path, cfg, resume=resumed, name="split")
