@@ -223,7 +223,7 @@ def lstm_backward_gates(
     if H > 1 and h.strides[1] != h.itemsize:
         raise ValueError("h must have unit stride along its rows")
     one = gates.dtype.type(1)
-    dg = np.empty(H, gates.dtype)
+    di, dg = np.empty(H, gates.dtype), np.empty(H, gates.dtype)
     for b in range(B):
         i, f, g, o = gates[b, :H], gates[b, H : 2 * H], gates[b, 2 * H : 3 * H], gates[b, 3 * H :]
         dh_b, dc, tanh_c_b, h_b = dh[b], dc_next[b], tanh_c[b], _row(h, b)
@@ -231,10 +231,11 @@ def lstm_backward_gates(
             dc[j] = (o[j] - h_b[j] * tanh_c_b[j]) * dh_b[j] + dc[j]
         for j in range(H):
             o[j] = (dh_b[j] * tanh_c_b[j]) * ((one - o[j]) * o[j])
-        for j in range(H):
+        for j in range(H):  # i and g need each other: through scratch, not written in place
+            di[j] = (dc[j] * g[j]) * ((one - i[j]) * i[j])
             dg[j] = (dc[j] * i[j]) * ((one - g[j]) * (g[j] + one))
         for j in range(H):
-            i[j] = (dc[j] * g[j]) * ((one - i[j]) * i[j])
+            i[j] = di[j]
         for j in range(H):
             g[j] = dg[j]
         for j in range(H):
