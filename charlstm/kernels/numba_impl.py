@@ -4,7 +4,8 @@ Importing this module imports numba (slow: do it only when the kernels are used)
 over rows, and within a row runs a few short loops that LLVM vectorises, each touching few arrays
 and writing a row at one offset only (with more, LLVM gives up on its runtime alias checks and
 the loop runs at scalar speed; `bench/kernels.py` guards that). tanh is a rational approximation
-that vectorises (the libm call does not): Eigen's for float32 (≤ 7 ulp), Cephes' for float64.
+that vectorises (the libm call does not): Eigen's for float32 (≤ 7 ulp), Cephes' for float64
+(≤ 1.5 ulp); NaN stays NaN.
 `error_model="numpy"` keeps divisions free of zero checks, which would also stop vectorisation.
 
 Compiled code is cached on disk, in `<charlstm cache folder>/numba` unless NUMBA_CACHE_DIR is set
