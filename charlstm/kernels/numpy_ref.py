@@ -1,0 +1,94 @@
+"""The per-step LSTM gate math and the Adam update in NumPy: the readable reference and the fallback.
+
+Shapes: B batch rows, H hidden units; a (B, 4H) gate block holds i, f, g, o in blocks of H. The
+pre-activations arrive scaled, â = s ⊙ a with s = (½, ½, 1, ½) per block, so that one tanh over the
+whole block gives all four gates: σ(a) = ½ tanh(â) + ½ and g = tanh(a_g). See `charlstm.lstm`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def lstm_forward_gates(a: np.ndarray, c_prev: np.ndarray, c: np.ndarray, tanh_c: np.ndarray, h: np.ndarray) -> None:
+    """One step's gate math, in place.
+
+    a (B, 4H): the scaled pre-activations â in, the activations i, f, g, o out.
+    c_prev (B, H): c_{t-1}. Written: c (B, H) = f ⊙ c_{t-1} + i ⊙ g, tanh_c (B, H) = tanh(c),
+    h (B, H) = o ⊙ tanh(c); h may be a strided view (the first H columns of a (B, H+1) buffer).
+    """
+    H = c.shape[1]
+    np.tanh(a, out=a)
+    # σ(x) = ½ tanh(x/2) + ½ on the i, f and o blocks, with scalar operands (cheaper than
+    # broadcasting a (4H,) vector over the whole block); the g block is tanh(a_g) already
+    i_f, o = a[:, : 2 * H], a[:, 3 * H :]
+    i_f *= 0.5
+    i_f += 0.5
+    o *= 0.5
+    o += 0.5
+    i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H]
+    ig = tanh_c  # scratch until tanh(c) is written
+    np.multiply(f, c_prev, out=c)
+    np.multiply(i, g, out=ig)
+    c += ig
+    np.tanh(c, out=tanh_c)
+    np.multiply(o, tanh_c, out=h)
+
+
+def lstm_backward_gates(
+    gates: np.ndarray, dh: np.ndarray, dc_next: np.ndarray, c_prev: np.ndarray, tanh_c: np.ndarray, h: np.ndarray
+) -> None:
+    """One step of backpropagation through the gates, in place.
+
+    gates (B, 4H): the activations i, f, g, o in, the pre-activation gradients da out (w.r.t. the
+    unscaled a). dh (B, H): the whole gradient arriving at h_t (from above and from step t+1).
+    dc_next (B, H): the gradient arriving at c_t from c_{t+1} in; dc_t ⊙ f, the gradient passed on
+    to c_{t-1}, out. c_prev, tanh_c, h (B, H): c_{t-1}, tanh(c_t), h_t of the forward step (h may
+    be a strided view).
+    """
+    H = dh.shape[1]
+    i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    dG = np.empty_like(gates)
+    deriv = np.empty_like(gates)
+    di, df, dg, do = dG[:, :H], dG[:, H : 2 * H], dG[:, 2 * H : 3 * H], dG[:, 3 * H :]
+    # dc = dh ⊙ o ⊙ (1 − tanh²c) + dc_next, with o ⊙ (1 − tanh²c) = o − h ⊙ tanh c
+    dc = np.multiply(h, tanh_c)
+    np.subtract(o, dc, out=dc)
+    dc *= dh
+    dc += dc_next
+    np.multiply(dc, g, out=di)
+    np.multiply(dc, c_prev, out=df)
+    np.multiply(dc, i, out=dg)
+    np.multiply(dh, tanh_c, out=do)
+    np.multiply(dc, f, out=dc_next)
+    # through the activations: σ' = σ (1 − σ), tanh' = 1 − g² = (1 − g)(1 + g)
+    np.subtract(1, gates, out=deriv)
+    g += 1
+    deriv *= gates
+    np.multiply(dG, deriv, out=gates)
+
+
+def adam_update(
+    p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+    lr: float, beta1: float, beta2: float, eps: float, t: int,
+) -> None:
+    """Adam with PyTorch's bias correction, in place, for the t-th step (t ≥ 1):
+    m ← β1 m + (1 − β1) g;  v ← β2 v + (1 − β2) g²;  p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε).
+    p, g, m, v: arrays of one shape; g is used as scratch (garbage afterwards)."""
+    # m ← β1 m + (1 − β1) g, in place as m ← β1 (m − g) + g; likewise v with g²
+    m -= g
+    m *= beta1
+    m += g
+    np.multiply(g, g, out=g)
+    v -= g
+    v *= beta2
+    v += g
+    denom = g  # reuse the gradient's memory
+    np.sqrt(v, out=denom)
+    denom *= 1.0 / math.sqrt(1.0 - beta2**t)
+    denom += eps
+    np.divide(m, denom, out=denom)
+    denom *= lr / (1.0 - beta1**t)
+    p -= denom
