@@ -98,6 +98,7 @@ def train(
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help=field_help(TrainConfig, "max_steps"), rich_help_panel=RUN, show_default=False)] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help=field_help(TrainConfig, "max_minutes"), rich_help_panel=RUN, show_default=False)] = None,
     random_seed: Annotated[Optional[int], typer.Option("--random-seed", help=field_help(TrainConfig, "seed"), rich_help_panel=RUN, show_default=False)] = None,
+    kernels: Annotated[Optional[str], typer.Option("--kernels", help=field_help(TrainConfig, "kernels"), rich_help_panel=RUN, show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option(readable=False, help="Continue a run exactly from its checkpoint (the .safetensors or .resume.safetensors file).", rich_help_panel=RUN, show_default=False)] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", readable=False, help="Start a new run from a checkpoint's weights and vocabulary (fine-tuning).", rich_help_panel=RUN, show_default=False)] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over even if a checkpoint for this corpus exists (it will be overwritten).", rich_help_panel=RUN)] = False,
@@ -135,7 +136,7 @@ def train(
         "epochs": epochs, "max_steps": max_steps, "val_fraction": val_fraction, "seed": random_seed,
         "dropout": dropout, "schedule": schedule, "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
         "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
-        "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes,
+        "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes, "kernels": kernels,
     }
     console = ui.make_console()
     view: Any = None

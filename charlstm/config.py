@@ -16,6 +16,7 @@ from charlstm.errors import UsageError
 CELL_NAMES = ("lstm", "gru", "rnn")
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "linear")
+KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.kernels.CHOICES
 AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows per epoch
 MAX_VOCAB = 10_000  # more distinct characters than this: most likely a binary file
 FLAGS = {"num_layers": "--layers", "seed": "--random-seed"}  # where the option is not the field's name
@@ -86,6 +87,9 @@ class TrainConfig:
     sample_temperature: float = _opt(0.8, "Temperature of the progress samples.")
     keep: int = _opt(0, "Also keep the newest N per-epoch snapshots (0: only best and resume files).")
     save_minutes: float = _opt(5.0, "Also write the resume file every this many minutes within an epoch.")
+    kernels: str = _opt(
+        "auto", "The per-step math: numba (fused, compiled; pip install 'charlstm[fast]'), numpy, or auto (numba when installed)."
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -96,6 +100,7 @@ class TrainConfig:
             (self.seq_len >= 1, "--seq-len must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
+            (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
             (self.optimizer in OPTIMIZER_NAMES, f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)}"),
             (self.clip >= 0, "--clip must be >= 0 (0 disables clipping)"),
             (self.epochs >= 1, "--epochs must be at least 1"),

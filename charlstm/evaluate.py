@@ -10,6 +10,7 @@ import numpy as np
 
 from charlstm import model
 from charlstm.corpus import iter_windows, stream_length
+from charlstm.kernels import Kernels
 from charlstm.model import ModelConfig
 from charlstm.ops import cross_entropy_sum
 
@@ -37,6 +38,7 @@ def evaluate(
     B: int = 64,
     T: int = 100,
     cache: model.Cache | None = None,
+    kernels: Kernels | None = None,
 ) -> Evaluation:
     """Score every character of `ids` (N,) but the up to B−1 left over by the stream layout.
     Fewer streams are used when the text is shorter than B+1 characters. Passing the training
@@ -47,7 +49,7 @@ def evaluate(
     state = model.zero_state(config, B)
     total, count = 0.0, 0
     for x, y in iter_windows(ids, B, T):
-        logits, state, cache = model.forward(params, config, x, state, cache)
+        logits, state, cache = model.forward(params, config, x, state, cache, kernels=kernels)
         total += cross_entropy_sum(logits, y.reshape(-1))
         count += y.size
     return Evaluation(total / count, count)

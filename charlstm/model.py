@@ -23,6 +23,7 @@ import numpy as np
 
 from charlstm.cells import CELLS, Cell
 from charlstm.config import ModelConfig
+from charlstm.kernels import Kernels
 from charlstm.ops import Projection, project, project_backward, softmax_cross_entropy
 
 State = tuple[np.ndarray, ...]
@@ -112,10 +113,12 @@ def forward(
     cache: Cache | None = None,
     dropout: float = 0.0,
     rng: np.random.Generator | None = None,
+    kernels: Kernels | None = None,
 ) -> tuple[np.ndarray, State, Cache]:
     """Logits (T*B, V) for the ids x (T, B) starting from `state`; returns them (a buffer in the
     cache), the final state, and the cache. With dropout > 0 (training), an inverted-dropout mask
-    drawn from `rng` multiplies each layer's output before the next layer and the head."""
+    drawn from `rng` multiplies each layer's output before the next layer and the head. `kernels`:
+    the compiled per-step math to use where the cell has it (`charlstm.kernels`; None: NumPy)."""
     cell = CELLS[config.cell]
     T, B = x.shape
     cache = cache if cache is not None else Cache()
@@ -129,7 +132,7 @@ def forward(
         W_ih, W_hh, b_ih, b_hh = layer_params(params, config, k)
         cache.proj[k] = proj = project(inp, W_ih, scale, cache.proj[k])  # xa: (T, B, G)
         h_seq, layer_state, cache.layers[k] = cell.forward(
-            proj.xa, tuple(s[k] for s in state), W_hh, b_ih, b_hh, cache.layers[k]
+            proj.xa, tuple(s[k] for s in state), W_hh, b_ih, b_hh, cache.layers[k], kernels
         )
         final.append(layer_state)
         if dropout > 0.0:
@@ -168,6 +171,7 @@ def backward(
     dlogits: np.ndarray,
     cache: Cache,
     dstate: State | None = None,
+    kernels: Kernels | None = None,
 ) -> tuple[dict[str, np.ndarray], State]:
     """Gradients of every parameter from dlogits (T*B, V), and of the initial state.
     `dstate` is the gradient arriving at the final state (None: zero, truncated BPTT).
@@ -190,7 +194,7 @@ def backward(
         if cache.masks[k] is not None:
             dh_seq *= cache.masks[k]  # a buffer of the cache: the head's or the layer above's
         dfinal = tuple(d[k] for d in dstate) if dstate is not None else None
-        dxa, g, dstate0[k] = cell.backward(dh_seq, cache.layers[k], dfinal)
+        dxa, g, dstate0[k] = cell.backward(dh_seq, cache.layers[k], dfinal, kernels)
         grads[f"{c}.weight_ih_l{k}"], dx = project_backward(cache.proj[k], dxa)
         grads.update({f"{c}.{name}_l{k}": value for name, value in g.items()})
         dh_seq = dx
@@ -207,14 +211,15 @@ def loss_and_grads(
     cache: Cache | None = None,
     dropout: float = 0.0,
     rng: np.random.Generator | None = None,
+    kernels: Kernels | None = None,
 ) -> tuple[float, dict[str, np.ndarray], State, Cache]:
     """One window of truncated BPTT: mean cross-entropy (nats/char) of targets y (T, B) given ids
     x (T, B) from `state`, the gradients of every parameter (buffers of the cache, valid until its
     next use), the final state (to carry into the next window, detached), and the cache to pass
     back next time."""
-    logits, new_state, cache = forward(params, config, x, state, cache, dropout, rng)
+    logits, new_state, cache = forward(params, config, x, state, cache, dropout, rng, kernels)
     loss, dlogits = softmax_cross_entropy(logits, y.reshape(-1))
-    grads, _ = backward(params, config, dlogits, cache)
+    grads, _ = backward(params, config, dlogits, cache, kernels=kernels)
     return loss, grads, new_state, cache
 
 

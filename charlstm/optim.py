@@ -13,7 +13,9 @@ import math
 
 import numpy as np
 
+from charlstm import kernels as kernels_
 from charlstm.errors import UsageError
+from charlstm.kernels import Kernels
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
@@ -119,38 +121,27 @@ class Adam(Optimizer):
     buffers = ("exp_avg", "exp_avg_sq")
 
     def __init__(
-        self, params: dict[str, np.ndarray], beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+        self, params: dict[str, np.ndarray], beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+        kernels: Kernels | None = None,
     ) -> None:
         super().__init__(params)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.update = (kernels or kernels_.numpy()).adam_update  # NumPy reference or fused
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
         m = self.state[f"exp_avg.{name}"]
         v = self.state[f"exp_avg_sq.{name}"]
-        t = self.steps
-        # m ← β1 m + (1 − β1) g, in place as m ← β1 (m − g) + g; likewise v with g²
-        m -= g
-        m *= self.beta1
-        m += g
-        np.multiply(g, g, out=g)
-        v -= g
-        v *= self.beta2
-        v += g
-        denom = g  # reuse the gradient's memory
-        np.sqrt(v, out=denom)
-        denom *= 1.0 / math.sqrt(1.0 - self.beta2**t)
-        denom += self.eps
-        np.divide(m, denom, out=denom)
-        denom *= lr / (1.0 - self.beta1**t)
-        p -= denom
+        self.update(p, g, m, v, lr, self.beta1, self.beta2, self.eps, self.steps)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam, "rmsprop": RMSProp, "sgd": SGD}
 
 
-def make_optimizer(name: str, params: dict[str, np.ndarray]) -> Optimizer:
-    """The optimiser called `name` (adam, rmsprop or sgd) over `params`."""
+def make_optimizer(name: str, params: dict[str, np.ndarray], kernels: Kernels | None = None) -> Optimizer:
+    """The optimiser called `name` (adam, rmsprop or sgd) over `params`; Adam's update runs on
+    `kernels` (None: NumPy)."""
     try:
-        return OPTIMIZERS[name](params)
+        cls = OPTIMIZERS[name]
     except KeyError:
         raise UsageError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}") from None
+    return cls(params, kernels=kernels) if cls is Adam else cls(params)

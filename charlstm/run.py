@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from charlstm import kernels as kernels_
 from charlstm import model
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpus import Corpus
 from charlstm.errors import UsageError
+from charlstm.kernels import Kernels
 from charlstm.events import Event
 from charlstm.optim import Optimizer
 from charlstm.plan import resume_path_for
@@ -114,6 +116,7 @@ class Run:
     started_at: float = 0.0  # perf_counter() when this process began stepping
     elapsed_before: float = 0.0  # seconds of training before this process
     step_time: float | None = None  # seconds per step, smoothed
+    kernels: Kernels = field(default_factory=kernels_.numpy)  # the per-step math (NumPy or numba)
 
     @property
     def resume_path(self) -> Path:

@@ -38,6 +38,7 @@ from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
 from charlstm.generate import Sampling, sample
+from charlstm.kernels import load as load_kernels
 from charlstm.optim import clip_grad_norm, make_optimizer
 from charlstm.plan import RunPlan, resume_path_for
 from charlstm.run import Progress, Run, params_finite, restore, restore_snapshot, take_snapshot, to_checkpoint
@@ -135,7 +136,9 @@ def start_run(
         )
     source = resume or init
     params = {k: v.copy() for k, v in source.params.items()} if source else model.init_params(config, cfg.seed)
-    optimizer = make_optimizer(cfg.optimizer, params)
+    kernels = load_kernels(cfg.kernels)
+    kernels.warm_up(np.float32)  # compiles on the first run ever (~3 s), then loads from disk
+    optimizer = make_optimizer(cfg.optimizer, params, kernels)
     rng = np.random.default_rng(cfg.seed)
     state, progress = model.zero_state(config, cfg.batch_size), Progress()
     if resume is not None:
@@ -143,6 +146,7 @@ def start_run(
     run = Run(
         corpus, config, cfg, model_path, train_ids, val_ids, steps_per_epoch, total_steps,
         divergence_limit(config.vocab_size), fingerprint, params, optimizer, rng, state, progress, on_event,
+        kernels=kernels,
     )
     on_event(_started(run, resumed=resume is not None))
     run.snapshot = take_snapshot(run)
@@ -157,7 +161,7 @@ def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
     t0 = time.perf_counter()
     p, cfg = run.progress, run.cfg
     loss, grads, new_state, run.cache = model.loss_and_grads(
-        run.params, run.config, x, y, run.state, run.cache, cfg.dropout, run.rng
+        run.params, run.config, x, y, run.state, run.cache, cfg.dropout, run.rng, run.kernels
     )
     norm = clip_grad_norm(grads, cfg.clip)
     lr = learning_rate(cfg, p.step, run.total_steps) * p.lr_scale
@@ -195,7 +199,7 @@ def end_epoch(run: Run, train_loss: float) -> None:
     weights if they are the best so far (and an epoch snapshot with --keep)."""
     p, cfg = run.progress, run.cfg
     run.corpus.release()
-    ev = evaluate(run.params, run.config, run.val_ids, cfg.batch_size, cfg.seq_len, run.cache)
+    ev = evaluate(run.params, run.config, run.val_ids, cfg.batch_size, cfg.seq_len, run.cache, run.kernels)
     run.corpus.release()
     p.last_eval_step = p.step
     best = p.best_val_loss is None or ev.loss < p.best_val_loss

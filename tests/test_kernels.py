@@ -245,7 +245,44 @@ def test_load_numpy():
 
 def test_load_numba(numba_impl):
     k = kernels.load("numba")
-    assert (k.name, k.lstm_backward_gates, k.warm_up) == ("numba", numba_impl.lstm_backward_gates, numba_impl.warm_up)
+    assert (k.name, k.lstm_forward_gates, k.warm_up) == ("numba", numba_impl.lstm_forward_gates, numba_impl.warm_up)
+
+
+@pytest.mark.parametrize("L", [1, 2])
+def test_a_training_step_on_numba_equals_numpy(numba_impl, L):
+    """The whole step through the model — logits, final state, loss, every gradient, dstate0 — and
+    an Adam update, on the numba kernels equal the NumPy path (float32: to ~1e-5 relative)."""
+    from charlstm import model, optim
+
+    from conftest import random_model
+
+    V, H, T, B = 11, 32, 9, 6
+    config, params = random_model(V, H, L, seed=2, dtype=np.float32, scale=0.3)
+    rng = np.random.default_rng(3)
+    x, y = (rng.integers(0, V, (T, B)).astype(np.uint8) for _ in range(2))
+    state0 = tuple((rng.standard_normal((L, B, H)) * 0.5).astype(np.float32) for _ in range(2))
+    out = {}
+    for name in ("numpy", "numba"):
+        k = kernels.load(name)
+        logits, stateT, cache = model.forward(params, config, x, state0, kernels=k)
+        logits = logits.copy()
+        loss, dlogits = model.softmax_cross_entropy(logits.copy(), y.reshape(-1))
+        grads, dstate0 = model.backward(params, config, dlogits, cache, dstate=state0, kernels=k)
+        grads = {n: g.copy() for n, g in grads.items()}
+        stepped = {n: p.copy() for n, p in params.items()}
+        opt = optim.make_optimizer("adam", stepped, k)
+        for _ in range(3):
+            opt.step(stepped, {n: g.copy() for n, g in grads.items()}, 1e-2)
+        out[name] = (logits, stateT, loss, grads, dstate0, stepped)
+    (l0, s0, loss0, g0, d0, p0), (l1, s1, loss1, g1, d1, p1) = out["numpy"], out["numba"]
+    assert abs(loss0 - loss1) <= 1e-6 * abs(loss0)
+    np.testing.assert_allclose(l1, l0, rtol=1e-5, atol=1e-6)
+    for a, b in [*zip(s1, s0), *zip(d1, d0)]:
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for n in g0:
+        scale = np.abs(g0[n]).max()
+        assert np.abs(g1[n] - g0[n]).max() <= 1e-5 * scale, n
+        np.testing.assert_allclose(p1[n], p0[n], rtol=1e-5, atol=1e-6, err_msg=n)
 
 
 def test_importing_charlstm_kernels_does_not_import_numba():

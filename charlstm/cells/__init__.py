@@ -37,14 +37,17 @@ class Cell(Protocol):
 
     def forward(
         self, xa: np.ndarray, state0: tuple[np.ndarray, ...], W_hh: np.ndarray, b_ih: np.ndarray,
-        b_hh: np.ndarray, cache: Any = None,
+        b_hh: np.ndarray, cache: Any = None, kernels: Any = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...], Any]:
         """Run T steps from state0 ((B, H) each) given xa (T, B, G), which the cell may keep and
         overwrite. Returns h_seq (T, B, H) (a view into the cache), the final state (fresh
-        arrays) and the cache (pass it back next window to reuse its buffers)."""
+        arrays) and the cache (pass it back next window to reuse its buffers). `kernels`
+        (`charlstm.kernels.Kernels`, None: NumPy) is the compiled per-step math, for the cells
+        that have it (the LSTM; the GRU and RNN run on NumPy and ignore it)."""
 
     def backward(
-        self, dh_seq: np.ndarray, cache: Any, dstateT: tuple[np.ndarray | None, ...] | None = None
+        self, dh_seq: np.ndarray, cache: Any, dstateT: tuple[np.ndarray | None, ...] | None = None,
+        kernels: Any = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[np.ndarray, ...]]:
         """From dL/dh_t (T, B, H) and the gradient at the final state (None: zero): dxa (T, B, G),
         the gradient of W_ih x_t (unscaled); {"weight_hh", "bias_ih", "bias_hh"}; dstate0."""

@@ -80,6 +80,7 @@ def forward(
     b_ih: np.ndarray,
     b_hh: np.ndarray,
     cache: Cache | None = None,
+    kernels: object = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray], Cache]:
     """T steps from state0 = (h0,), (B, H), given xa = W_ih x_t (T, B, 3H)."""
     (h0,) = state0
@@ -109,7 +110,7 @@ def forward(
 
 
 def backward(
-    dh_seq: np.ndarray, cache: Cache, dstateT: tuple[np.ndarray | None, ...] | None = None
+    dh_seq: np.ndarray, cache: Cache, dstateT: tuple[np.ndarray | None, ...] | None = None, kernels: object = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[np.ndarray]]:
     """d(W_ih x + b_ih) (T, B, 3H) (the cache's G buffer), {"weight_hh", "bias_ih", "bias_hh"}, (dh0,)."""
     G, h = cache.G, cache.h

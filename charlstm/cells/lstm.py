@@ -35,7 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from charlstm import kernels as kernels_
 from charlstm.cells.common import hidden_with_ones, recurrent_operand, uniform_layer
+from charlstm.kernels import Kernels
 
 NUM_GATES = 4
 STATE_NAMES = ("h", "c")
@@ -184,13 +186,16 @@ def forward(
     b_ih: np.ndarray,
     b_hh: np.ndarray,
     cache: Cache | None = None,
+    kernels: Kernels | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], Cache]:
     """Run the cell over T steps from state0 = (h0, c0), (B, H) each.
 
     xa: (T, B, 4H) the scaled input projection s ⊙ W_ih x_t (`ops.project` with `input_scale`),
-    kept by the cache and overwritten. Returns h_seq (T, B, H) — a view into the cache, valid
-    until the cache is reused — the final state (hT, cT) as fresh arrays, and the cache.
+    kept by the cache and overwritten. kernels: the gate math's implementation (`charlstm.kernels`;
+    None: the NumPy reference, `kernels.numpy_ref`). Returns h_seq (T, B, H) — a view into the
+    cache, valid until the cache is reused — the final state (hT, cT) as fresh arrays, and the cache.
     """
+    gates_forward = (kernels or kernels_.numpy()).lstm_forward_gates
     h0, c0 = state0
     T = xa.shape[0]
     H = W_hh.shape[1]
@@ -199,31 +204,21 @@ def forward(
     recurrent_operand(W_hh, b_ih + b_hh, gate_scale(H, G.dtype), cache.W_rec, cache.pad)  # (H+1, 4H)
     h[0, :, :H] = h0
     c[0] = c0
-    ig = tmp[:, :H]  # (B, H) scratch
     for t in range(T):
         a = G[t]  # (B, 4H)
         np.matmul(h[t], cache.W_rec, out=tmp)  # [h_{t-1}, 1] @ [s ⊙ W_hh^T; s ⊙ b]
         a += tmp
-        np.tanh(a, out=a)
-        # σ(x) = ½ tanh(x/2) + ½ on the i, f and o blocks, with scalar operands (cheaper than
-        # broadcasting a (4H,) vector over the whole block); the g block is tanh(a_g) already
-        i_f, o = a[:, : 2 * H], a[:, 3 * H :]
-        i_f *= 0.5
-        i_f += 0.5
-        o *= 0.5
-        o += 0.5
-        i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H]
+        # i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o) in place of â;
         # c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
-        np.multiply(f, c[t], out=c[t + 1])
-        np.multiply(i, g, out=ig)
-        c[t + 1] += ig
-        np.tanh(c[t + 1], out=tanh_c[t])
-        np.multiply(o, tanh_c[t], out=h[t + 1, :, :H])
+        gates_forward(a, c[t], c[t + 1], tanh_c[t], h[t + 1, :, :H])
     return h[1:, :, :H], (h[T, :, :H].copy(), c[T].copy()), cache
 
 
 def backward(
-    dh_seq: np.ndarray, cache: Cache, dstateT: tuple[np.ndarray | None, ...] | None = None
+    dh_seq: np.ndarray,
+    cache: Cache,
+    dstateT: tuple[np.ndarray | None, ...] | None = None,
+    kernels: Kernels | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Backpropagate through the window.
 
@@ -235,37 +230,22 @@ def backward(
     "bias_hh"} summed over all steps — buffers of the cache too, rewritten by its next backward —
     and (dh0, dc0).
     """
+    gates_backward = (kernels or kernels_.numpy()).lstm_backward_gates
     G, c, tanh_c, h = cache.G, cache.c, cache.tanh_c, cache.h
     T, B, H4 = G.shape
     H = H4 // 4
     dtype = G.dtype
     dhT, dcT = dstateT if dstateT is not None else (None, None)
     dh = np.empty((B, H), dtype)
-    dc = np.empty((B, H), dtype)
     dh_next = np.zeros((B, H), dtype) if dhT is None else dhT.astype(dtype, copy=True)
     dc_next = np.zeros((B, H), dtype) if dcT is None else dcT.astype(dtype, copy=True)
-    dG, deriv = cache.tmp, cache.tmp2  # (B, 4H) each
-    di, df, dg, do = dG[:, :H], dG[:, H : 2 * H], dG[:, 2 * H : 3 * H], dG[:, 3 * H :]
+    work = (cache.tmp, cache.tmp2, np.empty((B, H), dtype))  # scratch of the NumPy gate math
     for t in reversed(range(T)):
-        gates = G[t]  # (B, 4H)
-        i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
         np.add(dh_seq[t], dh_next, out=dh)
-        # dc = dh ⊙ o ⊙ (1 − tanh²c) + dc_next, with o ⊙ (1 − tanh²c) = o − h ⊙ tanh c
-        np.multiply(h[t + 1, :, :H], tanh_c[t], out=dc)
-        np.subtract(o, dc, out=dc)
-        dc *= dh
-        dc += dc_next
-        np.multiply(dc, g, out=di)
-        np.multiply(dc, c[t], out=df)
-        np.multiply(dc, i, out=dg)
-        np.multiply(dh, tanh_c[t], out=do)
-        np.multiply(dc, f, out=dc_next)
-        # through the activations: σ' = σ (1 − σ), tanh' = 1 − g² = (1 − g)(1 + g)
-        np.subtract(1, gates, out=deriv)
-        g += 1
-        deriv *= gates
-        np.multiply(dG, deriv, out=gates)  # G[t] now holds da_t
-        np.matmul(gates, cache.W_hh, out=dh_next)
+        # dc_t = dh ⊙ o ⊙ (1 − tanh² c_t) + dc_{t+1} ⊙ f_{t+1};  di = dc ⊙ g, df = dc ⊙ c_{t-1},
+        # dg = dc ⊙ i, do = dh ⊙ tanh c_t; then through σ' and tanh' into da_t, in place of G[t]
+        gates_backward(G[t], dh, dc_next, c[t], tanh_c[t], h[t + 1, :, :H], work)
+        np.matmul(G[t], cache.W_hh, out=dh_next)
     if cache.grads is None:
         cache.grads = {"weight_hh": np.empty((H4, H), dtype), "bias_ih": np.empty(H4, dtype), "bias_hh": np.empty(H4, dtype)}
         cache.dWb = np.empty((H4, H + 1), dtype)

@@ -63,6 +63,7 @@ def forward(
     b_ih: np.ndarray,
     b_hh: np.ndarray,
     cache: Cache | None = None,
+    kernels: object = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray], Cache]:
     """T steps from state0 = (h0,), (B, H), given xa = W_ih x_t (T, B, H)."""
     (h0,) = state0
@@ -79,7 +80,7 @@ def forward(
 
 
 def backward(
-    dh_seq: np.ndarray, cache: Cache, dstateT: tuple[np.ndarray | None, ...] | None = None
+    dh_seq: np.ndarray, cache: Cache, dstateT: tuple[np.ndarray | None, ...] | None = None, kernels: object = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[np.ndarray]]:
     """da (T, B, H) (the cache's A buffer), {"weight_hh", "bias_ih", "bias_hh"}, (dh0,)."""
     A, h = cache.A, cache.h

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from charlstm.config import KERNEL_NAMES as CHOICES
 from charlstm.errors import UsageError
-
-CHOICES = ("auto", "numpy", "numba")
 
 
 @dataclass(frozen=True)
@@ -60,15 +59,27 @@ def resolve(name: str) -> str:
 
 def load(name: str = "auto") -> Kernels:
     """The kernels of `resolve(name)`, importing (for numba) the compiled module."""
-    path = resolve(name)
+    return _load(resolve(name))
+
+
+@functools.cache
+def _load(path: str) -> Kernels:
     if path == "numba":
         module = importlib.import_module("charlstm.kernels.numba_impl")
-        warm_up = module.warm_up
-    else:
-        module = importlib.import_module("charlstm.kernels.numpy_ref")
-        warm_up = _nothing
-    return Kernels(path, module.lstm_forward_gates, module.lstm_backward_gates, module.adam_update, warm_up)
+        backward = module.lstm_backward_gates
+
+        def lstm_backward_gates(gates, dh, dc_next, c_prev, tanh_c, h, work=None):  # type: ignore[no-untyped-def]
+            backward(gates, dh, dc_next, c_prev, tanh_c, h)  # fused: needs no scratch
+
+        return Kernels(path, module.lstm_forward_gates, lstm_backward_gates, module.adam_update, module.warm_up)
+    module = importlib.import_module("charlstm.kernels.numpy_ref")
+    return Kernels(path, module.lstm_forward_gates, module.lstm_backward_gates, module.adam_update, _nothing)
 
 
 def _nothing(dtype: Any) -> None:
     pass
+
+
+def numpy() -> Kernels:
+    """The NumPy kernels: the reference, and the default wherever no kernels are passed."""
+    return _load("numpy")

@@ -2,7 +2,7 @@
 
 Shapes: B batch rows, H hidden units; a (B, 4H) gate block holds i, f, g, o in blocks of H. The
 pre-activations arrive scaled, â = s ⊙ a with s = (½, ½, 1, ½) per block, so that one tanh over the
-whole block gives all four gates: σ(a) = ½ tanh(â) + ½ and g = tanh(a_g). See `charlstm.lstm`.
+whole block gives all four gates: σ(a) = ½ tanh(â) + ½ and g = tanh(a_g). See `charlstm.cells.lstm`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def lstm_forward_gates(a: np.ndarray, c_prev: np.ndarray, c: np.ndarray, tanh_c:
 
 
 def lstm_backward_gates(
-    gates: np.ndarray, dh: np.ndarray, dc_next: np.ndarray, c_prev: np.ndarray, tanh_c: np.ndarray, h: np.ndarray
+    gates: np.ndarray, dh: np.ndarray, dc_next: np.ndarray, c_prev: np.ndarray, tanh_c: np.ndarray, h: np.ndarray,
+    work: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """One step of backpropagation through the gates, in place.
 
@@ -46,15 +47,15 @@ def lstm_backward_gates(
     unscaled a). dh (B, H): the whole gradient arriving at h_t (from above and from step t+1).
     dc_next (B, H): the gradient arriving at c_t from c_{t+1} in; dc_t ⊙ f, the gradient passed on
     to c_{t-1}, out. c_prev, tanh_c, h (B, H): c_{t-1}, tanh(c_t), h_t of the forward step (h may
-    be a strided view).
+    be a strided view). work: scratch (B, 4H), (B, 4H), (B, H), so the time loop allocates
+    nothing (made here when not given).
     """
     H = dh.shape[1]
+    dG, deriv, dc = work if work is not None else (np.empty_like(gates), np.empty_like(gates), np.empty_like(dh))
     i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
-    dG = np.empty_like(gates)
-    deriv = np.empty_like(gates)
     di, df, dg, do = dG[:, :H], dG[:, H : 2 * H], dG[:, 2 * H : 3 * H], dG[:, 3 * H :]
     # dc = dh ⊙ o ⊙ (1 − tanh²c) + dc_next, with o ⊙ (1 − tanh²c) = o − h ⊙ tanh c
-    dc = np.multiply(h, tanh_c)
+    np.multiply(h, tanh_c, out=dc)
     np.subtract(o, dc, out=dc)
     dc *= dh
     dc += dc_next
