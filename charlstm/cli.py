@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -546,7 +548,25 @@ def _view_input(checkpoint: Path | None, text_file: Path, max_chars: int) -> tup
 
 
 def _emit_json(record: Any) -> None:
-    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    try:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+@contextmanager
+def _report() -> Iterator[Any]:
+    """The console a view draws on (stdout, made UTF-8); a reader that goes away (`| head`)
+    ends the command quietly."""
+    from charlstm import ui_views
+
+    _open_output(None)
+    try:
+        yield ui_views.make_console()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
 
 
 def _show_surprisal(ckpt: Any, text: str, top: int, max_chars: int, as_json: bool) -> dict[str, Any] | None:
@@ -561,8 +581,8 @@ def _show_surprisal(ckpt: Any, text: str, top: int, max_chars: int, as_json: boo
     s = probe.surprisal(probe.trace(ckpt.params, ckpt.config, tx.ids), top)
     if as_json:
         return ui_views.surprisal_record(tx.text, s, ckpt.vocab.chars)
-    _open_output(None)
-    ui_views.surprisal_view(ui_views.make_console(), tx.text, s, ckpt.vocab.chars, top)
+    with _report() as console:
+        ui_views.surprisal_view(console, tx.text, s, ckpt.vocab.chars, top)
     return None
 
 
@@ -585,7 +605,7 @@ def neurons(
     --find bracket` ranks all units by how well they follow the bracket nesting depth. The value
     at a character is the unit's after reading it. Piped, each character is a row with its value.
     """
-    from charlstm import probe, ui_views
+    from charlstm import probe
     from charlstm.errors import CharLSTMError
 
     if (unit is None) == (find is None):
@@ -594,34 +614,51 @@ def neurons(
         _usage("--top must be at least 1")
     try:
         ckpt, tx = _view_input(checkpoint, text_file, max_chars)
-        config = ckpt.config
-        what = what or probe.QUANTITIES[config.cell][0]
-        if what not in probe.QUANTITIES[config.cell]:
-            _usage(f"--what {what!r}: a {config.cell.upper()} has {', '.join(probe.QUANTITIES[config.cell])}")
-        if layer is not None and not 0 <= layer < config.num_layers:
-            _usage(f"--layer {layer}: the model has layers 0 to {config.num_layers - 1}")
-        if unit is not None and not 0 <= unit < config.hidden_size:
-            _usage(f"--unit {unit}: the layers have units 0 to {config.hidden_size - 1}")
-        tr = probe.trace(ckpt.params, config, tx.ids)
+        what = what or probe.QUANTITIES[ckpt.config.cell][0]
+        _check_unit_options(ckpt.config, what, layer, unit)
+        tr = probe.trace(ckpt.params, ckpt.config, tx.ids)
         if find is not None:
-            layers = list(range(config.num_layers)) if layer is None else [layer]
-            f = probe.feature(tx.text, find)
-            scores = probe.rank_units(tr, f, what, layers, top)
+            return _find_units(tr, tx.text, find, what, layer, top, as_json)
     except CharLSTMError as exc:
         _fail(exc)
-    if find is not None:
-        values = [tr.values(s.layer, what)[:, s.unit] for s in scores]
-        if as_json:
-            return _emit_json(ui_views.find_record(tx.text, find, f, scores, values))
-        _open_output(None)
-        return ui_views.find_view(ui_views.make_console(), tx.text, find, f, scores, values, what in probe.SIGMOID)
-    k = config.num_layers - 1 if layer is None else layer
-    values = tr.values(k, what)[:, unit]
+    assert unit is not None
+    _show_unit(tr, ckpt.config, tx.text, what, ckpt.config.num_layers - 1 if layer is None else layer, unit, as_json)
+
+
+def _check_unit_options(config: Any, what: str, layer: int | None, unit: int | None) -> None:
+    from charlstm.probe import QUANTITIES
+
+    if what not in QUANTITIES[config.cell]:
+        _usage(f"--what {what!r}: a {config.cell.upper()} has {', '.join(QUANTITIES[config.cell])}")
+    if layer is not None and not 0 <= layer < config.num_layers:
+        _usage(f"--layer {layer}: the model has layers 0 to {config.num_layers - 1}")
+    if unit is not None and not 0 <= unit < config.hidden_size:
+        _usage(f"--unit {unit}: the layers have units 0 to {config.hidden_size - 1}")
+
+
+def _find_units(tr: Any, text: str, find: str, what: str, layer: int | None, top: int, as_json: bool) -> None:
+    """neurons --find: rank the units of `what` (in `layer`, or all) by |r| with the feature."""
+    from charlstm import probe, ui_views
+
+    layers = list(range(len(tr.layers))) if layer is None else [layer]
+    f = probe.feature(text, find)
+    scores = probe.rank_units(tr, f, what, layers, top)
+    values = [tr.values(s.layer, what)[:, s.unit] for s in scores]
     if as_json:
-        return _emit_json(ui_views.neuron_record(tx.text, k, unit, what, values))
-    _open_output(None)
-    title = f"layer {k} unit {unit} ({what}) of a {config.num_layers}×{config.hidden_size} {config.cell.upper()}"
-    ui_views.neuron_view(ui_views.make_console(), tx.text, values, title, what in probe.SIGMOID)
+        return _emit_json(ui_views.find_record(text, find, f, scores, values))
+    with _report() as console:
+        ui_views.find_view(console, text, find, f, scores, values, what in probe.SIGMOID)
+
+
+def _show_unit(tr: Any, config: Any, text: str, what: str, layer: int, unit: int, as_json: bool) -> None:
+    from charlstm import probe, ui_views
+
+    values = tr.values(layer, what)[:, unit]
+    if as_json:
+        return _emit_json(ui_views.neuron_record(text, layer, unit, what, values))
+    title = f"layer {layer} unit {unit} ({what}) of a {config.num_layers}×{config.hidden_size} {config.cell.upper()}"
+    with _report() as console:
+        ui_views.neuron_view(console, text, values, title, what in probe.SIGMOID)
 
 
 @app.command()
@@ -651,8 +688,8 @@ def gates(
         _note("a vanilla RNN has no gates; shown instead: how often its tanh output h is below −0.9 or above 0.9")
     if as_json:
         return _emit_json({"cell": ckpt.config.cell, "steps": len(tx.ids), "gates": ui_views.gates_record(rows)})
-    _open_output(None)
-    ui_views.gates_view(ui_views.make_console(), rows, len(tx.ids))
+    with _report() as console:
+        ui_views.gates_view(console, rows, len(tx.ids))
 
 
 @app.command()
@@ -682,8 +719,8 @@ def gradients(
         _fail(exc)
     if as_json:
         return _emit_json({"cell": ckpt.config.cell, "max_lag": max_lag, **ui_views.gradients_record(flow)})
-    _open_output(None)
-    ui_views.gradients_view(ui_views.make_console(), flow, ckpt.config.cell)
+    with _report() as console:
+        ui_views.gradients_view(console, flow, ckpt.config.cell)
 
 
 @app.command()
@@ -709,7 +746,8 @@ def gradcheck(
     if as_json:
         _emit_json(ui_views.gradcheck_record(results))
     else:
-        ui_views.gradcheck_view(ui_views.make_console(), results, EPS)
+        with _report() as console:
+            ui_views.gradcheck_view(console, results, EPS)
     if not all(r.passed for r in results):
         raise typer.Exit(1)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.color import Color
@@ -19,8 +19,10 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from charlstm.probe import GateSaturation, GradcheckResult, GradientFlow, Surprisal, UnitScore
 from charlstm.ui import escape_char
+
+if TYPE_CHECKING:
+    from charlstm.probe import GateSaturation, GradcheckResult, GradientFlow, Surprisal, UnitScore
 
 RGB = tuple[int, int, int]
 WHITE: RGB = (255, 255, 255)
@@ -29,9 +31,18 @@ RED: RGB = (178, 24, 43)
 SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍"}  # what a coloured invisible character looks like
 
 
+class ReportConsole(Console):
+    """A console whose closed pipe (`| head`) is the caller's to handle: Rich's own handler
+    exits with status 1, but a reader that has seen enough is no failure."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def make_console() -> Console:
     """The report console, on stdout; Rich turns colour off when stdout is not a terminal."""
-    return Console(highlight=False)
+    return ReportConsole(highlight=False)
 
 
 # ------------------------------------------------------------------------------------- colours
@@ -119,7 +130,7 @@ def find_view(
 ) -> None:
     """The units that track a feature best: a ranked table, then each unit over the text
     (terminal), or the table and `t  char  feature  unit1  unit2 …` rows (plain)."""
-    console.print(Text(f"units that track {name!r} (|Pearson r| over {len(text):,} characters)", style="bold"), soft_wrap=True)
+    console.print(Text(f"units that track '{name}' (|Pearson r| over {len(text):,} characters)", style="bold"), soft_wrap=True)
     table = Table()
     for col in ("rank", "layer", "unit", "quantity", "r"):
         table.add_column(col, justify="right")
@@ -127,7 +138,7 @@ def find_view(
         table.add_row(str(rank), str(s.layer), str(s.unit), s.what, f"{s.r:+.3f}")
     console.print(table)
     if console.is_terminal:
-        console.print(Text(f"feature {name!r}", style="bold"))
+        console.print(Text(f"feature '{name}'", style="bold"))
         fmax = float(np.abs(f).max()) or 1.0
         console.print(coloured_text(text, [diverging(float(v) / fmax) for v in f]))
         for rank, (s, v) in enumerate(zip(scores, values), 1):
