@@ -212,7 +212,12 @@ def surprisal_record(text: str, s: Surprisal, chars: Sequence[str]) -> dict[str,
 # --------------------------------------------------------------------------------- saturation
 
 SCATTER_W, SCATTER_H = 21, 9
-DOTS = "·•●"  # 1, 2–3, 4+ units in one cell
+DOTS = "·•●█"
+
+
+def dot_levels(H: int) -> list[int]:
+    """Fewest units in a plot cell for each glyph of DOTS: 1, then ≥ 1%, 5% and 20% of the units."""
+    return [1, max(2, math.ceil(0.01 * H)), max(3, math.ceil(0.05 * H)), max(4, math.ceil(0.2 * H))]
 
 
 def scatter(left: np.ndarray, right: np.ndarray) -> list[str]:
@@ -221,10 +226,11 @@ def scatter(left: np.ndarray, right: np.ndarray) -> list[str]:
     counts = np.zeros((SCATTER_H, SCATTER_W), int)
     for x, y in zip(left, right):
         counts[SCATTER_H - 1 - round(y * (SCATTER_H - 1)), round(x * (SCATTER_W - 1))] += 1
+    levels = dot_levels(len(left))
     rows = []
     for j, row in enumerate(counts):
         axis = "1 ┤" if j == 0 else ("0 ┤" if j == SCATTER_H - 1 else "  │")
-        rows.append(axis + "".join(" " if n == 0 else DOTS[0 if n == 1 else (1 if n < 4 else 2)] for n in row))
+        rows.append(axis + "".join(" " if n == 0 else DOTS[sum(n >= m for m in levels) - 1] for n in row))
     rows.append("  └" + "─" * SCATTER_W)
     rows.append("   0" + " " * (SCATTER_W - 2) + "1")
     return rows
@@ -240,7 +246,9 @@ def gates_view(console: Console, rows: list[GateSaturation], steps: int) -> None
         neither = 1.0 - g.left_fraction - g.right_fraction
         table.add_row(str(g.layer), g.gate, f"{g.low:g}", f"{g.high:g}", f"{g.left_fraction:.1%}", f"{g.right_fraction:.1%}", f"{neither:.1%}")
     console.print(table)
-    console.print(Text("per unit: x = fraction of steps left-saturated, y = right-saturated (· 1 unit, • 2–3, ● 4+)", style="dim"), soft_wrap=True)
+    levels = dot_levels(len(rows[0].left))
+    key = ", ".join(f"{d} {m}+" for d, m in zip(DOTS, levels))
+    console.print(Text(f"per unit: x = fraction of steps left-saturated, y = right-saturated (units per cell: {key})", style="dim"), soft_wrap=True)
     for layer in sorted({g.layer for g in rows}):
         gates = [g for g in rows if g.layer == layer]
         plots = [scatter(g.left, g.right) for g in gates]
@@ -299,12 +307,13 @@ def gradients_view(console: Console, flow: GradientFlow, cell: str) -> None:
     console.print(Text(
         f"mean ‖∂L_t/∂state_(t−k)‖ over {len(flow.positions)} positions t, {cell.upper()}; "
         f"bars on a log scale from {lo:.1e} to {hi:.1e}", style="bold"), soft_wrap=True)
-    console.print(f"{'k':>4}  " + "  ".join(f"{name:<{BAR + 9}}" for name, _ in series), markup=False)
+    width = max(8, min(BAR, (console.width - 6) // len(series) - 11))  # 4 series fit 80 columns
+    console.print(f"{'k':>4}  " + "  ".join(f"{name:<{width + 9}}" for name, _ in series), markup=False, soft_wrap=True)
     colours = ["cyan", "magenta", "green", "yellow"]
     for k in range(len(series[0][1])):
         row = Text(f"{k:>4}  ")
         for j, (_, s) in enumerate(series):
-            row.append(log_bar(float(s[k]), lo, hi), style=colours[j % len(colours)] if console.is_terminal else "")
+            row.append(log_bar(float(s[k]), lo, hi, width), style=colours[j % len(colours)] if console.is_terminal else "")
             row.append(f" {s[k]:.2e}  ")
         console.print(row, soft_wrap=True)
     for name, s in series:
