@@ -156,7 +156,7 @@ def test_one_unit_piped_values_are_the_trace(bracket_model):
 
 def test_neurons_usage_errors(bracket_model, tmp_path):
     path, _ = bracket_model
-    for args, fragment in ((["--unit", "99"], "--unit 99"), ([], "--unit N"), (["--find", "(unclosed"], "regular expression")):
+    for args, fragment in ((["--unit", "99"], "--unit 99"), (["--find", "(unclosed"], "regular expression")):
         result = run_cli("neurons", str(BRACKETS), "-c", str(path), *args)
         assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr
     rnn = random_checkpoint(tmp_path, "rnn", "ab(c)\n")
@@ -266,8 +266,6 @@ def test_gradients_bars_piped_and_on_a_terminal(bracket_model, tmp_path):
     text.write_text("ab(c)\n" * 20)
     rnn = json.loads(run_cli("gradients", str(text), "-c", str(random_checkpoint(tmp_path, "rnn", "ab(c)\n")), "-K", "5", "--json").stdout)
     assert rnn["c"] is None and len(rnn["h"]) == 2 and len(rnn["h"][0]) == 6
-    short = run_cli("gradients", str(text), "-c", str(path), "-K", "500")
-    assert short.returncode == 2 and "too few" in short.stderr
 
 
 # ---------------------------------------------------------------------------------- gradcheck
