@@ -1,5 +1,4 @@
-"""The command line: `charlstm train | sample | inspect | eval`, and the views `neurons | gates |
-gradients | gradcheck`.
+"""The command line: `charlstm train | sample | inspect | eval`.
 
 A thin layer: it declares and checks options, calls the library, renders its events through `ui`,
 and turns the library's errors into one red line on stderr and an exit code (1: failed, 2: bad
@@ -12,8 +11,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -513,9 +510,13 @@ def inspect(
 
 
 # ------------------------------------------------------------------------------------------ views
-# neurons, gates, gradients (and eval --show) read a checkpoint and a text: the text is the one
-# argument, the checkpoint an option (--checkpoint/-c, default: the newest in ./checkpoints), as
-# in `sample`, so `charlstm gates FILE` never has to guess which argument is which.
+# neurons, gates, gradients, gradcheck and eval --show (docs/understanding.md). They read a
+# checkpoint and a text: the text is the one argument, the checkpoint an option (--checkpoint/-c,
+# default: the newest in ./checkpoints), as in `sample`, so `charlstm gates FILE` never has to
+# guess which argument is which. (The section's imports are here to keep it self-contained.)
+
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
 VIEW_MAX_CHARS = 2000
 CheckpointOption = Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to look into (default: the newest in ./checkpoints).", show_default=False)]
