@@ -120,9 +120,9 @@ def neuron_view(console: Console, text: str, values: np.ndarray, title: str, sig
         console.print(Text(f"range of this unit here: {values.min():+.3f} .. {values.max():+.3f}", style="dim"))
         return
     console.print(f"# {title}; values {values.min():+.4f} .. {values.max():+.4f}", soft_wrap=True, markup=False)
-    console.print(f"{'t':>5}  {'char':<4} value", markup=False)
+    console.print(f"{'t':>5}  {'char':<4} value", markup=False, soft_wrap=True)
     for t, (ch, v) in enumerate(zip(text, values)):
-        console.print(f"{t:>5}  {char_cell(ch):<4} {v:+.4f}", markup=False, highlight=False)
+        console.print(f"{t:>5}  {char_cell(ch):<4} {v:+.4f}", markup=False, soft_wrap=True)
 
 
 def find_view(
@@ -148,10 +148,10 @@ def find_view(
         console.print(legend("low", "high", diverging, -1.0, 1.0, "value"))
         return
     heads = [f"L{s.layer}u{s.unit}" for s in scores]
-    console.print(f"{'t':>5}  {'char':<4} {'feature':>8} " + " ".join(f"{h:>8}" for h in heads), markup=False)
+    console.print(f"{'t':>5}  {'char':<4} {'feature':>8} " + " ".join(f"{h:>8}" for h in heads), markup=False, soft_wrap=True)
     for t, ch in enumerate(text):
         cells = " ".join(f"{float(v[t]):>+8.4f}" for v in values)
-        console.print(f"{t:>5}  {char_cell(ch):<4} {f[t]:>8g} {cells}", markup=False, highlight=False)
+        console.print(f"{t:>5}  {char_cell(ch):<4} {f[t]:>8g} {cells}", markup=False, soft_wrap=True)
 
 
 def neuron_record(text: str, layer: int, unit: int, what: str, values: np.ndarray) -> dict[str, Any]:
@@ -189,7 +189,7 @@ def surprisal_view(console: Console, text: str, s: Surprisal, chars: Sequence[st
 def _surprisal_rows(console: Console, text: str, s: Surprisal, chars: Sequence[str], top: int, scale: float) -> None:
     """`t  char  bits  guess1 p1  guess2 p2 …`, the char cell coloured on a terminal."""
     head = f"{'t':>5}  {'char':<4} {'bits':>6}" + "".join(f"  {'guess' + str(j + 1):<5} {'p':>5}" for j in range(top))
-    console.print(head, markup=False)
+    console.print(head, markup=False, soft_wrap=True)
     for t in range(len(s.bits)):
         ch = text[t + 1]
         row = Text(f"{t + 1:>5}  ")
