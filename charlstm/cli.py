@@ -374,6 +374,9 @@ def eval_(
     encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
     errors: Annotated[str, typer.Option(help="strict or replace (undecodable bytes become U+FFFD).")] = "strict",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    show: Annotated[bool, typer.Option("--show", help="Also show the text with each character coloured by its surprisal in bits (one stream from the zero state; plain rows when piped).")] = False,
+    top: Annotated[int, typer.Option("--top", help="With --show: also list the model's K most likely guesses for each character (implies --show).")] = 0,
+    max_chars: Annotated[int, typer.Option("--max-chars", help="With --show: show the first N characters the model knows.")] = 2000,
 ) -> None:
     """Score a text file with a model: loss in nats/char, bits/char and perplexity.
 
@@ -382,6 +385,10 @@ def eval_(
     character but the first of each stream is predicted and scored. Characters outside the
     model's vocabulary cannot be scored: they are left out (the text around them is scored as if
     they were not there) and counted in the report.
+
+    --show colours the first --max-chars characters by their surprisal, −log2 p of each
+    character given the ones before it, read as one stream from the zero state; their mean
+    equals this command's bits/char with -B 1 on those characters.
     """
     from charlstm import checkpoint as ckpt_io
     from charlstm import ui
@@ -389,6 +396,9 @@ def eval_(
 
     if batch_size < 1 or seq_len < 1:
         _usage("--batch-size and --seq-len must be at least 1")
+    if top < 0 or max_chars < 2:
+        _usage("--top must be >= 0 and --max-chars at least 2")
+    show = show or top > 0
     if errors not in ("strict", "replace"):
         _usage("--errors must be strict or replace")
     try:
@@ -415,6 +425,8 @@ def eval_(
         "bits_per_char": result.bits_per_char,
         "perplexity": result.perplexity,
     }
+    if show:
+        report["surprisal"] = _show_surprisal(ckpt, text, top, max_chars, as_json)
     if as_json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     else:
@@ -444,6 +456,250 @@ def inspect(
         sys.stdout.write(json.dumps(info, ensure_ascii=False, indent=2) + "\n")
         return
     ui.checkpoint_table(info, ui.make_console(stdout=True), show_samples=samples)
+
+
+# ------------------------------------------------------------------------------------------ views
+# neurons, gates, gradients, gradcheck and eval --show (docs/understanding.md). They read a
+# checkpoint and a text: the text is the one argument, the checkpoint an option (--checkpoint/-c,
+# default: the newest in ./checkpoints), as in `sample`, so `charlstm gates FILE` never has to
+# guess which argument is which. (The section's imports are here to keep it self-contained.)
+
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+VIEW_MAX_CHARS = 2000
+CheckpointOption = Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to look into (default: the newest in ./checkpoints).", show_default=False)]
+TextArgument = Annotated[Path, typer.Argument(readable=False, help="UTF-8 text file to run the model over.", show_default=False)]
+MaxCharsOption = Annotated[int, typer.Option("--max-chars", help="Use only the first N characters the model knows (the trace is one stream, step by step).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead.")]
+
+
+def _view_input(checkpoint: Path | None, text_file: Path, max_chars: int) -> tuple[Any, Any]:
+    """The checkpoint and the traced part of the text; notes on stderr for what was left out."""
+    from charlstm import checkpoint as ckpt_io
+    from charlstm.errors import CorpusError
+    from charlstm.probe import text_ids
+    from charlstm.textio import read_text
+
+    if max_chars < 2:
+        _usage("--max-chars must be at least 2")
+    path = checkpoint or ckpt_io.find_latest()
+    ckpt = ckpt_io.load(path)
+    tx = text_ids(ckpt.vocab, read_text(text_file), max_chars)
+    if len(tx.ids) < 2:
+        raise CorpusError(f"{text_file}: fewer than two characters the model knows; nothing to show")
+    if checkpoint is None:
+        _note(f"using {path}")
+    if tx.unknown:
+        _note(f"left out {tx.unknown:,} characters that are not in the model's vocabulary")
+    if tx.total > len(tx.ids):
+        _note(f"using the first {len(tx.ids):,} of {tx.total:,} characters (--max-chars)")
+    return ckpt, tx
+
+
+def _emit_json(record: Any) -> None:
+    try:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+@contextmanager
+def _report() -> Iterator[Any]:
+    """The console a view draws on (stdout, made UTF-8); a reader that goes away (`| head`)
+    ends the command quietly."""
+    from charlstm import ui_views
+
+    _open_output(None)
+    try:
+        yield ui_views.make_console()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+def _show_surprisal(ckpt: Any, text: str, top: int, max_chars: int, as_json: bool) -> dict[str, Any] | None:
+    """eval --show: the surprisal view of the first max_chars characters (or its JSON record)."""
+    from charlstm import probe, ui_views
+
+    tx = probe.text_ids(ckpt.vocab, text, max_chars)
+    if len(tx.ids) < 2:
+        return None
+    if tx.total > len(tx.ids):
+        _note(f"--show: the first {len(tx.ids):,} of {tx.total:,} characters (--max-chars)")
+    s = probe.surprisal(probe.trace(ckpt.params, ckpt.config, tx.ids), top)
+    if as_json:
+        return ui_views.surprisal_record(tx.text, s, ckpt.vocab.chars)
+    with _report() as console:
+        ui_views.surprisal_view(console, tx.text, s, ckpt.vocab.chars, top)
+    return None
+
+
+@app.command()
+def neurons(
+    text_file: TextArgument,
+    checkpoint: CheckpointOption = None,
+    layer: Annotated[Optional[int], typer.Option("--layer", "-l", help="Layer, from 0 at the bottom (default: the top layer; with --find: every layer).", show_default=False)] = None,
+    unit: Annotated[Optional[int], typer.Option("--unit", "-u", help="Unit (cell) of the layer, from 0.", show_default=False)] = None,
+    what: Annotated[Optional[str], typer.Option("--what", "-w", help="Quantity: LSTM c, h, i, f, g or o; GRU h, r, z or n; RNN h (default: c for the LSTM, h otherwise).", show_default=False)] = None,
+    find: Annotated[Optional[str], typer.Option("--find", help="Rank units by |Pearson r| with a feature of the text: quote (inside \"…\"), bracket (nesting depth of ([{), line (position in the line), indent (leading whitespace), or any other text as a regular expression (inside a match).", show_default=False)] = None,
+    top: Annotated[int, typer.Option("--top", "-k", help="With --find: how many units to show.")] = 3,
+    max_chars: MaxCharsOption = VIEW_MAX_CHARS,
+    as_json: JsonOption = False,
+) -> None:
+    """Colour a text by one unit's value, or find the units that track a feature of it.
+
+    After Karpathy, Johnson & Fei-Fei (2015), "Visualizing and Understanding Recurrent Networks".
+    `charlstm neurons FILE --unit 17` shows unit 17 of the top layer; `charlstm neurons FILE
+    --find bracket` ranks all units by how well they follow the bracket nesting depth. The value
+    at a character is the unit's after reading it. Piped, each character is a row with its value.
+    """
+    from charlstm import probe
+    from charlstm.errors import CharLSTMError
+
+    if (unit is None) == (find is None):
+        _usage("give --unit N to show a unit, or --find FEATURE to rank units (not both)")
+    if top < 1:
+        _usage("--top must be at least 1")
+    try:
+        ckpt, tx = _view_input(checkpoint, text_file, max_chars)
+        what = what or probe.QUANTITIES[ckpt.config.cell][0]
+        _check_unit_options(ckpt.config, what, layer, unit)
+        tr = probe.trace(ckpt.params, ckpt.config, tx.ids)
+        if find is not None:
+            return _find_units(tr, tx.text, find, what, layer, top, as_json)
+    except CharLSTMError as exc:
+        _fail(exc)
+    assert unit is not None
+    _show_unit(tr, ckpt.config, tx.text, what, ckpt.config.num_layers - 1 if layer is None else layer, unit, as_json)
+
+
+def _check_unit_options(config: Any, what: str, layer: int | None, unit: int | None) -> None:
+    from charlstm.probe import QUANTITIES
+
+    if what not in QUANTITIES[config.cell]:
+        _usage(f"--what {what!r}: a {config.cell.upper()} has {', '.join(QUANTITIES[config.cell])}")
+    if layer is not None and not 0 <= layer < config.num_layers:
+        _usage(f"--layer {layer}: the model has layers 0 to {config.num_layers - 1}")
+    if unit is not None and not 0 <= unit < config.hidden_size:
+        _usage(f"--unit {unit}: the layers have units 0 to {config.hidden_size - 1}")
+
+
+def _find_units(tr: Any, text: str, find: str, what: str, layer: int | None, top: int, as_json: bool) -> None:
+    """neurons --find: rank the units of `what` (in `layer`, or all) by |r| with the feature."""
+    from charlstm import probe, ui_views
+
+    layers = list(range(len(tr.layers))) if layer is None else [layer]
+    f = probe.feature(text, find)
+    scores = probe.rank_units(tr, f, what, layers, top)
+    values = [tr.values(s.layer, what)[:, s.unit] for s in scores]
+    if as_json:
+        return _emit_json(ui_views.find_record(text, find, f, scores, values))
+    with _report() as console:
+        ui_views.find_view(console, text, find, f, scores, values, what in probe.SIGMOID)
+
+
+def _show_unit(tr: Any, config: Any, text: str, what: str, layer: int, unit: int, as_json: bool) -> None:
+    from charlstm import probe, ui_views
+
+    values = tr.values(layer, what)[:, unit]
+    if as_json:
+        return _emit_json(ui_views.neuron_record(text, layer, unit, what, values))
+    title = f"layer {layer} unit {unit} ({what}) of a {config.num_layers}×{config.hidden_size} {config.cell.upper()}"
+    with _report() as console:
+        ui_views.neuron_view(console, text, values, title, what in probe.SIGMOID)
+
+
+@app.command()
+def gates(
+    text_file: TextArgument,
+    checkpoint: CheckpointOption = None,
+    max_chars: MaxCharsOption = VIEW_MAX_CHARS,
+    as_json: JsonOption = False,
+) -> None:
+    """How often each gate is shut (< 0.1) or wide open (> 0.9) while the model reads a text.
+
+    Per layer and gate, the fraction of (unit, step) pairs below 0.1 (left-saturated) and above
+    0.9 (right-saturated), and a scatter of the units (Karpathy, Johnson & Fei-Fei 2015, fig. 3).
+
+    LSTM gates i, f, o; GRU r, z. A vanilla RNN has no gates: for it, the same counts are made of
+    its tanh output h (below −0.9, above 0.9), where the gradient through a unit vanishes.
+    """
+    from charlstm import probe, ui_views
+    from charlstm.errors import CharLSTMError
+
+    try:
+        ckpt, tx = _view_input(checkpoint, text_file, max_chars)
+        rows = probe.saturation(probe.trace(ckpt.params, ckpt.config, tx.ids), ckpt.config)
+    except CharLSTMError as exc:
+        _fail(exc)
+    if ckpt.config.cell == "rnn":
+        _note("a vanilla RNN has no gates; shown instead: how often its tanh output h is below −0.9 or above 0.9")
+    if as_json:
+        return _emit_json({"cell": ckpt.config.cell, "steps": len(tx.ids), "gates": ui_views.gates_record(rows)})
+    with _report() as console:
+        ui_views.gates_view(console, rows, len(tx.ids))
+
+
+@app.command()
+def gradients(
+    text_file: TextArgument,
+    checkpoint: CheckpointOption = None,
+    max_lag: Annotated[int, typer.Option("--max-lag", "-K", help="Largest lag k, in steps back.")] = 40,
+    positions: Annotated[int, typer.Option("--positions", "-P", help="Steps t to average over, evenly spread over the text.")] = 32,
+    max_chars: MaxCharsOption = VIEW_MAX_CHARS,
+    as_json: JsonOption = False,
+) -> None:
+    """How far back the gradient reaches: ‖∂L_t/∂h_(t−k)‖ against k, on a log scale.
+
+    For every layer's h (and the LSTM's cell state c), k = 0..K, averaged over positions t.
+
+    L_t is the cross-entropy of step t; each norm is exact, from one backward pass from step t
+    alone over the steps t−K..t (float64). A vanilla RNN's gradient shrinks geometrically with k;
+    the LSTM's cell state carries it much further.
+    """
+    from charlstm import probe, ui_views
+    from charlstm.errors import CharLSTMError
+
+    try:
+        ckpt, tx = _view_input(checkpoint, text_file, max_chars)
+        flow = probe.gradient_flow(ckpt.params, ckpt.config, tx.ids, max_lag, positions)
+    except CharLSTMError as exc:
+        _fail(exc)
+    if as_json:
+        return _emit_json({"cell": ckpt.config.cell, "max_lag": max_lag, **ui_views.gradients_record(flow)})
+    with _report() as console:
+        ui_views.gradients_view(console, flow, ckpt.config.cell)
+
+
+@app.command()
+def gradcheck(
+    cell: Annotated[str, typer.Option("--cell", help="lstm, gru, rnn or all.")] = "all",
+    random_seed: Annotated[int, typer.Option("--random-seed", help="Seed of the random model and data.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the hand-derived gradients live, against central differences.
+
+    model.backward against central differences of the loss, in float64, for every parameter and
+    initial state of a small random model (2 layers of 4 units, 5 characters, 6 steps × 2
+    streams). Exit code 1 if any tensor disagrees.
+    """
+    from charlstm import probe, ui_views
+    from charlstm.cells import CELLS
+    from charlstm.probe.finitediff import EPS
+
+    cells = list(CELLS) if cell == "all" else [cell]
+    if any(c not in CELLS for c in cells):
+        _usage(f"--cell must be one of {', '.join(CELLS)} or all")
+    results = [probe.gradcheck(probe.random_problem(c, random_seed)) for c in cells]
+    if as_json:
+        _emit_json(ui_views.gradcheck_record(results))
+    else:
+        with _report() as console:
+            ui_views.gradcheck_view(console, results, EPS)
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
 
 
 def main() -> None:
