@@ -8,7 +8,9 @@ here: the CLI imports this module to draw `--help`.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from charlstm.errors import UsageError
@@ -141,3 +143,12 @@ def field_help(cls: type, name: str) -> str:
         return f.metadata["help"]
     value = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
     return f"{f.metadata['help']} (default: {shown.format(value=value)})"
+
+
+def cache_dir() -> Path:
+    """charlstm's cache folder (encoded corpora, compiled kernels): $CHARLSTM_CACHE, else
+    $XDG_CACHE_HOME/charlstm, else ~/.cache/charlstm."""
+    if os.environ.get("CHARLSTM_CACHE"):
+        return Path(os.environ["CHARLSTM_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "charlstm"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from charlstm.config import MAX_VOCAB
+from charlstm.config import cache_dir as default_cache_dir
 from charlstm.errors import CorpusError, VocabularyError
 from charlstm.textio import check_readable, decoded_chunks
 from charlstm.vocab import Vocab, code_points, describe_chars
@@ -32,13 +33,6 @@ CHUNK_IDS = 1 << 22  # ids per chunk when remapping a cached corpus to another v
 FORMAT = 1
 
 Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes in all)
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get("CHARLSTM_CACHE"):
-        return Path(os.environ["CHARLSTM_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "charlstm"
 
 
 def cache_key(path: Path, encoding: str, errors: str) -> str:

@@ -104,6 +104,7 @@ def test_the_training_loop_does_not_reach_into_the_id_cache():
 
 def test_typer_and_rich_each_have_one_door():
     assert importers_of("typer") == {"charlstm.cli"}
-    assert importers_of("rich") == {"charlstm.ui"}
+    assert importers_of("rich") == {"charlstm.ui", "charlstm.ui_views"}
     assert importers_of("charlstm.cli") <= {"charlstm.__main__"}
-    assert importers_of("charlstm.ui") <= {"charlstm.cli"}
+    assert importers_of("charlstm.ui") <= {"charlstm.cli", "charlstm.ui_views"}
+    assert importers_of("charlstm.ui_views") <= {"charlstm.cli"}

@@ -26,7 +26,7 @@ from numba.core import cgutils, config
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 
-from charlstm.idcache import default_cache_dir
+from charlstm.config import cache_dir
 
 JIT_OPTIONS = {"fastmath": False, "error_model": "numpy", "boundscheck": False, "nogil": True}
 
@@ -61,7 +61,7 @@ def _charlstm_cache_dir() -> Iterator[None]:
     function was defined with), unless the user has chosen one with NUMBA_CACHE_DIR."""
     saved = config.CACHE_DIR
     if not saved:
-        config.CACHE_DIR = str(default_cache_dir() / "numba")
+        config.CACHE_DIR = str(cache_dir() / "numba")
     try:
         yield
     finally:
