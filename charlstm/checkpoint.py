@@ -232,8 +232,8 @@ def _json_field(metadata: dict[str, str], key: str, name: str, required: bool = 
         raise CheckpointError(f"{name}: metadata field {key!r} is not valid JSON; the file is corrupt") from None
 
 
-_TRAIN_NUMBERS = ("step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch")
-_TRAIN_OPTIONAL = ("best_val_loss", "best_epoch", "smoothed_loss")
+_TRAIN_NUMBERS = ("step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch", "segment_ratio")
+_TRAIN_OPTIONAL = ("best_val_loss", "best_epoch", "smoothed_loss", "schedule_ratio", "segment_step")
 _HISTORY_NUMBERS = ("epoch", "step", "train_loss", "val_loss", "val_bpc")
 _HISTORY_OPTIONAL = ("lr", "elapsed", "chars_per_s")
 

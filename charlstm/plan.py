@@ -9,14 +9,14 @@ option; nothing is printed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from charlstm import checkpoint as ckpt_io
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
+from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
 from charlstm.corpus import Corpus, describe_chars, load_corpus
 from charlstm.errors import UsageError
 
@@ -131,7 +131,7 @@ def _plan_new(
         check_same_shape(init.config, model_given, "--init-from's")
     corpus = load(corpus_path, init.vocab if init else None)
     config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
-    cfg = TrainConfig(**train_given)
+    cfg = TrainConfig(**new_run_options(train_given))
     if "batch_size" not in train_given:
         n_train = len(corpus) - max(2, int(round(len(corpus) * cfg.val_fraction)))
         cfg = replace(cfg, batch_size=auto_batch_size(n_train, cfg.seq_len))
@@ -153,22 +153,58 @@ def check_same_shape(config: ModelConfig, model_given: dict[str, Any], whose: st
             raise UsageError(f"{flag(name)} {value} conflicts with {whose} {have}{advice}")
 
 
+def new_run_options(given: dict[str, Any]) -> dict[str, Any]:
+    """A new run's training options: with --max-minutes alone, epochs are unlimited (the time
+    budget ends the run); with --epochs too, whichever comes first."""
+    if "max_minutes" in given and "epochs" not in given:
+        return {**given, "epochs": None}
+    return given
+
+
+def saved_config(ckpt: Checkpoint) -> TrainConfig:
+    """The TrainConfig a checkpoint was trained with (fields it lacks take their defaults)."""
+    return TrainConfig(**{k: v for k, v in ckpt.train.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
+
+
+def resume_limits(saved: TrainConfig, overrides: dict[str, Any], step: int) -> dict[str, Any]:
+    """Where a resumed run ends. Any of --epochs, --max-steps, --max-minutes given sets a new
+    end on its own (the saved limits not given are dropped). Otherwise the saved --epochs and
+    --max-steps stay; --max-minutes never does (it counts one run), so a run that only a time
+    budget ended is complete at `step`."""
+    if any(k in overrides for k in LIMITS):
+        return {k: overrides.get(k) for k in LIMITS}
+    if saved.epochs is None and saved.max_steps is None:
+        return {"epochs": None, "max_steps": step, "max_minutes": None}
+    return {"epochs": saved.epochs, "max_steps": saved.max_steps, "max_minutes": None}
+
+
 def resume_config(resume: Checkpoint, overrides: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
-    """The resumed run's TrainConfig: the checkpoint's, with the compatible overrides applied.
-    Returns it and a list of the changes, in words. Incompatible overrides raise UsageError."""
-    saved = TrainConfig(**{k: v for k, v in resume.train.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
-    changes = []
+    """The resumed run's TrainConfig: the checkpoint's, with the compatible overrides applied
+    and its end decided by `resume_limits`. Returns it and a list of the changes, in words
+    (`--max-steps: none → 310`). Incompatible overrides raise UsageError."""
+    saved = saved_config(resume)
     for key, value in overrides.items():
         old = getattr(saved, key)
-        if value == old:
-            continue
-        if key in RESUME_FIXED:
+        if key in RESUME_FIXED and value != old:
             raise UsageError(
                 f"{flag(key)} {value} conflicts with the checkpoint's {old}; "
                 f"a resumed run keeps it (drop the option, or start anew with --init-from)"
             )
-        changes.append(f"{key} {old} → {value}")
-    return replace(saved, **overrides), changes
+    limits = resume_limits(saved, overrides, int(resume.train.get("step", 0)))
+    cfg = TrainConfig(**{**asdict(saved), **overrides, **limits})
+    changes = [
+        f"{flag(key)}: {_shown(getattr(saved, key))} → {_shown(getattr(cfg, key))}"
+        for key in TrainConfig.__dataclass_fields__
+        if key != "max_minutes" and getattr(cfg, key) != getattr(saved, key)
+    ]
+    return cfg, changes
+
+
+def _shown(value: Any) -> str:
+    """An option's value as a person types it: 0.002, 10, none."""
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def auto_batch_size(n_train: int, T: int, preferred: int = default_of(TrainConfig, "batch_size")) -> int:

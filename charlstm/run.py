@@ -9,6 +9,7 @@ compute exactly the losses of an uninterrupted one is written by `to_checkpoint`
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ class Progress:
     best_val_loss: float | None = None
     best_epoch: float | None = None
     last_eval_step: int = -1
+    schedule_ratio: float | None = None  # the last update's scheduled rate / peak (halvings apart)
+    segment_step: int | None = None  # where the learning-rate decay starts (schedule.Segment)
+    segment_ratio: float = 1.0  # the rate there / peak
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, loss: float, chars: int) -> None:
@@ -98,7 +102,7 @@ class Run:
     train_ids: np.ndarray
     val_ids: np.ndarray
     steps_per_epoch: int
-    total_steps: int
+    total_steps: int | None  # the step limit (epochs, --max-steps); None: only the time budget ends the run
     loss_limit: float  # a loss above this is divergence
     fingerprint: dict[str, Any]  # identifies the corpus for a resume
     params: dict[str, np.ndarray]
@@ -110,14 +114,27 @@ class Run:
     cache: model.Cache = field(default_factory=model.Cache)  # activation buffers, reused
     files: set[Path] = field(default_factory=set)  # written by this run
     snapshot: Snapshot | None = None
-    last_save: float = 0.0  # perf_counter() of the last resume checkpoint
-    started_at: float = 0.0  # perf_counter() when this process began stepping
+    clock: Callable[[], float] = time.perf_counter  # seconds; tests pass a fake one
+    last_save: float = 0.0  # clock() at the last resume checkpoint
+    started_at: float = 0.0  # clock() when this process began stepping
     elapsed_before: float = 0.0  # seconds of training before this process
     step_time: float | None = None  # seconds per step, smoothed
+    wrapup_time: float | None = None  # seconds of the last end of epoch (validation, sample, saves)
+    segment_seconds: float = 0.0  # seconds() when the current decay segment began in this process
+    decay: float = 0.0  # the decay progress q reached in this process (never goes back)
 
     @property
     def resume_path(self) -> Path:
         return resume_path_for(self.model_path)
+
+    def seconds(self) -> float:
+        """Seconds since this process began stepping: what --max-minutes counts."""
+        return self.clock() - self.started_at
+
+    @property
+    def budget(self) -> float | None:
+        """This process's time budget in seconds (--max-minutes), or None."""
+        return None if self.cfg.max_minutes is None else self.cfg.max_minutes * 60
 
 
 def take_snapshot(run: Run) -> Snapshot:

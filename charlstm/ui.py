@@ -192,7 +192,7 @@ class TrainView:
     def _epoch_label(self, step: int) -> str:
         e = self.started
         assert e is not None
-        epochs = max(1, math.ceil(e.total_steps / e.steps_per_epoch))
+        epochs = max(1, math.ceil((e.total_steps or step + 1) / e.steps_per_epoch))
         return f"{min(step // e.steps_per_epoch + 1, epochs)}/{epochs}"
 
     def _on_step(self, s: tr.Step) -> None:

@@ -174,7 +174,7 @@ def test_resuming_a_finished_run_says_how_to_continue(tiny_corpus, tmp_path):
     again = run_cli("train", "--resume", str(resume), cwd=tmp_path)
     assert again.returncode == 0 and "pass a larger --epochs" in again.stderr
     more = run_cli("train", "--resume", str(resume), "--epochs", "2", cwd=tmp_path)
-    assert more.returncode == 0 and "epochs 1 → 2" in more.stderr
+    assert more.returncode == 0 and "resuming with --epochs: 1 → 2" in more.stderr
     assert checkpoint.load(resume).train["epoch"] == 2
 
 
