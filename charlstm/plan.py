@@ -17,7 +17,7 @@ from typing import Any
 from charlstm import checkpoint as ckpt_io
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
-from charlstm.corpus import Corpus, describe_chars, load_corpus
+from charlstm.corpus import Corpus, describe_chars, load_corpus, prepare_source, source_name
 from charlstm.errors import UsageError
 
 MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses
@@ -42,7 +42,7 @@ class RunPlan:
 
 
 def plan_run(
-    corpus_path: Path | None,
+    corpus_path: Path | list[Path] | None,
     model_overrides: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
     *,
@@ -55,9 +55,11 @@ def plan_run(
     max_vocab: int = MAX_VOCAB,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> RunPlan:
-    """Decide how to train and load the corpus. Overrides are config fields the user chose (None
-    values are ignored, as options not given). Cheap checks come first, so a bad option fails
-    before a large corpus is read."""
+    """Decide how to train and load the corpus: a text file, a folder of .txt files, several
+    files, or a stream (copied into the cache first). Overrides are config fields the user chose
+    (None values are ignored, as options not given). Cheap checks come first, so a bad option
+    fails before a large corpus is read."""
+    given, corpus_path = corpus_path, prepare_source(corpus_path) if corpus_path else None
     model_given = _given(model_overrides)
     train_given = _given(train_overrides)
     _check_options(corpus_path, model_given, train_given, resume, init_from, fresh, errors, max_vocab)
@@ -68,6 +70,8 @@ def plan_run(
         assert corpus_path is not None
         plan = _plan_new(corpus_path, model_given, train_given, init_from, fresh, out, load)
     _check_sample_seed(plan)
+    if isinstance(given, Path) and corpus_path != given:
+        plan = replace(plan, notes=(f"read the stream {given} into {corpus_path}", *plan.notes))
     return plan
 
 
@@ -76,7 +80,7 @@ def _given(overrides: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _check_options(
-    corpus_path: Path | None, model_given: dict[str, Any], train_given: dict[str, Any],
+    corpus_path: Path | list[Path] | None, model_given: dict[str, Any], train_given: dict[str, Any],
     resume: Path | None, init_from: Path | None, fresh: bool, errors: str, max_vocab: int,
 ) -> None:
     """Option checks that need no file."""
@@ -102,7 +106,7 @@ def _check_options(
 
 
 def _plan_resume(
-    corpus_path: Path | None, resume: Path, model_given: dict[str, Any], train_given: dict[str, Any],
+    corpus_path: Path | list[Path] | None, resume: Path, model_given: dict[str, Any], train_given: dict[str, Any],
     out: Path | None, load: Callable[[Path, Any], Corpus],
 ) -> RunPlan:
     """Continue a run from its resume file (or the model file beside it)."""
@@ -110,14 +114,14 @@ def _plan_resume(
     ckpt = ckpt_io.load(resume_file)
     check_same_shape(ckpt.config, model_given, "the checkpoint's", "; drop it, or start anew with --init-from")
     cfg, changes = resume_config(ckpt, train_given)
-    corpus = load(corpus_path or Path(ckpt.train.get("corpus", {}).get("path", "")), ckpt.vocab)
+    corpus = load(corpus_path or saved_source(ckpt), ckpt.vocab, val_fraction=cfg.val_fraction)
     model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
     notes = tuple(f"resuming with {c}" for c in changes)
     return RunPlan(corpus, ckpt.config, cfg, model_path, resume=ckpt, notes=notes)
 
 
 def _plan_new(
-    corpus_path: Path, model_given: dict[str, Any], train_given: dict[str, Any], init_from: Path | None,
+    corpus_path: Path | list[Path], model_given: dict[str, Any], train_given: dict[str, Any], init_from: Path | None,
     fresh: bool, out: Path | None, load: Callable[[Path, Any], Corpus],
 ) -> RunPlan:
     """A new run: fresh weights, or those of `init_from` (fine-tuning). An earlier run writing the
@@ -129,9 +133,9 @@ def _plan_new(
     init = ckpt_io.load(init_from) if init_from is not None else None
     if init is not None:
         check_same_shape(init.config, model_given, "--init-from's")
-    corpus = load(corpus_path, init.vocab if init else None)
-    config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
     cfg = TrainConfig(**new_run_options(train_given))
+    corpus = load(corpus_path, init.vocab if init else None, val_fraction=cfg.val_fraction)
+    config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
     if "batch_size" not in train_given:
         n_train = len(corpus) - max(2, int(round(len(corpus) * cfg.val_fraction)))
         cfg = replace(cfg, batch_size=auto_batch_size(n_train, cfg.seq_len))
@@ -220,6 +224,15 @@ def resume_path_for(model_path: Path) -> Path:
     return model_path.with_name(stem + ckpt_io.RESUME_SUFFIX)
 
 
-def default_model_path(corpus_path: Path, folder: Path = Path("checkpoints")) -> Path:
-    """checkpoints/CORPUS.safetensors: the model file of a run on `corpus_path`."""
-    return folder / (corpus_path.stem + ckpt_io.SUFFIX)
+def default_model_path(corpus_path: Path | list[Path], folder: Path = Path("checkpoints")) -> Path:
+    """checkpoints/CORPUS.safetensors: the model file of a run on `corpus_path` (a file, a
+    folder, or several files; see corpus.source_name)."""
+    return folder / (source_name(corpus_path) + ckpt_io.SUFFIX)
+
+
+def saved_source(ckpt: Checkpoint) -> Path | list[Path]:
+    """The corpus a checkpoint was trained on, as recorded: its file or folder, or its files."""
+    corpus = ckpt.train.get("corpus", {})
+    path = Path(corpus.get("path", ""))
+    files = corpus.get("files")
+    return [Path(f) for f in files] if files and not path.is_dir() else path

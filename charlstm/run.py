@@ -200,11 +200,17 @@ def restore(
 
 
 def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
-    """What identifies a corpus for resuming: its length in characters and a hash of the file.
-    The file is read in chunks rather than hashing the ids, so a memory-mapped corpus is not
-    pulled into memory."""
+    """What identifies a corpus for resuming: its length in characters and a hash of its file,
+    or of every file's name and bytes for a corpus of several. Files are read in chunks rather
+    than hashing the ids, so a memory-mapped corpus is not pulled into memory."""
     h = hashlib.sha256()
-    with open(corpus.path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return {"name": corpus.name, "path": str(corpus.path.resolve()), "chars": len(corpus), "sha256": h.hexdigest()[:16]}
+    for path in corpus.files or (corpus.path,):
+        if corpus.files:
+            h.update(f"{path.name}\0".encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    found = {"name": corpus.name, "path": str(corpus.path.resolve()), "chars": len(corpus), "sha256": h.hexdigest()[:16]}
+    if corpus.files:
+        found["files"] = [str(p.resolve()) for p in corpus.files]
+    return found

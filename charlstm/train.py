@@ -33,7 +33,7 @@ from charlstm import checkpoint as ckpt_io
 from charlstm import model
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
-from charlstm.corpus import Corpus, num_windows, split, window
+from charlstm.corpus import Corpus, num_windows, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
@@ -128,7 +128,7 @@ def start_run(
     carried state (fresh, `init`'s weights, or where `resume` stopped) and report Started."""
     if corpus.vocab.size != config.vocab_size:
         raise UsageError("the corpus vocabulary does not match the model config")
-    train_ids, val_ids = split(corpus.ids, cfg.val_fraction)
+    train_ids, val_ids = corpus.split(cfg.val_fraction)
     steps_per_epoch = _steps_per_epoch(len(train_ids), cfg.batch_size, cfg.seq_len)
     total_steps = cfg.step_limit(steps_per_epoch)
     fingerprint = corpus_fingerprint(corpus)
