@@ -175,7 +175,7 @@ class StatusLine:
                 (f"val {val / LN2:.3f} bpc" if val is not None else "val –", "magenta"),
             ),
             "lr": ((f"lr {s.lr:.2e}", ""), (f"lr {s.lr:.1e}", "")),
-            "rate": ((f"{fmt_rate(s.chars_per_s)} chars/s", ""), (f"{fmt_rate(s.chars_per_s)}c/s", "")),
+            "rate": ((f"{fmt_rate(s.chars_per_s)} chars/s", ""), (f"{fmt_rate(s.chars_per_s)} c/s", "")),
             "time": ((f"{fmt_duration(s.elapsed)} elapsed, ETA {fmt_duration(s.eta)}", ""), (f"ETA {fmt_duration(s.eta)}", "")),
         }
 
@@ -370,18 +370,18 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
     if train:
         elapsed = train.get("elapsed", 0.0)
         rate = train.get("chars", 0) / elapsed if elapsed else 0.0
-        head.add_row("trained", f"{train.get('step', 0):,} steps, {train.get('epochs', 0):g} epochs in {fmt_duration(elapsed)}, {fmt_rate(rate)} chars/s")
+        head.add_row("trained", f"{train.get('step', 0):,} steps, {fmt_epoch(train.get('epochs', 0))} epochs in {fmt_duration(elapsed)}, {fmt_rate(rate)} chars/s")
         if info.get("resumable"):
             head.add_row("resumable", f"yes (run {train.get('status', '?')}): charlstm train --resume {info['path']}")
         if train.get("best_val_loss") is not None:
-            head.add_row("best val", f"{train['best_val_loss']:.4f} nats/char, {train['best_val_loss'] / LN2:.3f} bits/char (epoch {train.get('best_epoch', 0):g})")
+            head.add_row("best val", f"{train['best_val_loss']:.3f} nats/char, {train['best_val_loss'] / LN2:.3f} bits/char (epoch {fmt_epoch(train.get('best_epoch', 0))})")
         if train.get("corpus"):
             corpus = train["corpus"]
             head.add_row("corpus", f"{corpus.get('name')}: {corpus.get('chars', 0):,} chars")
         if train.get("config"):
             tc = train["config"]
             head.add_row("settings", ", ".join(f"{k}={v}" for k, v in tc.items() if v is not None))
-    console.print(Panel(head, title="checkpoint", title_align="left", box=box.ROUNDED))
+    print_plain(console, Panel(head, title="checkpoint", title_align="left", box=box.ROUNDED))
 
     params = Table(title="parameters", box=box.SIMPLE_HEAD, title_justify="left")
     params.add_column("tensor")
@@ -390,7 +390,7 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
     for name, entry in info["tensors"].items():
         params.add_row(name, "×".join(map(str, entry["shape"])), f"{entry['count']:,}")
     params.add_row(Text("total", style="bold"), "", Text(f"{info['num_params']:,}", style="bold"))
-    console.print(params)
+    print_plain(console, params)
 
     vocab = info["vocab"]
     console.print(Text(f"vocabulary ({len(vocab)} characters)", style="bold"))
@@ -398,21 +398,21 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
 
     history = info.get("history") or []
     if history:
-        console.print(Panel(history_chart(history), title=f"loss per epoch ({len(history)} evaluations, nats/char)", title_align="left", box=box.ROUNDED))
+        print_plain(console, Panel(history_chart(history), title=f"loss per epoch ({len(history)} evaluations, nats/char)", title_align="left", box=box.ROUNDED))
         hist = Table(title="history", box=box.SIMPLE_HEAD, title_justify="left")
         for col in ("epoch", "step", "train loss", "val loss", "val bits/char", "chars/s", "time", "best"):
             hist.add_column(col, justify="right")
         for h in history:
             hist.add_row(
-                f"{h['epoch']:g}", f"{h['step']:,}", f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}",
+                fmt_epoch(h["epoch"]), f"{h['step']:,}", f"{h['train_loss']:.3f}", f"{h['val_loss']:.3f}",
                 f"{h['val_bpc']:.3f}", fmt_rate(h.get("chars_per_s", 0.0)), fmt_duration(h.get("elapsed", 0.0)),
                 "★" if h.get("best") else "",
             )
-        console.print(hist)
+        print_plain(console, hist)
         if show_samples:
             for h in history:
                 if h.get("sample"):
-                    console.print(Panel(Text(h["sample"]), title=f"epoch {h['epoch']:g} · val {h['val_loss']:.3f}", title_align="left", box=box.ROUNDED))
+                    print_plain(console, Panel(Text(h["sample"]), title=f"epoch {fmt_epoch(h['epoch'])} · val loss {h['val_loss']:.3f}", title_align="left", box=box.ROUNDED))
 
 
 def stopping_message(console: Console) -> None:
@@ -420,9 +420,42 @@ def stopping_message(console: Console) -> None:
 
 
 
+class ScoringProgress:
+    """`charlstm eval`'s progress on a long text (MIN_CHARS or more), on stderr: a bar on a
+    terminal, one line otherwise. Called with (characters scored, characters to score)."""
+
+    MIN_CHARS = 100_000
+
+    def __init__(self, console: Console, chars: int) -> None:
+        self.console = console
+        self.progress: Progress | None = None
+        self.task: Any = None
+        if chars < self.MIN_CHARS:
+            return
+        if not console.is_terminal:
+            console.print(f"scoring {chars:,} characters…", soft_wrap=True)
+            return
+        self.progress = Progress(TextColumn("scoring"), BarColumn(bar_width=30), TextColumn("{task.percentage:>3.0f}%"), console=console, transient=True)
+        self.task = self.progress.add_task("scoring", total=chars)
+        self.progress.start()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, total=total)
+
+    def __enter__(self) -> ScoringProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 def eval_table(report: dict[str, Any], console: Console) -> None:
-    """Render the result of `charlstm eval`."""
-    table = Table(title=f"{report['file']} under {report['checkpoint']}", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+    """Render the result of `charlstm eval`: the text and the model named in the title."""
+    title = f"{report['file']}, scored by the {report['model']} in {report['checkpoint']}"
+    console.print(Text(title, style="bold"), soft_wrap=True)  # one line, however long the paths
+    table = Table(box=box.SIMPLE_HEAD, show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("loss", f"{report['loss']:.4f} nats/char")
@@ -432,7 +465,35 @@ def eval_table(report: dict[str, Any], console: Console) -> None:
     if report["chars_outside_vocab"]:
         shown = " ".join(escape_char(ch) for ch in report["unknown_chars"][:20])
         table.add_row("outside vocabulary", f"{report['chars_outside_vocab']:,} left out ({shown})")
-    console.print(table)
+    print_plain(console, table)
+
+
+def runs_table(runs: list[dict[str, Any]], folder: str, console: Console) -> None:
+    """Render `charlstm runs`: one row per run, newest first."""
+    if not runs:
+        console.print(f"no runs in {folder}/; train one with `charlstm train FILE`", soft_wrap=True)
+        return
+    table = Table(title=f"runs in {folder}/, newest first", box=box.SIMPLE_HEAD, title_justify="left")
+    for name, justify in (("run", "left"), ("corpus", "left"), ("model", "left"), ("steps", "right"),
+                          ("epochs", "right"), ("best val loss", "right"), ("bits/char", "right"),
+                          ("date", "left"), ("size", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in runs:
+        best = r.get("best_val_loss")
+        table.add_row(
+            r["name"], r.get("corpus") or "?", r["model"], f"{r.get('step', 0):,}", fmt_epoch(r.get("epochs", 0)),
+            f"{best:.3f}" if best is not None else "–", f"{best / LN2:.3f}" if best is not None else "–",
+            r["date"][:16].replace("T", " "), fmt_size(r["bytes"]),
+        )
+    print_plain(console, table)
+
+
+def fmt_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -455,5 +516,5 @@ def history_chart(history: list[dict[str, Any]]) -> Table:
     chart.add_column()
     chart.add_column()
     chart.add_row("train", Text(sparkline(train, lo, hi), style="cyan"), f"{train[0]:.3f} → {train[-1]:.3f}")
-    chart.add_row("val", Text(sparkline(val, lo, hi), style="magenta"), f"{val[0]:.3f} → {val[-1]:.3f}  (best {best['val_loss']:.3f} at epoch {best['epoch']:g})")
+    chart.add_row("val", Text(sparkline(val, lo, hi), style="magenta"), f"{val[0]:.3f} → {val[-1]:.3f}  (best {best['val_loss']:.3f} at epoch {fmt_epoch(best['epoch'])})")
     return chart
