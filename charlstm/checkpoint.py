@@ -137,14 +137,36 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 class Lock:
     """An exclusive lock on a checkpoint path for the length of a training run, so two runs never
-    write the same files. An flock on a hidden file beside it: the system drops it when the
-    holder exits, even by kill -9, so a stale lock never blocks anyone."""
+    write the same files. An flock on a hidden file beside it, removed when the run ends; the
+    system drops the flock when the holder exits, even by kill -9, so a lock file left behind
+    never blocks anyone."""
 
     def __init__(self, path: Path) -> None:
         self.path = path.with_name(f".{path.name}.lock")
         self.fd: int | None = None
 
     def __enter__(self) -> Lock:
+        fd = self._acquire()
+        while not self._still_there(fd):  # the holder before us removed the file we locked
+            os.close(fd)
+            fd = self._acquire()
+        self.fd = fd
+        probe = self.path.with_name(f"{self.path.name}.{os.getpid()}.probe")
+        try:  # fail now, not after an epoch of training, if checkpoints cannot be written here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            self.__exit__()
+            raise CheckpointError(
+                f"cannot write checkpoints in {self.path.parent}: {e.strerror or e}; "
+                f"check the folder's permissions, or pass a different --out"
+            ) from None
+        return self
+
+    def _acquire(self) -> int:
+        """The lock file, open and flocked; a CheckpointError naming the holder if it is taken."""
         import fcntl
 
         try:
@@ -162,23 +184,20 @@ class Lock:
                 f"another charlstm train (pid {holder}) is writing {self.path.parent / target}; "
                 f"wait for it to finish, or pass a different --out"
             ) from None
-        self.fd = fd
-        probe = self.path.with_name(f"{self.path.name}.{os.getpid()}.probe")
-        try:  # fail now, not after an epoch of training, if checkpoints cannot be written here
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            self.__exit__()
-            raise CheckpointError(
-                f"cannot write checkpoints in {self.path.parent}: {e.strerror or e}; "
-                f"check the folder's permissions, or pass a different --out"
-            ) from None
-        return self
+        return fd
+
+    def _still_there(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
+            try:
+                self.path.unlink(missing_ok=True)  # while still holding it, so no one else's is removed
+            except OSError:
+                pass  # a folder we may not write in: the file stays, and blocks no one
             os.close(self.fd)  # releases the flock
             self.fd = None
 
@@ -186,12 +205,12 @@ class Lock:
 def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], dict[str, str]]:
     """Parse and check a safetensors header: (tensor entries, metadata). Raises CheckpointError."""
     if len(data) < 8:
-        raise CheckpointError(f"{name}: not a safetensors file (only {len(data)} bytes)")
+        raise CheckpointError(f"{name}: not a safetensors checkpoint (only {len(data)} bytes)")
     (n,) = struct.unpack("<Q", data[:8])
+    if data[8:9] not in (b"{", b""):  # a safetensors header is JSON: the byte after its length is "{"
+        raise CheckpointError(f"{name}: not a safetensors checkpoint; `charlstm train` writes them")
     if n > _MAX_HEADER or 8 + n > len(data):
-        raise CheckpointError(
-            f"{name}: not a safetensors file, or truncated (header of {n} bytes, file of {len(data)})"
-        )
+        raise CheckpointError(f"{name}: truncated, or not a safetensors checkpoint (its header alone would need {n:,} bytes; the file has {len(data):,})")
     try:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -232,8 +251,8 @@ def _json_field(metadata: dict[str, str], key: str, name: str, required: bool = 
         raise CheckpointError(f"{name}: metadata field {key!r} is not valid JSON; the file is corrupt") from None
 
 
-_TRAIN_NUMBERS = ("step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch")
-_TRAIN_OPTIONAL = ("best_val_loss", "best_epoch", "smoothed_loss")
+_TRAIN_NUMBERS = ("step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch", "segment_ratio")
+_TRAIN_OPTIONAL = ("best_val_loss", "best_epoch", "smoothed_loss", "schedule_ratio", "segment_step")
 _HISTORY_NUMBERS = ("epoch", "step", "train_loss", "val_loss", "val_bpc")
 _HISTORY_OPTIONAL = ("lr", "elapsed", "chars_per_s")
 
@@ -335,6 +354,73 @@ def find_latest(directory: str | os.PathLike = "checkpoints") -> Path:
     models = [p for p in files if not p.name.endswith(RESUME_SUFFIX)] or files
     return max(models, key=lambda p: p.stat().st_mtime_ns)
 
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The config, training state and history of a charlstm checkpoint, read from its header
+    alone (no tensors), for listings. Raises CheckpointError for anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            (n,) = struct.unpack("<Q", head) if len(head) == 8 else (0,)
+            if not 0 < n <= _MAX_HEADER:
+                raise ValueError
+            header = json.loads(f.read(n).decode("utf-8"))
+        meta = header["__metadata__"]
+        if meta.get("format") != FORMAT:
+            raise ValueError
+        return {key: json.loads(meta[key]) for key in ("config", "train") if key in meta}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
+        raise CheckpointError(f"{path}: not a charlstm checkpoint") from None
+
+
+def list_runs(directory: str | os.PathLike = "checkpoints") -> list[dict[str, Any]]:
+    """The runs in a folder, newest first: each model file NAME.safetensors with the resume file
+    beside it (or a resume file alone), described from the latest of the two — corpus, model,
+    steps, best validation loss, status, date and size. Epoch snapshots count in their run's
+    size; files that are not charlstm checkpoints are left out."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: no such folder; train a model with `charlstm train FILE`, or name the folder that holds its checkpoints")
+    stems: dict[str, list[Path]] = {}
+    for path in folder.glob(f"*{SUFFIX}"):
+        stem = path.name[: -len(RESUME_SUFFIX)] if path.name.endswith(RESUME_SUFFIX) else path.name[: -len(SUFFIX)]
+        stem = stem.split(".epoch")[0] if ".epoch" in stem and stem.rsplit(".epoch", 1)[1].isdigit() else stem
+        stems.setdefault(stem, []).append(path)
+    runs = []
+    for stem, files in stems.items():
+        latest = folder / (stem + RESUME_SUFFIX)
+        model_file = folder / (stem + SUFFIX)
+        try:
+            meta = read_metadata(latest if latest.is_file() else model_file)
+        except CheckpointError:
+            continue
+        runs.append(_run_summary(stem, model_file if model_file.is_file() else latest, meta, files))
+    return sorted(runs, key=lambda r: r["date"], reverse=True)
+
+
+def _run_summary(name: str, path: Path, meta: dict[str, Any], files: list[Path]) -> dict[str, Any]:
+    from datetime import datetime
+
+    config, train = meta.get("config", {}), meta.get("train", {})
+    best = train.get("best_val_loss")
+    step, per_epoch = train.get("step", 0), train.get("steps_per_epoch") or 0
+    mtime = max(f.stat().st_mtime for f in files)
+    return {
+        "name": name,
+        "path": str(path),
+        "corpus": train.get("corpus", {}).get("name"),
+        "model": f"{config.get('num_layers')}×{config.get('hidden_size')} {str(config.get('cell', 'lstm')).upper()}",
+        "config": config,
+        "step": step,
+        "epochs": round(step / per_epoch, 4) if per_epoch else 0,
+        "best_val_loss": best,
+        "best_val_bpc": best / math.log(2) if best is not None else None,
+        "status": train.get("status"),
+        "date": datetime.fromtimestamp(mtime).isoformat(timespec="seconds"),
+        "bytes": sum(f.stat().st_size for f in files),
+        "files": sorted(str(f) for f in files),
+    }
 
 
 def describe(ckpt: Checkpoint) -> dict[str, Any]:

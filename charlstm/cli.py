@@ -1,8 +1,9 @@
-"""The command line: `charlstm train | sample | inspect | eval`.
+"""The command line: `charlstm train | sample | eval | inspect | runs`.
 
 A thin layer: it declares and checks options, calls the library, renders its events through `ui`,
-and turns the library's errors into one red line on stderr and an exit code (1: failed, 2: bad
-usage, 130: interrupted). Library modules are imported inside the commands so `--help` is fast.
+and turns the library's errors — and Typer's own usage errors — into one red line on stderr and
+an exit code (1: failed, 2: bad usage, 130: interrupted). Library modules are imported inside the
+commands so `--help` is fast.
 """
 
 from __future__ import annotations
@@ -11,21 +12,41 @@ import json
 import os
 import signal
 import sys
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
-from charlstm.config import MAX_VOCAB, ModelConfig, TrainConfig, default_of, field_help
+from charlstm.config import CELL_NAMES, MAX_VOCAB, OPTIMIZER_NAMES, SCHEDULES, ModelConfig, TrainConfig, default_of, field_help
 
 app = typer.Typer(
     name="charlstm",
     help="Train a character-level LSTM on any UTF-8 text, then sample from it.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _choice(name: str, values: tuple[str, ...]) -> Any:
+    """An Enum of `values`, so that help lists them and Typer checks them."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+def _metavar(values: tuple[str, ...]) -> str:
+    return "[" + "|".join(values) + "]"
+
+
+def _value(choice: Any) -> str | None:
+    return None if choice is None else choice.value
+
+
+Cell = _choice("Cell", CELL_NAMES)
+Optimizer = _choice("Optimizer", OPTIMIZER_NAMES)
+Schedule = _choice("Schedule", SCHEDULES)
+ERROR_MODES = ("strict", "replace")
+Errors = _choice("Errors", ERROR_MODES)
 
 MODEL = "Model"
 OPTIM = "Optimisation"
@@ -81,16 +102,16 @@ def root(
 
 @app.command()
 def train(
-    corpus: Annotated[Optional[Path], typer.Argument(readable=False, help="UTF-8 text file to learn from (optional with --resume).", show_default=False)] = None,
+    corpus: Annotated[Optional[List[Path]], typer.Argument(readable=False, help="UTF-8 text file to learn from, a folder of .txt files, or several files (optional with --resume).", show_default=False)] = None,
     hidden_size: Annotated[Optional[int], typer.Option("--hidden-size", "-H", help=field_help(ModelConfig, "hidden_size"), rich_help_panel=MODEL, show_default=False)] = None,
     layers: Annotated[Optional[int], typer.Option("--layers", "-L", help=field_help(ModelConfig, "num_layers"), rich_help_panel=MODEL, show_default=False)] = None,
-    cell: Annotated[Optional[str], typer.Option("--cell", help=field_help(ModelConfig, "cell"), rich_help_panel=MODEL, show_default=False)] = None,
+    cell: Annotated[Optional[Cell], typer.Option("--cell", metavar=_metavar(CELL_NAMES), help=field_help(ModelConfig, "cell"), rich_help_panel=MODEL, show_default=False)] = None,
     dropout: Annotated[Optional[float], typer.Option(help=field_help(TrainConfig, "dropout"), rich_help_panel=MODEL, show_default=False)] = None,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", "-T", help=field_help(TrainConfig, "seq_len"), rich_help_panel=OPTIM, show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-B", help=field_help(TrainConfig, "batch_size"), rich_help_panel=OPTIM, show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option(help=field_help(TrainConfig, "lr"), rich_help_panel=OPTIM, show_default=False)] = None,
-    optimizer: Annotated[Optional[str], typer.Option(help=field_help(TrainConfig, "optimizer"), rich_help_panel=OPTIM, show_default=False)] = None,
-    schedule: Annotated[Optional[str], typer.Option(help=field_help(TrainConfig, "schedule"), rich_help_panel=OPTIM, show_default=False)] = None,
+    optimizer: Annotated[Optional[Optimizer], typer.Option(metavar=_metavar(OPTIMIZER_NAMES), help=field_help(TrainConfig, "optimizer"), rich_help_panel=OPTIM, show_default=False)] = None,
+    schedule: Annotated[Optional[Schedule], typer.Option(metavar=_metavar(SCHEDULES), help=field_help(TrainConfig, "schedule"), rich_help_panel=OPTIM, show_default=False)] = None,
     warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help=field_help(TrainConfig, "warmup_steps"), rich_help_panel=OPTIM, show_default=False)] = None,
     min_lr_ratio: Annotated[Optional[float], typer.Option("--min-lr-ratio", help=field_help(TrainConfig, "min_lr_ratio"), rich_help_panel=OPTIM, show_default=False)] = None,
     clip: Annotated[Optional[float], typer.Option(help=field_help(TrainConfig, "clip"), rich_help_panel=OPTIM, show_default=False)] = None,
@@ -103,9 +124,9 @@ def train(
     init_from: Annotated[Optional[Path], typer.Option("--init-from", readable=False, help="Start a new run from a checkpoint's weights and vocabulary (fine-tuning).", rich_help_panel=RUN, show_default=False)] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over even if a checkpoint for this corpus exists (it will be overwritten).", rich_help_panel=RUN)] = False,
     val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help=field_help(TrainConfig, "val_fraction"), rich_help_panel=DATA, show_default=False)] = None,
-    encoding: Annotated[str, typer.Option(help="Text encoding of the corpus.", rich_help_panel=DATA)] = "utf-8",
-    max_vocab: Annotated[int, typer.Option("--max-vocab", help="Refuse corpora with more distinct characters than this (a binary file read as text has thousands).", rich_help_panel=DATA)] = MAX_VOCAB,
-    errors: Annotated[str, typer.Option(help="What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD).", rich_help_panel=DATA)] = "strict",
+    encoding: Annotated[str, typer.Option(help="Text encoding of the corpus. (default: utf-8)", rich_help_panel=DATA, show_default=False)] = "utf-8",
+    max_vocab: Annotated[int, typer.Option("--max-vocab", help=f"Refuse corpora with more distinct characters than this (a binary file read as text has thousands). (default: {MAX_VOCAB})", rich_help_panel=DATA, show_default=False)] = MAX_VOCAB,
+    errors: Annotated[Errors, typer.Option(metavar=_metavar(ERROR_MODES), help="What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD). (default: strict)", rich_help_panel=DATA, show_default=False)] = Errors.strict,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", readable=False, help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. (default: checkpoints/CORPUS.safetensors)", rich_help_panel=OUTPUT, show_default=False)] = None,
     keep: Annotated[Optional[int], typer.Option(help=field_help(TrainConfig, "keep"), rich_help_panel=OUTPUT, show_default=False)] = None,
     save_minutes: Annotated[Optional[float], typer.Option("--save-minutes", help=field_help(TrainConfig, "save_minutes"), rich_help_panel=OUTPUT, show_default=False)] = None,
@@ -113,8 +134,8 @@ def train(
     sample_length: Annotated[Optional[int], typer.Option("--sample-length", help=field_help(TrainConfig, "sample_length"), rich_help_panel=OUTPUT, show_default=False)] = None,
     sample_seed: Annotated[Optional[str], typer.Option("--sample-seed", help=field_help(TrainConfig, "sample_seed"), rich_help_panel=OUTPUT, show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.", rich_help_panel=OUTPUT)] = False,
-    log_every: Annotated[int, typer.Option("--log-every", help="Steps between plain log lines and --log-json step records (0: about 10 per epoch).", rich_help_panel=OUTPUT)] = 0,
-    log_json: Annotated[Optional[Path], typer.Option("--log-json", readable=False, help="Append one JSON object per step report and per epoch to this file.", rich_help_panel=OUTPUT, show_default=False)] = None,
+    log_every: Annotated[int, typer.Option("--log-every", help="Steps between plain log lines and --log-json step records. (default: 0, about 10 per epoch)", rich_help_panel=OUTPUT, show_default=False)] = 0,
+    log_json: Annotated[Optional[Path], typer.Option("--log-json", readable=False, help="Append JSON lines to this file: a header, then step, epoch and end records (README: the --log-json schema).", rich_help_panel=OUTPUT, show_default=False)] = None,
 ) -> None:
     """Train a model on a text file, showing progress and a sample after every epoch.
 
@@ -122,6 +143,12 @@ def train(
     checkpoints/CORPUS.resume.safetensors (latest full state). If a run for the corpus exists,
     pass --resume PATH to continue it or --fresh to start over. Ctrl-C stops after the current
     step with a checkpoint (exit code 130).
+
+    The run ends at the first of its limits: --epochs (10, unless only --max-minutes is given),
+    --max-steps, --max-minutes. On --resume, --epochs and --max-steps count the earlier runs'
+    steps too and are kept; giving any of the three limits sets a new end on its own (the
+    others kept are dropped), and the learning rate decays from where it is to that end.
+    --max-minutes counts this run only and is never kept.
     """
     from charlstm import train as tr
     from charlstm import ui
@@ -130,11 +157,11 @@ def train(
 
     if log_every < 0:
         _usage("--log-every must be >= 0")
-    model_options = {"hidden_size": hidden_size, "num_layers": layers, "cell": cell}
+    model_options = {"hidden_size": hidden_size, "num_layers": layers, "cell": _value(cell)}
     train_options = {
-        "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "clip": clip,
+        "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "optimizer": _value(optimizer), "clip": clip,
         "epochs": epochs, "max_steps": max_steps, "val_fraction": val_fraction, "seed": random_seed,
-        "dropout": dropout, "schedule": schedule, "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
+        "dropout": dropout, "schedule": _value(schedule), "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
         "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
         "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes, "kernels": kernels,
     }
@@ -144,8 +171,9 @@ def train(
     progress = ui.EncodingProgress(console)
     try:
         plan = plan_run(
-            corpus, model_options, train_options, resume=resume, init_from=init_from, fresh=fresh, out=out,
-            encoding=encoding, errors=errors, max_vocab=max_vocab, on_progress=progress,
+            corpus[0] if corpus and len(corpus) == 1 else corpus, model_options, train_options, resume=resume,
+            init_from=init_from, fresh=fresh, out=out, encoding=encoding, errors=errors.value, max_vocab=max_vocab,
+            on_progress=progress,
         )
         progress.close()
         view = ui.TrainView(console, quiet=quiet, log_every=log_every)
@@ -208,7 +236,12 @@ class _StopFlag:
 
 
 class _JsonLog:
-    """--log-json: one JSON object per line, per step report and per epoch."""
+    """--log-json: JSON lines. A header (config, corpus, vocabulary size, parameter count), a step
+    record every --log-every steps, an epoch record per validation, an end record. A key means
+    one thing in every record; a value that does not exist yet is left out, never null. The
+    schema is in README.md ("--log-json")."""
+
+    LN2 = 0.6931471805599453
 
     def __init__(self, path: Path, every: int) -> None:
         try:
@@ -218,31 +251,58 @@ class _JsonLog:
 
             raise UsageError(f"cannot open --log-json file {path}: {e.strerror or e}") from None
         self.every = every
-        self.val_loss: float | None = None
+        self.val: dict[str, float] = {}
 
     def __call__(self, event: Any) -> None:
-        from charlstm import events as tr
+        from charlstm import events as ev
 
-        record: dict[str, Any] | None = None
-        if isinstance(event, tr.Started) and self.every <= 0:
-            self.every = max(1, event.steps_per_epoch // 10)
-        elif isinstance(event, tr.Step) and event.step % max(1, self.every) == 0:
-            record = {
-                "type": "step", "step": event.step, "epoch": round(event.epoch, 4), "loss": event.loss,
-                "smoothed_loss": event.smoothed_loss, "val_loss": self.val_loss,
-                "bpc": event.smoothed_loss / 0.6931471805599453, "chars_per_s": round(event.chars_per_s, 1),
-                "lr": event.lr, "time": round(event.elapsed, 3), "sample": None,
-            }
-        elif isinstance(event, tr.EpochEnd):
-            self.val_loss = event.val_loss
-            record = {
-                "type": "epoch", "step": event.step, "epoch": event.epoch, "loss": event.train_loss,
-                "val_loss": event.val_loss, "bpc": event.val_bpc, "best": event.best,
-                "chars_per_s": None, "lr": None, "time": round(event.elapsed, 3), "sample": event.sample,
-            }
-        if record is not None:
-            self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.file.flush()
+        kind = type(event)
+        if kind is ev.Started:
+            self.every = self.every if self.every > 0 else max(1, event.steps_per_epoch // 10)
+            if event.val_loss is not None:
+                self.val = self._val(event.val_loss)
+            self._write(self._header(event))
+        elif kind is ev.Step and event.step % self.every == 0:
+            self._write({
+                "type": "step", "step": event.step, "epoch": round(event.epoch, 4), "step_loss": event.loss,
+                **self._train(event.smoothed_loss), **self.val, "lr": event.lr, "grad_norm": event.grad_norm,
+                "chars_per_s": round(event.chars_per_s, 1), "elapsed": round(event.elapsed, 3),
+                **({"eta": round(event.eta, 1)} if event.eta != float("inf") else {}),
+            })
+        elif kind is ev.EpochEnd:
+            self.val = self._val(event.val_loss)
+            self._write({
+                "type": "epoch", "step": event.step, "epoch": event.epoch, **self._train(event.smoothed_loss),
+                "epoch_train_loss": event.train_loss, **self.val, "best": event.best, "lr": event.lr,
+                "chars_per_s": event.chars_per_s, "elapsed": round(event.elapsed, 3), "sample": event.sample,
+            })
+        elif kind is ev.Finished:
+            best = {} if event.best_val_loss is None else {"best_val_loss": event.best_val_loss, "best_val_bpc": event.best_val_loss / self.LN2, "best_epoch": event.best_epoch}
+            self._write({
+                "type": "end", "reason": event.reason, "step": event.step, "epoch": round(event.epoch, 4), **best,
+                "chars_per_s": round(event.chars_per_s, 1), "elapsed": round(event.elapsed, 3),
+                "files": [str(f) for f in event.files],
+            })
+
+    def _header(self, e: Any) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {
+            "type": "header", "schema": 1, "corpus": {"name": e.corpus, "chars": e.corpus_chars, "train_chars": e.train_chars, "val_chars": e.val_chars},
+            "vocab_size": e.vocab_size, "num_params": e.num_params, "model": e.config.to_dict(), "train": asdict(e.train),
+            "steps_per_epoch": e.steps_per_epoch, **({"total_steps": e.total_steps} if e.total_steps is not None else {}),
+            "start_step": e.start_step, "resumed": e.resumed, "model_path": str(e.model_path), "resume_path": str(e.resume_path),
+        }
+
+    def _train(self, loss: float | None) -> dict[str, float]:
+        return {} if loss is None else {"train_loss": loss, "train_bpc": loss / self.LN2}
+
+    def _val(self, loss: float) -> dict[str, float]:
+        return {"val_loss": loss, "val_bpc": loss / self.LN2}
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.file.flush()
 
     def close(self) -> None:
         self.file.close()
@@ -254,16 +314,17 @@ class _JsonLog:
 @app.command()
 def sample(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to sample from. (default: the newest in ./checkpoints)", show_default=False)] = None,
-    seed: Annotated[str, typer.Option("--seed", "-s", help="Text to start from; the model continues it. Empty: start from a zero state primed with a newline.")] = "",
-    length: Annotated[int, typer.Option("--length", "-n", help="Characters to generate (after the seed).")] = 500,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Divide the logits by this (> 0): below 1 is safer, above 1 wilder.")] = 1.0,
+    seed: Annotated[str, typer.Option("--seed", "-s", help="Text to start from; the model continues it. (default: empty: start from a zero state primed with a newline)", show_default=False)] = "",
+    seed_file: Annotated[Optional[Path], typer.Option("--seed-file", readable=False, help="Start from the text of this file instead (a long text primes the model's state; it is not echoed).", show_default=False)] = None,
+    length: Annotated[int, typer.Option("--length", "-n", help="Characters to generate (after the seed). (default: 500)", show_default=False)] = 500,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Divide the logits by this (> 0): below 1 is safer, above 1 wilder. (default: 1)", show_default=False)] = 1.0,
     greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely character (argmax); ignores temperature, top-k and top-p.")] = False,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample only among the K most likely characters.", show_default=False)] = None,
-    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling: only the smallest set of most likely characters with total probability ≥ P, in (0, 1].", show_default=False)] = None,
-    num_samples: Annotated[int, typer.Option("--num-samples", "-N", help="Independent samples, drawn as one batch; each is printed after a '--- sample i of N ---' line.")] = 1,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample only among the K most likely characters. (default: all)", show_default=False)] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling: only the smallest set of most likely characters with total probability ≥ P, in (0, 1]. (default: 1, all)", show_default=False)] = None,
+    num_samples: Annotated[int, typer.Option("--num-samples", "-N", help="Independent samples, drawn as one batch; each is printed after a '--- sample i of N ---' line. (default: 1)", show_default=False)] = 1,
     random_seed: Annotated[Optional[int], typer.Option("--random-seed", help="Seed of the sampler: same seed, same text. (default: fresh randomness)", show_default=False)] = None,
-    stop: Annotated[Optional[str], typer.Option("--stop", help="End a sample right after this text appears in it (\\n and \\t are understood).", show_default=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", readable=False, help="Write the text to this file instead of stdout.", show_default=False)] = None,
+    stop: Annotated[Optional[str], typer.Option("--stop", help="End a sample right after this text appears in it (\\n, \\t and \\f are understood). (default: none)", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", readable=False, help="Write the text to this file. (default: stdout)", show_default=False)] = None,
     no_seed_echo: Annotated[bool, typer.Option("--no-seed-echo", help="Print only the generated characters, not the seed before them.")] = False,
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="Remove seed characters the model does not know (with a warning) instead of stopping.")] = False,
 ) -> None:
@@ -285,9 +346,11 @@ def sample(
     if num_samples < 1:
         _usage("--num-samples must be at least 1")
     if stop is not None:
-        stop = stop.replace("\\n", "\n").replace("\\t", "\t")
+        stop = stop.replace("\\n", "\n").replace("\\t", "\t").replace("\\f", "\f")
         if not stop:
             _usage("--stop must not be empty")
+    if seed_file is not None and seed:
+        _usage("give --seed or --seed-file, not both")
     out: Any = None
     try:
         import numpy as np
@@ -297,10 +360,15 @@ def sample(
 
         path = checkpoint or ckpt_io.find_latest()
         ckpt = ckpt_io.load(path)
+        if seed_file is not None:
+            from charlstm.textio import read_text
+
+            seed, no_seed_echo = read_text(seed_file), True
         missing = ckpt.vocab.unknown(seed)
         if missing and not drop_unknown:
+            given = f"--seed-file {seed_file}" if seed_file is not None else "--seed"
             _usage(
-                f"--seed has characters not in the model's vocabulary: {describe_chars(missing)} "
+                f"{given} has characters not in the model's vocabulary: {describe_chars(missing)} "
                 f"(--drop-unknown removes them)"
             )
         if missing:
@@ -316,17 +384,20 @@ def sample(
         if num_samples == 1:
             out.write(prefix)
             out.flush()
+            last = prefix[-1:]
             for (ch,) in steps:
                 out.write(ch)
                 out.flush()
-            out.write("\n")
+                last = ch or last
+            out.write(_end_line(last))
         else:
             texts = [[prefix] for _ in range(num_samples)]
             for chars in steps:
                 for text, ch in zip(texts, chars):
                     text.append(ch)
             for i, text in enumerate(texts, 1):
-                out.write(f"--- sample {i} of {num_samples} ---\n{''.join(text)}\n")
+                body = "".join(text)
+                out.write(f"--- sample {i} of {num_samples} ---\n{body}{_end_line(body[-1:])}")
         out.flush()
     except CharLSTMError as exc:
         _fail(exc)
@@ -339,6 +410,11 @@ def sample(
             out.close()
     if output is not None:
         _note(f"wrote {output}")
+
+
+def _end_line(last: str) -> str:
+    """The newline that ends a sample's output, unless its last character was one (--stop '\\n')."""
+    return "" if last == "\n" else "\n"
 
 
 def _open_output(path: Path | None) -> Any:
@@ -367,18 +443,22 @@ def _quiet_broken_pipe() -> None:
 
 @app.command("eval")
 def eval_(
-    checkpoint: Annotated[Path, typer.Argument(readable=False, help="Checkpoint to evaluate.", show_default=False)],
     text_file: Annotated[Path, typer.Argument(readable=False, help="Text file to score, all of it.", show_default=False)],
+    old_form: Annotated[Optional[Path], typer.Argument(readable=False, hidden=True, show_default=False)] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to score with. (default: the newest in ./checkpoints)", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-B", help="Parallel streams (speed only; state is carried across windows as in training).")] = default_of(TrainConfig, "batch_size"),
     seq_len: Annotated[int, typer.Option("--seq-len", "-T", help="Characters per window.")] = default_of(TrainConfig, "seq_len"),
     encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
-    errors: Annotated[str, typer.Option(help="strict or replace (undecodable bytes become U+FFFD).")] = "strict",
+    errors: Annotated[Errors, typer.Option(metavar=_metavar(ERROR_MODES), help="strict, or replace (undecodable bytes become U+FFFD).")] = Errors.strict,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     show: Annotated[bool, typer.Option("--show", help="Also show the text with each character coloured by its surprisal in bits (one stream from the zero state; plain rows when piped).")] = False,
     top: Annotated[int, typer.Option("--top", help="With --show: also list the model's K most likely guesses for each character (implies --show).")] = 0,
     max_chars: Annotated[int, typer.Option("--max-chars", help="With --show: show the first N characters the model knows.")] = 2000,
 ) -> None:
     """Score a text file with a model: loss in nats/char, bits/char and perplexity.
+
+    `charlstm eval TEXT_FILE` uses the newest checkpoint in ./checkpoints; --checkpoint/-c
+    names another (`charlstm eval CHECKPOINT TEXT_FILE` works too).
 
     The text is cut into --batch-size contiguous streams and read window by window with the
     hidden state carried across windows, exactly as training scores its validation split; every
@@ -394,6 +474,10 @@ def eval_(
     from charlstm import ui
     from charlstm.errors import CharLSTMError
 
+    if old_form is not None:  # `eval CHECKPOINT TEXT_FILE`, as before --checkpoint
+        if checkpoint is not None:
+            _usage("give the checkpoint once: charlstm eval TEXT_FILE --checkpoint PATH")
+        checkpoint, text_file = text_file, old_form
     if batch_size < 1 or seq_len < 1:
         _usage("--batch-size and --seq-len must be at least 1")
     if top < 0 or max_chars < 2:
@@ -406,16 +490,22 @@ def eval_(
         from charlstm.errors import CorpusError
         from charlstm.evaluate import evaluate
 
-        ckpt = ckpt_io.load(checkpoint)
-        text = read_text(text_file, encoding, errors)
+        path = checkpoint or ckpt_io.find_latest()
+        ckpt = ckpt_io.load(path)
+        if checkpoint is None:
+            _note(f"scoring with {path}")
+        text = read_text(text_file, encoding, errors.value)
         ids, unknown = ckpt.vocab.encode_known(text)
         if len(ids) < 2:
             raise CorpusError(f"{text_file}: fewer than two characters the model knows; nothing to score")
-        result = evaluate(ckpt.params, ckpt.config, ids, batch_size, seq_len)
+        with ui.ScoringProgress(ui.make_console(), len(ids)) as progress:
+            result = evaluate(ckpt.params, ckpt.config, ids, batch_size, seq_len, on_progress=progress)
     except CharLSTMError as exc:
         _fail(exc)
+    c = ckpt.config
     report = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(path),
+        "model": f"{c.num_layers}×{c.hidden_size} {c.cell.upper()}",
         "file": str(text_file),
         "chars": len(text),
         "chars_evaluated": result.chars,
@@ -433,12 +523,35 @@ def eval_(
         ui.eval_table(report, ui.make_console(stdout=True))
 
 
+# ------------------------------------------------------------------------------------------- runs
+
+
+@app.command()
+def runs(
+    folder: Annotated[Path, typer.Argument(readable=False, help="Folder of checkpoints. (default: checkpoints)", show_default=False)] = Path("checkpoints"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of a table.")] = False,
+) -> None:
+    """List the runs in a folder, newest first: corpus, model, steps, best validation loss, date, size."""
+    from charlstm import checkpoint as ckpt_io
+    from charlstm import ui
+    from charlstm.errors import CharLSTMError
+
+    try:
+        found = ckpt_io.list_runs(folder)
+    except CharLSTMError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(found, ensure_ascii=False, indent=2) + "\n")
+        return
+    ui.runs_table(found, str(folder).rstrip("/"), ui.make_console(stdout=True))
+
+
 # ---------------------------------------------------------------------------------------- inspect
 
 
 @app.command()
 def inspect(
-    path: Annotated[Optional[Path], typer.Argument(readable=False, help="Checkpoint to describe. (default: the newest in ./checkpoints)", show_default=False)] = None,
+    path: Annotated[Optional[Path], typer.Argument(readable=False, help="Checkpoint to describe, or a folder to list its runs (as `charlstm runs`). (default: the newest in ./checkpoints)", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")] = False,
     samples: Annotated[bool, typer.Option("--samples", help="Also show the sample drawn after each epoch, oldest first.")] = False,
 ) -> None:
@@ -447,6 +560,8 @@ def inspect(
     from charlstm import ui
     from charlstm.errors import CharLSTMError
 
+    if path is not None and path.is_dir():
+        return runs(path, as_json)
     try:
         target = path or ckpt_io.find_latest()
         info = ckpt_io.describe(ckpt_io.load(target))
@@ -703,8 +818,95 @@ def gradcheck(
 
 
 def main() -> None:
-    """Entry point of the `charlstm` script."""
-    app()
+    """Entry point of the `charlstm` script: the Typer app, with flags shown without a value
+    placeholder, and Typer's usage errors (a wrong type, an unknown option) as one line with a
+    hint, exit code 2, like the library's."""
+    command = typer.main.get_command(app)
+    _plain_flags(command)
+    args = sys.argv[1:]
+    try:
+        code = command.main(args, prog_name="charlstm", standalone_mode=False)
+    except typer.Abort:
+        code = 1
+    except Exception as exc:
+        if not isinstance(exc, _USAGE_ERROR) or type(exc).__name__ == "NoArgsIsHelpError":
+            if isinstance(exc, _USAGE_ERROR):  # `charlstm` alone: the help
+                exc.show()
+                sys.exit(exc.exit_code)
+            raise
+        from charlstm import ui
+
+        ui.error(ui.make_console(), f"{usage_message(exc, args)}; see {_command_path(command, args)} --help")
+        code = 2
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")  # click's, wherever Typer keeps it
+
+
+def _plain_flags(command: Any) -> None:
+    """Show on/off options (and -h/--help) in help without a value placeholder such as <bool>."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    get_help_option = command.get_help_option
+
+    def plain_help_option(ctx: Any) -> Any:
+        option = get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = plain_help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+
+
+def _command_path(command: Any, args: list[str]) -> str:
+    """`charlstm train`: the command the arguments name, for the hint after a usage error."""
+    sub = next((a for a in args if not a.startswith("-")), None)
+    return f"charlstm {sub}" if sub in getattr(command, "commands", {}) else "charlstm"
+
+
+def usage_message(exc: Any, args: list[str]) -> str:
+    """A usage error as one plain sentence that names the option: `--lr: 'abc' is not a number`."""
+    param = getattr(exc, "param", None)
+    text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    if param is not None and getattr(param, "opts", None):
+        name = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if type(exc).__name__ == "MissingParameter":
+            return f"missing {name.upper()}" if getattr(param, "param_type_name", "") == "argument" else f"{name} needs a value"
+        value = _given_value(args, param.opts)
+        metavar = getattr(param, "metavar", None) or ""
+        if metavar.startswith("[") and "|" in metavar:
+            return f"{name} must be one of {', '.join(metavar.strip('[]').split('|'))}, not {value!r}"
+        lowered = text.lower()
+        if "integer" in lowered:
+            return f"{name}: {value!r} is not a whole number"
+        if "float" in lowered or "number" in lowered:
+            return f"{name}: {value!r} is not a number"
+        return f"{name}: {getattr(exc, 'message', text)}"
+    option = getattr(exc, "option_name", None)
+    if option and "requires an argument" in text:
+        return f"{option} needs a value"
+    if option and "no such option" in text.lower():
+        import difflib
+
+        close = difflib.get_close_matches(option, getattr(exc, "possibilities", None) or [], cutoff=0.75)
+        return f"no such option {option}" + (f" (did you mean {' or '.join(sorted(close))}?)" if close else "")
+    text = text.replace(". Did you mean", " (did you mean").replace("?", "?)") if ". Did you mean" in text else text
+    return text[:1].lower() + text[1:].rstrip(".")
+
+
+def _given_value(args: list[str], opts: list[str]) -> str:
+    """The value given on the command line for an option (the last time it appears)."""
+    value = ""
+    for i, arg in enumerate(args):
+        if arg in opts and i + 1 < len(args):
+            value = args[i + 1]
+        elif any(arg.startswith(o + "=") for o in opts if o.startswith("--")):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 if __name__ == "__main__":

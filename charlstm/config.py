@@ -22,6 +22,7 @@ KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.kernels.CHOICES
 AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows per epoch
 MAX_VOCAB = 10_000  # more distinct characters than this: most likely a binary file
 FLAGS = {"num_layers": "--layers", "seed": "--random-seed"}  # where the option is not the field's name
+LIMITS = ("epochs", "max_steps", "max_minutes")  # the fields that end a run; see TrainConfig.step_limit
 
 
 def flag(name: str) -> str:
@@ -72,7 +73,10 @@ class TrainConfig:
     lr: float = _opt(2e-3, "Peak learning rate.")
     optimizer: str = _opt("adam", "adam, rmsprop or sgd (momentum 0.9).")
     clip: float = _opt(5.0, "Clip the global gradient norm to this (0: off).")
-    epochs: int = _opt(10, "Passes over the training split.")
+    epochs: int | None = _opt(
+        10, "Passes over the training split, counting earlier runs when resuming.",
+        "{value}; no limit when only --max-minutes is given",
+    )
     max_steps: int | None = _opt(None, "Stop after this many steps in all (counting earlier runs when resuming).")
     val_fraction: float = _opt(0.05, "Fraction of the text, at its end, held out for validation, in (0, 0.5].")
     seed: int = _opt(0, "Seed of initialisation, dropout and samples: same seed, same run.")
@@ -82,7 +86,11 @@ class TrainConfig:
     )
     warmup_steps: int = _opt(0, "Steps of linear learning-rate warm-up.")
     min_lr_ratio: float = _opt(0.1, "Final learning rate as a fraction of --lr.")
-    max_minutes: float | None = _opt(None, "Stop cleanly, with a checkpoint, after this many minutes of this run.")
+    max_minutes: float | None = _opt(
+        None,
+        "Train for this many minutes of this run (a resume does not keep it): the learning rate "
+        "reaches its floor, and the last validation and checkpoint are written, within them.",
+    )
     sample_every: int | None = _opt(None, "Also show a sample every N steps (one is always shown per epoch).")
     sample_length: int = _opt(200, "Characters per progress sample (0: none).")
     sample_seed: str | None = _opt(None, "Text that starts each progress sample.", "the corpus's first word")
@@ -96,6 +104,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.validate()
 
+    def step_limit(self, steps_per_epoch: int) -> int | None:
+        """The last step the run may reach by --epochs and --max-steps (None: no step limit)."""
+        limits = [n for n in (self.max_steps, self.epochs and self.epochs * steps_per_epoch) if n is not None]
+        return min(limits) if limits else None
+
     def validate(self) -> None:
         """Raise UsageError for values no run can use."""
         checks = [
@@ -105,7 +118,7 @@ class TrainConfig:
             (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
             (self.optimizer in OPTIMIZER_NAMES, f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)}"),
             (self.clip >= 0, "--clip must be >= 0 (0 disables clipping)"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.epochs is None or self.epochs >= 1, "--epochs must be at least 1"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
             (0 < self.val_fraction <= 0.5, "--val-fraction must be in (0, 0.5]"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
@@ -122,6 +135,8 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        if self.epochs is None and self.max_steps is None and self.max_minutes is None:
+            raise UsageError("a run needs an end: give --epochs, --max-steps or --max-minutes")
 
 
 def default_of(cls: type, name: str) -> Any:

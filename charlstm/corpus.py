@@ -10,14 +10,15 @@ window (the first layer gathers columns of W_ih, which equals multiplying by the
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from charlstm.errors import CorpusError
-from charlstm.idcache import MAX_VOCAB, encode_file, release_pages
+from charlstm.errors import CorpusError, VocabularyError
+from charlstm.idcache import MAX_VOCAB, encode_file, release_pages, spool_stream, too_many_characters
+from charlstm.textio import read_text
 from charlstm.vocab import Vocab, code_points, describe_chars, id_dtype  # noqa: F401  (re-exported)
 
 
@@ -74,18 +75,31 @@ def iter_windows(ids: np.ndarray, B: int, T: int) -> Iterator[tuple[np.ndarray, 
 
 @dataclass(frozen=True)
 class Corpus:
-    """A text file encoded with a vocabulary: ids (N,) in the vocabulary's compact dtype."""
+    """A text encoded with a vocabulary: ids (N,) in the vocabulary's compact dtype.
+
+    One file (`path`), or several joined (`files`, with `path` their folder or the first of
+    them): then the ids are the files' training parts, then their validation parts, and
+    `val_start` says where the second begin (see `load_files`)."""
 
     path: Path
     vocab: Vocab
     ids: np.ndarray
+    files: tuple[Path, ...] = ()
+    val_start: int | None = None
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        return source_name(self.files if self.files and not self.path.is_dir() else self.path)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        """(train, val) ids: the last `val_fraction` of the text, or for several files the
+        validation parts chosen when they were read."""
+        if self.val_start is None:
+            return split(self.ids, val_fraction)
+        return self.ids[: self.val_start], self.ids[self.val_start :]
 
     def release(self) -> None:
         """Let go of the pages of a memory-mapped corpus read so far, so a long epoch's resident
@@ -95,15 +109,85 @@ class Corpus:
 
 
 def load_corpus(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Sequence[str | os.PathLike],
     vocab: Vocab | None = None,
     encoding: str = "utf-8",
     errors: str = "strict",
     on_progress=None,
     max_vocab: int | None = None,
+    val_fraction: float = 0.05,
 ) -> Corpus:
-    """Read and encode a corpus. With `vocab` (fine-tuning, resuming) every character must be in
-    it; otherwise the vocabulary is built from the text. Large files are encoded once, cached and
-    memory-mapped (see idcache); `on_progress(phase, bytes_done, bytes_total)` follows the work."""
-    vocab, ids = encode_file(path, vocab, encoding, errors, on_progress, max_vocab or MAX_VOCAB)
-    return Corpus(Path(path), vocab, ids)
+    """Read and encode a corpus: a text file, a folder of .txt files, or several files (see
+    `load_files`; `val_fraction` is used for those). With `vocab` (fine-tuning, resuming) every
+    character must be in it; otherwise the vocabulary is built from the text. A stream (a pipe,
+    `<(zcat book.gz)`) is first copied into the cache folder and then read as a file. Large files
+    are encoded once, cached and memory-mapped (see idcache); `on_progress(phase, bytes_done,
+    bytes_total)` follows the work."""
+    files = corpus_files(path)
+    one_path = isinstance(path, (str, os.PathLike))
+    if len(files) == 1 and not (one_path and Path(path).is_dir()):
+        vocab, ids = encode_file(files[0], vocab, encoding, errors, on_progress, max_vocab or MAX_VOCAB)
+        return Corpus(files[0], vocab, ids)
+    where = Path(path) if one_path else files[0]
+    return load_files(files, where, vocab, encoding, errors, max_vocab, val_fraction)
+
+
+def corpus_files(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The files a corpus argument names: a file (a stream copied into the cache first), the .txt
+    files of a folder (at any depth, hidden ones left out, in order of their paths), or each of
+    several such arguments in turn."""
+    if not isinstance(path, (str, os.PathLike)):
+        return [f for p in path for f in corpus_files(p)]
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*.txt") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        if not found:
+            raise CorpusError(f"{path}: is a directory with no .txt files in it; give a text file, or a folder of .txt files")
+        return found
+    return [spool_stream(path)]
+
+
+def prepare_source(source: str | os.PathLike | Sequence[str | os.PathLike]) -> Path | list[Path]:
+    """A corpus argument with every stream replaced by its copy in the cache (so it can be read
+    again), and a list of one path as that path."""
+    if isinstance(source, (str, os.PathLike)):
+        return spool_stream(Path(source))
+    paths = [spool_stream(Path(p)) for p in source]
+    return paths[0] if len(paths) == 1 else paths
+
+
+def source_name(source: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
+    """What a corpus is called (its checkpoints' names): a file's stem, a folder's name, and
+    'first+2' for three files."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        return path.name if path.is_dir() else path.stem
+    files = corpus_files(source)
+    return files[0].stem if len(files) == 1 else f"{files[0].stem}+{len(files) - 1}"
+
+
+SEPARATOR = "\f"  # joins the files of a corpus: a form feed, which ordinary text never holds
+
+
+def load_files(
+    files: Sequence[Path], path: Path, vocab: Vocab | None, encoding: str, errors: str,
+    max_vocab: int | None, val_fraction: float,
+) -> Corpus:
+    """Several text files as one corpus, read into memory. Each file's last `val_fraction` is
+    held out for validation, so every file is scored in proportion to its length and none is
+    left out of training. The ids are the files' training parts, then their validation parts,
+    each group joined by SEPARATOR: a character of its own (it is in the vocabulary), so the
+    model learns where one document ends and the next begins and a blank line stays a
+    paragraph break; `charlstm sample --stop '\\f'` writes one document."""
+    texts = [read_text(f, encoding, errors) for f in files]
+    cuts = [len(t) - int(round(len(t) * val_fraction)) for t in texts]
+    train = SEPARATOR.join(t[:c] for t, c in zip(texts, cuts))
+    val = SEPARATOR.join(t[c:] for t, c in zip(texts, cuts) if c < len(t))
+    own = Vocab.from_text(train + SEPARATOR + val)
+    if own.size > (max_vocab or MAX_VOCAB):
+        raise too_many_characters(path, max_vocab or MAX_VOCAB)
+    missing = vocab.unknown("".join(own.chars)) if vocab is not None else []
+    if missing:
+        raise VocabularyError(f"{path}: {len(missing)} character(s) are not in the model's vocabulary: {describe_chars(missing)}")
+    target = vocab or own
+    return Corpus(path, target, np.concatenate([target.encode(train), target.encode(val)]), tuple(files), len(train))

@@ -4,6 +4,7 @@ contiguous streams, the state is carried across windows, and every character is 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,10 +40,12 @@ def evaluate(
     T: int = 100,
     cache: model.Cache | None = None,
     kernels: Kernels | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Score every character of `ids` (N,) but the up to B−1 left over by the stream layout.
     Fewer streams are used when the text is shorter than B+1 characters. Passing the training
-    loop's cache lets evaluation reuse its buffers instead of allocating a second set."""
+    loop's cache lets evaluation reuse its buffers instead of allocating a second set.
+    `on_progress(scored, to_score)` is called after every window, in characters."""
     B = max(1, min(B, len(ids) - 1))
     if stream_length(len(ids), B) < 1:
         raise ValueError("evaluation needs at least two characters")
@@ -52,4 +55,6 @@ def evaluate(
         logits, state, cache = model.forward(params, config, x, state, cache, kernels=kernels)
         total += cross_entropy_sum(logits, y.reshape(-1))
         count += y.size
+        if on_progress is not None:
+            on_progress(count, B * stream_length(len(ids), B))
     return Evaluation(total / count, count)

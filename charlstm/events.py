@@ -22,12 +22,13 @@ class Started:
     vocab_size: int
     num_params: int
     steps_per_epoch: int
-    total_steps: int
+    total_steps: int | None  # the step limit; None when only the time budget ends the run
     model_path: Path
     resume_path: Path
     start_step: int
     resumed: bool
     notes: tuple[str, ...] = ()
+    val_loss: float | None = None  # the last validation loss of a resumed run
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,25 @@ class Step:
     grad_norm: float
     chars_per_s: float
     elapsed: float  # seconds of training, over all runs of this model
-    eta: float  # seconds to the end of the run, estimated
+    eta: float  # seconds to the end of the run, by whichever limit binds first (inf: unknown yet)
+    end_step: int | None = None  # the step the run will end at (estimated under a time budget)
+    fraction: float = 0.0  # of the run done, by the binding limit, in [0, 1]
+    by_time: bool = False  # the time budget binds, not the step limit
 
 
 @dataclass(frozen=True)
 class EpochEnd:
     epoch: float
     step: int
-    train_loss: float
+    train_loss: float  # mean over the epoch's updates
     val_loss: float
     val_bpc: float
     best: bool
     sample: str
     elapsed: float
+    smoothed_loss: float | None = None  # the training loss's moving average, as Step reports it
+    lr: float | None = None  # the learning rate of the last update
+    chars_per_s: float | None = None  # training characters per second over all runs, validation included
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,16 @@ from charlstm.corpus import Vocab
 from charlstm.model import ModelConfig, State
 
 PRIME_CANDIDATES = ("\n", " ")
+LONG_SEED = 1000  # characters: a longer seed is read in windows (model.forward), not stepped
+
+
+def read_state(params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarray) -> State:
+    """The state after reading the ids (N,) from a zero state, LONG_SEED characters per window:
+    what stepping through them gives, at the speed of the batched forward pass."""
+    state, cache = model.zero_state(config, 1), None
+    for start in range(0, len(ids), LONG_SEED):
+        _, state, cache = model.forward(params, config, np.asarray(ids[start : start + LONG_SEED])[:, None], state, cache)
+    return state
 
 
 def prime_ids(vocab: Vocab, seed: str) -> np.ndarray:
@@ -81,11 +91,13 @@ def prime(
     return logits.copy(), model.state_of(st)
 
 
-def _prime(stepper: model.Stepper, ids: np.ndarray, num_samples: int) -> tuple[np.ndarray, model.StepState]:
-    """The seed stepped through one character at a time, as sampling continues (no window buffers
-    or weight transposes to set up, which dominate for a short seed). Every sample shares the
-    seed, so it runs once and its state is copied to each sample."""
-    st = model.step_state(stepper, model.zero_state(stepper.config, 1))
+def _prime(
+    stepper: model.Stepper, ids: np.ndarray, num_samples: int, state: State | None = None
+) -> tuple[np.ndarray, model.StepState]:
+    """The seed stepped through one character at a time from `state` (default: zero), as
+    sampling continues (no window buffers or weight transposes to set up, which dominate for a
+    short seed). Every sample shares the seed, so it runs once and its state is copied to each."""
+    st = model.step_state(stepper, state if state is not None else model.zero_state(stepper.config, 1))
     x = np.zeros(1, np.intp)
     for i in np.asarray(ids):
         x[0] = i
@@ -120,7 +132,10 @@ def generate(
     """Yield `length` steps of ids, each (num_samples,), continuing `seed` (not yielded)."""
     rng = rng if rng is not None else np.random.default_rng()
     stepper = model.prepare_stepper(params, config)
-    logits, st = _prime(stepper, prime_ids(vocab, seed), num_samples)  # st: advanced in place
+    ids, state = prime_ids(vocab, seed), None
+    if len(ids) > LONG_SEED:  # a long text (--seed-file): read it a window at a time
+        state, ids = read_state(params, config, ids[:-1]), ids[-1:]
+    logits, st = _prime(stepper, ids, num_samples, state)  # st: advanced in place
     for n in range(length):
         ids = draw(sampling.probs(logits), rng)
         yield ids

@@ -16,6 +16,7 @@ import hashlib
 import json
 import mmap
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,11 +54,46 @@ def scan_vocab(path: Path, encoding: str, errors: str, on_progress: Progress | N
     for text in decoded_chunks(path, encoding, errors, report):
         seen = np.union1d(seen, np.unique(code_points(text)))
         if len(seen) > max_vocab:
-            raise CorpusError(
-                f"{path}: more than {max_vocab:,} distinct characters — is it a binary file? "
-                f"If it really is text, raise the limit with --max-vocab"
-            )
+            raise too_many_characters(path, max_vocab)
     return Vocab(tuple(chr(int(p)) for p in seen))
+
+
+def too_many_characters(path: Path, max_vocab: int) -> CorpusError:
+    return CorpusError(
+        f"{path}: more than {max_vocab:,} distinct characters — is it a binary file? "
+        f"If it really is text, raise the limit with --max-vocab"
+    )
+
+
+def spool_stream(path: Path, cache_dir: Path | None = None) -> Path:
+    """A pipe or other stream (`<(zcat book.txt.gz)`, /dev/stdin) copied once into the cache
+    folder as stream-HASH.txt, so it can be read as often as a file must be (vocabulary, ids,
+    fingerprint) and a resume finds it again. A regular file (or a path that is not there) is
+    returned as it is; the text readers report what is wrong with it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return path
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return path
+    folder = cache_dir or default_cache_dir()
+    h = hashlib.sha256()
+    tmp = folder / f".stream.{os.getpid()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                h.update(block)
+                dst.write(block)
+        target = folder / f"stream-{h.hexdigest()[:12]}.txt"
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CorpusError(
+            f"{path}: is a stream, and copying it into the cache folder {folder} failed "
+            f"({e.strerror or e}); save it to a file first, or set CHARLSTM_CACHE"
+        ) from None
+    return target
 
 
 def _check_known(path: Path, own: Vocab, vocab: Vocab) -> None:

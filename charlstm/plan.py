@@ -9,15 +9,15 @@ option; nothing is printed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from charlstm import checkpoint as ckpt_io
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
-from charlstm.corpus import Corpus, describe_chars, load_corpus
+from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
+from charlstm.corpus import Corpus, describe_chars, load_corpus, prepare_source, source_name
 from charlstm.errors import UsageError
 
 MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses
@@ -42,7 +42,7 @@ class RunPlan:
 
 
 def plan_run(
-    corpus_path: Path | None,
+    corpus_path: Path | list[Path] | None,
     model_overrides: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
     *,
@@ -55,9 +55,11 @@ def plan_run(
     max_vocab: int = MAX_VOCAB,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> RunPlan:
-    """Decide how to train and load the corpus. Overrides are config fields the user chose (None
-    values are ignored, as options not given). Cheap checks come first, so a bad option fails
-    before a large corpus is read."""
+    """Decide how to train and load the corpus: a text file, a folder of .txt files, several
+    files, or a stream (copied into the cache first). Overrides are config fields the user chose
+    (None values are ignored, as options not given). Cheap checks come first, so a bad option
+    fails before a large corpus is read."""
+    given, corpus_path = corpus_path, prepare_source(corpus_path) if corpus_path else None
     model_given = _given(model_overrides)
     train_given = _given(train_overrides)
     _check_options(corpus_path, model_given, train_given, resume, init_from, fresh, errors, max_vocab)
@@ -68,6 +70,8 @@ def plan_run(
         assert corpus_path is not None
         plan = _plan_new(corpus_path, model_given, train_given, init_from, fresh, out, load)
     _check_sample_seed(plan)
+    if isinstance(given, Path) and corpus_path != given:
+        plan = replace(plan, notes=(f"read the stream {given} into {corpus_path}", *plan.notes))
     return plan
 
 
@@ -76,7 +80,7 @@ def _given(overrides: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _check_options(
-    corpus_path: Path | None, model_given: dict[str, Any], train_given: dict[str, Any],
+    corpus_path: Path | list[Path] | None, model_given: dict[str, Any], train_given: dict[str, Any],
     resume: Path | None, init_from: Path | None, fresh: bool, errors: str, max_vocab: int,
 ) -> None:
     """Option checks that need no file."""
@@ -102,7 +106,7 @@ def _check_options(
 
 
 def _plan_resume(
-    corpus_path: Path | None, resume: Path, model_given: dict[str, Any], train_given: dict[str, Any],
+    corpus_path: Path | list[Path] | None, resume: Path, model_given: dict[str, Any], train_given: dict[str, Any],
     out: Path | None, load: Callable[[Path, Any], Corpus],
 ) -> RunPlan:
     """Continue a run from its resume file (or the model file beside it)."""
@@ -110,14 +114,14 @@ def _plan_resume(
     ckpt = ckpt_io.load(resume_file)
     check_same_shape(ckpt.config, model_given, "the checkpoint's", "; drop it, or start anew with --init-from")
     cfg, changes = resume_config(ckpt, train_given)
-    corpus = load(corpus_path or Path(ckpt.train.get("corpus", {}).get("path", "")), ckpt.vocab)
+    corpus = load(corpus_path or saved_source(ckpt), ckpt.vocab, val_fraction=cfg.val_fraction)
     model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
     notes = tuple(f"resuming with {c}" for c in changes)
     return RunPlan(corpus, ckpt.config, cfg, model_path, resume=ckpt, notes=notes)
 
 
 def _plan_new(
-    corpus_path: Path, model_given: dict[str, Any], train_given: dict[str, Any], init_from: Path | None,
+    corpus_path: Path | list[Path], model_given: dict[str, Any], train_given: dict[str, Any], init_from: Path | None,
     fresh: bool, out: Path | None, load: Callable[[Path, Any], Corpus],
 ) -> RunPlan:
     """A new run: fresh weights, or those of `init_from` (fine-tuning). An earlier run writing the
@@ -129,9 +133,9 @@ def _plan_new(
     init = ckpt_io.load(init_from) if init_from is not None else None
     if init is not None:
         check_same_shape(init.config, model_given, "--init-from's")
-    corpus = load(corpus_path, init.vocab if init else None)
+    cfg = TrainConfig(**new_run_options(train_given))
+    corpus = load(corpus_path, init.vocab if init else None, val_fraction=cfg.val_fraction)
     config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
-    cfg = TrainConfig(**train_given)
     if "batch_size" not in train_given:
         n_train = len(corpus) - max(2, int(round(len(corpus) * cfg.val_fraction)))
         cfg = replace(cfg, batch_size=auto_batch_size(n_train, cfg.seq_len))
@@ -153,22 +157,58 @@ def check_same_shape(config: ModelConfig, model_given: dict[str, Any], whose: st
             raise UsageError(f"{flag(name)} {value} conflicts with {whose} {have}{advice}")
 
 
+def new_run_options(given: dict[str, Any]) -> dict[str, Any]:
+    """A new run's training options: with --max-minutes alone, epochs are unlimited (the time
+    budget ends the run); with --epochs too, whichever comes first."""
+    if "max_minutes" in given and "epochs" not in given:
+        return {**given, "epochs": None}
+    return given
+
+
+def saved_config(ckpt: Checkpoint) -> TrainConfig:
+    """The TrainConfig a checkpoint was trained with (fields it lacks take their defaults)."""
+    return TrainConfig(**{k: v for k, v in ckpt.train.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
+
+
+def resume_limits(saved: TrainConfig, overrides: dict[str, Any], step: int) -> dict[str, Any]:
+    """Where a resumed run ends. Any of --epochs, --max-steps, --max-minutes given sets a new
+    end on its own (the saved limits not given are dropped). Otherwise the saved --epochs and
+    --max-steps stay; --max-minutes never does (it counts one run), so a run that only a time
+    budget ended is complete at `step`."""
+    if any(k in overrides for k in LIMITS):
+        return {k: overrides.get(k) for k in LIMITS}
+    if saved.epochs is None and saved.max_steps is None:
+        return {"epochs": None, "max_steps": step, "max_minutes": None}
+    return {"epochs": saved.epochs, "max_steps": saved.max_steps, "max_minutes": None}
+
+
 def resume_config(resume: Checkpoint, overrides: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
-    """The resumed run's TrainConfig: the checkpoint's, with the compatible overrides applied.
-    Returns it and a list of the changes, in words. Incompatible overrides raise UsageError."""
-    saved = TrainConfig(**{k: v for k, v in resume.train.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
-    changes = []
+    """The resumed run's TrainConfig: the checkpoint's, with the compatible overrides applied
+    and its end decided by `resume_limits`. Returns it and a list of the changes, in words
+    (`--max-steps: none → 310`). Incompatible overrides raise UsageError."""
+    saved = saved_config(resume)
     for key, value in overrides.items():
         old = getattr(saved, key)
-        if value == old:
-            continue
-        if key in RESUME_FIXED:
+        if key in RESUME_FIXED and value != old:
             raise UsageError(
                 f"{flag(key)} {value} conflicts with the checkpoint's {old}; "
                 f"a resumed run keeps it (drop the option, or start anew with --init-from)"
             )
-        changes.append(f"{key} {old} → {value}")
-    return replace(saved, **overrides), changes
+    limits = resume_limits(saved, overrides, int(resume.train.get("step", 0)))
+    cfg = TrainConfig(**{**asdict(saved), **overrides, **limits})
+    changes = [
+        f"{flag(key)}: {_shown(getattr(saved, key))} → {_shown(getattr(cfg, key))}"
+        for key in TrainConfig.__dataclass_fields__
+        if key != "max_minutes" and getattr(cfg, key) != getattr(saved, key)
+    ]
+    return cfg, changes
+
+
+def _shown(value: Any) -> str:
+    """An option's value as a person types it: 0.002, 10, none."""
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def auto_batch_size(n_train: int, T: int, preferred: int = default_of(TrainConfig, "batch_size")) -> int:
@@ -184,6 +224,15 @@ def resume_path_for(model_path: Path) -> Path:
     return model_path.with_name(stem + ckpt_io.RESUME_SUFFIX)
 
 
-def default_model_path(corpus_path: Path, folder: Path = Path("checkpoints")) -> Path:
-    """checkpoints/CORPUS.safetensors: the model file of a run on `corpus_path`."""
-    return folder / (corpus_path.stem + ckpt_io.SUFFIX)
+def default_model_path(corpus_path: Path | list[Path], folder: Path = Path("checkpoints")) -> Path:
+    """checkpoints/CORPUS.safetensors: the model file of a run on `corpus_path` (a file, a
+    folder, or several files; see corpus.source_name)."""
+    return folder / (source_name(corpus_path) + ckpt_io.SUFFIX)
+
+
+def saved_source(ckpt: Checkpoint) -> Path | list[Path]:
+    """The corpus a checkpoint was trained on, as recorded: its file or folder, or its files."""
+    corpus = ckpt.train.get("corpus", {})
+    path = Path(corpus.get("path", ""))
+    files = corpus.get("files")
+    return [Path(f) for f in files] if files and not path.is_dir() else path

@@ -9,6 +9,7 @@ compute exactly the losses of an uninterrupted one is written by `to_checkpoint`
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ class Progress:
     best_val_loss: float | None = None
     best_epoch: float | None = None
     last_eval_step: int = -1
+    schedule_ratio: float | None = None  # the last update's scheduled rate / peak (halvings apart)
+    segment_step: int | None = None  # where the learning-rate decay starts (schedule.Segment)
+    segment_ratio: float = 1.0  # the rate there / peak
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, loss: float, chars: int) -> None:
@@ -100,7 +104,7 @@ class Run:
     train_ids: np.ndarray
     val_ids: np.ndarray
     steps_per_epoch: int
-    total_steps: int
+    total_steps: int | None  # the step limit (epochs, --max-steps); None: only the time budget ends the run
     loss_limit: float  # a loss above this is divergence
     fingerprint: dict[str, Any]  # identifies the corpus for a resume
     params: dict[str, np.ndarray]
@@ -112,15 +116,28 @@ class Run:
     cache: model.Cache = field(default_factory=model.Cache)  # activation buffers, reused
     files: set[Path] = field(default_factory=set)  # written by this run
     snapshot: Snapshot | None = None
-    last_save: float = 0.0  # perf_counter() of the last resume checkpoint
-    started_at: float = 0.0  # perf_counter() when this process began stepping
+    clock: Callable[[], float] = time.perf_counter  # seconds; tests pass a fake one
+    last_save: float = 0.0  # clock() at the last resume checkpoint
+    started_at: float = 0.0  # clock() when this process began stepping
     elapsed_before: float = 0.0  # seconds of training before this process
     step_time: float | None = None  # seconds per step, smoothed
     kernels: Kernels = field(default_factory=kernels_.numpy)  # the per-step math (NumPy or numba)
+    wrapup_time: float | None = None  # seconds of the last end of epoch (validation, sample, saves)
+    segment_seconds: float = 0.0  # seconds() when the current decay segment began in this process
+    decay: float = 0.0  # the decay progress q reached in this process (never goes back)
 
     @property
     def resume_path(self) -> Path:
         return resume_path_for(self.model_path)
+
+    def seconds(self) -> float:
+        """Seconds since this process began stepping: what --max-minutes counts."""
+        return self.clock() - self.started_at
+
+    @property
+    def budget(self) -> float | None:
+        """This process's time budget in seconds (--max-minutes), or None."""
+        return None if self.cfg.max_minutes is None else self.cfg.max_minutes * 60
 
 
 def take_snapshot(run: Run) -> Snapshot:
@@ -186,11 +203,17 @@ def restore(
 
 
 def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
-    """What identifies a corpus for resuming: its length in characters and a hash of the file.
-    The file is read in chunks rather than hashing the ids, so a memory-mapped corpus is not
-    pulled into memory."""
+    """What identifies a corpus for resuming: its length in characters and a hash of its file,
+    or of every file's name and bytes for a corpus of several. Files are read in chunks rather
+    than hashing the ids, so a memory-mapped corpus is not pulled into memory."""
     h = hashlib.sha256()
-    with open(corpus.path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return {"name": corpus.name, "path": str(corpus.path.resolve()), "chars": len(corpus), "sha256": h.hexdigest()[:16]}
+    for path in corpus.files or (corpus.path,):
+        if corpus.files:
+            h.update(f"{path.name}\0".encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    found = {"name": corpus.name, "path": str(corpus.path.resolve()), "chars": len(corpus), "sha256": h.hexdigest()[:16]}
+    if corpus.files:
+        found["files"] = [str(p.resolve()) for p in corpus.files]
+    return found

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +33,23 @@ from charlstm import checkpoint as ckpt_io
 from charlstm import model
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
-from charlstm.corpus import Corpus, num_windows, split, window
+from charlstm.corpus import Corpus, num_windows, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
 from charlstm.generate import Sampling, sample
 from charlstm.kernels import load as load_kernels
 from charlstm.optim import clip_grad_norm, make_optimizer
-from charlstm.plan import RunPlan, resume_path_for
+from charlstm.plan import RunPlan, resume_path_for, saved_config
 from charlstm.run import Progress, Run, params_finite, restore, restore_snapshot, take_snapshot, to_checkpoint
 from charlstm.run import corpus_fingerprint  # noqa: F401  (re-exported)
 from charlstm.schedule import SCHEDULES, learning_rate  # noqa: F401  (re-exported)
+from charlstm.schedule import Outlook, Segment, decay_progress, lr_ratio, outlook, warmup_ratio
 
 MAX_RECOVERIES = 4
 RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corpus already read
+RESERVE_MARGIN = 1.5  # a time budget keeps back this many times the expected end-of-run work…
+RESERVE_SECONDS = 1.0  # …plus this, and one step, for the last validation, sample and checkpoints
 
 
 @dataclass(frozen=True)
@@ -68,19 +71,21 @@ def train(
     should_stop: Callable[[], bool] = lambda: False,
     resume: Checkpoint | None = None,
     init: Checkpoint | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Finished:
     """Train on `corpus` and write checkpoints; returns the Finished event (also reported).
 
     resume: a resumable checkpoint of the same corpus; training continues exactly where it
-    stopped. init: a checkpoint whose weights start a new run (fine-tuning). The checkpoint path
-    is locked for the run: a second run writing the same files is refused.
+    stopped. init: a checkpoint whose weights start a new run (fine-tuning). clock: seconds, for
+    the time budget, the ETA and timed saves (tests pass a fake one). The checkpoint path is
+    locked for the run: a second run writing the same files is refused.
     """
     cfg.validate()
     for target in (model_path, resume_path_for(model_path)):
         if target.is_dir():
             raise CheckpointError(f"{target}: is a directory; pass --out with a file name ending in {ckpt_io.SUFFIX}")
     with ckpt_io.Lock(model_path):
-        run = start_run(corpus, config, cfg, model_path, on_event, resume, init)
+        run = start_run(corpus, config, cfg, model_path, on_event, resume, init, clock)
         return finish(run, _loop(run, should_stop))
 
 
@@ -96,7 +101,7 @@ def train_plan(
 def _loop(run: Run, should_stop: Callable[[], bool]) -> str:
     """Step through windows until the run is done or stops; returns why it ended."""
     p, cfg = run.progress, run.cfg
-    while p.step < run.total_steps:
+    while run.total_steps is None or p.step < run.total_steps:
         x, y = window(run.train_ids, cfg.batch_size, cfg.seq_len, p.window)
         result = train_step(run, x, y)
         if not result.applied:
@@ -105,7 +110,7 @@ def _loop(run: Run, should_stop: Callable[[], bool]) -> str:
         reason = _after_step(run, should_stop)
         if reason is not None:
             return reason
-    if cfg.max_steps is not None and cfg.max_steps <= p.step < cfg.epochs * run.steps_per_epoch:
+    if cfg.max_steps is not None and cfg.max_steps <= p.step and (cfg.epochs is None or p.step < cfg.epochs * run.steps_per_epoch):
         return "max_steps"
     return "completed"
 
@@ -118,16 +123,15 @@ def start_run(
     on_event: Callable[[Event], None] = lambda e: None,
     resume: Checkpoint | None = None,
     init: Checkpoint | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Run:
     """Check that the corpus fits the model and one window, set up weights, optimiser, RNG and
     carried state (fresh, `init`'s weights, or where `resume` stopped) and report Started."""
     if corpus.vocab.size != config.vocab_size:
         raise UsageError("the corpus vocabulary does not match the model config")
-    train_ids, val_ids = split(corpus.ids, cfg.val_fraction)
+    train_ids, val_ids = corpus.split(cfg.val_fraction)
     steps_per_epoch = _steps_per_epoch(len(train_ids), cfg.batch_size, cfg.seq_len)
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
+    total_steps = cfg.step_limit(steps_per_epoch)
     fingerprint = corpus_fingerprint(corpus)
     if resume is not None and fingerprint["sha256"] != resume.train.get("corpus", {}).get("sha256"):
         raise UsageError(
@@ -143,35 +147,99 @@ def start_run(
     state, progress = model.zero_state(config, cfg.batch_size), Progress()
     if resume is not None:
         progress, state = restore(resume, optimizer, rng, config, cfg.batch_size)
+        if _new_end(saved_config(resume), cfg, steps_per_epoch):
+            start_segment(progress, cfg)
     run = Run(
         corpus, config, cfg, model_path, train_ids, val_ids, steps_per_epoch, total_steps,
         divergence_limit(config.vocab_size), fingerprint, params, optimizer, rng, state, progress, on_event,
         kernels=kernels,
+        clock=clock,
     )
     on_event(_started(run, resumed=resume is not None))
     run.snapshot = take_snapshot(run)
-    run.last_save = run.started_at = time.perf_counter()
+    run.last_save = run.started_at = clock()
     run.elapsed_before = progress.elapsed
     return run
+
+
+def _new_end(saved: TrainConfig, cfg: TrainConfig, steps_per_epoch: int) -> bool:
+    """Does a resumed run end elsewhere than the run it continues? A time budget (then or now)
+    always counts as a new end: it counts the seconds of one process."""
+    moved = saved.step_limit(steps_per_epoch) != cfg.step_limit(steps_per_epoch)
+    return moved or saved.max_minutes is not None or cfg.max_minutes is not None
+
+
+def start_segment(p: Progress, cfg: TrainConfig) -> None:
+    """Begin a new decay segment at the current step, from the rate the run has reached (see
+    schedule.py). During the warm-up nothing changes: the decay begins when it ends."""
+    if p.step >= cfg.warmup_steps and p.schedule_ratio is not None:
+        p.segment_step, p.segment_ratio = p.step, p.schedule_ratio
+
+
+def scheduled_ratio(run: Run) -> float:
+    """The learning rate of the next update as a fraction of the peak: warm-up, then the decay of
+    the current segment by steps and by time, whichever is further along."""
+    p, cfg = run.progress, run.cfg
+    warm = warmup_ratio(cfg, p.step)
+    if warm is not None:
+        return warm
+    if p.segment_step is None:  # the warm-up ends here (or ended before this run kept segments)
+        p.segment_step, p.segment_ratio = cfg.warmup_steps, 1.0
+        run.segment_seconds = run.seconds() if p.step == cfg.warmup_steps else 0.0
+    segment = Segment(p.segment_step, p.segment_ratio, run.segment_seconds)
+    q = decay_progress(p.step, segment, run.total_steps, run.seconds(), deadline(run))
+    run.decay = max(run.decay, q)
+    return lr_ratio(cfg, run.decay, segment.ratio)
+
+
+def deadline(run: Run) -> float | None:
+    """When, in this process's seconds, training must stop so that the last validation, sample
+    and checkpoints still end within --max-minutes: the budget less a reserve of RESERVE_MARGIN
+    times their expected time, RESERVE_SECONDS and one step."""
+    if run.budget is None:
+        return None
+    return run.budget - (RESERVE_MARGIN * wrapup_estimate(run) + RESERVE_SECONDS + (run.step_time or 0.0))
+
+
+def wrapup_estimate(run: Run) -> float:
+    """Seconds an end of epoch takes (validation, sample, saves): as last measured in this
+    process, or, before that, the validation split at the training speed (validation runs
+    forward only, so this errs long)."""
+    if run.wrapup_time is not None:
+        return run.wrapup_time
+    if run.step_time is None:
+        return 0.0
+    return len(run.val_ids) * run.step_time / (run.cfg.batch_size * run.cfg.seq_len)
+
+
+def run_outlook(run: Run) -> Outlook:
+    """The run's ETA, final step and fraction done (schedule.outlook) as of now."""
+    p = run.progress
+    return outlook(
+        p.step, run.total_steps, run.steps_per_epoch, run.step_time, wrapup_estimate(run),
+        run.seconds(), run.budget, deadline(run),
+    )
 
 
 def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
     """One window (x, y: (T, B) ids): forward and backward from the carried state, clip, and — if
     the loss and gradient norm are sane — update the weights, carry the state and report a Step."""
-    t0 = time.perf_counter()
+    t0 = run.clock()
     p, cfg = run.progress, run.cfg
     loss, grads, new_state, run.cache = model.loss_and_grads(
         run.params, run.config, x, y, run.state, run.cache, cfg.dropout, run.rng, run.kernels
     )
     norm = clip_grad_norm(grads, cfg.clip)
-    lr = learning_rate(cfg, p.step, run.total_steps) * p.lr_scale
+    ratio = scheduled_ratio(run)
+    lr = cfg.lr * ratio * p.lr_scale
     if not (loss <= run.loss_limit and math.isfinite(norm)):  # also catches NaN
         return StepResult(loss, norm, lr, applied=False)
     run.optimizer.step(run.params, grads, lr)
     run.state = new_state
     p.count(loss, cfg.batch_size * cfg.seq_len)
+    p.schedule_ratio = ratio
     result = StepResult(loss, norm, lr, applied=True)
-    _report_step(run, result, time.perf_counter() - t0)
+    _report_step(run, result, run.clock() - t0)
     return result
 
 
@@ -213,14 +281,17 @@ def end_epoch(run: Run, train_loss: float) -> None:
         "train_loss": train_loss,
         "val_loss": ev.loss,
         "val_bpc": ev.bits_per_char,
-        "lr": learning_rate(cfg, max(0, p.step - 1), run.total_steps) * p.lr_scale,
+        "lr": current_lr(run),
         "elapsed": round(p.elapsed, 3),
         "chars_per_s": round(p.chars / max(p.elapsed, 1e-9), 1),
         "best": best,
         "sample": text,
     }
     p.history.append(record)
-    run.on_event(EpochEnd(record["epoch"], p.step, train_loss, ev.loss, ev.bits_per_char, best, text, p.elapsed))
+    run.on_event(EpochEnd(
+        record["epoch"], p.step, train_loss, ev.loss, ev.bits_per_char, best, text, p.elapsed,
+        p.smoothed_loss, record["lr"], record["chars_per_s"],
+    ))
     if best:
         save(run, "best")
     if cfg.keep > 0:
@@ -238,7 +309,7 @@ def save(run: Run, kind: str, status: str | None = None) -> None:
             raise TrainingError("the weights are no longer finite; the last good checkpoint is kept")
         _write(run, to_checkpoint(run, True, status), run.resume_path, kind)
         run.snapshot = take_snapshot(run)
-        run.last_save = time.perf_counter()
+        run.last_save = run.clock()
     elif kind == "best":
         _write(run, to_checkpoint(run, False, status), run.model_path, kind)
     elif kind == "snapshot":
@@ -256,6 +327,7 @@ def finish(run: Run, reason: str) -> Finished:
         end_epoch(run, p.epoch_loss())
     if not run.model_path.exists():
         save(run, "best", "latest")
+    p.elapsed = run.elapsed_before + run.seconds()
     save(run, "resume", reason)
     finished = Finished(
         reason, p.step, p.step / run.steps_per_epoch, p.best_val_loss, p.best_epoch, p.elapsed,
@@ -271,45 +343,56 @@ def _after_step(run: Run, should_stop: Callable[[], bool]) -> str | None:
     p, cfg = run.progress, run.cfg
     if p.next_window(run.steps_per_epoch):
         run.state = model.zero_state(run.config, cfg.batch_size)  # window 0 does not continue the last window
+        t0 = run.clock()
         end_epoch(run, p.take_epoch_loss())
         save(run, "resume")
-    elif cfg.sample_every and p.step % cfg.sample_every == 0 and p.step < run.total_steps:
+        run.wrapup_time = run.clock() - t0
+    elif cfg.sample_every and p.step % cfg.sample_every == 0 and (run.total_steps is None or p.step < run.total_steps):
         run.on_event(Sampled(p.step, _sample(run)))
     if should_stop():
         return "interrupted"
-    if cfg.max_minutes is not None and p.elapsed - run.elapsed_before >= cfg.max_minutes * 60:
+    end = deadline(run)
+    if end is not None and run.seconds() >= end:
         return "time_budget"
-    if time.perf_counter() - run.last_save >= cfg.save_minutes * 60:
+    if run.clock() - run.last_save >= cfg.save_minutes * 60:
         save(run, "resume")
     if p.step % RELEASE_EVERY == 0:
         run.corpus.release()
     return None
 
 
+def current_lr(run: Run) -> float:
+    """The learning rate of the last update (halvings after divergence included)."""
+    p = run.progress
+    return run.cfg.lr * (p.schedule_ratio if p.schedule_ratio is not None else 1.0) * p.lr_scale
+
+
 def _report_step(run: Run, result: StepResult, seconds: float) -> None:
     p = run.progress
     chars = run.cfg.batch_size * run.cfg.seq_len
-    p.elapsed = run.elapsed_before + (time.perf_counter() - run.started_at)
+    p.elapsed = run.elapsed_before + run.seconds()
     run.step_time = seconds if run.step_time is None else 0.9 * run.step_time + 0.1 * seconds
-    eta = run.step_time * (run.total_steps - p.step)
+    ahead = run_outlook(run)
     run.on_event(
         Step(p.step, p.step / run.steps_per_epoch, result.loss, p.smoothed_loss, result.lr, result.grad_norm,
-             chars / run.step_time, p.elapsed, eta)
+             chars / run.step_time, p.elapsed, ahead.eta, ahead.end_step, ahead.fraction, ahead.by_time)
     )
 
 
 def _started(run: Run, resumed: bool) -> Started:
-    notes = _size_notes(run.config, len(run.train_ids))
-    if run.progress.step >= run.total_steps:
+    p = run.progress
+    notes = _size_notes(run.config, len(run.train_ids), run.cfg.dropout)
+    if run.total_steps is not None and p.step >= run.total_steps:
         notes += (
-            f"this run already did {run.progress.step} of its {run.total_steps} steps; "
-            f"pass a larger --epochs or --max-steps to train on",
+            f"this run already did {p.step} of its {run.total_steps} steps; "
+            f"pass a larger --epochs or --max-steps, or --max-minutes, to train on",
         )
     c = run.corpus
+    last_val = p.history[-1]["val_loss"] if p.history else None
     return Started(
         run.config, run.cfg, c.name, len(c), len(run.train_ids), len(run.val_ids), c.vocab.size,
         model.num_params(run.config), run.steps_per_epoch, run.total_steps, run.model_path, run.resume_path,
-        run.progress.step, resumed, notes,
+        p.step, resumed, notes, last_val,
     )
 
 
@@ -372,17 +455,34 @@ def default_sample_seed(corpus: Corpus) -> str:
     return word or head[:1]
 
 
-def _size_notes(config: ModelConfig, train_chars: int) -> tuple[str, ...]:
-    """char-rnn's rule of thumb: parameters of the same order as training characters."""
+def _size_notes(config: ModelConfig, train_chars: int, dropout: float = 0.0) -> tuple[str, ...]:
+    """char-rnn's rule of thumb: parameters of the same order as training characters (within a
+    factor of 10). The advice names a hidden size that fits, and more dropout only above the
+    `dropout` already set."""
     n = model.num_params(config)
+    fits = _hidden_size_that_fits(config, train_chars)
     if n > 10 * train_chars:
+        advice = [f"a smaller --hidden-size (-H {fits}: {model.num_params(replace(config, hidden_size=fits)):,} parameters)"] if fits < config.hidden_size else []
+        if dropout < 0.5:
+            advice.append(f"more dropout (--dropout {min(0.5, dropout + 0.2):g})")
+        remedy = " or ".join(advice) or "a longer text"
         return (
             f"{n:,} parameters for {train_chars:,} training characters: the model will likely "
-            f"overfit; consider a smaller --hidden-size or --dropout 0.2+",
+            f"overfit; {remedy} would suit it better",
         )
     if n * 10 < train_chars:
         return (
             f"{n:,} parameters for {train_chars:,} training characters: a larger --hidden-size "
-            f"would likely learn more",
+            f"(-H {fits}) would likely learn more",
         )
     return ()
+
+
+def _hidden_size_that_fits(config: ModelConfig, train_chars: int) -> int:
+    """The largest power-of-two hidden size (16 to 2048) whose model has no more parameters than
+    training characters: the middle of the rule of thumb's range."""
+    fits = 16
+    for H in (32, 64, 128, 256, 512, 1024, 2048):
+        if model.num_params(replace(config, hidden_size=H)) <= train_chars:
+            fits = H
+    return fits

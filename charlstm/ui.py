@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.console import Console
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -67,10 +68,6 @@ def fmt_rate(chars_per_s: float) -> str:
     return f"{chars_per_s / 1000:.1f}k" if chars_per_s >= 1000 else f"{chars_per_s:.0f}"
 
 
-def fmt_loss(loss: float | None) -> str:
-    return "–" if loss is None else f"{loss:.4f}"
-
-
 class EncodingProgress:
     """Progress of encoding a large corpus, `(phase, bytes_done, bytes_total)` callbacks: a bar
     on a terminal, a line per phase otherwise. Files under 8 MiB pass silently."""
@@ -108,19 +105,124 @@ class EncodingProgress:
             self.progress = None
 
 
+def fmt_epoch(epoch: float) -> str:
+    """An epoch count as people read it: 3 when whole, else two decimals (2.73)."""
+    return str(int(round(epoch))) if abs(epoch - round(epoch)) < 5e-3 else f"{epoch:.2f}"
+
+
+def fmt_losses(loss: float, label: str, unit: str = "bits/char") -> str:
+    """A loss in nats beside its bits per character, at the same precision: 'val loss 1.234 (1.780 bits/char)'."""
+    return f"{label} {loss:.3f} ({loss / LN2:.3f} {unit})"
+
+
+def describe_end(e: tr.Started) -> str:
+    """How the run ends, in words: '10 epochs of 165 steps', '2 minutes or 310 steps, whichever comes first'."""
+    t = e.train
+    limits = []
+    if t.max_minutes is not None:
+        limits.append(f"{t.max_minutes:g} minute{'' if t.max_minutes == 1 else 's'}")
+    if t.epochs is not None:
+        limits.append(f"{t.epochs} epoch{'' if t.epochs == 1 else 's'} of {e.steps_per_epoch:,} steps")
+    if t.max_steps is not None:
+        limits.append(f"{t.max_steps:,} steps in all")
+    return " or ".join(limits) + (", whichever comes first" if len(limits) > 1 else "")
+
+
+def print_plain(console: Console, renderable: Any) -> None:
+    """Print a table or panel; when the stream is not a terminal, without the trailing spaces
+    Rich pads lines with."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    with console.capture() as captured:
+        console.print(renderable)
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+class StatusLine:
+    """The live line under the training panels, fitted to the terminal's width: fields are
+    abbreviated, then dropped, least useful first; the step counter always stays."""
+
+    # (field, variant) reductions in order: a variant index of None drops the field; "gap" is
+    # the number of spaces between fields
+    REDUCTIONS = (
+        ("rate", 1), ("time", 1), ("train", 1), ("val", 1), ("epoch", 1), ("gap", 1), ("rate", None),
+        ("lr", 1), ("epoch", None), ("bar", None), ("lr", None), ("time", None), ("val", None), ("train", None),
+    )
+    ORDER = ("epoch", "bar", "step", "train", "val", "lr", "rate", "time")  # left to right
+    BAR_MIN, BAR_MAX = 8, 30  # cells
+
+    def __init__(self) -> None:
+        self.val_loss: float | None = None
+
+    def fields(self, s: tr.Step, e: tr.Started) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Each field's variants, longest first, as (text, style)."""
+        about = "~" if s.by_time else ""
+        end = f"/{about}{s.end_step:,}" if s.end_step else ""
+        epoch = (s.step - 1) // e.steps_per_epoch + 1  # the epoch of the update just done
+        epochs = ""
+        if s.end_step:
+            total = max(1, math.ceil(s.end_step / e.steps_per_epoch))
+            epoch, epochs = min(epoch, total), f"/{about}{total}"
+        train = s.smoothed_loss
+        val = self.val_loss
+        return {
+            "epoch": ((f"epoch {epoch}{epochs}", "bold"), (f"ep {epoch}{epochs}", "bold")),
+            "step": ((f"step {s.step:,}{end}", ""),),
+            "train": ((fmt_losses(train, "train", "bpc"), "cyan"), (f"train {train / LN2:.3f} bpc", "cyan")),
+            "val": (
+                (fmt_losses(val, "val", "bpc") if val is not None else "val –", "magenta"),
+                (f"val {val / LN2:.3f} bpc" if val is not None else "val –", "magenta"),
+            ),
+            "lr": ((f"lr {s.lr:.2e}", ""), (f"lr {s.lr:.1e}", "")),
+            "rate": ((f"{fmt_rate(s.chars_per_s)} chars/s", ""), (f"{fmt_rate(s.chars_per_s)} c/s", "")),
+            "time": ((f"{fmt_duration(s.elapsed)} elapsed, ETA {fmt_duration(s.eta)}", ""), (f"ETA {fmt_duration(s.eta)}", "")),
+        }
+
+    def render(self, s: tr.Step, e: tr.Started, width: int) -> Text:
+        """The line for step `s`, at most `width` characters."""
+        variants = self.fields(s, e)
+        chosen: dict[str, int | None] = {name: 0 for name in self.ORDER} | {"gap": 2}
+        for name, level in ((None, 0), *self.REDUCTIONS):
+            if name is not None:
+                chosen[name] = level
+            gap = chosen["gap"] or 1
+            texts = [variants[n][chosen[n]][0] for n in self.ORDER if n != "bar" and chosen[n] is not None]
+            room = width - sum(map(len, texts)) - gap * len(texts)  # left for a bar and the gap before it
+            if room >= (self.BAR_MIN if chosen["bar"] is not None else -gap):
+                break
+        line = Text()
+        for name in self.ORDER:
+            if chosen[name] is None:
+                continue
+            if line:
+                line.append(" " * gap)
+            if name == "bar":
+                line.append_text(bar(s.fraction, min(self.BAR_MAX, room)))
+            else:
+                text, style = variants[name][chosen[name]]
+                line.append(text, style=style)
+        return line
+
+
+def bar(fraction: float, width: int) -> Text:
+    """A progress bar of `width` cells: done in one colour, to do in a dim one."""
+    done = max(0, min(width, round(fraction * width)))
+    return Text("━" * done, style="bar.complete") + Text("━" * (width - done), style="bar.back")
+
+
 class TrainView:
-    """Turns training events into a display. `quiet` shows only the final summary."""
+    """Turns training events into a display: on a terminal, panels and a live status line that
+    fits its width; otherwise plain lines. `quiet` shows only the final summary."""
 
     def __init__(self, console: Console, quiet: bool = False, log_every: int = 0) -> None:
         self.console = console
         self.quiet = quiet
         self.live = console.is_terminal and not quiet
         self.log_every = log_every
-        self.progress: Progress | None = None
-        self.task: Any = None
+        self.status = StatusLine()
+        self.display: Live | None = None
         self.started: tr.Started | None = None
-        self.val_loss: float | None = None
-        self.last_step: tr.Step | None = None
 
     # event dispatch ---------------------------------------------------------------------------
     def __call__(self, event: tr.Event) -> None:
@@ -129,13 +231,14 @@ class TrainView:
             handler(event)
 
     def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        if self.display is not None:
+            self.display.stop()
+            self.display = None
 
     # handlers ---------------------------------------------------------------------------------
     def _on_started(self, e: tr.Started) -> None:
         self.started = e
+        self.status.val_loss = e.val_loss
         if self.log_every <= 0:
             self.log_every = max(1, e.steps_per_epoch // 10)
         if self.quiet:
@@ -147,13 +250,13 @@ class TrainView:
             (
                 "training",
                 f"batch {t.batch_size} × seq {t.seq_len}, {t.optimizer} lr {t.lr:g} ({t.schedule}), clip {t.clip:g}, "
-                f"dropout {t.dropout:g}, {t.epochs} epochs of {e.steps_per_epoch} steps"
-                + (f", at most {e.total_steps} steps" if t.max_steps else ""),
+                f"dropout {t.dropout:g}; {describe_end(e)}",
             ),
             ("checkpoints", f"{e.model_path} (best), {e.resume_path} (resume)"),
         ]
         if e.resumed:
-            rows.append(("resumed", f"at step {e.start_step}"))
+            val = f", last val loss {e.val_loss:.3f}" if e.val_loss is not None else ""
+            rows.append(("resumed", f"at step {e.start_step:,} (epoch {fmt_epoch(e.start_step / e.steps_per_epoch)}{val})"))
         title = "charlstm train" + (" (resumed)" if e.resumed else "")
         if self.live:
             grid = Table.grid(padding=(0, 2))
@@ -169,85 +272,61 @@ class TrainView:
         for message in e.notes:
             warn(self.console, "note: " + message)
         if self.live:
-            self.progress = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}"),
-                BarColumn(bar_width=30),
-                MofNCompleteColumn(),
-                TextColumn("loss [cyan]{task.fields[loss]}"),
-                TextColumn("val [magenta]{task.fields[val]}"),
-                TextColumn("{task.fields[bpc]} bpc"),
-                TextColumn("{task.fields[rate]} chars/s"),
-                TextColumn("{task.fields[elapsed]} elapsed, ETA {task.fields[eta]}"),
-                console=self.console,
-                refresh_per_second=4,
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(
-                "train", total=e.steps_per_epoch, completed=e.start_step % e.steps_per_epoch,
-                epoch=self._epoch_label(e.start_step), loss="–", val="–", bpc="–", rate="–",
-                elapsed=fmt_duration(0), eta="?",
-            )
-
-    def _epoch_label(self, step: int) -> str:
-        e = self.started
-        assert e is not None
-        epochs = max(1, math.ceil(e.total_steps / e.steps_per_epoch))
-        return f"{min(step // e.steps_per_epoch + 1, epochs)}/{epochs}"
+            self.display = Live(Text(f"step {e.start_step:,}"), console=self.console, refresh_per_second=4, transient=True)
+            self.display.start()
 
     def _on_step(self, s: tr.Step) -> None:
-        self.last_step = s
         e = self.started
         if self.quiet or e is None:
             return
-        if self.progress is not None:
-            within = s.step % e.steps_per_epoch
-            self.progress.update(
-                self.task,
-                completed=within if within else e.steps_per_epoch,
-                epoch=self._epoch_label(s.step - 1),
-                loss=f"{s.smoothed_loss:.3f}",
-                val=fmt_loss(self.val_loss),
-                bpc=f"{s.smoothed_loss / LN2:.3f}",
-                rate=fmt_rate(s.chars_per_s),
-                elapsed=fmt_duration(s.elapsed),
-                eta=fmt_duration(s.eta),
-            )
-        elif s.step % self.log_every == 0 or s.step == e.total_steps:
-            line = (
-                f"step {s.step}/{e.total_steps}  epoch {s.epoch:.2f}  loss {s.smoothed_loss:.4f} "
-                f"({s.smoothed_loss / LN2:.3f} bpc)  lr {s.lr:.2e}  {fmt_rate(s.chars_per_s)} chars/s  "
-                f"elapsed {fmt_duration(s.elapsed)}  eta {fmt_duration(s.eta)}"
-            )
-            self.console.print(line, soft_wrap=True)
+        if self.display is not None:
+            self.display.update(self.status.render(s, e, self.console.width - 1))
+        elif s.step % self.log_every == 0 or s.step == s.end_step:
+            self.console.print(self.plain_step_line(s), soft_wrap=True, markup=False)
+
+    def plain_step_line(self, s: tr.Step) -> str:
+        """A step as one log line: every field, full words."""
+        e = self.started
+        assert e is not None
+        end = f"/{'~' if s.by_time else ''}{s.end_step}" if s.end_step else ""
+        val = self.status.val_loss
+        fields = [
+            f"step {s.step}{end}",
+            f"epoch {s.epoch:.2f}",
+            fmt_losses(s.smoothed_loss, "train loss"),
+            *([fmt_losses(val, "val loss")] if val is not None else []),
+            f"lr {s.lr:.2e}",
+            f"{fmt_rate(s.chars_per_s)} chars/s",
+            f"elapsed {fmt_duration(s.elapsed)}",
+            f"eta {fmt_duration(s.eta)}",
+        ]
+        return "  ".join(fields)
 
     def _on_epochend(self, ev: tr.EpochEnd) -> None:
-        self.val_loss = ev.val_loss
+        self.status.val_loss = ev.val_loss
         if self.quiet:
             return
-        best = " [green]★ best[/green]" if ev.best and self.live else (" (best)" if ev.best else "")
-        summary = f"epoch {ev.epoch:g}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f} ({ev.val_bpc:.3f} bits/char){best}"
-        if self.live:
-            self.console.print(summary)
-            if ev.sample:
-                self.console.print(Panel(Text(ev.sample), title=f"sample after epoch {ev.epoch:g}", title_align="left", box=box.ROUNDED))
-            if self.progress is not None and self.started is not None and ev.step < self.started.total_steps:
-                self.progress.update(self.task, val=fmt_loss(ev.val_loss), completed=0)
-        else:
-            self.console.print(summary, soft_wrap=True)
-            if ev.sample:
-                self.console.print(f"--- sample after epoch {ev.epoch:g} ---")
-                self.console.print(ev.sample, markup=False, soft_wrap=True)
-                self.console.print("---")
+        best = " [green]★ best[/green]" if ev.best and self.live else ("  (best)" if ev.best else "")
+        summary = f"epoch {fmt_epoch(ev.epoch)}  {fmt_losses(ev.train_loss, 'train loss')}  {fmt_losses(ev.val_loss, 'val loss')}"
+        self._print_sample(f"sample after epoch {fmt_epoch(ev.epoch)}", ev.sample, summary + best)
 
     def _on_sampled(self, s: tr.Sampled) -> None:
-        if self.quiet:
-            return
+        if not self.quiet:
+            self._print_sample(f"sample at step {s.step:,}", s.text)
+
+    def _print_sample(self, title: str, text: str, summary: str | None = None) -> None:
+        """A summary line and a sample: in a panel on a terminal, between --- lines otherwise."""
         if self.live:
-            self.console.print(Panel(Text(s.text), title=f"sample at step {s.step}", title_align="left", box=box.ROUNDED))
-        else:
-            self.console.print(f"--- sample at step {s.step} ---")
-            self.console.print(s.text, markup=False, soft_wrap=True)
+            if summary:
+                self.console.print(summary)
+            if text:
+                self.console.print(Panel(Text(text), title=title, title_align="left", box=box.ROUNDED))
+            return
+        if summary:
+            self.console.print(summary, soft_wrap=True, markup=False)
+        if text:
+            self.console.print(f"--- {title} ---")
+            self.console.print(text.rstrip("\n"), markup=False, soft_wrap=True)
             self.console.print("---")
 
     def _on_saved(self, s: tr.Saved) -> None:
@@ -258,7 +337,6 @@ class TrainView:
 
     def _on_finished(self, f: tr.Finished) -> None:
         self.close()
-        e = self.started
         reasons = {
             "completed": "completed",
             "max_steps": "reached --max-steps",
@@ -269,14 +347,14 @@ class TrainView:
         table.add_column(style="bold")
         table.add_column()
         if f.best_val_loss is not None:
-            table.add_row("best val loss", f"{f.best_val_loss:.4f} nats/char, {f.best_val_loss / LN2:.3f} bits/char")
-            table.add_row("best at epoch", f"{f.best_epoch:g}" if f.best_epoch is not None else "–")
-        table.add_row("steps", f"{f.step:,}" + (f" ({f.epoch:.2f} epochs)" if e else ""))
+            table.add_row("best val loss", f"{f.best_val_loss:.3f} nats/char, {f.best_val_loss / LN2:.3f} bits/char")
+            table.add_row("best at epoch", fmt_epoch(f.best_epoch) if f.best_epoch is not None else "–")
+        table.add_row("steps", f"{f.step:,} ({fmt_epoch(f.epoch)} epochs)")
         table.add_row("time", fmt_duration(f.elapsed))
         table.add_row("throughput", f"{fmt_rate(f.chars_per_s)} chars/s (validation and samples included)")
         for path in f.files:
             table.add_row("wrote", str(path))
-        self.console.print(table)
+        print_plain(self.console, table)
 
 
 def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool = False) -> None:
@@ -292,18 +370,18 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
     if train:
         elapsed = train.get("elapsed", 0.0)
         rate = train.get("chars", 0) / elapsed if elapsed else 0.0
-        head.add_row("trained", f"{train.get('step', 0):,} steps, {train.get('epochs', 0):g} epochs in {fmt_duration(elapsed)}, {fmt_rate(rate)} chars/s")
+        head.add_row("trained", f"{train.get('step', 0):,} steps, {fmt_epoch(train.get('epochs', 0))} epochs in {fmt_duration(elapsed)}, {fmt_rate(rate)} chars/s")
         if info.get("resumable"):
             head.add_row("resumable", f"yes (run {train.get('status', '?')}): charlstm train --resume {info['path']}")
         if train.get("best_val_loss") is not None:
-            head.add_row("best val", f"{train['best_val_loss']:.4f} nats/char, {train['best_val_loss'] / LN2:.3f} bits/char (epoch {train.get('best_epoch', 0):g})")
+            head.add_row("best val", f"{train['best_val_loss']:.3f} nats/char, {train['best_val_loss'] / LN2:.3f} bits/char (epoch {fmt_epoch(train.get('best_epoch', 0))})")
         if train.get("corpus"):
             corpus = train["corpus"]
             head.add_row("corpus", f"{corpus.get('name')}: {corpus.get('chars', 0):,} chars")
         if train.get("config"):
             tc = train["config"]
             head.add_row("settings", ", ".join(f"{k}={v}" for k, v in tc.items() if v is not None))
-    console.print(Panel(head, title="checkpoint", title_align="left", box=box.ROUNDED))
+    print_plain(console, Panel(head, title="checkpoint", title_align="left", box=box.ROUNDED))
 
     params = Table(title="parameters", box=box.SIMPLE_HEAD, title_justify="left")
     params.add_column("tensor")
@@ -312,7 +390,7 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
     for name, entry in info["tensors"].items():
         params.add_row(name, "×".join(map(str, entry["shape"])), f"{entry['count']:,}")
     params.add_row(Text("total", style="bold"), "", Text(f"{info['num_params']:,}", style="bold"))
-    console.print(params)
+    print_plain(console, params)
 
     vocab = info["vocab"]
     console.print(Text(f"vocabulary ({len(vocab)} characters)", style="bold"))
@@ -320,21 +398,21 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
 
     history = info.get("history") or []
     if history:
-        console.print(Panel(history_chart(history), title=f"loss per epoch ({len(history)} evaluations, nats/char)", title_align="left", box=box.ROUNDED))
+        print_plain(console, Panel(history_chart(history), title=f"loss per epoch ({len(history)} evaluations, nats/char)", title_align="left", box=box.ROUNDED))
         hist = Table(title="history", box=box.SIMPLE_HEAD, title_justify="left")
         for col in ("epoch", "step", "train loss", "val loss", "val bits/char", "chars/s", "time", "best"):
             hist.add_column(col, justify="right")
         for h in history:
             hist.add_row(
-                f"{h['epoch']:g}", f"{h['step']:,}", f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}",
+                fmt_epoch(h["epoch"]), f"{h['step']:,}", f"{h['train_loss']:.3f}", f"{h['val_loss']:.3f}",
                 f"{h['val_bpc']:.3f}", fmt_rate(h.get("chars_per_s", 0.0)), fmt_duration(h.get("elapsed", 0.0)),
                 "★" if h.get("best") else "",
             )
-        console.print(hist)
+        print_plain(console, hist)
         if show_samples:
             for h in history:
                 if h.get("sample"):
-                    console.print(Panel(Text(h["sample"]), title=f"epoch {h['epoch']:g} · val {h['val_loss']:.3f}", title_align="left", box=box.ROUNDED))
+                    print_plain(console, Panel(Text(h["sample"]), title=f"epoch {fmt_epoch(h['epoch'])} · val loss {h['val_loss']:.3f}", title_align="left", box=box.ROUNDED))
 
 
 def stopping_message(console: Console) -> None:
@@ -342,9 +420,42 @@ def stopping_message(console: Console) -> None:
 
 
 
+class ScoringProgress:
+    """`charlstm eval`'s progress on a long text (MIN_CHARS or more), on stderr: a bar on a
+    terminal, one line otherwise. Called with (characters scored, characters to score)."""
+
+    MIN_CHARS = 100_000
+
+    def __init__(self, console: Console, chars: int) -> None:
+        self.console = console
+        self.progress: Progress | None = None
+        self.task: Any = None
+        if chars < self.MIN_CHARS:
+            return
+        if not console.is_terminal:
+            console.print(f"scoring {chars:,} characters…", soft_wrap=True)
+            return
+        self.progress = Progress(TextColumn("scoring"), BarColumn(bar_width=30), TextColumn("{task.percentage:>3.0f}%"), console=console, transient=True)
+        self.task = self.progress.add_task("scoring", total=chars)
+        self.progress.start()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, total=total)
+
+    def __enter__(self) -> ScoringProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 def eval_table(report: dict[str, Any], console: Console) -> None:
-    """Render the result of `charlstm eval`."""
-    table = Table(title=f"{report['file']} under {report['checkpoint']}", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+    """Render the result of `charlstm eval`: the text and the model named in the title."""
+    title = f"{report['file']}, scored by the {report['model']} in {report['checkpoint']}"
+    console.print(Text(title, style="bold"), soft_wrap=True)  # one line, however long the paths
+    table = Table(box=box.SIMPLE_HEAD, show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("loss", f"{report['loss']:.4f} nats/char")
@@ -354,7 +465,35 @@ def eval_table(report: dict[str, Any], console: Console) -> None:
     if report["chars_outside_vocab"]:
         shown = " ".join(escape_char(ch) for ch in report["unknown_chars"][:20])
         table.add_row("outside vocabulary", f"{report['chars_outside_vocab']:,} left out ({shown})")
-    console.print(table)
+    print_plain(console, table)
+
+
+def runs_table(runs: list[dict[str, Any]], folder: str, console: Console) -> None:
+    """Render `charlstm runs`: one row per run, newest first."""
+    if not runs:
+        console.print(f"no runs in {folder}/; train one with `charlstm train FILE`", soft_wrap=True)
+        return
+    table = Table(title=f"runs in {folder}/, newest first", box=box.SIMPLE_HEAD, title_justify="left")
+    for name, justify in (("run", "left"), ("corpus", "left"), ("model", "left"), ("steps", "right"),
+                          ("epochs", "right"), ("best val loss", "right"), ("bits/char", "right"),
+                          ("date", "left"), ("size", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in runs:
+        best = r.get("best_val_loss")
+        table.add_row(
+            r["name"], r.get("corpus") or "?", r["model"], f"{r.get('step', 0):,}", fmt_epoch(r.get("epochs", 0)),
+            f"{best:.3f}" if best is not None else "–", f"{best / LN2:.3f}" if best is not None else "–",
+            r["date"][:16].replace("T", " "), fmt_size(r["bytes"]),
+        )
+    print_plain(console, table)
+
+
+def fmt_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -377,5 +516,5 @@ def history_chart(history: list[dict[str, Any]]) -> Table:
     chart.add_column()
     chart.add_column()
     chart.add_row("train", Text(sparkline(train, lo, hi), style="cyan"), f"{train[0]:.3f} → {train[-1]:.3f}")
-    chart.add_row("val", Text(sparkline(val, lo, hi), style="magenta"), f"{val[0]:.3f} → {val[-1]:.3f}  (best {best['val_loss']:.3f} at epoch {best['epoch']:g})")
+    chart.add_row("val", Text(sparkline(val, lo, hi), style="magenta"), f"{val[0]:.3f} → {val[-1]:.3f}  (best {best['val_loss']:.3f} at epoch {fmt_epoch(best['epoch'])})")
     return chart

@@ -53,6 +53,7 @@ def test_ctrl_c_saves_exits_130_and_resume_continues(tiny_corpus, tmp_path):
     saved = checkpoint.load(resume_file)
     step = saved.train["step"]
     assert step >= 3 and saved.train["status"] == "interrupted"
+    assert not list(resume_file.parent.glob(".*.lock"))  # the lock goes with the run
     assert (tmp_path / "checkpoints" / "tiny.safetensors").is_file()  # something to sample from
 
     result = run_cli("train", "--resume", str(resume_file), "--max-steps", str(step + 5), "--sample-length", "0", cwd=tmp_path)
@@ -91,17 +92,31 @@ def test_plain_log_lines_when_not_a_terminal(tiny_corpus, tmp_path):
 
 
 def test_log_json_records(tiny_corpus, tmp_path):
+    """A header, then step, epoch and end records; a key means one thing everywhere, and no
+    value that exists is null (README: the --log-json schema)."""
     log = tmp_path / "log.jsonl"
     result = run_cli("train", str(tiny_corpus), *FAST, "--epochs", "2", "--log-every", "10", "--log-json", str(log), "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    keys = {"type", "step", "epoch", "loss", "val_loss", "bpc", "chars_per_s", "lr", "time", "sample"}
-    assert records and all(keys <= set(r) for r in records)
-    epochs = [r for r in records if r["type"] == "epoch"]
-    steps = [r for r in records if r["type"] == "step"]
-    assert len(epochs) == 2 and all(isinstance(r["sample"], str) and r["val_loss"] > 0 for r in epochs)
-    assert len(steps) >= 10 and all(r["loss"] > 0 and r["chars_per_s"] > 0 and r["lr"] > 0 for r in steps)
-    assert [r["step"] for r in steps] == sorted(r["step"] for r in steps)
+    header, *body, end = records
+    assert header["type"] == "header" and header["corpus"]["name"] == "tiny" and header["vocab_size"] == 34
+    assert header["num_params"] > 0 and header["model"]["hidden_size"] == 32 and header["train"]["epochs"] == 2
+    steps = [r for r in body if r["type"] == "step"]
+    epochs = [r for r in body if r["type"] == "epoch"]
+    assert len(steps) + len(epochs) == len(body) and end["type"] == "end" and end["reason"] == "completed"
+    assert len(steps) >= 10 and [r["step"] for r in steps] == sorted(r["step"] for r in steps)
+    for r in steps:
+        assert {"step", "epoch", "step_loss", "train_loss", "train_bpc", "lr", "chars_per_s", "elapsed"} <= set(r)
+        assert r["train_bpc"] == pytest.approx(r["train_loss"] / np.log(2)) and r["chars_per_s"] > 0 and r["lr"] > 0
+    after_first_epoch = [r for r in steps if r["step"] > epochs[0]["step"]]
+    assert all(r["val_loss"] == epochs[0]["val_loss"] for r in after_first_epoch[:1])  # the last validation
+    assert all("val_loss" not in r for r in steps if r["step"] < epochs[0]["step"])  # none yet: left out, not null
+    assert len(epochs) == 2
+    for r in epochs:
+        assert {"train_loss", "train_bpc", "epoch_train_loss", "val_loss", "val_bpc", "lr", "chars_per_s", "sample", "best"} <= set(r)
+        assert r["val_bpc"] == pytest.approx(r["val_loss"] / np.log(2)) and isinstance(r["sample"], str)
+    assert not [k for r in records for k, v in r.items() if v is None and k != "train"]
+    assert end["best_val_loss"] == min(r["val_loss"] for r in epochs) and end["step"] == epochs[-1]["step"]
     # --quiet prints only the final summary
     assert "step " not in result.stderr and "best val loss" in result.stderr
 
@@ -174,7 +189,7 @@ def test_resuming_a_finished_run_says_how_to_continue(tiny_corpus, tmp_path):
     again = run_cli("train", "--resume", str(resume), cwd=tmp_path)
     assert again.returncode == 0 and "pass a larger --epochs" in again.stderr
     more = run_cli("train", "--resume", str(resume), "--epochs", "2", cwd=tmp_path)
-    assert more.returncode == 0 and "epochs 1 → 2" in more.stderr
+    assert more.returncode == 0 and "resuming with --epochs: 1 → 2" in more.stderr
     assert checkpoint.load(resume).train["epoch"] == 2
 
 

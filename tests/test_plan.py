@@ -54,7 +54,8 @@ def test_resume_keeps_the_run_and_reports_changed_options(tiny_corpus, in_tmp):
     assert plan.resume is not None and plan.model_path == Path("checkpoints/tiny.safetensors")
     assert plan.corpus.path.resolve() == tiny_corpus.resolve()  # found from the checkpoint
     assert plan.train.lr == 0.01 and plan.train.batch_size == 4
-    assert "resuming with lr 0.002 → 0.01" in plan.notes
+    assert "resuming with --lr: 0.002 → 0.01" in plan.notes  # options as typed, not fields
+    assert "resuming with --max-steps: 2 → 5" in plan.notes
     finished = tr.train_plan(plan)
     assert finished.step == 5
     with pytest.raises(UsageError, match="--hidden-size 64 conflicts with the checkpoint's 16"):

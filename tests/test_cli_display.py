@@ -1,0 +1,199 @@
+"""What `charlstm train` shows, and the commands that find and compare runs: the live line on a
+terminal of 80 columns, plain lines and summaries when piped, `runs`, `inspect DIR`, `eval`,
+`sample --seed-file`."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from charlstm import events, model, ui
+from charlstm.config import ModelConfig, TrainConfig
+from charlstm.generate import LONG_SEED, prime, read_state
+
+from conftest import PANGRAMS, ROOT, assert_clean_error, run_cli
+
+FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16"]
+ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
+
+
+def run_tty(*args: str, cwd, columns: int = 80) -> tuple[int, str]:
+    """Run `charlstm ARGS` on a pseudo-terminal `columns` wide; the bytes it drew, as text."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "charlstm", *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while select.select([master], [], [], 60)[0]:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+def status_frames(screen: str) -> list[str]:
+    """The live status lines drawn, without colour codes."""
+    frames = [ANSI.sub("", f) for f in re.split(r"\r|\n|\x1b\[2K|\x1b\[1A", screen)]
+    return [f for f in frames if re.search(r"step \d", f) and "elapsed" not in f or f.startswith("ep ")]
+
+
+def test_the_live_line_fits_80_columns_and_says_what_is_what(tiny_corpus, tmp_path):
+    code, screen = run_tty("train", str(tiny_corpus), *FAST, "--epochs", "2", "--sample-length", "30", cwd=tmp_path)
+    assert code == 0, screen
+    frames = [f for f in status_frames(screen) if "bpc" in f]
+    assert frames and all(len(f) <= 80 for f in frames), max(frames, key=len)
+    assert all(re.search(r"step \d+/\d+", f) for f in frames)  # the step counter is never cut
+    assert all(" lr " in f and "train " in f for f in frames)
+    assert any(re.search(r"val \d\.\d{3} bpc", f) for f in frames)  # after the first validation
+    lines = ANSI.sub("", screen).splitlines()
+    summary = next(line for line in lines if line.startswith("epoch 1 "))
+    assert re.search(r"train loss \d\.\d{3} \(\d\.\d{3} bits/char\)  val loss \d\.\d{3} \(\d\.\d{3} bits/char\)", summary)
+
+
+def step_event(**fields) -> events.Step:
+    values = dict(step=310, epoch=1.88, loss=1.5, smoothed_loss=1.523, lr=1.2e-3, grad_norm=1.0, chars_per_s=21_300,
+                  elapsed=45.0, eta=75.0, end_step=495, fraction=310 / 495, by_time=False)
+    return events.Step(**{**values, **fields})
+
+
+def started_event(total_steps: int | None = 495) -> events.Started:
+    config = ModelConfig(65)
+    return events.Started(config, TrainConfig(), "book", 10_000, 9_500, 500, 65, model.num_params(config), 165,
+                          total_steps, ROOT / "m.safetensors", ROOT / "m.resume.safetensors", 0, False)
+
+
+@pytest.mark.parametrize("width", [30, 50, 60, 79, 80, 100, 120, 160, 200])
+def test_the_status_line_drops_fields_by_width_but_never_the_step_counter(width):
+    line = ui.StatusLine()
+    line.val_loss = 1.6
+    for step in (step_event(), step_event(step=12_345, end_step=99_999, by_time=True, fraction=0.3)):
+        text = line.render(step, started_event(), width).plain
+        assert len(text) <= width and re.search(r"step [\d,]+/~?[\d,]+", text), (width, text)
+        if width >= 79:
+            assert all(part in text for part in ("━", "train ", "2.197", "val ", "2.308", "lr ", "ETA 1:15")), text
+        if width >= 150:
+            assert "train 1.523 (2.197 bpc)" in text and "val 1.600 (2.308 bpc)" in text and "chars/s" in text
+
+
+def test_the_epoch_counter_bar_and_eta_follow_a_time_budget():
+    line = ui.StatusLine()
+    text = line.render(step_event(step=200, end_step=400, by_time=True, fraction=0.5, eta=60.0), started_event(None), 160).plain
+    assert "epoch 2/~3" in text and "step 200/~400" in text and "ETA 1:00" in text
+    assert text.count("━") == 30  # a full-width bar, half of it done
+
+
+def test_piped_lines_resume_with_the_last_val_loss_and_round_epochs(tiny_corpus, tmp_path):
+    first = run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "150", "--sample-length", "20", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    err = first.stderr
+    assert not re.search(r"epoch \d+\.\d{3,}", err) and "epoch 1.58" in err  # 150 of 95 steps an epoch
+    assert "best at epoch   1.58" in err
+    assert all(line == line.rstrip() for line in err.splitlines())  # no trailing spaces
+    resume = str(tmp_path / "checkpoints" / "tiny.resume.safetensors")
+    again = run_cli("train", "--resume", resume, "--max-steps", "152", "--log-every", "1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    steps = [line for line in again.stderr.splitlines() if line.startswith("step ")]
+    assert steps and all(re.search(r"val loss \d\.\d{3} \(\d\.\d{3} bits/char\)", line) for line in steps)
+    assert "last val loss" in again.stderr
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two tiny runs in one folder: `tiny` (interrupted by --max-steps) and `other`, newer."""
+    work = tmp_path_factory.mktemp("runs")
+    for name, text in (("tiny", PANGRAMS * 40), ("other", PANGRAMS[::-1] * 40)):
+        (work / f"{name}.txt").write_text(text, encoding="utf-8")
+        result = run_cli("train", f"{name}.txt", *FAST, "--max-steps", "20", "--sample-length", "0", cwd=work)
+        assert result.returncode == 0, result.stderr
+    return work
+
+
+def test_runs_lists_the_runs_newest_first_and_no_lock_is_left(two_runs):
+    work = two_runs
+    assert not list((work / "checkpoints").glob(".*lock*"))  # lock files go when a run ends
+    found = json.loads(run_cli("runs", "--json", cwd=work).stdout)
+    assert [r["name"] for r in found] == ["other", "tiny"]
+    assert found[0]["corpus"] == "other" and found[0]["model"] == "1×16 LSTM" and found[0]["step"] == 20
+    assert found[0]["best_val_bpc"] == pytest.approx(found[0]["best_val_loss"] / np.log(2))
+    assert found[0]["bytes"] == sum(os.path.getsize(work / f) for f in found[0]["files"])
+    table = run_cli("runs", cwd=work).stdout
+    assert table.index("other") < table.index("tiny") and "1×16 LSTM" in table and "bits/char" in table
+    assert all(line == line.rstrip() for line in table.splitlines())
+    assert run_cli("inspect", "checkpoints/", cwd=work).stdout == table  # a folder: its runs
+    (work / "empty").mkdir()
+    assert "no runs in empty/" in run_cli("runs", "empty", cwd=work).stdout
+    assert_clean_error(run_cli("runs", "missing", cwd=work), "no such folder", code=1)
+
+
+def test_eval_uses_the_newest_checkpoint_and_names_text_and_model(two_runs, tmp_path):
+    work = two_runs
+    text = work / "tiny.txt"
+    newest = run_cli("eval", str(text), "--json", cwd=work)
+    assert newest.returncode == 0, newest.stderr
+    assert "scoring with checkpoints/other.safetensors" in newest.stderr
+    report = json.loads(newest.stdout)
+    assert report["checkpoint"] == "checkpoints/other.safetensors" and report["model"] == "1×16 LSTM"
+    named = json.loads(run_cli("eval", str(text), "-c", "checkpoints/tiny.safetensors", "--json", cwd=work).stdout)
+    old = json.loads(run_cli("eval", "checkpoints/tiny.safetensors", str(text), "--json", cwd=work).stdout)
+    assert named == old and named["checkpoint"] == "checkpoints/tiny.safetensors"
+    table = run_cli("eval", str(text), "-c", "checkpoints/tiny.safetensors", cwd=work).stdout
+    assert f"{text}, scored by the 1×16 LSTM in checkpoints/tiny.safetensors" in table
+    long_text = tmp_path / "long.txt"
+    long_text.write_text(PANGRAMS * 700, encoding="utf-8")  # > 100,000 characters: progress on stderr
+    result = run_cli("eval", str(long_text), "-c", "checkpoints/tiny.safetensors", cwd=work)
+    assert result.returncode == 0 and f"scoring {len(PANGRAMS) * 700:,} characters" in result.stderr
+
+
+def test_sample_primes_from_a_seed_file(two_runs, tmp_path):
+    work = two_runs
+    seed = tmp_path / "seed.txt"
+    seed.write_text(PANGRAMS * 20, encoding="utf-8")
+    result = run_cli("sample", "-c", "checkpoints/tiny.safetensors", "--seed-file", str(seed), "-n", "40", "--random-seed", "1", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert 40 <= len(result.stdout) <= 41 and "Pack my box" not in result.stdout  # the long seed is not echoed
+    both = run_cli("sample", "-c", "checkpoints/tiny.safetensors", "--seed-file", str(seed), "--seed", "The", cwd=work)
+    assert_clean_error(both, "--seed or --seed-file", code=2)
+
+
+def test_a_long_seed_is_read_in_windows_as_stepping_would():
+    config = ModelConfig(7, 12, 2)
+    params = model.init_params(config, 3)
+    ids = np.random.default_rng(0).integers(0, 7, LONG_SEED * 2 + 37)
+    _, stepped = prime(params, config, ids)
+    read = read_state(params, config, ids)
+    for a, b in zip(stepped, read):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_size_advice_never_suggests_what_is_set():
+    from charlstm.train import _size_notes
+
+    big = ModelConfig(vocab_size=74, hidden_size=256, num_layers=2)
+    (note,) = _size_notes(big, 44_000, dropout=0.2)
+    assert "--dropout 0.4" in note and "--dropout 0.2" not in note and "-H 32" in note
+    (note,) = _size_notes(big, 44_000, dropout=0.5)
+    assert "dropout" not in note and "-H 32" in note
+
+
+def test_the_summary_is_plain_when_piped():
+    console = Console(file=open(os.devnull, "w"), width=100)
+    assert not console.is_terminal
+    out = []
+    console.file = type("F", (), {"write": lambda self, s: out.append(s), "flush": lambda self: None})()
+    ui.print_plain(console, ui.Table("a", "b"))
+    assert all(line == line.rstrip() for line in "".join(out).splitlines())

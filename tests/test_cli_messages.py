@@ -1,0 +1,87 @@
+"""Help and messages through the real command line: defaults, choices, flags, one-line usage
+errors, shell completion, resume notes, checkpoints that are not checkpoints."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import assert_clean_error, run_cli
+
+FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0"]
+
+
+def option_lines(help_text: str) -> dict[str, str]:
+    return {m.group(1): line for line in help_text.splitlines() if (m := re.search(r"│ (--[a-z-]+)", line))}
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "inspect", "runs"])
+def test_help_shows_defaults_choices_and_flags_without_placeholders(command):
+    help_text = run_cli(command, "--help", env={"COLUMNS": "250"}).stdout
+    lines = option_lines(help_text)
+    assert lines and "<bool>" not in help_text  # on/off options take no value
+    for option, line in lines.items():
+        takes_value = re.search(r"(<[a-z]+>|\[[a-z|]+\])", line)
+        described = "default" in line or option in ("--checkpoint", "--resume", "--init-from", "--out", "--log-json", "--random-seed", "--sample-every", "--max-steps", "--max-minutes", "--seed-file", "--hidden-size", "--layers")
+        assert not takes_value or described, (option, line)
+    if command == "train":
+        assert "[adam|rmsprop|sgd]" in lines["--optimizer"] and "[lstm|gru|rnn]" in lines["--cell"]
+        assert "[constant|cosine|linear]" in lines["--schedule"] and "[strict|replace]" in lines["--errors"]
+        assert "(default: utf-8)" in lines["--encoding"] and "(default: 10000)" in lines["--max-vocab"]
+        assert "--max-minutes counts this run only" in help_text  # how each limit behaves on resume
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "x.txt", "--lr", "abc"], "error: --lr: 'abc' is not a number; see charlstm train --help"),
+        (["train", "x.txt", "--epochs", "1.5"], "error: --epochs: '1.5' is not a whole number; see charlstm train --help"),
+        (["train", "x.txt", "--epoch", "3"], "error: no such option --epoch (did you mean --epochs?); see charlstm train --help"),
+        (["train", "x.txt", "--optimizer", "adamw"], "error: --optimizer must be one of adam, rmsprop, sgd, not 'adamw'; see charlstm train --help"),
+        (["sample", "--length"], "error: --length needs a value; see charlstm sample --help"),
+        (["eval"], "error: missing TEXT_FILE; see charlstm eval --help"),
+        (["trian"], "error: no such command 'trian' (did you mean 'train'?); see charlstm --help"),
+    ],
+)
+def test_usage_errors_are_one_line_and_a_hint(tmp_path, args, message):
+    result = run_cli(*args, cwd=tmp_path)
+    assert_clean_error(result, code=2)
+    assert result.stderr.strip() == message and result.stdout == ""
+
+
+def test_shell_completion():
+    script = run_cli("--show-completion", "bash")
+    assert script.returncode == 0 and "_CHARLSTM_COMPLETE=complete_bash" in script.stdout
+    assert "--install-completion" in run_cli("--help").stdout
+    env = {"_CHARLSTM_COMPLETE": "complete_bash", "COMP_WORDS": "charlstm train --cell ", "COMP_CWORD": "3"}
+    assert run_cli(env=env).stdout.split() == ["lstm", "gru", "rnn"]
+    env = {"_CHARLSTM_COMPLETE": "complete_bash", "COMP_WORDS": "charlstm sam", "COMP_CWORD": "1"}
+    assert run_cli(env=env).stdout.split() == ["sample"]
+
+
+def test_help_stays_import_light():
+    code = "import sys; sys.argv = ['charlstm', '--help']\nfrom charlstm import cli\ntry:\n    cli.main()\nexcept SystemExit:\n    pass\nprint('numpy' in sys.modules, 'rich.live' in sys.modules, file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stderr.strip().endswith("False False"), result.stderr
+
+
+def test_resume_notes_name_options_and_max_minutes_is_not_carried(tiny_corpus, tmp_path):
+    first = run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "3", "--max-minutes", "5", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    resume = str(tmp_path / "checkpoints" / "tiny.resume.safetensors")
+    again = run_cli("train", "--resume", resume, "--max-steps", "5", "--lr", "0.003", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "resuming with --max-steps: 3 → 5" in again.stderr and "resuming with --lr: 0.002 → 0.003" in again.stderr
+    assert "max_minutes" not in again.stderr and "minutes" not in again.stderr.split("checkpoints")[0]
+    assert "None" not in again.stderr
+    capped = run_cli("train", "--resume", resume, "--epochs", "1", cwd=tmp_path)  # a new end on its own
+    assert "resuming with --max-steps: 5 → none" in capped.stderr and capped.returncode == 0
+
+
+def test_a_file_that_is_not_a_checkpoint(tmp_path, tiny_corpus):
+    result = run_cli("inspect", str(tiny_corpus), cwd=tmp_path)
+    assert_clean_error(result, "not a safetensors checkpoint", code=1)
+    assert not re.search(r"\d{10,}", result.stderr)  # no 7523097642930302787-byte header

@@ -1,0 +1,144 @@
+"""The schedule follows the run's end: a time budget on a fake clock, and resumes that move the end."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from charlstm import checkpoint, model, plan
+from charlstm import train as tr
+from charlstm.corpus import load_corpus
+from charlstm.schedule import outlook
+
+SMALL = dict(seq_len=16, batch_size=4, sample_length=0)
+
+
+class FakeClock:
+    """Seconds that pass only when the model computes: `step` per training window, `validation`
+    per scored split. Installed over model.loss_and_grads and train.evaluate."""
+
+    def __init__(self, monkeypatch, step: float, validation: float) -> None:
+        self.now = 1000.0
+        forward_backward, evaluate = tr.model.loss_and_grads, tr.evaluate
+
+        def timed(seconds, fn):
+            def wrapped(*args, **kwargs):
+                self.now += seconds
+                return fn(*args, **kwargs)
+            return wrapped
+
+        monkeypatch.setattr(tr.model, "loss_and_grads", timed(step, forward_backward))
+        monkeypatch.setattr(tr, "evaluate", timed(validation, evaluate))
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def train(corpus, tmp_path, cfg, clock=None, resume=None, stop_after=None, name="m", H=16):
+    events = []
+    config = resume.config if resume else model.ModelConfig(corpus.vocab.size, H, 1)
+    steps = lambda: sum(isinstance(e, tr.Step) for e in events)  # noqa: E731
+    should_stop = (lambda: steps() >= stop_after) if stop_after else (lambda: False)
+    kwargs = {"clock": clock} if clock else {}
+    finished = tr.train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume, **kwargs)
+    return finished, events
+
+
+def of(events, kind):
+    return [e for e in events if isinstance(e, kind)]
+
+
+def test_a_time_budget_ends_at_its_deadline_with_the_rate_at_its_floor(tiny_corpus, tmp_path, monkeypatch):
+    clock = FakeClock(monkeypatch, step=0.2, validation=1.5)
+    start = clock.now
+    cfg = tr.TrainConfig(**SMALL, epochs=None, max_minutes=1.0, lr=0.01, warmup_steps=5)
+    finished, events = train(load_corpus(tiny_corpus), tmp_path, cfg, clock)
+    assert finished.reason == "time_budget"
+    assert 55 < clock.now - start <= 60  # the last validation and checkpoint inside the minute
+    steps, ends = of(events, tr.Step), of(events, tr.EpochEnd)
+    assert ends[-1].step == finished.step and len(ends) >= 2  # validated at the end, and per epoch before
+    assert isinstance(events[-2], tr.Saved) and events[-2].kind == "resume"
+    lrs = [s.lr for s in steps]
+    assert lrs[4] == pytest.approx(0.01)  # the peak, at the end of the warm-up
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))  # then only down…
+    assert lrs[-1] == pytest.approx(0.001, rel=1e-3)  # …to the floor on the last update
+    assert checkpoint.load(tmp_path / "m.resume.safetensors").train["status"] == "time_budget"
+    # the ETA counts down to the budget: elapsed + ETA is the minute, step after step
+    assert all(abs(s.elapsed + s.eta - 60) < 1e-6 for s in steps)
+    assert all(s.by_time and s.end_step is not None for s in steps[1:])
+    assert steps[-1].end_step == pytest.approx(finished.step, abs=3)  # the final step, foreseen
+    assert steps[-1].fraction == pytest.approx((clock.now - start - 1.5) / 60, abs=0.05)
+
+
+def test_epochs_are_unlimited_under_a_time_budget_and_the_first_limit_wins(tiny_corpus, tmp_path, monkeypatch):
+    quick = dict(seq_len=16, batch_size=16, sample_length=0)  # 23 steps an epoch
+    planned = plan.plan_run(tiny_corpus, {}, {**quick, "max_minutes": 0.5}, out=tmp_path / "p.safetensors")
+    assert planned.train.epochs is None  # --max-minutes alone: no epoch limit
+    clock = FakeClock(monkeypatch, step=0.1, validation=0.2)
+    corpus = load_corpus(tiny_corpus)
+    finished, events = train(corpus, tmp_path, planned.train, clock, name="unlimited")
+    assert finished.reason == "time_budget" and finished.epoch > 10  # past the default 10 epochs
+    finished, events = train(corpus, tmp_path, tr.TrainConfig(**quick, epochs=3, max_minutes=0.5), clock, name="both")
+    assert finished.reason == "completed" and finished.epoch == 3  # the epochs came first
+    lrs = [s.lr for s in of(events, tr.Step)]
+    assert lrs[-1] == pytest.approx(0.0002, rel=1e-3) and not any(s.by_time for s in of(events, tr.Step)[1:])
+
+
+def test_raising_max_steps_on_resume_continues_the_rate_smoothly(tiny_corpus, tmp_path):
+    corpus = load_corpus(tiny_corpus)
+    cfg = tr.TrainConfig(**SMALL, max_steps=60, warmup_steps=5)
+    _, before = train(corpus, tmp_path, cfg, stop_after=30)
+    resumed = checkpoint.load(tmp_path / "m.resume.safetensors")
+    new_cfg, notes = plan.resume_config(resumed, {"max_steps": 120})
+    assert "--max-steps: 60 → 120" in notes
+    _, after = train(corpus, tmp_path, new_cfg, resume=resumed)
+    lr_before, lr_after = [s.lr for s in of(before, tr.Step)], [s.lr for s in of(after, tr.Step)]
+    assert lr_after[0] == pytest.approx(lr_before[-1], rel=0.01)  # no jump back towards the peak
+    assert lr_after[0] < tr.learning_rate(new_cfg, 30, 120)  # where the old rule would have put it
+    assert all(a >= b for a, b in zip(lr_after, lr_after[1:]))
+    assert lr_after[-1] == pytest.approx(0.0002, rel=1e-3) and len(lr_after) == 90
+
+
+def test_a_capped_run_resumed_with_epochs_trains_on(tiny_corpus, tmp_path):
+    corpus = load_corpus(tiny_corpus)
+    _, first = train(corpus, tmp_path, tr.TrainConfig(**SMALL, max_steps=10))
+    resumed = checkpoint.load(tmp_path / "m.resume.safetensors")
+    new_cfg, notes = plan.resume_config(resumed, {"epochs": 2})
+    assert new_cfg.max_steps is None and "--max-steps: 10 → none" in notes
+    finished, after = train(corpus, tmp_path, new_cfg, resume=resumed)
+    assert finished.reason == "completed" and finished.epoch == 2
+    assert of(after, tr.Step)[0].lr == pytest.approx(of(first, tr.Step)[-1].lr, rel=0.01)
+
+
+def test_a_new_time_budget_on_resume_continues_the_rate_and_is_not_carried(tiny_corpus, tmp_path, monkeypatch):
+    clock = FakeClock(monkeypatch, step=0.2, validation=0.5)
+    corpus = load_corpus(tiny_corpus)
+    cfg = tr.TrainConfig(**SMALL, epochs=None, max_minutes=1.0)
+    _, before = train(corpus, tmp_path, cfg, clock, stop_after=100)  # Ctrl-C a third of the way
+    resumed = checkpoint.load(tmp_path / "m.resume.safetensors")
+    again, _ = plan.resume_config(resumed, {})
+    assert again.max_minutes is None and again.max_steps == 100  # not carried: this run is done
+    new_cfg, _ = plan.resume_config(resumed, {"max_minutes": 0.5})
+    start = clock.now
+    finished, after = train(corpus, tmp_path, new_cfg, clock, resume=resumed)
+    lr_before, lr_after = [s.lr for s in of(before, tr.Step)], [s.lr for s in of(after, tr.Step)]
+    assert 0.0005 < lr_before[-1] < 0.0019
+    assert lr_after[0] == pytest.approx(lr_before[-1], rel=0.01)
+    assert all(a >= b for a, b in zip(lr_after, lr_after[1:]))
+    assert lr_after[-1] == pytest.approx(0.0002, rel=1e-3)
+    assert finished.reason == "time_budget" and clock.now - start <= 30
+
+
+def test_outlook_follows_the_limit_that_binds_first():
+    # 10 steps of 1 s and two epoch ends of 3 s to go; a budget with 100 s left: steps bind
+    ahead = outlook(90, 100, 50, 1.0, 3.0, seconds=20.0, budget=120.0, deadline=110.0)
+    assert not ahead.by_time and ahead.eta == pytest.approx(10 + 3) and ahead.end_step == 100
+    assert ahead.fraction == pytest.approx(0.9)
+    # 500 steps to go but 100 s left: the time binds; the steps that fit before the deadline
+    ahead = outlook(100, 600, 50, 1.0, 5.0, seconds=20.0, budget=120.0, deadline=110.0)
+    assert ahead.by_time and ahead.eta == pytest.approx(100.0) and ahead.fraction == pytest.approx(20 / 120)
+    assert ahead.end_step == 100 + math.floor(90 / (1 + 5 / 50))
+    # no step limit; before the first step nothing is known but the budget
+    ahead = outlook(0, None, 50, None, 0.0, seconds=0.0, budget=60.0, deadline=59.0)
+    assert ahead.by_time and ahead.eta == 60.0 and ahead.end_step is None
