@@ -281,7 +281,7 @@ class TrainView:
             return
         if self.display is not None:
             self.display.update(self.status.render(s, e, self.console.width - 1))
-        elif s.step % self.log_every == 0 or s.step == s.end_step:
+        elif s.step % self.log_every == 0 or (s.step == s.end_step and not s.by_time):  # and the last step
             self.console.print(self.plain_step_line(s), soft_wrap=True, markup=False)
 
     def plain_step_line(self, s: tr.Step) -> str:

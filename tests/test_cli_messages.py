@@ -85,3 +85,19 @@ def test_a_file_that_is_not_a_checkpoint(tmp_path, tiny_corpus):
     result = run_cli("inspect", str(tiny_corpus), cwd=tmp_path)
     assert_clean_error(result, "not a safetensors checkpoint", code=1)
     assert not re.search(r"\d{10,}", result.stderr)  # no 7523097642930302787-byte header
+
+
+def test_the_readme_first_command(tmp_path):
+    """README line 2 installs and trains on a shipped corpus; its options are accepted (here cut
+    to a few seconds), and the start banner gives no advice to set what is already set."""
+    from conftest import ROOT
+
+    line = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()[1]
+    prefix = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/charlstm train corpora/"
+    assert line.startswith(prefix) and line.count("&&") == 2
+    args = line.split(".venv/bin/charlstm ", 1)[1].split()
+    args = [str(ROOT / a) if a.startswith("corpora/") else a for a in args]
+    result = run_cli(*args, "--max-minutes", "0.05", "--sample-length", "20", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note:" not in result.stderr and "reached --max-minutes" in result.stderr
+    assert "--- sample after epoch" in result.stderr
