@@ -16,7 +16,7 @@ from typing import Any
 
 from charlstm import checkpoint as ckpt_io
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
+from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, ENCODING_ERRORS, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
 from charlstm.corpus import Corpus, describe_chars, load_corpus, prepare_source, source_name
 from charlstm.errors import UsageError
 
@@ -84,8 +84,8 @@ def _check_options(
     resume: Path | None, init_from: Path | None, fresh: bool, errors: str, max_vocab: int,
 ) -> None:
     """Option checks that need no file."""
-    if errors not in ("strict", "replace"):
-        raise UsageError("--errors must be strict or replace")
+    if errors not in ENCODING_ERRORS:
+        raise UsageError(f"--errors must be {' or '.join(ENCODING_ERRORS)}")
     if resume is not None and (init_from is not None or fresh):
         raise UsageError("--resume cannot be combined with --init-from or --fresh")
     if resume is None and corpus_path is None:

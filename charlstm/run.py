@@ -119,6 +119,7 @@ class Run:
     started_at: float = 0.0  # clock() when this process began stepping
     elapsed_before: float = 0.0  # seconds of training before this process
     step_time: float | None = None  # seconds per step, smoothed
+    timed_steps: int = 0  # steps timed in this process
     wrapup_time: float | None = None  # seconds of the last end of epoch (validation, sample, saves)
     segment_seconds: float = 0.0  # seconds() when the current decay segment began in this process
     decay: float = 0.0  # the decay progress q reached in this process (never goes back)
