@@ -137,7 +137,7 @@ def _plan_new(
     corpus = load(corpus_path, init.vocab if init else None, val_fraction=cfg.val_fraction)
     config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
     if "batch_size" not in train_given:
-        n_train = len(corpus) - max(2, int(round(len(corpus) * cfg.val_fraction)))
+        n_train = len(corpus.split(cfg.val_fraction)[0])
         cfg = replace(cfg, batch_size=auto_batch_size(n_train, cfg.seq_len))
     return RunPlan(corpus, config, cfg, model_path, init=init)
 

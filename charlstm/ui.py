@@ -287,8 +287,6 @@ class TrainView:
 
     def plain_step_line(self, s: tr.Step) -> str:
         """A step as one log line: every field, full words."""
-        e = self.started
-        assert e is not None
         end = f"/{'~' if s.by_time else ''}{s.end_step}" if s.end_step else ""
         val = self.status.val_loss
         fields = [
