@@ -357,8 +357,8 @@ def find_latest(directory: str | os.PathLike = "checkpoints") -> Path:
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
-    """The config, training state and history of a charlstm checkpoint, read from its header
-    alone (no tensors), for listings. Raises CheckpointError for anything else."""
+    """The config and training state of a charlstm checkpoint, read from its header alone (no
+    tensors), for listings. Raises CheckpointError for anything else."""
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -385,8 +385,8 @@ def list_runs(directory: str | os.PathLike = "checkpoints") -> list[dict[str, An
     stems: dict[str, list[Path]] = {}
     for path in folder.glob(f"*{SUFFIX}"):
         stem = path.name[: -len(RESUME_SUFFIX)] if path.name.endswith(RESUME_SUFFIX) else path.name[: -len(SUFFIX)]
-        stem = stem.split(".epoch")[0] if ".epoch" in stem and stem.rsplit(".epoch", 1)[1].isdigit() else stem
-        stems.setdefault(stem, []).append(path)
+        base, _, number = stem.rpartition(".epoch")
+        stems.setdefault(base if base and number.isdigit() else stem, []).append(path)
     runs = []
     for stem, files in stems.items():
         latest = folder / (stem + RESUME_SUFFIX)
@@ -395,17 +395,17 @@ def list_runs(directory: str | os.PathLike = "checkpoints") -> list[dict[str, An
             meta = read_metadata(latest if latest.is_file() else model_file)
         except CheckpointError:
             continue
-        runs.append(_run_summary(stem, model_file if model_file.is_file() else latest, meta, files))
-    return sorted(runs, key=lambda r: r["date"], reverse=True)
+        newest = max(f.stat().st_mtime for f in files)
+        runs.append((newest, _run_summary(stem, model_file if model_file.is_file() else latest, meta, files, newest)))
+    return [summary for _, summary in sorted(runs, key=lambda r: r[0], reverse=True)]
 
 
-def _run_summary(name: str, path: Path, meta: dict[str, Any], files: list[Path]) -> dict[str, Any]:
+def _run_summary(name: str, path: Path, meta: dict[str, Any], files: list[Path], mtime: float) -> dict[str, Any]:
     from datetime import datetime
 
     config, train = meta.get("config", {}), meta.get("train", {})
     best = train.get("best_val_loss")
     step, per_epoch = train.get("step", 0), train.get("steps_per_epoch") or 0
-    mtime = max(f.stat().st_mtime for f in files)
     return {
         "name": name,
         "path": str(path),

@@ -18,7 +18,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from charlstm.config import CELL_NAMES, MAX_VOCAB, OPTIMIZER_NAMES, SCHEDULES, ModelConfig, TrainConfig, default_of, field_help
+from charlstm.config import CELL_NAMES, ENCODING_ERRORS, MAX_VOCAB, OPTIMIZER_NAMES, SCHEDULES, ModelConfig, TrainConfig, default_of, field_help
 
 app = typer.Typer(
     name="charlstm",
@@ -45,8 +45,7 @@ def _value(choice: Any) -> str | None:
 Cell = _choice("Cell", CELL_NAMES)
 Optimizer = _choice("Optimizer", OPTIMIZER_NAMES)
 Schedule = _choice("Schedule", SCHEDULES)
-ERROR_MODES = ("strict", "replace")
-Errors = _choice("Errors", ERROR_MODES)
+Errors = _choice("Errors", ENCODING_ERRORS)
 
 MODEL = "Model"
 OPTIM = "Optimisation"
@@ -126,7 +125,7 @@ def train(
     val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help=field_help(TrainConfig, "val_fraction"), rich_help_panel=DATA, show_default=False)] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the corpus. (default: utf-8)", rich_help_panel=DATA, show_default=False)] = "utf-8",
     max_vocab: Annotated[int, typer.Option("--max-vocab", help=f"Refuse corpora with more distinct characters than this (a binary file read as text has thousands). (default: {MAX_VOCAB})", rich_help_panel=DATA, show_default=False)] = MAX_VOCAB,
-    errors: Annotated[Errors, typer.Option(metavar=_metavar(ERROR_MODES), help="What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD). (default: strict)", rich_help_panel=DATA, show_default=False)] = Errors.strict,
+    errors: Annotated[Errors, typer.Option(metavar=_metavar(ENCODING_ERRORS), help="What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD). (default: strict)", rich_help_panel=DATA, show_default=False)] = Errors.strict,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", readable=False, help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. (default: checkpoints/CORPUS.safetensors)", rich_help_panel=OUTPUT, show_default=False)] = None,
     keep: Annotated[Optional[int], typer.Option(help=field_help(TrainConfig, "keep"), rich_help_panel=OUTPUT, show_default=False)] = None,
     save_minutes: Annotated[Optional[float], typer.Option("--save-minutes", help=field_help(TrainConfig, "save_minutes"), rich_help_panel=OUTPUT, show_default=False)] = None,
@@ -449,7 +448,7 @@ def eval_(
     batch_size: Annotated[int, typer.Option("--batch-size", "-B", help="Parallel streams (speed only; state is carried across windows as in training).")] = default_of(TrainConfig, "batch_size"),
     seq_len: Annotated[int, typer.Option("--seq-len", "-T", help="Characters per window.")] = default_of(TrainConfig, "seq_len"),
     encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
-    errors: Annotated[Errors, typer.Option(metavar=_metavar(ERROR_MODES), help="strict, or replace (undecodable bytes become U+FFFD).")] = Errors.strict,
+    errors: Annotated[Errors, typer.Option(metavar=_metavar(ENCODING_ERRORS), help="strict, or replace (undecodable bytes become U+FFFD).")] = Errors.strict,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     show: Annotated[bool, typer.Option("--show", help="Also show the text with each character coloured by its surprisal in bits (one stream from the zero state; plain rows when piped).")] = False,
     top: Annotated[int, typer.Option("--top", help="With --show: also list the model's K most likely guesses for each character (implies --show).")] = 0,

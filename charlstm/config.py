@@ -19,6 +19,7 @@ CELL_NAMES = ("lstm", "gru", "rnn")
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "linear")
 KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.kernels.CHOICES
+ENCODING_ERRORS = ("strict", "replace")  # what --errors may do with undecodable bytes
 AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows per epoch
 MAX_VOCAB = 10_000  # more distinct characters than this: most likely a binary file
 FLAGS = {"num_layers": "--layers", "seed": "--random-seed"}  # where the option is not the field's name
@@ -77,7 +78,9 @@ class TrainConfig:
         10, "Passes over the training split, counting earlier runs when resuming.",
         "{value}; no limit when only --max-minutes is given",
     )
-    max_steps: int | None = _opt(None, "Stop after this many steps in all (counting earlier runs when resuming).")
+    max_steps: int | None = _opt(
+        None, "Stop after this many steps in all (default: no limit; earlier runs' steps count when resuming).", None
+    )
     val_fraction: float = _opt(0.05, "Fraction of the text, at its end, held out for validation, in (0, 0.5].")
     seed: int = _opt(0, "Seed of initialisation, dropout and samples: same seed, same run.")
     dropout: float = _opt(0.2, "Dropout on each layer's output while training, in [0, 1); 0 turns it off.")
@@ -88,10 +91,11 @@ class TrainConfig:
     min_lr_ratio: float = _opt(0.1, "Final learning rate as a fraction of --lr.")
     max_minutes: float | None = _opt(
         None,
-        "Train for this many minutes of this run (a resume does not keep it): the learning rate "
-        "reaches its floor, and the last validation and checkpoint are written, within them.",
+        "Train for this many minutes of this run: the learning rate reaches its floor, and the "
+        "last validation and checkpoint are written, within them.",
+        "no limit; a resume does not keep it",
     )
-    sample_every: int | None = _opt(None, "Also show a sample every N steps (one is always shown per epoch).")
+    sample_every: int | None = _opt(None, "Also show a sample every N steps (one is always shown per epoch).", "none")
     sample_length: int = _opt(200, "Characters per progress sample (0: none).")
     sample_seed: str | None = _opt(None, "Text that starts each progress sample.", "the corpus's first word")
     sample_temperature: float = _opt(0.8, "Temperature of the progress samples.")

@@ -183,6 +183,8 @@ def load_files(
     cuts = [len(t) - int(round(len(t) * val_fraction)) for t in texts]
     train = SEPARATOR.join(t[:c] for t, c in zip(texts, cuts))
     val = SEPARATOR.join(t[c:] for t, c in zip(texts, cuts) if c < len(t))
+    if len(val) < 2:
+        raise CorpusError(f"{path}: its files are too short to hold out {val_fraction:g} of each for validation")
     own = Vocab.from_text(train + SEPARATOR + val)
     if own.size > (max_vocab or MAX_VOCAB):
         raise too_many_characters(path, max_vocab or MAX_VOCAB)

@@ -16,7 +16,7 @@ from typing import Any
 
 from charlstm import checkpoint as ckpt_io
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
+from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, ENCODING_ERRORS, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
 from charlstm.corpus import Corpus, describe_chars, load_corpus, prepare_source, source_name
 from charlstm.errors import UsageError
 
@@ -84,8 +84,8 @@ def _check_options(
     resume: Path | None, init_from: Path | None, fresh: bool, errors: str, max_vocab: int,
 ) -> None:
     """Option checks that need no file."""
-    if errors not in ("strict", "replace"):
-        raise UsageError("--errors must be strict or replace")
+    if errors not in ENCODING_ERRORS:
+        raise UsageError(f"--errors must be {' or '.join(ENCODING_ERRORS)}")
     if resume is not None and (init_from is not None or fresh):
         raise UsageError("--resume cannot be combined with --init-from or --fresh")
     if resume is None and corpus_path is None:
@@ -137,7 +137,7 @@ def _plan_new(
     corpus = load(corpus_path, init.vocab if init else None, val_fraction=cfg.val_fraction)
     config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
     if "batch_size" not in train_given:
-        n_train = len(corpus) - max(2, int(round(len(corpus) * cfg.val_fraction)))
+        n_train = len(corpus.split(cfg.val_fraction)[0])
         cfg = replace(cfg, batch_size=auto_batch_size(n_train, cfg.seq_len))
     return RunPlan(corpus, config, cfg, model_path, init=init)
 

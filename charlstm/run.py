@@ -122,6 +122,7 @@ class Run:
     elapsed_before: float = 0.0  # seconds of training before this process
     step_time: float | None = None  # seconds per step, smoothed
     kernels: Kernels = field(default_factory=kernels_.numpy)  # the per-step math (NumPy or numba)
+    timed_steps: int = 0  # steps timed in this process
     wrapup_time: float | None = None  # seconds of the last end of epoch (validation, sample, saves)
     segment_seconds: float = 0.0  # seconds() when the current decay segment began in this process
     decay: float = 0.0  # the decay progress q reached in this process (never goes back)

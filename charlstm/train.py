@@ -50,6 +50,7 @@ MAX_RECOVERIES = 4
 RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corpus already read
 RESERVE_MARGIN = 1.5  # a time budget keeps back this many times the expected end-of-run work…
 RESERVE_SECONDS = 1.0  # …plus this, and one step, for the last validation, sample and checkpoints
+FORWARD_SHARE = 0.5  # validation's time per character, as a share of a training step's (about 1/3)
 
 
 @dataclass(frozen=True)
@@ -203,13 +204,13 @@ def deadline(run: Run) -> float | None:
 
 def wrapup_estimate(run: Run) -> float:
     """Seconds an end of epoch takes (validation, sample, saves): as last measured in this
-    process, or, before that, the validation split at the training speed (validation runs
-    forward only, so this errs long)."""
+    process, or, before that, the validation split at FORWARD_SHARE of the time a training step
+    takes per character (validation runs forward only, a third of a step's work: this errs long)."""
     if run.wrapup_time is not None:
         return run.wrapup_time
-    if run.step_time is None:
+    if run.step_time is None or run.timed_steps < 2:  # not until a step free of one-time costs
         return 0.0
-    return len(run.val_ids) * run.step_time / (run.cfg.batch_size * run.cfg.seq_len)
+    return FORWARD_SHARE * len(run.val_ids) * run.step_time / (run.cfg.batch_size * run.cfg.seq_len)
 
 
 def run_outlook(run: Run) -> Outlook:
@@ -371,7 +372,11 @@ def _report_step(run: Run, result: StepResult, seconds: float) -> None:
     p = run.progress
     chars = run.cfg.batch_size * run.cfg.seq_len
     p.elapsed = run.elapsed_before + run.seconds()
-    run.step_time = seconds if run.step_time is None else 0.9 * run.step_time + 0.1 * seconds
+    run.timed_steps += 1
+    if run.timed_steps <= 2:  # the first step pays one-time costs (allocation): the second replaces it
+        run.step_time = seconds
+    else:
+        run.step_time = 0.9 * run.step_time + 0.1 * seconds
     ahead = run_outlook(run)
     run.on_event(
         Step(p.step, p.step / run.steps_per_epoch, result.loss, p.smoothed_loss, result.lr, result.grad_norm,

@@ -206,9 +206,10 @@ class StatusLine:
 
 
 def bar(fraction: float, width: int) -> Text:
-    """A progress bar of `width` cells: done in one colour, to do in a dim one."""
+    """A progress bar of `width` cells: done heavy and coloured, to do thin and dim (readable
+    without colour too)."""
     done = max(0, min(width, round(fraction * width)))
-    return Text("━" * done, style="bar.complete") + Text("━" * (width - done), style="bar.back")
+    return Text("━" * done, style="bar.complete") + Text("─" * (width - done), style="bar.back")
 
 
 class TrainView:
@@ -286,8 +287,6 @@ class TrainView:
 
     def plain_step_line(self, s: tr.Step) -> str:
         """A step as one log line: every field, full words."""
-        e = self.started
-        assert e is not None
         end = f"/{'~' if s.by_time else ''}{s.end_step}" if s.end_step else ""
         val = self.status.val_loss
         fields = [

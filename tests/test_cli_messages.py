@@ -25,7 +25,7 @@ def test_help_shows_defaults_choices_and_flags_without_placeholders(command):
     assert lines and "<bool>" not in help_text  # on/off options take no value
     for option, line in lines.items():
         takes_value = re.search(r"(<[a-z]+>|\[[a-z|]+\])", line)
-        described = "default" in line or option in ("--checkpoint", "--resume", "--init-from", "--out", "--log-json", "--random-seed", "--sample-every", "--max-steps", "--max-minutes", "--seed-file", "--hidden-size", "--layers")
+        described = "default" in line or option in ("--checkpoint", "--resume", "--init-from", "--out", "--log-json", "--random-seed", "--seed-file")
         assert not takes_value or described, (option, line)
     if command == "train":
         assert "[adam|rmsprop|sgd]" in lines["--optimizer"] and "[lstm|gru|rnn]" in lines["--cell"]

@@ -115,3 +115,12 @@ def test_the_stream_copy_is_exact_for_bytes_in_chunks(tmp_path):
     writer.join()
     assert copy.read_bytes() == data and copy.parent == tmp_path / "cache"
     assert spool_stream(copy) == copy  # a regular file is read where it is
+
+
+def test_files_too_short_to_hold_out_validation(tmp_path):
+    from charlstm.errors import CorpusError
+
+    (tmp_path / "a.txt").write_text("ab", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("cd", encoding="utf-8")
+    with pytest.raises(CorpusError, match="too short to hold out"):
+        load_corpus(tmp_path, val_fraction=0.05)
