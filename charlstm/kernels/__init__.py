@@ -1,4 +1,4 @@
-"""The per-step LSTM gate math and the Adam update, in one of two implementations:
+"""The per-step LSTM gate math, the Adam update and a sampling step, in one of two implementations:
 
 - "numpy" (`numpy_ref`): plain NumPy, the readable reference, always there;
 - "numba" (`numba_impl`): the same math fused into one compiled pass per kernel, when numba is
@@ -32,6 +32,9 @@ class Kernels:
     lstm_backward_gates: Callable[..., None]
     adam_update: Callable[..., None]
     warm_up: Callable[[Any], None]  # compile for a dtype now (numba); nothing to do for numpy
+    lstm_step: Callable[..., None]  # one sampling step of an LSTM layer (product and gates)
+    linear_step: Callable[..., None]  # the head of a sampling step
+    softmax_draw: Callable[..., None]  # a draw from softmax(logits / temperature), inverse CDF
 
 
 @functools.cache
@@ -71,9 +74,15 @@ def _load(path: str) -> Kernels:
         def lstm_backward_gates(gates, dh, dc_next, c_prev, tanh_c, h, work=None):  # type: ignore[no-untyped-def]
             backward(gates, dh, dc_next, c_prev, tanh_c, h)  # fused: needs no scratch
 
-        return Kernels(path, module.lstm_forward_gates, lstm_backward_gates, module.adam_update, module.warm_up)
+        return Kernels(
+            path, module.lstm_forward_gates, lstm_backward_gates, module.adam_update, module.warm_up,
+            module.lstm_step, module.linear_step, module.softmax_draw,
+        )
     module = importlib.import_module("charlstm.kernels.numpy_ref")
-    return Kernels(path, module.lstm_forward_gates, module.lstm_backward_gates, module.adam_update, _nothing)
+    return Kernels(
+        path, module.lstm_forward_gates, module.lstm_backward_gates, module.adam_update, _nothing,
+        module.lstm_step, module.linear_step, module.softmax_draw,
+    )
 
 
 def _nothing(dtype: Any) -> None:
