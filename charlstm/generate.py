@@ -167,15 +167,17 @@ def stream_text(
     num_samples: int = 1,
     rng: np.random.Generator | None = None,
     stop: str | None = None,
+    kernels: Kernels | None = None,
 ) -> Iterator[list[str]]:
     """Yield, step by step, the next character of every sample ('' once a sample has stopped).
 
     A sample stops after `length` characters, or right after the `stop` string first appears in
-    the generated text (the stop string is included). The seed is not yielded."""
+    the generated text (the stop string is included). The seed is not yielded. `kernels` as in
+    `generate`."""
     tails = [""] * num_samples
     done = [False] * num_samples
     chars = vocab.chars
-    for ids in generate(params, config, vocab, seed, length, sampling, num_samples, rng):
+    for ids in generate(params, config, vocab, seed, length, sampling, num_samples, rng, kernels):
         step = []
         for b, k in enumerate(ids):
             if done[b]:
@@ -200,9 +202,11 @@ def sample(
     sampling: Sampling = Sampling(),
     num_samples: int = 1,
     rng: np.random.Generator | None = None,
+    kernels: Kernels | None = None,
 ) -> list[str]:
-    """`num_samples` texts, each the seed followed by `length` sampled characters."""
-    steps = list(generate(params, config, vocab, seed, length, sampling, num_samples, rng))
+    """`num_samples` texts, each the seed followed by `length` sampled characters (`kernels` as in
+    `generate`)."""
+    steps = list(generate(params, config, vocab, seed, length, sampling, num_samples, rng, kernels))
     if not steps:
         return [seed] * num_samples
     ids = np.stack(steps, axis=1)  # (num_samples, length)

@@ -452,3 +452,21 @@ def test_generating_on_numba_equals_numpy(numba_impl, N):
         rng = np.random.default_rng(8)
         out[name] = np.stack(list(generate(params, config, vocab, "abc", 60, Sampling(0.8), N, rng, kernels.load(name))))
     np.testing.assert_array_equal(out["numba"], out["numpy"])
+
+
+def test_sampling_on_auto_takes_numba_only_once_compiled(tmp_path):
+    """`charlstm sample --kernels auto` must not pay numba's import and compile: without the
+    sampling kernels in the disk cache it steps on NumPy and never imports numba."""
+    code = (
+        "import sys; from charlstm import kernels as k; "
+        "print(k.compiled_on_disk(), k.for_sampling('auto').name, 'numba' in sys.modules)"
+    )
+    env = {key: v for key, v in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env.update(PYTHONPATH=str(ROOT), CHARLSTM_CACHE=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "numpy", "False"]
+    if not kernels.available():
+        return
+    warm_up_in_subprocess(tmp_path, tmp_path / "cache")  # compiles the sampling kernels too
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "numba", "True"]

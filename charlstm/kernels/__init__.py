@@ -15,11 +15,15 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from charlstm.config import KERNEL_NAMES as CHOICES
+from charlstm.config import cache_dir
 from charlstm.errors import UsageError
 
 
@@ -58,6 +62,35 @@ def resolve(name: str) -> str:
     if name == "numba" and not available():
         raise UsageError("the numba kernels need numba, which cannot be imported: pip install 'charlstm[fast]'")
     return name
+
+
+def compiled_on_disk() -> bool:
+    """True when numba is installed and the sampling kernels' compiled code is in the disk cache
+    (a run on the numba kernels has compiled them): then loading them skips the compile. Looks at
+    numba's cache index files, without importing numba."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba")
+    kernel = "_lstm_step_fused"
+    try:
+        # numba names an index file after the function and the line of its first decorator
+        lines = Path(__file__).with_name("numba_impl.py").read_text(encoding="utf-8").splitlines()
+        first = next(n for n, line in enumerate(lines) if line.startswith(f"def {kernel}("))
+        while first > 0 and lines[first - 1].startswith("@"):
+            first -= 1
+        name = f"numba_impl.{kernel}-{first + 1}.py{sys.version_info.major}{sys.version_info.minor}.nbi"
+        return any(folder.rglob(name))
+    except (OSError, StopIteration):
+        return False
+
+
+def for_sampling(name: str) -> Kernels:
+    """The kernels `charlstm sample --kernels name` steps on: "numpy", "numba", or "auto" — numba
+    when its compiled sampling kernels are on disk already (`compiled_on_disk`), else NumPy. Even
+    cached, numba's import and load take ~0.5 s, which short samples do not win back."""
+    if name == "auto":
+        return load("numba") if compiled_on_disk() and available() else numpy()
+    return load(name)
 
 
 def load(name: str = "auto") -> Kernels:
