@@ -116,19 +116,26 @@ def lstm_step(
     H = c.shape[0]
     if not (z.flags.c_contiguous and c.flags.c_contiguous):
         raise ValueError("lstm_step needs C-contiguous z and c")
-    np.matmul(W, z, out=a)  # (4H, N): â = s ⊙ (W_ih x + W_hh h)
-    if bias.shape[0] == 1:
-        a += bias.T
+    if z.shape[1] == 1:  # a matrix-vector product (BLAS's gemv, ~5% faster than a one-column gemm)
+        np.matmul(W, z[:, 0], out=a[:, 0])  # (4H,): â = s ⊙ (W_ih x + W_hh h)
+        a[:, 0] += bias[rows[0]]
     else:
-        np.take(bias, rows, axis=0, out=gathered)  # (N, 4H): s ⊙ (W_ih[:, x] + b)
-        a += gathered.T
+        np.matmul(W, z, out=a)  # (4H, N)
+        if bias.shape[0] == 1:
+            a += bias.T
+        else:
+            np.take(bias, rows, axis=0, out=gathered)  # (N, 4H): s ⊙ (W_ih[:, x] + b)
+            a += gathered.T
     flat = c.reshape(1, -1)
     lstm_forward_gates(a.reshape(1, -1), flat, flat, tanh_c.reshape(1, -1), z[-H:].reshape(1, -1))
 
 
 def linear_step(W: np.ndarray, x: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """out (V, N) = W (V, H) @ x (H, N) + b (V, 1): the head of a sampling step."""
-    np.matmul(W, x, out=out)
+    if x.shape[1] == 1:
+        np.matmul(W, x[:, 0], out=out[:, 0])
+    else:
+        np.matmul(W, x, out=out)
     out += b
 
 
