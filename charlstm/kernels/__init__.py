@@ -4,10 +4,14 @@
 - "numba" (`numba_impl`): the same math fused into one compiled pass per kernel, when numba is
   installed (`pip install 'charlstm[fast]'`).
 
-"auto" picks numba when it can be imported. Nothing here imports numba or the kernels until asked:
+"auto" picks numba when it can be imported (`load`); sampling's auto (`for_sampling`) only when its
+compiled code is on disk already. Nothing here imports numba or the kernels until asked:
 
     k = kernels.load("auto")
     k.lstm_forward_gates(a, c_prev, c, tanh_c, h)
+
+Training uses lstm_forward_gates, lstm_backward_gates and adam_update; sampling (`generate`)
+lstm_step, linear_step and softmax_draw.
 """
 
 from __future__ import annotations

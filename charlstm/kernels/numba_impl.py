@@ -8,6 +8,12 @@ that vectorises (the libm call does not): Eigen's for float32 (≤ 7 ulp), Cephe
 (≤ 1.5 ulp); NaN stays NaN.
 `error_model="numpy"` keeps divisions free of zero checks, which would also stop vectorisation.
 
+The sampling step (`lstm_step`) is the one kernel that runs on several threads (`parallel=True`,
+numba's threading layer, NUMBA_NUM_THREADS of them): each owns a share of the hidden units and
+computes their gate rows' dot products — reassociated (`fastmath` reassoc + contract only) so that
+they vectorise — and then their gate math. Like any 2-thread code on a 2-core machine it slows
+sharply when another process keeps one core busy (each parallel region waits for both threads).
+
 Compiled code is cached on disk, in `<charlstm cache folder>/numba` unless NUMBA_CACHE_DIR is set
 (numba then falls back to its own places); without any writable place the kernels are compiled in
 memory, and a cache that fails to read or write is given up quietly.

@@ -1,4 +1,5 @@
-"""The per-step LSTM gate math and the Adam update in NumPy: the readable reference and the fallback.
+"""The per-step LSTM gate math, the Adam update and the sampling step in NumPy: the readable
+reference and the fallback.
 
 Shapes: B batch rows, H hidden units; a (B, 4H) gate block holds i, f, g, o in blocks of H. The
 pre-activations arrive scaled, â = s ⊙ a with s = (½, ½, 1, ½) per block, so that one tanh over the
