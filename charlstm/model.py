@@ -287,14 +287,14 @@ def step_in_place(stepper: Stepper, x: np.ndarray, st: StepState) -> np.ndarray:
     the logits (N, V), a view that the next call overwrites."""
     cell = CELLS[stepper.config.cell]
     H = stepper.config.hidden_size
-    k_ = stepper.kernels
+    kernels = stepper.kernels
     for k, p in enumerate(stepper.layers):
         rest = tuple(s[k] for s in st.rest)
         if k == 0:
-            cell.step_into(st.h[:H], rest, p, st.work[0], ids=x, kernels=k_)
+            cell.step_into(st.h[:H], rest, p, st.work[0], ids=x, kernels=kernels)
         else:
-            cell.step_into(st.h[(k - 1) * H : (k + 1) * H], rest, p, st.work[k], kernels=k_)
-    (k_ or kernels_.numpy()).linear_step(stepper.W_hy, st.h[-H:], stepper.b_y, st.logits)  # (V, N)
+            cell.step_into(st.h[(k - 1) * H : (k + 1) * H], rest, p, st.work[k], kernels=kernels)
+    (kernels or kernels_.numpy()).linear_step(stepper.W_hy, st.h[-H:], stepper.b_y, st.logits)  # (V, N)
     return st.logits.T
 
 
