@@ -7,7 +7,10 @@ For each (B, H) it times one call of each kernel — the forward gate math on a 
 the backward gate math, and the Adam update of a (4H, H) weight matrix — for both implementations:
 inputs are reset before every call (untimed) and the minimum over --reps calls is reported, in µs.
 It also times the first compile of the numba kernels (a fresh process, empty cache folder) and
-their load from the disk cache (a second process).
+their load from the disk cache (a second process), and the sampling kernels — one layer's step
+(`lstm_step`, product and gates) at 2×512's shapes for N = 1 and 16 streams, and the
+temperature-only draw (`softmax_draw`, V = 65) — for information (no guard: at batch 1 the step
+is bound by memory bandwidth, not by vectorisation).
 
 It is a benchmark, not a test: it exits with status 1 and "kernel X runs at scalar speed" when a
 numba kernel, at some configuration, is not at least MIN_SPEEDUP times as fast as
@@ -101,6 +104,30 @@ print(t1 - t0, t2 - t1)
 """
 
 
+def time_sampling(k: kernels.Kernels, H: int, N: int, dtype: type, reps: int) -> dict[str, float]:
+    """µs per call of the sampling kernels of `k`: a layer's step with id input (K = H) and with
+    the layer below as input (K = 2H), and the draw of N ids from (N, 65) logits."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for label, K, R in ((f"step K={H}", H, 65), (f"step K={2 * H}", 2 * H, 1)):
+        W = (rng.standard_normal((4 * H, K)) / np.sqrt(K)).astype(dtype)
+        bias = rng.standard_normal((R, 4 * H)).astype(dtype)
+        rows = rng.integers(0, R, N)
+        z0, c0 = rng.standard_normal((K, N)).astype(dtype), rng.standard_normal((H, N)).astype(dtype)
+        z, c = z0.copy(), c0.copy()
+        scratch = (np.empty((4 * H, N), dtype), np.empty((N, 4 * H), dtype), np.empty((N, K), dtype), np.empty((H, N), dtype))
+
+        def reset(z=z, c=c, z0=z0, c0=c0) -> None:
+            np.copyto(z, z0)
+            np.copyto(c, c0)
+
+        out[label] = best_us(reset, lambda W=W, bias=bias, rows=rows, z=z, c=c, s=scratch: k.lstm_step(W, bias, rows, z, c, *s), reps)
+    logits = rng.standard_normal((65, N)).astype(dtype).T
+    u, zz, ids = rng.random(N), np.empty((N, 65)), np.empty(N, np.intp)
+    out["draw"] = best_us(lambda: None, lambda: k.softmax_draw(logits, 1.0, u.copy(), zz, ids), reps)
+    return out
+
+
 def compile_times(dtype: str) -> list[tuple[float, float]]:
     """(import s, compile-or-load s) of a fresh process with an empty cache folder, then of a
     second one that finds the first one's cache."""
@@ -169,6 +196,11 @@ def main() -> int:
                         f"{vectorised:.2f}× its unvectorised build, below {MIN_SPEEDUP}×"
                     )
             print(line)
+    print(f"\nsampling kernels, H=512 (µs per call; no guard)\n{'N':>4}  {'kernel':<12} {'numpy':>9} {'numba':>9} {'speedup':>8}")
+    for N in (1, 16):
+        ref, fast = time_sampling(numpy_k, 512, N, dtype, args.reps), time_sampling(numba_k, 512, N, dtype, args.reps)
+        for name in ref:
+            print(f"{N:>4}  {name:<12} {ref[name]:>9.1f} {fast[name]:>9.1f} {ref[name] / fast[name]:>7.2f}×")
     print(f"load average {os.getloadavg()[0]:.2f}")
     for line in slow:
         print(line, file=sys.stderr)

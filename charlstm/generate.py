@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from charlstm import kernels as kernels_
 from charlstm import model
 from charlstm.corpus import Vocab
+from charlstm.kernels import Kernels
 from charlstm.model import ModelConfig, State
 
 PRIME_CANDIDATES = ("\n", " ")
@@ -118,6 +120,30 @@ class Sampling:
     def probs(self, logits: np.ndarray) -> np.ndarray:
         return filter_probs(logits, self.temperature, self.top_k, self.top_p)
 
+    def tempered_only(self, V: int) -> bool:
+        """True when only the temperature shapes the distribution (no greedy, top-k or top-p)."""
+        return self.temperature > 0 and (self.top_k is None or self.top_k >= V) and (self.top_p is None or self.top_p >= 1.0)
+
+
+def drawer(sampling: Sampling, N: int, V: int, rng: np.random.Generator, kernels: Kernels | None = None):
+    """A function from logits (N, V) to fresh ids (N,): `draw(sampling.probs(logits), rng)`.
+
+    With the temperature alone (the common case) it is `kernels.softmax_draw` on buffers made
+    here once: the same float64 arithmetic and the same uniform per row, so the same ids, with
+    none of the copies (~3× faster at batch 1 in NumPy, a single pass with numba)."""
+    if not sampling.tempered_only(V):
+        return lambda logits: draw(sampling.probs(logits), rng)
+    softmax_draw = (kernels or kernels_.numpy()).softmax_draw
+    temperature = float(sampling.temperature)
+    u, z = np.empty(N), np.empty((N, V))
+
+    def fast(logits: np.ndarray) -> np.ndarray:
+        ids = np.empty(N, np.intp)
+        softmax_draw(logits, temperature, rng.random(out=u), z, ids)
+        return ids
+
+    return fast
+
 
 def generate(
     params: dict[str, np.ndarray],
@@ -128,16 +154,19 @@ def generate(
     sampling: Sampling = Sampling(),
     num_samples: int = 1,
     rng: np.random.Generator | None = None,
+    kernels: Kernels | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield `length` steps of ids, each (num_samples,), continuing `seed` (not yielded)."""
+    """Yield `length` steps of ids, each (num_samples,), continuing `seed` (not yielded). The model
+    steps on `kernels` (`charlstm.kernels`; None: NumPy)."""
     rng = rng if rng is not None else np.random.default_rng()
-    stepper = model.prepare_stepper(params, config)
+    stepper = model.prepare_stepper(params, config, kernels)
     ids, state = prime_ids(vocab, seed), None
     if len(ids) > LONG_SEED:  # a long text (--seed-file): read it a window at a time
         state, ids = read_state(params, config, ids[:-1]), ids[-1:]
     logits, st = _prime(stepper, ids, num_samples, state)  # st: advanced in place
+    next_ids = drawer(sampling, num_samples, config.vocab_size, rng, kernels)
     for n in range(length):
-        ids = draw(sampling.probs(logits), rng)
+        ids = next_ids(logits)
         yield ids
         if n + 1 < length:
             logits = model.step_in_place(stepper, ids, st)
@@ -153,15 +182,17 @@ def stream_text(
     num_samples: int = 1,
     rng: np.random.Generator | None = None,
     stop: str | None = None,
+    kernels: Kernels | None = None,
 ) -> Iterator[list[str]]:
     """Yield, step by step, the next character of every sample ('' once a sample has stopped).
 
     A sample stops after `length` characters, or right after the `stop` string first appears in
-    the generated text (the stop string is included). The seed is not yielded."""
+    the generated text (the stop string is included). The seed is not yielded. `kernels` as in
+    `generate`."""
     tails = [""] * num_samples
     done = [False] * num_samples
     chars = vocab.chars
-    for ids in generate(params, config, vocab, seed, length, sampling, num_samples, rng):
+    for ids in generate(params, config, vocab, seed, length, sampling, num_samples, rng, kernels):
         step = []
         for b, k in enumerate(ids):
             if done[b]:
@@ -186,9 +217,11 @@ def sample(
     sampling: Sampling = Sampling(),
     num_samples: int = 1,
     rng: np.random.Generator | None = None,
+    kernels: Kernels | None = None,
 ) -> list[str]:
-    """`num_samples` texts, each the seed followed by `length` sampled characters."""
-    steps = list(generate(params, config, vocab, seed, length, sampling, num_samples, rng))
+    """`num_samples` texts, each the seed followed by `length` sampled characters (`kernels` as in
+    `generate`)."""
+    steps = list(generate(params, config, vocab, seed, length, sampling, num_samples, rng, kernels))
     if not steps:
         return [seed] * num_samples
     ids = np.stack(steps, axis=1)  # (num_samples, length)

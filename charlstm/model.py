@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from charlstm import kernels as kernels_
 from charlstm.cells import CELLS, Cell
 from charlstm.config import ModelConfig
 from charlstm.kernels import Kernels
@@ -231,14 +232,16 @@ class Stepper:
     layers: tuple[Any, ...]  # the cell's prepared weights, one per layer
     W_hy: np.ndarray  # (V, H)
     b_y: np.ndarray  # (V, 1)
+    kernels: Kernels | None = None  # the step's implementation (`charlstm.kernels`; None: NumPy)
 
 
-def prepare_stepper(params: dict[str, np.ndarray], config: ModelConfig) -> Stepper:
+def prepare_stepper(params: dict[str, np.ndarray], config: ModelConfig, kernels: Kernels | None = None) -> Stepper:
+    """The model's weights laid out for `step_in_place`, which steps on `kernels` (None: NumPy)."""
     cell = CELLS[config.cell]
     layers = tuple(
         cell.prepare(*layer_params(params, config, k), ids=(k == 0)) for k in range(config.num_layers)
     )
-    return Stepper(config, layers, params["head.weight"], params["head.bias"][:, None].copy())
+    return Stepper(config, layers, params["head.weight"], params["head.bias"][:, None].copy(), kernels)
 
 
 @dataclass
@@ -284,14 +287,14 @@ def step_in_place(stepper: Stepper, x: np.ndarray, st: StepState) -> np.ndarray:
     the logits (N, V), a view that the next call overwrites."""
     cell = CELLS[stepper.config.cell]
     H = stepper.config.hidden_size
+    kernels = stepper.kernels
     for k, p in enumerate(stepper.layers):
         rest = tuple(s[k] for s in st.rest)
         if k == 0:
-            cell.step_into(st.h[:H], rest, p, st.work[0], ids=x)
+            cell.step_into(st.h[:H], rest, p, st.work[0], ids=x, kernels=kernels)
         else:
-            cell.step_into(st.h[(k - 1) * H : (k + 1) * H], rest, p, st.work[k])
-    np.matmul(stepper.W_hy, st.h[-H:], out=st.logits)  # (V, N)
-    st.logits += stepper.b_y
+            cell.step_into(st.h[(k - 1) * H : (k + 1) * H], rest, p, st.work[k], kernels=kernels)
+    (kernels or kernels_.numpy()).linear_step(stepper.W_hy, st.h[-H:], stepper.b_y, st.logits)  # (V, N)
     return st.logits.T
 
 

@@ -142,7 +142,7 @@ def start_run(
     source = resume or init
     params = {k: v.copy() for k, v in source.params.items()} if source else model.init_params(config, cfg.seed)
     kernels = load_kernels(cfg.kernels)
-    kernels.warm_up(np.float32)  # compiles on the first run ever (~3 s), then loads from disk
+    kernels.warm_up(np.float32)  # compiles on the first run ever (~10 s, sampling's kernels too), then loads from disk
     optimizer = make_optimizer(cfg.optimizer, params, kernels)
     rng = np.random.default_rng(cfg.seed)
     state, progress = model.zero_state(config, cfg.batch_size), Progress()
@@ -449,7 +449,10 @@ def _sample(run: Run) -> str:
         return ""
     seed = cfg.sample_seed if cfg.sample_seed is not None else default_sample_seed(run.corpus)
     rng = np.random.default_rng([cfg.seed, run.progress.step])
-    text = sample(run.params, run.config, run.corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature), rng=rng)
+    text = sample(
+        run.params, run.config, run.corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature), rng=rng,
+        kernels=run.kernels,
+    )
     return text[0]
 
 

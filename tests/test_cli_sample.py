@@ -123,3 +123,23 @@ def test_inspect_shows_history_chart_and_samples(unicode_model):
     assert info["resumable"] and info["num_params"] == sum(t["count"] for t in info["tensors"].values())
     assert info["history"] and "val_loss" in info["history"][0]
     assert info["vocab"] == list(checkpoint.load(resume).vocab.chars)
+
+
+def test_kernels_choose_the_step_and_draw_the_same_text(small):
+    """--kernels numpy (the default: nothing compiled to load), numba and auto sample the same text
+    from the same seed; an unknown name is a clean usage error."""
+    work, path = small
+    args = ("sample", "-c", path, "-N", "2", "-n", "60", "--seed", "ab", "--random-seed", "4")
+    default = run_cli(*args, cwd=work)
+    assert default.returncode == 0, default.stderr
+    names = ["numpy", "auto"] + (["numba"] if kernels_available() else [])
+    for name in names:
+        result = run_cli(*args, "--kernels", name, cwd=work)
+        assert (result.returncode, result.stdout) == (0, default.stdout), (name, result.stderr)
+    assert_clean_error(run_cli(*args, "--kernels", "fortran", cwd=work), "--kernels must be one of auto, numpy, numba", code=2)
+
+
+def kernels_available() -> bool:
+    from charlstm import kernels
+
+    return kernels.available()

@@ -334,3 +334,139 @@ def test_a_failing_cache_is_given_up_quietly(numba_impl):
     broken.enabled = True
     cache.save_overload(None, None)
     assert not broken.enabled
+
+
+# ------------------------------------------------------------------------- sampling kernels
+
+
+def step_inputs(K: int, H: int, N: int, dtype, ids: bool, seed: int = 4):
+    """A layer's stepping operands: W (4H, K), bias rows and the rows each stream adds, z (K, N)
+    whose last H rows are h, c (H, N), and the scratch of `cells.lstm.StepWork`."""
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((4 * H, K)) / np.sqrt(K)).astype(dtype)
+    bias = rng.standard_normal((7 if ids else 1, 4 * H)).astype(dtype)
+    rows = rng.integers(0, 7, N) if ids else np.zeros(N, np.intp)
+    z = rng.standard_normal((K, N)).astype(dtype)
+    c = rng.standard_normal((H, N)).astype(dtype)
+    scratch = (np.empty((4 * H, N), dtype), np.empty((N, 4 * H), dtype), np.empty((N, K + 3), dtype), np.empty((H, N), dtype))
+    return W, bias, rows, z, c, scratch
+
+
+@pytest.mark.parametrize("ids", [True, False], ids=["id-input", "float-input"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [1, 2, 3, 16])
+@pytest.mark.parametrize("K, H", [(1, 1), (8, 3), (19, 5), (96, 64)])
+def test_numba_lstm_step_equals_reference(numba_impl, K, H, N, dtype, ids):
+    """The fused step (N ≤ FUSED_MAX_N) and the product-then-gates step equal the NumPy step, and
+    that follows the LSTM equations (h, c of the last H rows of z)."""
+    K = max(K, H) if ids else K + H
+    W, bias, rows, z, c, scratch = step_inputs(K, H, N, dtype, ids)
+    ref_z, ref_c = z.copy(), c.copy()
+    numpy_ref.lstm_step(W, bias, rows, ref_z, ref_c, *scratch)
+    a_hat = (W.astype(np.float64) @ z + bias[rows].T).T  # (N, 4H)
+    gates, c_eq, _, h_eq = forward_equations(a_hat, c.T)
+    assert_close(ref_c, c_eq.T, dtype, factor=4 * K)
+    assert_close(ref_z[-H:], h_eq.T, dtype, factor=4 * K)
+    np.testing.assert_array_equal(ref_z[:-H], z[:-H])  # the input rows are untouched
+    for fused_max in (numba_impl.FUSED_MAX_N, 0, 64):
+        z2, c2 = z.copy(), c.copy()
+        saved, numba_impl.FUSED_MAX_N = numba_impl.FUSED_MAX_N, fused_max
+        try:
+            numba_impl.lstm_step(W, bias, rows, z2, c2, *scratch)
+        finally:
+            numba_impl.FUSED_MAX_N = saved
+        assert_close(z2, ref_z, dtype, factor=4 * K)
+        assert_close(c2, ref_c, dtype, factor=4 * K)
+
+
+def test_lstm_step_rejects_a_strided_state(numba_impl):
+    W, bias, rows, z, c, scratch = step_inputs(6, 3, 2, np.float32, False)
+    for impl in (numpy_ref, numba_impl):
+        with pytest.raises(ValueError, match="C-contiguous"):
+            impl.lstm_step(W, bias, rows, np.asfortranarray(z), c, *scratch)
+
+
+@pytest.mark.parametrize("N", [1, 4])
+def test_numba_linear_step_equals_reference(numba_impl, N):
+    rng = np.random.default_rng(5)
+    W, x, b = rng.standard_normal((11, 40)), rng.standard_normal((40, N)), rng.standard_normal((11, 1))
+    out, ref = np.empty((11, N)), np.empty((11, N))
+    numpy_ref.linear_step(W, x, b, ref)
+    numba_impl.linear_step(W, x, b, out)
+    np.testing.assert_allclose(out, W @ x + b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ref, W @ x + b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("N", [1, 3, 16])
+def test_softmax_draw_is_filter_probs_and_draw(numba_impl_or_none, N):
+    """The temperature-only draw does what `draw(filter_probs(logits, t), rng)` does, operation for
+    operation: the same ids from the same generator, for any layout of the logits; numba's CDF
+    equals NumPy's to the bit (its sum follows NumPy's pairwise order)."""
+    from charlstm.generate import draw, filter_probs
+
+    rng = np.random.default_rng(6)
+    impls = [numpy_ref] + ([numba_impl_or_none] if numba_impl_or_none is not None else [])
+    for V in (1, 2, 7, 65, 129, 300):
+        for t in (1.0, 0.6, 1.7):
+            logits = (rng.standard_normal((V, N)) * 4).astype(np.float32).T  # a view, as sampling passes
+            seed = int(rng.integers(1 << 30))
+            want = draw(filter_probs(logits, t), np.random.default_rng(seed))
+            cdfs = []
+            for impl in impls:
+                u, z, ids = np.empty(N), np.empty((N, V)), np.empty(N, np.intp)
+                impl.softmax_draw(logits, t, np.random.default_rng(seed).random(out=u), z, ids)
+                np.testing.assert_array_equal(ids, want)
+                cdfs.append(z)
+            for z in cdfs[1:]:
+                np.testing.assert_array_equal(z, cdfs[0])
+
+
+@pytest.fixture
+def numba_impl_or_none():
+    if not kernels.available():
+        return None
+    from charlstm.kernels import numba_impl
+
+    return numba_impl
+
+
+def test_numba_pairwise_sum_is_numpys(numba_impl):
+    rng = np.random.default_rng(7)
+    for n in [*range(0, 140), 255, 256, 1000, 4097, 10_000]:
+        x = rng.random(n) ** 3
+        assert numba_impl._pairwise_sum(x) == x.sum(), n
+
+
+@pytest.mark.parametrize("N", [1, 3])
+def test_generating_on_numba_equals_numpy(numba_impl, N):
+    """Sampling through the model on the numba kernels draws what it draws on NumPy's."""
+    from charlstm.corpus import Vocab
+    from charlstm.generate import Sampling, generate
+
+    from conftest import random_model
+
+    config, params = random_model(9, 24, 2, seed=3, dtype=np.float32, scale=0.4)
+    vocab = Vocab(tuple("abcdefghi"))
+    out = {}
+    for name in ("numpy", "numba"):
+        rng = np.random.default_rng(8)
+        out[name] = np.stack(list(generate(params, config, vocab, "abc", 60, Sampling(0.8), N, rng, kernels.load(name))))
+    np.testing.assert_array_equal(out["numba"], out["numpy"])
+
+
+def test_sampling_on_auto_takes_numba_only_once_compiled(tmp_path):
+    """`charlstm sample --kernels auto` must not pay numba's import and compile: without the
+    sampling kernels in the disk cache it steps on NumPy and never imports numba."""
+    code = (
+        "import sys; from charlstm import kernels as k; "
+        "print(k.compiled_on_disk(), k.for_sampling('auto').name, 'numba' in sys.modules)"
+    )
+    env = {key: v for key, v in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env.update(PYTHONPATH=str(ROOT), CHARLSTM_CACHE=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "numpy", "False"]
+    if not kernels.available():
+        return
+    warm_up_in_subprocess(tmp_path, tmp_path / "cache")  # compiles the sampling kernels too
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "numba", "True"]

@@ -63,11 +63,13 @@ class Cell(Protocol):
         """Scratch buffers of `step_into` for N streams."""
 
     def step_into(
-        self, z: np.ndarray, rest: tuple[np.ndarray, ...], p: Any, work: Any, ids: np.ndarray | None = None
+        self, z: np.ndarray, rest: tuple[np.ndarray, ...], p: Any, work: Any, ids: np.ndarray | None = None,
+        kernels: Any = None,
     ) -> None:
         """One step in place, batch-minor: z (D+H, N) is the input stacked on h — or h alone,
         (H, N), with ids (N,) as input — and its last H rows become the new h; `rest` holds the
-        other state tensors, (H, N) each, updated in place."""
+        other state tensors, (H, N) each, updated in place. `kernels` as in `forward` (the LSTM
+        steps on them; the GRU and RNN ignore them)."""
 
 
 CELLS: dict[str, Cell] = {"lstm": lstm, "gru": gru, "rnn": rnn}  # type: ignore[dict-item]

@@ -18,6 +18,7 @@ computed on its own, with hh_n kept for backward. Backward, with dh the total gr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -202,7 +203,8 @@ def step_work(H: int, N: int, dtype: np.dtype) -> StepWork:
 
 
 def step_into(
-    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None
+    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None,
+    kernels: Any = None,
 ) -> None:
     """One GRU step in place: the last H rows of z (the state h, below the input) become the new h."""
     H = p.W_h.shape[1]

@@ -69,14 +69,15 @@ class Prepared:
     The stepping state is batch-minor — h and c are (H, N), a column per sample — so a step's
     product is W @ [x; h], the orientation OpenBLAS computes fastest for a handful of columns, and
     the four gate blocks are contiguous rows. Sigmoid rows are scaled by ½ as in `forward`.
-    For id input, `table` (V, 4H) holds the column of s ⊙ W_ih that a one-hot input picks, with the
-    bias folded in, and `W` is s ⊙ W_hh (4H, H). For float input, `W` is s ⊙ [W_ih | W_hh]
-    (4H, D+H), applied to the input stacked on h, and `b` is s ⊙ b (4H, 1).
+    For id input, `W` is s ⊙ W_hh (4H, H) and `bias` (V, 4H) holds, for each id, the column of
+    s ⊙ W_ih that its one-hot input picks, with the bias folded in: stream n adds row ids[n].
+    For float input, `W` is s ⊙ [W_ih | W_hh] (4H, D+H), applied to the input stacked on h, and
+    `bias` is the one row s ⊙ b (1, 4H), which every stream adds.
     """
 
     W: np.ndarray
-    b: np.ndarray | None
-    table: np.ndarray | None
+    bias: np.ndarray
+    ids: bool  # the input is ids (the first layer)
 
 
 def prepare(W_ih: np.ndarray, W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray, ids: bool) -> Prepared:
@@ -88,52 +89,45 @@ def prepare(W_ih: np.ndarray, W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarr
     if ids:
         table = np.multiply(W_ih.T, scale, out=np.empty((D, H4), W_ih.dtype))  # (V, 4H)
         table += b
-        return Prepared(W_hh * scale[:, None], None, table)
+        return Prepared(W_hh * scale[:, None], table, True)
     W = np.empty((H4, D + H), W_hh.dtype)
     np.multiply(W_ih, scale[:, None], out=W[:, :D])
     np.multiply(W_hh, scale[:, None], out=W[:, D:])
-    return Prepared(W, b[:, None].copy(), None)
+    return Prepared(W, b[None, :].copy(), False)
 
 
 @dataclass
 class StepWork:
     """Scratch of `step_into` for one layer and N samples."""
 
-    a: np.ndarray  # (4H, N)
-    g: np.ndarray  # (H, N)
-    rows: np.ndarray  # (N, 4H) gathered input rows (id input)
+    a: np.ndarray  # (4H, N) pre-activations, then gates
+    tanh_c: np.ndarray  # (H, N)
+    gathered: np.ndarray  # (N, 4H) the bias rows of the id input
+    rows: np.ndarray  # (N,) zeros: the bias row of float input
+    zT: np.ndarray | None = None  # (N, D+H) the input a row per stream (the fused kernel), made on first use
 
 
 def step_work(H: int, N: int, dtype: np.dtype) -> StepWork:
-    return StepWork(np.empty((4 * H, N), dtype), np.empty((H, N), dtype), np.empty((N, 4 * H), dtype))
+    return StepWork(np.empty((4 * H, N), dtype), np.empty((H, N), dtype), np.empty((N, 4 * H), dtype), np.zeros(N, np.intp))
 
 
 def step_into(
-    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None
+    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None,
+    kernels: Kernels | None = None,
 ) -> None:
-    """Advance the layer one step in place (the sampling hot path: no allocation).
+    """Advance the layer one step in place (the sampling hot path: no allocation after the first).
 
     z: (D+H, N) the input stacked on the state h — or h alone, (H, N), with `ids` (N,) as input;
     its last H rows are overwritten with the new h. rest = (c,): (H, N), overwritten with the new c.
+    z and c C-contiguous. kernels: the step's implementation (`charlstm.kernels`; None: NumPy):
+    â = W z + bias[rows], then the gate math of `forward`, on (4H, N) gate blocks.
     """
     (c,) = rest
-    H = c.shape[0]
-    a, g = work.a, work.g
-    np.matmul(p.W, z, out=a)  # (4H, N): â = s ⊙ (W_ih x + W_hh h)
-    if ids is None:
-        a += p.b
-    else:
-        np.take(p.table, ids, axis=0, out=work.rows)  # (N, 4H): s ⊙ (W_ih[:, x] + b)
-        a += work.rows.T
-    np.tanh(a, out=a)
-    np.copyto(g, a[2 * H : 3 * H])
-    a *= 0.5
-    a += 0.5  # rows of i, f, o now hold σ (see `forward`)
-    c *= a[H : 2 * H]  # f ⊙ c_{t-1}
-    g *= a[:H]  # i ⊙ g
-    c += g
-    np.tanh(c, out=g)
-    np.multiply(a[3 * H :], g, out=z[-H:])  # h = o ⊙ tanh(c)
+    K, N = z.shape
+    if work.zT is None or work.zT.shape[1] < K:
+        work.zT = np.empty((N, K), z.dtype)
+    rows = ids if p.ids else work.rows
+    (kernels or kernels_.numpy()).lstm_step(p.W, p.bias, rows, z, c, work.a, work.gathered, work.zT, work.tanh_c)
 
 
 @dataclass

@@ -14,6 +14,7 @@ LSTM's additive cell state avoids (`charlstm gradients` shows it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -140,7 +141,8 @@ def step_work(H: int, N: int, dtype: np.dtype) -> StepWork:
 
 
 def step_into(
-    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None
+    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None,
+    kernels: Any = None,
 ) -> None:
     """h ← tanh(W [x; h] + b), in place in the last H rows of z (H, N) or (D+H, N)."""
     H = p.W.shape[0]

@@ -1,13 +1,17 @@
-"""The per-step LSTM gate math and the Adam update, in one of two implementations:
+"""The per-step LSTM gate math, the Adam update and a sampling step, in one of two implementations:
 
 - "numpy" (`numpy_ref`): plain NumPy, the readable reference, always there;
 - "numba" (`numba_impl`): the same math fused into one compiled pass per kernel, when numba is
   installed (`pip install 'charlstm[fast]'`).
 
-"auto" picks numba when it can be imported. Nothing here imports numba or the kernels until asked:
+"auto" picks numba when it can be imported (`load`); sampling's auto (`for_sampling`) only when its
+compiled code is on disk already. Nothing here imports numba or the kernels until asked:
 
     k = kernels.load("auto")
     k.lstm_forward_gates(a, c_prev, c, tanh_c, h)
+
+Training uses lstm_forward_gates, lstm_backward_gates and adam_update; sampling (`generate`)
+lstm_step, linear_step and softmax_draw.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from charlstm.config import KERNEL_NAMES as CHOICES
+from charlstm.config import cache_dir
 from charlstm.errors import UsageError
 
 
@@ -32,6 +40,9 @@ class Kernels:
     lstm_backward_gates: Callable[..., None]
     adam_update: Callable[..., None]
     warm_up: Callable[[Any], None]  # compile for a dtype now (numba); nothing to do for numpy
+    lstm_step: Callable[..., None]  # one sampling step of an LSTM layer (product and gates)
+    linear_step: Callable[..., None]  # the head of a sampling step
+    softmax_draw: Callable[..., None]  # a draw from softmax(logits / temperature), inverse CDF
 
 
 @functools.cache
@@ -57,6 +68,35 @@ def resolve(name: str) -> str:
     return name
 
 
+def compiled_on_disk() -> bool:
+    """True when numba is installed and the sampling kernels' compiled code is in the disk cache
+    (a run on the numba kernels has compiled them): then loading them skips the compile. Looks at
+    numba's cache index files, without importing numba."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba")
+    kernel = "_lstm_step_fused"
+    try:
+        # numba names an index file after the function and the line of its first decorator
+        lines = Path(__file__).with_name("numba_impl.py").read_text(encoding="utf-8").splitlines()
+        first = next(n for n, line in enumerate(lines) if line.startswith(f"def {kernel}("))
+        while first > 0 and lines[first - 1].startswith("@"):
+            first -= 1
+        name = f"numba_impl.{kernel}-{first + 1}.py{sys.version_info.major}{sys.version_info.minor}.nbi"
+        return any(folder.rglob(name))
+    except (OSError, StopIteration):
+        return False
+
+
+def for_sampling(name: str) -> Kernels:
+    """The kernels `charlstm sample --kernels name` steps on: "numpy", "numba", or "auto" — numba
+    when its compiled sampling kernels are on disk already (`compiled_on_disk`), else NumPy. Even
+    cached, numba's import and load take ~0.5 s, which short samples do not win back."""
+    if name == "auto":
+        return load("numba") if compiled_on_disk() and available() else numpy()
+    return load(name)
+
+
 def load(name: str = "auto") -> Kernels:
     """The kernels of `resolve(name)`, importing (for numba) the compiled module."""
     return _load(resolve(name))
@@ -71,9 +111,15 @@ def _load(path: str) -> Kernels:
         def lstm_backward_gates(gates, dh, dc_next, c_prev, tanh_c, h, work=None):  # type: ignore[no-untyped-def]
             backward(gates, dh, dc_next, c_prev, tanh_c, h)  # fused: needs no scratch
 
-        return Kernels(path, module.lstm_forward_gates, lstm_backward_gates, module.adam_update, module.warm_up)
+        return Kernels(
+            path, module.lstm_forward_gates, lstm_backward_gates, module.adam_update, module.warm_up,
+            module.lstm_step, module.linear_step, module.softmax_draw,
+        )
     module = importlib.import_module("charlstm.kernels.numpy_ref")
-    return Kernels(path, module.lstm_forward_gates, module.lstm_backward_gates, module.adam_update, _nothing)
+    return Kernels(
+        path, module.lstm_forward_gates, module.lstm_backward_gates, module.adam_update, _nothing,
+        module.lstm_step, module.linear_step, module.softmax_draw,
+    )
 
 
 def _nothing(dtype: Any) -> None:

@@ -1,4 +1,5 @@
-"""The per-step LSTM gate math and the Adam update in NumPy: the readable reference and the fallback.
+"""The per-step LSTM gate math, the Adam update and the sampling step in NumPy: the readable
+reference and the fallback.
 
 Shapes: B batch rows, H hidden units; a (B, 4H) gate block holds i, f, g, o in blocks of H. The
 pre-activations arrive scaled, â = s ⊙ a with s = (½, ½, 1, ½) per block, so that one tanh over the
@@ -93,3 +94,71 @@ def adam_update(
     np.divide(m, denom, out=denom)
     denom *= lr / (1.0 - beta1**t)
     p -= denom
+
+
+# ------------------------------------------------------------------------------------ sampling
+
+
+def lstm_step(
+    W: np.ndarray, bias: np.ndarray, rows: np.ndarray, z: np.ndarray, c: np.ndarray,
+    a: np.ndarray, gathered: np.ndarray, zT: np.ndarray, tanh_c: np.ndarray,
+) -> None:
+    """One sampling step of an LSTM layer for N streams, in place, batch-minor.
+
+    W (4H, K): the scaled weights s ⊙ W applied to z; bias (R, 4H): scaled bias rows, of which
+    stream n adds row rows[n] (the id table, with the input's column and bias folded in, for the
+    first layer; one row s ⊙ b, rows all 0, above it). z (K, N): the input stacked on h, its last
+    H rows overwritten with the new h; c (H, N): c_{t-1} in, c_t out. Scratch: a (4H, N),
+    gathered (N, 4H), zT (N, ≥ K) (unused here), tanh_c (H, N). z and c C-contiguous.
+
+    The gate blocks of a (4H, N) are contiguous: as a (1, 4H·N) row they are the (B, 4H) layout of
+    `lstm_forward_gates` with B = 1 and H·N units, so the step's gate math is that kernel's.
+    """
+    H = c.shape[0]
+    if not (z.flags.c_contiguous and c.flags.c_contiguous):
+        raise ValueError("lstm_step needs C-contiguous z and c")
+    if z.shape[1] == 1:  # a matrix-vector product (BLAS's gemv, ~5% faster than a one-column gemm)
+        np.matmul(W, z[:, 0], out=a[:, 0])  # (4H,): â = s ⊙ (W_ih x + W_hh h)
+        a[:, 0] += bias[rows[0]]
+    else:
+        np.matmul(W, z, out=a)  # (4H, N)
+        if bias.shape[0] == 1:
+            a += bias.T
+        else:
+            np.take(bias, rows, axis=0, out=gathered)  # (N, 4H): s ⊙ (W_ih[:, x] + b)
+            a += gathered.T
+    flat = c.reshape(1, -1)
+    lstm_forward_gates(a.reshape(1, -1), flat, flat, tanh_c.reshape(1, -1), z[-H:].reshape(1, -1))
+
+
+def linear_step(W: np.ndarray, x: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out (V, N) = W (V, H) @ x (H, N) + b (V, 1): the head of a sampling step."""
+    if x.shape[1] == 1:
+        np.matmul(W, x[:, 0], out=out[:, 0])
+    else:
+        np.matmul(W, x, out=out)
+    out += b
+
+
+def softmax_draw(logits: np.ndarray, temperature: float, u: np.ndarray, z: np.ndarray, ids: np.ndarray) -> None:
+    """Draw one id per row of logits (N, V) from softmax(logits / temperature), by inverse CDF with
+    the uniform u[n] in [0, 1): ids[n] = min(#{v: cdf[n, v] ≤ u[n] · cdf[n, V-1]}, V − 1), in float64.
+    The arithmetic, in order, of `generate.draw(generate.filter_probs(logits, temperature), rng)`
+    when u is `rng.random(N)`: the same ids. z (N, V) float64 scratch; u is overwritten."""
+    N, V = logits.shape
+    if N == 1:  # the same operations on 1-D arrays, which cost NumPy less per call
+        row = z[0]
+        np.divide(logits[0], temperature, out=row, dtype=np.float64)
+        row -= row.max()
+        np.exp(row, out=row)
+        row /= row.sum()
+        np.cumsum(row, out=row)
+        ids[0] = min(np.count_nonzero(row <= u[0] * row[-1]), V - 1)
+        return
+    np.divide(logits, temperature, out=z, dtype=np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)  # the probabilities
+    np.cumsum(z, axis=1, out=z)  # the CDF
+    u *= z[:, -1]
+    np.minimum(np.count_nonzero(z <= u[:, None], axis=1), V - 1, out=ids)
