@@ -401,6 +401,18 @@ def _lstm_step_gates(a, c, h):
     _step_gates(a, c, h, 0, c.shape[0])
 
 
+_THREADS: list[int] = []
+
+
+def _threads() -> int:
+    """numba's thread count, read once: `numba.get_num_threads()` takes a lock (~1 µs, a sampling
+    step calls for it three times). A later `numba.set_num_threads` is not seen: the units are
+    then still split in this many parts, which fewer threads run in turn."""
+    if not _THREADS:
+        _THREADS.append(get_num_threads())
+    return _THREADS[0]
+
+
 def lstm_step(
     W: np.ndarray, bias: np.ndarray, rows: np.ndarray, z: np.ndarray, c: np.ndarray,
     a: np.ndarray, gathered: np.ndarray, zT: np.ndarray, tanh_c: np.ndarray,
@@ -411,7 +423,7 @@ def lstm_step(
     if not (z.flags.c_contiguous and c.flags.c_contiguous):
         raise ValueError("lstm_step needs C-contiguous z and c")
     if N <= FUSED_MAX_N:
-        _lstm_step_fused(W, bias, rows, z, c, a, zT, get_num_threads())
+        _lstm_step_fused(W, bias, rows, z, c, a, zT, _threads())
         return
     H = c.shape[0]
     np.matmul(W, z, out=a)
@@ -477,7 +489,7 @@ def linear_step(W: np.ndarray, x: np.ndarray, b: np.ndarray, out: np.ndarray) ->
     if N == 1:
         _linear1(W, x[:, 0], b[:, 0], out[:, 0])
     elif N <= FUSED_MAX_N:
-        _linear_fused(W, x, b, out, np.empty((N, x.shape[0]), x.dtype), get_num_threads())
+        _linear_fused(W, x, b, out, np.empty((N, x.shape[0]), x.dtype), _threads())
     else:
         np.matmul(W, x, out=out)
         out += b
