@@ -386,7 +386,7 @@ def test_lstm_step_rejects_a_strided_state(numba_impl):
             impl.lstm_step(W, bias, rows, np.asfortranarray(z), c, *scratch)
 
 
-@pytest.mark.parametrize("N", [1, 4])
+@pytest.mark.parametrize("N", [1, 2, 5, 40])  # one stream, fused (odd and even), BLAS
 def test_numba_linear_step_equals_reference(numba_impl, N):
     rng = np.random.default_rng(5)
     W, x, b = rng.standard_normal((11, 40)), rng.standard_normal((40, N)), rng.standard_normal((11, 1))

@@ -302,33 +302,37 @@ _REASSOC = {"reassoc", "contract"}  # sums in any order (vectorised dot products
 
 
 @_jit(fastmath=_REASSOC)
-def _dots1(w0, w1, w2, w3, z):
-    """The dot products of four rows with one vector."""
-    s0, s1, s2, s3 = z.dtype.type(0), z.dtype.type(0), z.dtype.type(0), z.dtype.type(0)
-    for k in range(z.shape[0]):
-        zk = z[k]
-        s0 += w0[k] * zk
-        s1 += w1[k] * zk
-        s2 += w2[k] * zk
-        s3 += w3[k] * zk
+def _dots1(W, j, H, zT, n, K):
+    """The dot products of W's rows j, H + j, 2H + j, 3H + j (a unit's four gates) with zT[n, :K].
+    (Elements, not row views: every view made in a parallel loop increments its array's shared
+    reference count, an atomic that the threads then fight over.)"""
+    zero = zT.dtype.type(0)
+    s0, s1, s2, s3 = zero, zero, zero, zero
+    for k in range(K):
+        zk = zT[n, k]
+        s0 += W[j, k] * zk
+        s1 += W[H + j, k] * zk
+        s2 += W[2 * H + j, k] * zk
+        s3 += W[3 * H + j, k] * zk
     return s0, s1, s2, s3
 
 
 @_jit(fastmath=_REASSOC)
-def _dots2(w0, w1, w2, w3, za, zb):
-    """The dot products of four rows with two vectors (each row's load serves both)."""
-    zero = za.dtype.type(0)
+def _dots2(W, j, H, zT, n, K):
+    """`_dots1` with zT[n] and zT[n + 1] at once (each weight loaded serves both)."""
+    zero = zT.dtype.type(0)
     s0, s1, s2, s3, t0, t1, t2, t3 = zero, zero, zero, zero, zero, zero, zero, zero
-    for k in range(za.shape[0]):
-        a, b = za[k], zb[k]
-        s0 += w0[k] * a
-        s1 += w1[k] * a
-        s2 += w2[k] * a
-        s3 += w3[k] * a
-        t0 += w0[k] * b
-        t1 += w1[k] * b
-        t2 += w2[k] * b
-        t3 += w3[k] * b
+    for k in range(K):
+        a, b = zT[n, k], zT[n + 1, k]
+        w0, w1, w2, w3 = W[j, k], W[H + j, k], W[2 * H + j, k], W[3 * H + j, k]
+        s0 += w0 * a
+        s1 += w1 * a
+        s2 += w2 * a
+        s3 += w3 * a
+        t0 += w0 * b
+        t1 += w1 * b
+        t2 += w2 * b
+        t3 += w3 * b
     return s0, s1, s2, s3, t0, t1, t2, t3
 
 
@@ -339,19 +343,20 @@ def _unit_products(W, bias, rows, zT, a, lo, hi):
     H = H4 // 4
     N = a.shape[1]
     for j in range(lo, hi):
-        w0, w1, w2, w3 = W[j], W[H + j], W[2 * H + j], W[3 * H + j]
         n = 0
         while n + 1 < N:
-            s0, s1, s2, s3, t0, t1, t2, t3 = _dots2(w0, w1, w2, w3, zT[n, :K], zT[n + 1, :K])
-            r, q = bias[rows[n]], bias[rows[n + 1]]
-            a[j, n], a[H + j, n], a[2 * H + j, n], a[3 * H + j, n] = s0 + r[j], s1 + r[H + j], s2 + r[2 * H + j], s3 + r[3 * H + j]
-            a[j, n + 1], a[H + j, n + 1] = t0 + q[j], t1 + q[H + j]
-            a[2 * H + j, n + 1], a[3 * H + j, n + 1] = t2 + q[2 * H + j], t3 + q[3 * H + j]
+            s0, s1, s2, s3, t0, t1, t2, t3 = _dots2(W, j, H, zT, n, K)
+            r, q = rows[n], rows[n + 1]
+            a[j, n], a[H + j, n] = s0 + bias[r, j], s1 + bias[r, H + j]
+            a[2 * H + j, n], a[3 * H + j, n] = s2 + bias[r, 2 * H + j], s3 + bias[r, 3 * H + j]
+            a[j, n + 1], a[H + j, n + 1] = t0 + bias[q, j], t1 + bias[q, H + j]
+            a[2 * H + j, n + 1], a[3 * H + j, n + 1] = t2 + bias[q, 2 * H + j], t3 + bias[q, 3 * H + j]
             n += 2
         if n < N:
-            s0, s1, s2, s3 = _dots1(w0, w1, w2, w3, zT[n, :K])
-            r = bias[rows[n]]
-            a[j, n], a[H + j, n], a[2 * H + j, n], a[3 * H + j, n] = s0 + r[j], s1 + r[H + j], s2 + r[2 * H + j], s3 + r[3 * H + j]
+            s0, s1, s2, s3 = _dots1(W, j, H, zT, n, K)
+            r = rows[n]
+            a[j, n], a[H + j, n] = s0 + bias[r, j], s1 + bias[r, H + j]
+            a[2 * H + j, n], a[3 * H + j, n] = s2 + bias[r, 2 * H + j], s3 + bias[r, 3 * H + j]
 
 
 @_jit
@@ -396,6 +401,18 @@ def _lstm_step_gates(a, c, h):
     _step_gates(a, c, h, 0, c.shape[0])
 
 
+_THREADS: list[int] = []
+
+
+def _threads() -> int:
+    """numba's thread count, read once: `numba.get_num_threads()` takes a lock (~1 µs, a sampling
+    step calls for it three times). A later `numba.set_num_threads` is not seen: the units are
+    then still split in this many parts, which fewer threads run in turn."""
+    if not _THREADS:
+        _THREADS.append(get_num_threads())
+    return _THREADS[0]
+
+
 def lstm_step(
     W: np.ndarray, bias: np.ndarray, rows: np.ndarray, z: np.ndarray, c: np.ndarray,
     a: np.ndarray, gathered: np.ndarray, zT: np.ndarray, tanh_c: np.ndarray,
@@ -406,7 +423,7 @@ def lstm_step(
     if not (z.flags.c_contiguous and c.flags.c_contiguous):
         raise ValueError("lstm_step needs C-contiguous z and c")
     if N <= FUSED_MAX_N:
-        _lstm_step_fused(W, bias, rows, z, c, a, zT, get_num_threads())
+        _lstm_step_fused(W, bias, rows, z, c, a, zT, _threads())
         return
     H = c.shape[0]
     np.matmul(W, z, out=a)
@@ -421,20 +438,61 @@ def lstm_step(
 @_jit(fastmath=_REASSOC)
 def _linear1(W, x, b, out):
     for v in range(W.shape[0]):
-        w = W[v]
         s = x.dtype.type(0)
         for k in range(x.shape[0]):
-            s += w[k] * x[k]
+            s += W[v, k] * x[k]
         out[v] = s + b[v]
 
 
+@_jit(fastmath=_REASSOC)
+def _row_dots2(W, v, xT, n, K):
+    s, t = xT.dtype.type(0), xT.dtype.type(0)
+    for k in range(K):
+        w = W[v, k]
+        s += w * xT[n, k]
+        t += w * xT[n + 1, k]
+    return s, t
+
+
+@_jit(fastmath=_REASSOC)
+def _row_dot(W, v, xT, n, K):
+    s = xT.dtype.type(0)
+    for k in range(K):
+        s += W[v, k] * xT[n, k]
+    return s
+
+
+@_jit(parallel=True)
+def _linear_fused(W, x, b, out, xT, parts):
+    K, N = x.shape
+    V = W.shape[0]
+    for k in range(K):
+        for n in range(N):
+            xT[n, k] = x[k, n]
+    parts = min(parts, V)
+    for t in prange(parts):
+        for v in range(t * V // parts, (t + 1) * V // parts):
+            n = 0
+            while n + 1 < N:
+                s, u = _row_dots2(W, v, xT, n, K)
+                out[v, n], out[v, n + 1] = s + b[v, 0], u + b[v, 0]
+                n += 2
+            if n < N:
+                out[v, n] = _row_dot(W, v, xT, n, K) + b[v, 0]
+
+
 def linear_step(W: np.ndarray, x: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """`numpy_ref.linear_step`; one stream in this thread (no BLAS threads to wake), more by BLAS."""
-    if x.shape[1] == 1:
+    """`numpy_ref.linear_step`. Up to FUSED_MAX_N streams in numba — one stream in this thread —
+    so that no BLAS thread wakes between two of the fused step's parallel regions (on 2 cores a
+    BLAS thread spinning beside numba's threads cost 16 samples ~5× their speed); above it BLAS."""
+    N = x.shape[1]
+    if N == 1:
         _linear1(W, x[:, 0], b[:, 0], out[:, 0])
-        return
-    np.matmul(W, x, out=out)
-    out += b
+    elif N <= FUSED_MAX_N:
+        _linear_fused(W, x, b, out, np.empty((N, x.shape[0]), x.dtype), _threads())
+    else:
+        np.matmul(W, x, out=out)
+        out += b
 
 
 @_jit
@@ -536,7 +594,7 @@ def warm_up(dtype: np.dtype) -> None:
     lstm_forward_gates(a, state[0], state[1], state[2], h)
     lstm_backward_gates(a, state[0], state[1], state[2], state[3], h)
     adam_update(*(np.zeros(4, dtype) for _ in range(4)), 1e-3, 0.9, 0.999, 1e-8, 1)
-    for N in (1, FUSED_MAX_N + 1):  # sampling: both paths of lstm_step, id and float input
+    for N in (1, 2, FUSED_MAX_N + 1):  # sampling: each path of lstm_step and linear_step
         z, c = np.zeros((2 * H, N), dtype), np.zeros((H, N), dtype)
         scratch = (np.zeros((4 * H, N), dtype), np.zeros((N, 4 * H), dtype), np.zeros((N, 2 * H), dtype), np.zeros((H, N), dtype))
         rows = np.zeros(N, np.intp)
