@@ -11,28 +11,7 @@ from charlstm import model
 from charlstm.cells import CELLS
 from charlstm.ops import project, softmax_cross_entropy
 
-from conftest import CELL_NAMES, random_model
-
-EPS = 1e-6
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-12))
-
-
-def numeric_grad(f, x: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar f() w.r.t. every entry of x (perturbed in place)."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + EPS
-        plus = f()
-        x[i] = old - EPS
-        minus = f()
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * EPS)
-    return grad
-
+from conftest import CELL_NAMES, numeric_grad, random_model, rel_error
 
 def problem(cell: str, L: int, V=5, H=4, T=6, B=3, seed=0):
     """A random model, ids, targets, a random initial state and weights w on the final state, so

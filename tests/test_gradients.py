@@ -9,28 +9,7 @@ import pytest
 from charlstm import model
 from charlstm.ops import softmax_cross_entropy
 
-from conftest import random_model
-
-EPS = 1e-6
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-12))
-
-
-def numeric_grad(f, x: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar f() w.r.t. every entry of x (perturbed in place)."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + EPS
-        plus = f()
-        x[i] = old - EPS
-        minus = f()
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * EPS)
-    return grad
-
+from conftest import numeric_grad, random_model, rel_error
 
 @pytest.mark.parametrize("V", [7, 600])
 def test_first_layer_gather_equals_one_hot_matmul(V):
