@@ -379,6 +379,13 @@ def test_numba_lstm_step_equals_reference(numba_impl, K, H, N, dtype, ids):
         assert_close(c2, ref_c, dtype, factor=4 * K)
 
 
+def test_numba_lstm_step_rejects_an_id_outside_the_vocabulary(numba_impl):
+    W, bias, rows, z, c, scratch = step_inputs(6, 3, 2, np.float32, True)
+    for bad in (7, -1):  # the 7 bias rows are 0..6
+        with pytest.raises(IndexError, match="outside the vocabulary"):
+            numba_impl.lstm_step(W, bias, np.array([0, bad]), z, c, *scratch)
+
+
 def test_lstm_step_rejects_a_strided_state(numba_impl):
     W, bias, rows, z, c, scratch = step_inputs(6, 3, 2, np.float32, False)
     for impl in (numpy_ref, numba_impl):

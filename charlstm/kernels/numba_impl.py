@@ -386,6 +386,9 @@ def _lstm_step_fused(W, bias, rows, z, c, a, zT, parts):
     K, N = z.shape
     H = c.shape[0]
     parts = min(parts, H)
+    for n in range(N):  # the bias rows are read unchecked below
+        if rows[n] < 0 or rows[n] >= bias.shape[0]:
+            raise IndexError("an input id is outside the vocabulary")
     for k in range(K):  # the input, a row per stream (h is rewritten while other units read it)
         for n in range(N):
             zT[n, k] = z[k, n]
