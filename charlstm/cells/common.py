@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -41,3 +42,22 @@ def hidden_with_ones(T: int, B: int, H: int, dtype: np.dtype) -> np.ndarray:
     h = np.empty((T + 1, B, H + 1), dtype)
     h[:, :, H] = 1
     return h
+
+
+def recurrent_grads(dhh: np.ndarray, h: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
+    """The backward of `recurrent_operand` over a window: one GEMM d(hh)^T @ [h_{t-1}, 1] gives
+    dW_hh (G, H) and, from the ones column, db_hh (G,). dhh: (T, B, G) the gradient of each step's
+    W_hh h_{t-1} + b_hh; h: (T+1, B, H+1) with its ones column. bias_ih gets the same sum, which is
+    its gradient when both biases enter the pre-activation alike (LSTM, RNN; the GRU overwrites
+    it). The arrays are buffers of `cache` (fields `grads`, `dWb`), made on first use."""
+    T, B, G = dhh.shape
+    H = h.shape[2] - 1
+    if cache.grads is None:
+        cache.grads = {"weight_hh": np.empty((G, H), dhh.dtype), "bias_ih": np.empty(G, dhh.dtype), "bias_hh": np.empty(G, dhh.dtype)}
+        cache.dWb = np.empty((G, H + 1), dhh.dtype)
+    grads = cache.grads
+    dWb = np.matmul(dhh.reshape(T * B, G).T, h[:T].reshape(T * B, H + 1), out=cache.dWb)  # (G, H+1)
+    np.copyto(grads["weight_hh"], dWb[:, :H])
+    np.copyto(grads["bias_hh"], dWb[:, H])
+    np.copyto(grads["bias_ih"], dWb[:, H])
+    return dict(grads)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from charlstm.cells.common import hidden_with_ones, recurrent_operand, uniform_layer
+from charlstm.cells.common import hidden_with_ones, recurrent_grads, recurrent_operand, uniform_layer
 from charlstm.ops import sigmoid_
 
 NUM_GATES = 3
@@ -151,15 +151,9 @@ def backward(
         da_n *= r
         np.copyto(g[:, : 2 * H], dhh[:, : 2 * H])
         dh_next += np.matmul(dhh, cache.W_hh, out=tmp)
-    if cache.grads is None:
-        cache.grads = {"weight_hh": np.empty((H3, H), dtype), "bias_ih": np.empty(H3, dtype), "bias_hh": np.empty(H3, dtype)}
-        cache.dWb = np.empty((H3, H + 1), dtype)
-    grads = cache.grads
-    dWb = np.matmul(dHH.reshape(T * B, H3).T, h[:T].reshape(T * B, H + 1), out=cache.dWb)  # (3H, H+1)
-    np.copyto(grads["weight_hh"], dWb[:, :H])
-    np.copyto(grads["bias_hh"], dWb[:, H])
-    np.sum(G.reshape(T * B, H3), axis=0, out=grads["bias_ih"])
-    return G, dict(grads), (dh_next,)
+    grads = recurrent_grads(dHH, h, cache)
+    np.sum(G.reshape(T * B, H3), axis=0, out=grads["bias_ih"])  # b_ih enters apart from b_hh
+    return G, grads, (dh_next,)
 
 
 def activations(cache: Cache) -> dict[str, np.ndarray]:

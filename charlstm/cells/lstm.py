@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charlstm import kernels as kernels_
-from charlstm.cells.common import hidden_with_ones, recurrent_operand, uniform_layer
+from charlstm.cells.common import hidden_with_ones, recurrent_grads, recurrent_operand, uniform_layer
 from charlstm.kernels import Kernels
 
 NUM_GATES = 4
@@ -240,16 +240,7 @@ def backward(
         # dg = dc ⊙ i, do = dh ⊙ tanh c_t; then through σ' and tanh' into da_t, in place of G[t]
         gates_backward(G[t], dh, dc_next, c[t], tanh_c[t], h[t + 1, :, :H], work)
         np.matmul(G[t], cache.W_hh, out=dh_next)
-    if cache.grads is None:
-        cache.grads = {"weight_hh": np.empty((H4, H), dtype), "bias_ih": np.empty(H4, dtype), "bias_hh": np.empty(H4, dtype)}
-        cache.dWb = np.empty((H4, H + 1), dtype)
-    grads = cache.grads
-    # one GEMM over [h_{t-1}, 1] gives dW_hh and, from the ones column, db
-    dWb = np.matmul(G.reshape(T * B, H4).T, h[:T].reshape(T * B, H + 1), out=cache.dWb)  # (4H, H+1)
-    np.copyto(grads["weight_hh"], dWb[:, :H])
-    np.copyto(grads["bias_ih"], dWb[:, H])
-    np.copyto(grads["bias_hh"], dWb[:, H])
-    return G, dict(grads), (dh_next, dc_next)
+    return G, recurrent_grads(G, h, cache), (dh_next, dc_next)
 
 
 def activations(cache: Cache) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from charlstm.cells.common import hidden_with_ones, recurrent_operand, uniform_layer
+from charlstm.cells.common import hidden_with_ones, recurrent_grads, recurrent_operand, uniform_layer
 
 NUM_GATES = 1
 STATE_NAMES = ("h",)
@@ -96,15 +96,7 @@ def backward(
         dh_next += dh_seq[t]
         da *= dh_next
         np.matmul(da, cache.W_hh, out=dh_next)
-    if cache.grads is None:
-        cache.grads = {"weight_hh": np.empty((H, H), A.dtype), "bias_ih": np.empty(H, A.dtype), "bias_hh": np.empty(H, A.dtype)}
-        cache.dWb = np.empty((H, H + 1), A.dtype)
-    grads = cache.grads
-    dWb = np.matmul(A.reshape(T * B, H).T, h[:T].reshape(T * B, H + 1), out=cache.dWb)  # (H, H+1)
-    np.copyto(grads["weight_hh"], dWb[:, :H])
-    np.copyto(grads["bias_ih"], dWb[:, H])
-    np.copyto(grads["bias_hh"], dWb[:, H])
-    return A, dict(grads), (dh_next,)
+    return A, recurrent_grads(A, h, cache), (dh_next,)
 
 
 def activations(cache: Cache) -> dict[str, np.ndarray]:
