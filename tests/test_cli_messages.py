@@ -11,7 +11,7 @@ import pytest
 
 from conftest import assert_clean_error, run_cli
 
-FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0"]
+FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
 
 def option_lines(help_text: str) -> dict[str, str]:
@@ -74,7 +74,7 @@ def test_resume_notes_name_options_and_max_minutes_is_not_carried(tiny_corpus, t
     resume = str(tmp_path / "checkpoints" / "tiny.resume.safetensors")
     again = run_cli("train", "--resume", resume, "--max-steps", "5", "--lr", "0.003", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert "resuming with --max-steps: 3 → 5" in again.stderr and "resuming with --lr: 0.002 → 0.003" in again.stderr
+    assert "resuming with --max-steps: 3 → 5" in again.stderr and "resuming with --lr: 0.004 → 0.003" in again.stderr
     assert "max_minutes" not in again.stderr and "minutes" not in again.stderr.split("checkpoints")[0]
     assert "None" not in again.stderr
     capped = run_cli("train", "--resume", resume, "--epochs", "1", cwd=tmp_path)  # a new end on its own

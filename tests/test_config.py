@@ -21,7 +21,7 @@ def test_train_help_shows_every_default_from_the_dataclasses():
     help_text = run_cli("train", "--help", env={"COLUMNS": "250"}).stdout
     lines = {m.group(1): line for line in help_text.splitlines() if (m := re.search(r"(--[a-z-]+)", line))}
     assert "(default: 256)" in lines["--hidden-size"]
-    assert "(default: 0.002)" in lines["--lr"]
+    assert "(default: 0.004)" in lines["--lr"]
     for cls in (ModelConfig, TrainConfig):
         for f in fields(cls):
             option = config.flag(f.name)
@@ -32,7 +32,7 @@ def test_train_help_shows_every_default_from_the_dataclasses():
 
 
 def test_field_help_ends_with_the_default():
-    assert field_help(TrainConfig, "lr") == "Peak learning rate. (default: 0.002)"
+    assert field_help(TrainConfig, "lr") == "Peak learning rate. (default: 0.004)"
     assert field_help(TrainConfig, "max_steps").endswith("resuming).")  # no default to show
     assert "the corpus's first word" in field_help(TrainConfig, "sample_seed")
 
