@@ -18,7 +18,7 @@ from charlstm import checkpoint
 
 from conftest import ROOT, assert_clean_error, run_cli
 
-FAST = ["-H", "32", "-L", "1", "-B", "4", "-T", "16"]
+FAST = ["-H", "32", "-L", "1", "-B", "4", "-T", "16", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
 
 def start(*args, cwd):
