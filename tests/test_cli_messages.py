@@ -89,7 +89,8 @@ def test_a_file_that_is_not_a_checkpoint(tmp_path, tiny_corpus):
 
 def test_the_readme_first_command(tmp_path):
     """README line 2 installs and trains on a shipped corpus; its options are accepted (here cut
-    to a few seconds), and the start banner gives no advice to set what is already set."""
+    to a few seconds), and the start banner says what the defaults chose and gives no advice to
+    set what is already set."""
     from conftest import ROOT
 
     line = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()[1]
@@ -99,5 +100,7 @@ def test_the_readme_first_command(tmp_path):
     args = [str(ROOT / a) if a.startswith("corpora/") else a for a in args]
     result = run_cli(*args, "--max-minutes", "0.05", "--sample-length", "20", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "note:" not in result.stderr and "reached --max-minutes" in result.stderr
+    assert "reached --max-minutes" in result.stderr
+    assert "dropout 0.2 chosen for 20 parameters per training character" in result.stderr
+    assert "--dropout 0.2)" not in result.stderr and "-H 256" not in result.stderr  # no advice to set what is set
     assert "--- sample after epoch" in result.stderr

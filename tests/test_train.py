@@ -204,6 +204,6 @@ def test_sample_every_reports_samples_between_epochs(tiny_corpus, tmp_path):
 def test_size_warning_follows_the_rule_of_thumb():
     big = model.ModelConfig(vocab_size=65, hidden_size=512, num_layers=3)
     small = model.ModelConfig(vocab_size=65, hidden_size=16, num_layers=1)
-    assert "overfit" in tr._size_notes(big, 50_000)[0]
+    assert "memorise" in tr._size_notes(big, 50_000)[0]
     assert "larger --hidden-size" in tr._size_notes(small, 10_000_000)[0]
     assert tr._size_notes(model.ModelConfig(vocab_size=65), 1_000_000) == ()
