@@ -885,7 +885,7 @@ def usage_message(exc: Any, args: list[str]) -> str:
         if metavar.startswith("[") and "|" in metavar:
             return f"{name} must be one of {', '.join(metavar.strip('[]').split('|'))}, not {value!r}"
         lowered = text.lower()
-        if "integer" in lowered:
+        if "integer" in lowered or "valid int" in lowered:  # click: "integer"; typer 0.28: "valid int"
             return f"{name}: {value!r} is not a whole number"
         if "float" in lowered or "number" in lowered:
             return f"{name}: {value!r} is not a number"
