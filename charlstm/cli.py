@@ -175,13 +175,10 @@ def train(
             on_progress=progress,
         )
         progress.close()
-        view = ui.TrainView(console, quiet=quiet, log_every=log_every)
+        view = ui.TrainView(console, quiet=quiet, log_every=log_every, plan_notes=plan.notes)
         log = _JsonLog(log_json, log_every) if log_json else None
 
         def on_event(event: Any) -> None:
-            if isinstance(event, tr.Started):
-                for message in plan.notes:
-                    ui.note(console, message)
             view(event)
             if log is not None:
                 log(event)

@@ -214,11 +214,13 @@ def bar(fraction: float, width: int) -> Text:
 
 class TrainView:
     """Turns training events into a display: on a terminal, panels and a live status line that
-    fits its width; otherwise plain lines. `quiet` shows only the final summary."""
+    fits its width; otherwise plain lines. `quiet` shows only the final summary. `plan_notes` are
+    what planning decided (the dropout the rule chose, resumed options), shown under the banner."""
 
-    def __init__(self, console: Console, quiet: bool = False, log_every: int = 0) -> None:
+    def __init__(self, console: Console, quiet: bool = False, log_every: int = 0, plan_notes: tuple[str, ...] = ()) -> None:
         self.console = console
         self.quiet = quiet
+        self.plan_notes = plan_notes
         self.live = console.is_terminal and not quiet
         self.log_every = log_every
         self.status = StatusLine()
@@ -243,6 +245,8 @@ class TrainView:
         if self.log_every <= 0:
             self.log_every = max(1, e.steps_per_epoch // 10)
         if self.quiet:
+            for message in self.plan_notes:
+                note(self.console, message)
             return
         c, t = e.config, e.train
         rows = [
@@ -270,6 +274,8 @@ class TrainView:
             self.console.print(title)
             for key, value in rows:
                 self.console.print(f"{key:<12} {value}", soft_wrap=True)
+        for message in self.plan_notes:
+            note(self.console, message)
         for message in e.notes:
             warn(self.console, "note: " + message)
         if self.live:

@@ -101,6 +101,8 @@ def test_the_readme_first_command(tmp_path):
     result = run_cli(*args, "--max-minutes", "0.05", "--sample-length", "20", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "reached --max-minutes" in result.stderr
-    assert "dropout 0.2 chosen for 20 parameters per training character" in result.stderr
+    lines = result.stderr.splitlines()
+    chosen = next(i for i, line in enumerate(lines) if "dropout 0.2 chosen for 20 parameters per training character" in line)
+    assert next(i for i, line in enumerate(lines) if line.startswith("training ")) < chosen  # under the banner's row
     assert "--dropout 0.2)" not in result.stderr and "-H 256" not in result.stderr  # no advice to set what is set
     assert "--- sample after epoch" in result.stderr
