@@ -83,10 +83,7 @@ class TrainConfig:
     )
     val_fraction: float = _opt(0.05, "Fraction of the text, at its end, held out for validation, in (0, 0.5].")
     seed: int = _opt(0, "Seed of initialisation, dropout and samples: same seed, same run.")
-    dropout: float | None = _opt(
-        None, "Dropout on each layer's output while training, in [0, 1); 0 turns it off.",
-        "0 below 1 parameter per training character, else 0.2",
-    )
+    dropout: float = _opt(0.2, "Dropout on each layer's output while training, in [0, 1); 0 turns it off.")
     schedule: str = _opt(
         "cosine", "Learning-rate schedule over the run: cosine, linear or constant (decay ends at --min-lr-ratio × lr)."
     )
@@ -128,7 +125,7 @@ class TrainConfig:
             (self.epochs is None or self.epochs >= 1, "--epochs must be at least 1"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
             (0 < self.val_fraction <= 0.5, "--val-fraction must be in (0, 0.5]"),
-            (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
             (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
@@ -144,19 +141,6 @@ class TrainConfig:
                 raise UsageError(message)
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
             raise UsageError("a run needs an end: give --epochs, --max-steps or --max-minutes")
-
-
-DROPOUT_RULE = ((1.0, 0.0), (math.inf, 0.2))  # (parameters per training character below, dropout)
-
-
-def auto_dropout(num_params: int, train_chars: int) -> float:
-    """The dropout of a run that does not set --dropout, from how many parameters the model has
-    per training character (`DROPOUT_RULE`). Measured at equal time (bench/README.md): on
-    tinyshakespeare (0.87 per char with 2×256) no dropout wins, as the model never sees the text
-    often enough to overfit it; on 488k chars of Python (1.9 per char) and on the shipped book
-    (21 per char) the model overfits within the run, and 0.2 helps."""
-    ratio = num_params / max(1, train_chars)
-    return next(rate for below, rate in DROPOUT_RULE if ratio < below)
 
 
 def default_of(cls: type, name: str) -> Any:

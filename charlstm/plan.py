@@ -16,10 +16,9 @@ from typing import Any
 
 from charlstm import checkpoint as ckpt_io
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, ENCODING_ERRORS, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, auto_dropout, default_of, flag
+from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, ENCODING_ERRORS, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
 from charlstm.corpus import Corpus, describe_chars, load_corpus, prepare_source, source_name
 from charlstm.errors import UsageError
-from charlstm.model import num_params
 
 MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses
 RESUME_FIXED = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")  # a resumed run keeps these
@@ -137,21 +136,10 @@ def _plan_new(
     cfg = TrainConfig(**new_run_options(train_given))
     corpus = load(corpus_path, init.vocab if init else None, val_fraction=cfg.val_fraction)
     config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
-    n_train = len(corpus.split(cfg.val_fraction)[0])
     if "batch_size" not in train_given:
+        n_train = len(corpus.split(cfg.val_fraction)[0])
         cfg = replace(cfg, batch_size=auto_batch_size(n_train, cfg.seq_len))
-    cfg, notes = resolve_dropout(cfg, config, n_train)
-    return RunPlan(corpus, config, cfg, model_path, init=init, notes=notes)
-
-
-def resolve_dropout(cfg: TrainConfig, config: ModelConfig, train_chars: int) -> tuple[TrainConfig, tuple[str, ...]]:
-    """A config whose dropout is set: the user's, or the automatic choice with a note saying why."""
-    if cfg.dropout is not None:
-        return cfg, ()
-    n = num_params(config)
-    rate = auto_dropout(n, train_chars)
-    why = f"{n / max(1, train_chars):.2g} parameters per training character"
-    return replace(cfg, dropout=rate), (f"dropout {rate:g} chosen for {why} (--dropout sets it)",)
+    return RunPlan(corpus, config, cfg, model_path, init=init)
 
 
 def _check_sample_seed(plan: RunPlan) -> None:

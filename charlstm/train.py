@@ -32,7 +32,7 @@ import numpy as np
 from charlstm import checkpoint as ckpt_io
 from charlstm import model
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import ModelConfig, TrainConfig, auto_dropout  # noqa: F401  (TrainConfig re-exported)
+from charlstm.config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
 from charlstm.corpus import Corpus, num_windows, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
@@ -131,8 +131,6 @@ def start_run(
     if corpus.vocab.size != config.vocab_size:
         raise UsageError("the corpus vocabulary does not match the model config")
     train_ids, val_ids = corpus.split(cfg.val_fraction)
-    if cfg.dropout is None:  # a caller that did not plan the run: the rule plan_run applies
-        cfg = replace(cfg, dropout=auto_dropout(model.num_params(config), len(train_ids)))
     steps_per_epoch = _steps_per_epoch(len(train_ids), cfg.batch_size, cfg.seq_len)
     total_steps = cfg.step_limit(steps_per_epoch)
     fingerprint = corpus_fingerprint(corpus)
@@ -467,14 +465,14 @@ def default_sample_seed(corpus: Corpus) -> str:
 
 def _size_notes(config: ModelConfig, train_chars: int, dropout: float = 0.0) -> tuple[str, ...]:
     """char-rnn's rule of thumb: parameters of the same order as training characters (within a
-    factor of 10). The advice names a hidden size that fits, and more dropout only where `dropout`
-    is below what the automatic rule (`config.auto_dropout`) would choose."""
+    factor of 10). The advice names a hidden size that fits, and more dropout only above the
+    `dropout` already set."""
     n = model.num_params(config)
     fits = _hidden_size_that_fits(config, train_chars)
     if n > 10 * train_chars:
         advice = [f"a smaller --hidden-size (-H {fits}: {model.num_params(replace(config, hidden_size=fits)):,} parameters)"] if fits < config.hidden_size else []
-        if dropout < auto_dropout(n, train_chars):
-            advice.append(f"more dropout (--dropout {auto_dropout(n, train_chars):g})")
+        if dropout < 0.5:
+            advice.append(f"more dropout (--dropout {min(0.5, dropout + 0.2):g})")
         remedy = " or ".join(advice) or "a longer text"
         return (
             f"{n:,} parameters for {train_chars:,} training characters: the model will memorise "

@@ -184,9 +184,9 @@ def test_size_advice_never_suggests_what_is_set():
     from charlstm.train import _size_notes
 
     big = ModelConfig(vocab_size=74, hidden_size=256, num_layers=2)
-    (note,) = _size_notes(big, 44_000, dropout=0.0)
-    assert "--dropout 0.2" in note and "-H 32" in note
-    (note,) = _size_notes(big, 44_000, dropout=0.2)  # what the rule chooses here: nothing to add
+    (note,) = _size_notes(big, 44_000, dropout=0.2)
+    assert "--dropout 0.4" in note and "--dropout 0.2" not in note and "-H 32" in note
+    (note,) = _size_notes(big, 44_000, dropout=0.5)
     assert "dropout" not in note and "-H 32" in note
 
 

@@ -39,21 +39,6 @@ def test_a_fresh_plan_uses_the_defaults_and_an_automatic_batch_size(tiny_corpus,
     assert plan.resume is None and plan.init is None
 
 
-def test_dropout_follows_parameters_per_training_character(tiny_corpus, in_tmp):
-    """Unset, dropout comes from the rule, with a note saying why; set, it is the user's, no note."""
-    from charlstm.config import DROPOUT_RULE, auto_dropout
-
-    assert [auto_dropout(n, 1000) for n in (0, 999, 1000, 10**9)] == [0.0, 0.0, 0.2, 0.2]
-    assert [rate for _, rate in DROPOUT_RULE] == sorted(rate for _, rate in DROPOUT_RULE)
-    big = plan_run(tiny_corpus, {}, {"max_steps": 2})  # 2×256 on a few thousand characters
-    assert big.train.dropout == 0.2 and any("dropout 0.2 chosen for" in n and "--dropout" in n for n in big.notes)
-    small = plan_run(tiny_corpus, {"hidden_size": 4, "num_layers": 1}, {"max_steps": 2})
-    n_train = len(small.corpus.split(small.train.val_fraction)[0])
-    assert tr.model.num_params(small.config) < n_train and small.train.dropout == 0.0
-    chosen = plan_run(tiny_corpus, {}, {"max_steps": 2, "dropout": 0.1})
-    assert chosen.train.dropout == 0.1 and not any("dropout" in n for n in chosen.notes)
-
-
 def test_an_existing_run_needs_resume_or_fresh(tiny_corpus, in_tmp):
     resume_file = first_run(tiny_corpus)
     with pytest.raises(UsageError, match="exists from an earlier run; pass --resume .* or --fresh"):
