@@ -215,7 +215,7 @@ def bar(fraction: float, width: int) -> Text:
 class TrainView:
     """Turns training events into a display: on a terminal, panels and a live status line that
     fits its width; otherwise plain lines. `quiet` shows only the final summary. `plan_notes` are
-    what planning decided (the dropout the rule chose, resumed options), shown under the banner."""
+    what planning decided (resumed options, a stream read into the cache), shown under the banner."""
 
     def __init__(self, console: Console, quiet: bool = False, log_every: int = 0, plan_notes: tuple[str, ...] = ()) -> None:
         self.console = console
