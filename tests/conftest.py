@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +99,23 @@ def assert_ends_with_clean_error(result: subprocess.CompletedProcess, *fragments
     assert last.startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment.lower() in last.lower(), (fragment, last)
+
+
+def run_tty(*args: str, cwd, columns: int = 80) -> tuple[int, str]:
+    """Run `charlstm ARGS` on a pseudo-terminal `columns` wide; the bytes it drew, as text."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "charlstm", *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while select.select([master], [], [], 60)[0]:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")

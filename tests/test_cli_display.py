@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 
@@ -20,30 +18,10 @@ from charlstm import events, model, ui
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.generate import LONG_SEED, prime, read_state
 
-from conftest import PANGRAMS, ROOT, assert_clean_error, run_cli
+from conftest import PANGRAMS, ROOT, assert_clean_error, run_cli, run_tty
 
 FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16"]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
-
-
-def run_tty(*args: str, cwd, columns: int = 80) -> tuple[int, str]:
-    """Run `charlstm ARGS` on a pseudo-terminal `columns` wide; the bytes it drew, as text."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm-256color"}
-    env.pop("NO_COLOR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "charlstm", *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    chunks = []
-    while select.select([master], [], [], 60)[0]:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
 
 
 def status_frames(screen: str) -> list[str]:

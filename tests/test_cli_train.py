@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -16,7 +14,7 @@ import pytest
 
 from charlstm import checkpoint
 
-from conftest import ROOT, assert_clean_error, run_cli
+from conftest import ROOT, assert_clean_error, run_cli, run_tty
 
 FAST = ["-H", "32", "-L", "1", "-B", "4", "-T", "16", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
@@ -123,30 +121,8 @@ def test_log_json_records(tiny_corpus, tmp_path):
 
 def test_live_display_on_a_terminal(tiny_corpus, tmp_path):
     """Under a pseudo-terminal: a start panel, a progress bar and a sample panel per epoch."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": "160", "LINES": "40", "TERM": "xterm-256color"}
-    env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "charlstm", "train", str(tiny_corpus), *FAST, "--epochs", "2"],
-        cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave, env=env,
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 60)
-        if not ready:
-            break
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=60)
-    os.close(master)
-    screen = b"".join(chunks).decode("utf-8", "replace")
-    assert proc.returncode == 0, screen
+    returncode, screen = run_tty("train", str(tiny_corpus), *FAST, "--epochs", "2", cwd=tmp_path, columns=160)
+    assert returncode == 0, screen
     assert "charlstm train" in screen and "╭" in screen  # the start panel
     assert "━" in screen and "chars/s" in screen and "ETA" in screen  # the progress bar
     assert "sample after epoch 2" in screen
