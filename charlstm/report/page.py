@@ -58,7 +58,7 @@ function char(e){return e.target.closest?e.target.closest('.sx i[data-g]'):null;
 document.addEventListener('mouseover',function(e){var c=char(e);if(c)show(c);});
 document.addEventListener('mouseout',function(e){if(char(e))tip.hidden=true;});
 document.addEventListener('focusin',function(e){var c=char(e);if(c)show(c);
-else if(e.target.classList.contains('sx')&&!e.target.contains(e.relatedTarget))move(e.target,null,1);});
+else if(e.target.classList.contains('sx')&&!e.target.contains(e.relatedTarget)){var box=e.target;setTimeout(function(){move(box,null,1);},0);}});
 document.addEventListener('focusout',function(e){if(char(e))tip.hidden=true;});
 function move(box,from,d){var all=box.querySelectorAll('i[data-g]');var i=Array.prototype.indexOf.call(all,from);
 var to=all[Math.max(0,Math.min(all.length-1,from?i+d:0))];if(to){to.tabIndex=-1;to.focus();}}
