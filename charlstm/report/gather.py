@@ -237,16 +237,26 @@ def validation_text(ckpt: Checkpoint, max_chars: int) -> tuple[str | None, str]:
         return None, "the checkpoint does not say which text it was trained on; give one with --text FILE"
     missing = [p for p in ([source] if isinstance(source, str) else source) if not Path(p).is_file()]
     if missing:
-        return None, f"its corpus is no longer at {missing[0]}; give a text with --text FILE"
+        return None, f"its corpus is no longer at {shown(missing[0])}; give a text with --text FILE"
     try:
         loaded = load_corpus(source, vocab=ckpt.vocab, val_fraction=settings["val_fraction"])
         same = corpus_fingerprint(loaded)["sha256"] == corpus.get("sha256")
     except CharLSTMError as e:
         return None, f"its corpus cannot be read ({e}); give a text with --text FILE"
     if not same:
-        return None, f"its corpus {corpus.get('path')} has changed since training; give a text with --text FILE"
+        return None, f"its corpus {shown(corpus.get('path'))} has changed since training; give a text with --text FILE"
     _, val = loaded.split(settings["val_fraction"])
-    return ckpt.vocab.decode(val[:max_chars]), f"the validation text of {corpus.get('name', 'its corpus')} ({corpus.get('path')})"
+    return ckpt.vocab.decode(val[:max_chars]), f"the validation text of {corpus.get('name', 'its corpus')} ({shown(corpus.get('path'))})"
+
+
+def shown(path: str | None) -> str:
+    """A path as the reader knows it: relative to the current folder when it lies below it."""
+    if path is None:
+        return "?"
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def model_views(ckpt: Checkpoint, text: str, source: str, cfg: ReportConfig) -> tuple[Views | None, str | None]:

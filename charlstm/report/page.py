@@ -140,9 +140,12 @@ def curves_section(runs: list[RunReport]) -> str:
         svg.line_chart(lr, "step", "learning rate", "Learning rate", y_from_zero=True),
         svg.line_chart(speed, "step", "characters/s", "Training speed", y_from_zero=True),
     ]
-    old = [r.name for r in runs if not r.curves.per_step]
-    note = f'<p class="note">{esc(", ".join(old))}: one point per epoch (checkpoint written before per-step curves were kept).</p>' if old else ""
-    return section("curves", lead, ['<div class="charts">' + "".join(charts) + "</div>", note, settings_table(runs)])
+    old = [r.name for r in runs if not r.curves.per_step and r.curves.val.steps]
+    none = [r.name for r in runs if not r.curves.val.steps and not r.curves.train.steps]
+    notes = [f"{esc(', '.join(old))}: one point per epoch (checkpoint written before per-step curves were kept)."] if old else []
+    notes += [f"{esc(', '.join(none))}: no training history in the checkpoint."] if none else []
+    drawn = ['<div class="charts">' + "".join(charts) + "</div>"] if len(none) < len(runs) else []
+    return section("curves", lead, [*drawn, *(f'<p class="note">{n}</p>' for n in notes), settings_table(runs)])
 
 
 def time_lines(lines: list[svg.Line], series: list[Series]) -> tuple[list[svg.Line], str]:
@@ -164,8 +167,15 @@ def settings_table(runs: list[RunReport]) -> str:
     return f'<h3>Settings</h3><table class="settings">{body}</table>'
 
 
-def _settings(run: RunReport) -> dict:
-    return run.train.get("config") or {}
+def _settings(run: RunReport, *keys: str) -> list:
+    """Training settings of a run, "–" where the checkpoint has none."""
+    config = run.train.get("config") or {}
+    return [config.get(k, "–") for k in keys]
+
+
+def _corpus(run: RunReport) -> str:
+    corpus = run.train.get("corpus") or {}
+    return f"{corpus['name']}: {corpus.get('chars', 0):,} chars" if "name" in corpus else "–"
 
 
 def _best(run: RunReport) -> str:
@@ -175,21 +185,21 @@ def _best(run: RunReport) -> str:
 
 def _steps(run: RunReport) -> str:
     step, per_epoch = run.train.get("step", 0), run.train.get("steps_per_epoch") or 0
-    return f"{step:,}" + (f" ({step / per_epoch:.2f} epochs of {per_epoch:,})" if per_epoch else "")
+    return f"{step:,}" + (f" ({step / per_epoch:.2f} epochs of {per_epoch:,} steps)" if per_epoch else "")
 
 
 SETTINGS = (
     ("checkpoint", lambda r: str(r.weights) + ("" if r.history_from == r.weights else f" (history: {r.history_from.name})")),
-    ("corpus", lambda r: f"{(r.train.get('corpus') or {}).get('name', '?')}: {(r.train.get('corpus') or {}).get('chars', 0):,} chars"),
+    ("corpus", _corpus),
     ("model", lambda r: f"{r.ckpt.config.num_layers}×{r.ckpt.config.hidden_size} {r.ckpt.config.cell.upper()}, vocabulary {r.ckpt.config.vocab_size}"),
     ("parameters", lambda r: f"{sum(int(p.size) for p in r.ckpt.params.values()):,}"),
-    ("batch × seq", lambda r: f"{_settings(r).get('batch_size', '?')} × {_settings(r).get('seq_len', '?')}"),
-    ("optimiser", lambda r: f"{_settings(r).get('optimizer', '?')} lr {_settings(r).get('lr', '?')} ({_settings(r).get('schedule', '?')}), clip {_settings(r).get('clip', '?')}"),
-    ("dropout", lambda r: f"{_settings(r).get('dropout', '?')}"),
+    ("batch × seq", lambda r: "{} × {}".format(*_settings(r, "batch_size", "seq_len"))),
+    ("optimiser", lambda r: "{} lr {} ({}), clip {}".format(*_settings(r, "optimizer", "lr", "schedule", "clip"))),
+    ("dropout", lambda r: "{}".format(*_settings(r, "dropout"))),
     ("steps", _steps),
     ("time", lambda r: duration(r.train.get("elapsed", 0.0))),
     ("best validation", _best),
-    ("status", lambda r: str(r.train.get("status", "?"))),
+    ("status", lambda r: str(r.train.get("status", "–"))),
 )
 
 
@@ -381,8 +391,8 @@ def gates_section(runs: list[RunReport]) -> str:
 def gradients_section(runs: list[RunReport]) -> str:
     lead = (
         "How far back the gradient reaches: the size of ∂L_t/∂h_(t−k), the loss at one step against the state "
-        "k steps before it, averaged over positions t, on a log axis. A vanilla RNN's falls in a straight line; "
-        "an LSTM's cell state c (dashed) carries it much further."
+        "k steps before it, averaged over positions t, on a log axis. Through a vanilla RNN it tends to fall steeply, "
+        "in a straight line; gates can carry it much further (an LSTM's cell state c is dashed)."
     )
     with_views = [(j, r) for j, r in enumerate(runs) if r.views is not None]
     body = [no_views(r) for r in runs if r.views is None]
