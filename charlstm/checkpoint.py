@@ -251,7 +251,7 @@ def _json_field(metadata: dict[str, str], key: str, name: str, required: bool = 
         raise CheckpointError(f"{name}: metadata field {key!r} is not valid JSON; the file is corrupt") from None
 
 
-_TRAIN_NUMBERS = ("step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch", "segment_ratio", "curve_stride")
+_TRAIN_NUMBERS = ("step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch", "segment_ratio")
 _TRAIN_OPTIONAL = ("best_val_loss", "best_epoch", "smoothed_loss", "schedule_ratio", "segment_step")
 _HISTORY_NUMBERS = ("epoch", "step", "train_loss", "val_loss", "val_bpc")
 _HISTORY_OPTIONAL = ("lr", "elapsed", "chars_per_s")
@@ -274,10 +274,11 @@ def _check_training_metadata(train: Any, history: Any, name: str) -> None:
     ok = ok and all(isinstance(h, dict) and all(_is_number(h.get(k)) for k in _HISTORY_NUMBERS) for h in history)
     ok = ok and all(_is_number(h[k]) for h in history for k in _HISTORY_OPTIONAL if k in h)
     ok = ok and all(isinstance(h.get("sample", ""), str) for h in history)
-    curve = train.get("curve", []) if isinstance(train, dict) else []
+    curve, stride = (train.get("curve", []), train.get("curve_stride", 1)) if isinstance(train, dict) else ([], 1)
     ok = ok and isinstance(curve, list) and all(
         isinstance(row, list) and len(row) == len(CURVE_FIELDS) and all(map(_is_number, row)) for row in curve
     )
+    ok = ok and isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1
     if not ok:
         raise CheckpointError(f"{name}: malformed training metadata; the file is corrupt")
 

@@ -144,8 +144,9 @@ def test_a_long_curve_halves_its_points(monkeypatch):
 def test_a_malformed_curve_is_a_corrupt_checkpoint(tmp_path):
     vocab = Vocab(("a", "b"))
     config = model.ModelConfig(2, 4, 1)
-    for curve in ([[1, 2, "x", 4, 5]], [[1, 2, 3]], "rows", [[1, 2, float("nan"), 4, 5]]):
-        ckpt = checkpoint.Checkpoint(config, vocab, model.init_params(config, 0), {"curve": curve})
+    bad = [{"curve": c} for c in ([[1, 2, "x", 4, 5]], [[1, 2, 3]], "rows", [[1, 2, float("nan"), 4, 5]])]
+    for train_meta in bad + [{"curve_stride": 0}, {"curve_stride": 1.5}]:
+        ckpt = checkpoint.Checkpoint(config, vocab, model.init_params(config, 0), train_meta)
         path = tmp_path / "bad.safetensors"
         try:
             checkpoint.save(ckpt, path)
