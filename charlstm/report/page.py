@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from html import escape
 
@@ -110,6 +110,16 @@ def skipped_box(skipped: list[tuple[str, str]]) -> str:
         return ""
     items = "".join(f"<li><code>{esc(path)}</code>: {esc(why)}</li>" for path, why in skipped)
     return f'<div class="warn" id="skipped">Not in this report:<ul>{items}</ul></div>'
+
+
+def per_run(runs: list[RunReport], draw: Callable[[int, RunReport, Views], list[str]]) -> list[str]:
+    """For each run (j-th, for its colour), a heading and what `draw` makes of its views, or why
+    it has none."""
+    body = []
+    for j, run in enumerate(runs):
+        body.append(f"<h3>{run_label(run)}</h3>")
+        body.extend(no_views(run) if run.views is None else draw(j, run, run.views))
+    return body
 
 
 def section(key: str, lead: str, body: Sequence[str]) -> str:
@@ -250,8 +260,8 @@ def glyph(ch: str) -> str:
     return chr(0x2400 + ord(ch)) if ord(ch) < 32 else (ch if ch.isprintable() else "�")
 
 
-def no_views(run: RunReport) -> str:
-    return f'<p class="note">No text to show this model on: {esc(run.no_views)}.</p>'
+def no_views(run: RunReport) -> list[str]:
+    return [f'<p class="note">No text to show this model on: {esc(run.no_views)}.</p>']
 
 
 def surprisal_section(runs: list[RunReport], top: int) -> str:
@@ -260,15 +270,7 @@ def surprisal_section(runs: list[RunReport], top: int) -> str:
         f"the model expected, dark red a surprise. Hover over a character, or Tab into the text and move "
         f"with the arrow keys, to see the model's {top} most likely guesses there."
     )
-    body = []
-    for run in runs:
-        body.append(f"<h3>{run_label(run)}</h3>")
-        v = run.views
-        if v is None:
-            body.append(no_views(run))
-            continue
-        body.append(surprisal_text(run, v))
-    return section("surprisal", lead, body)
+    return section("surprisal", lead, per_run(runs, lambda j, run, v: [surprisal_text(run, v)]))
 
 
 def surprisal_text(run: RunReport, v: Views) -> str:
@@ -308,17 +310,13 @@ def neurons_section(runs: list[RunReport]) -> str:
         "position in the line, the indentation — ranked by |Pearson r|; each character is coloured by the "
         "feature and by each unit's value after reading it: blue below zero (or a gate below 0.5), red above."
     )
-    body = []
-    for run in runs:
-        body.append(f"<h3>{run_label(run)}</h3>")
-        v = run.views
-        if v is None:
-            body.append(no_views(run))
-            continue
-        order = sorted(v.features, key=lambda f: -abs(f.scores[0].r) if f.scores else 0.0)
-        body.extend(feature_block(run, v, f, open_=(f is order[0])) for f in v.features)
-        body.append(svg.swatches(colours.DIVERGING, "low", "high", "value"))
-    return section("neurons", lead, body)
+    return section("neurons", lead, per_run(runs, neuron_blocks))
+
+
+def neuron_blocks(j: int, run: RunReport, v: Views) -> list[str]:
+    """A run's features, the one its best unit tracks best open, and the colour scale."""
+    best = max(v.features, key=lambda f: abs(f.scores[0].r) if f.scores else -1.0)
+    return [*(feature_block(run, v, f, open_=(f is best)) for f in v.features), svg.swatches(colours.DIVERGING, "low", "high", "value")]
 
 
 def feature_block(run: RunReport, v: Views, f: FeatureUnits, open_: bool) -> str:
@@ -363,26 +361,24 @@ def gates_section(runs: list[RunReport]) -> str:
         "right-saturated) while the model reads the text: one dot per unit, as in Karpathy, Johnson and "
         "Fei-Fei (2015), figure 3. A vanilla RNN has no gates: its tanh output h is counted beyond ±0.9 instead."
     )
-    body = []
-    for j, run in enumerate(runs):
-        body.append(f"<h3>{run_label(run)}</h3>")
-        v = run.views
-        if v is None:
-            body.append(no_views(run))
-            continue
-        rows = "".join(
-            f"<tr><td>{g.layer}</td><td>{esc(g.gate)}</td><td>{g.low:g}</td><td>{g.high:g}</td><td>{g.left_fraction:.1%}</td>"
-            f"<td>{g.right_fraction:.1%}</td><td>{1 - g.left_fraction - g.right_fraction:.1%}</td></tr>"
-            for g in v.gates
-        )
-        body.append(
-            f'<table class="gates" data-run="{esc(run.name)}"><tr><th>layer</th><th>gate</th><th>left &lt;</th><th>right &gt;</th>'
-            f"<th>left-saturated</th><th>right-saturated</th><th>neither</th></tr>{rows}</table>"
-        )
-        for layer in sorted({g.layer for g in v.gates}):
-            plots = [svg.scatter(g.left.tolist(), g.right.tolist(), "left-saturated", "right-saturated", f"layer {g.layer} {g.gate}") for g in v.gates if g.layer == layer]
-            body.append(f'<div class="charts" style="--c:{colours.run_colour(j)}">' + "".join(plots) + "</div>")
-    return section("gates", lead, body)
+    return section("gates", lead, per_run(runs, gate_blocks))
+
+
+def gate_blocks(j: int, run: RunReport, v: Views) -> list[str]:
+    """A run's table of saturation fractions, then a row of scatters per layer."""
+    rows = "".join(
+        f"<tr><td>{g.layer}</td><td>{esc(g.gate)}</td><td>{g.low:g}</td><td>{g.high:g}</td><td>{g.left_fraction:.1%}</td>"
+        f"<td>{g.right_fraction:.1%}</td><td>{1 - g.left_fraction - g.right_fraction:.1%}</td></tr>"
+        for g in v.gates
+    )
+    body = [
+        f'<table class="gates" data-run="{esc(run.name)}"><tr><th>layer</th><th>gate</th><th>left &lt;</th><th>right &gt;</th>'
+        f"<th>left-saturated</th><th>right-saturated</th><th>neither</th></tr>{rows}</table>"
+    ]
+    for layer in sorted({g.layer for g in v.gates}):
+        plots = [svg.scatter(g.left.tolist(), g.right.tolist(), "left-saturated", "right-saturated", f"layer {g.layer} {g.gate}") for g in v.gates if g.layer == layer]
+        body.append(f'<div class="charts" style="--c:{colours.run_colour(j)}">' + "".join(plots) + "</div>")
+    return body
 
 
 # ---------------------------------------------------------------------------------- gradients
@@ -395,7 +391,7 @@ def gradients_section(runs: list[RunReport]) -> str:
         "in a straight line; gates can carry it much further (an LSTM's cell state c is dashed)."
     )
     with_views = [(j, r) for j, r in enumerate(runs) if r.views is not None]
-    body = [no_views(r) for r in runs if r.views is None]
+    body = [note for r in runs if r.views is None for note in no_views(r)]
     layers = max((r.ckpt.config.num_layers for _, r in with_views), default=0)
     charts = []
     for layer in range(layers):

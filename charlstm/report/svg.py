@@ -106,20 +106,20 @@ def fmt_tick(v: float, log: bool) -> str:
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def frame(x: Axis, y: Axis, x_label: str, y_label: str) -> list[str]:
-    """Axes, grid lines, tick labels and axis labels."""
+def frame(x: Axis, y: Axis, x_label: str, y_label: str, x_ticks: Sequence[float], y_ticks: Sequence[float]) -> list[str]:
+    """Axes, grid lines at the ticks, tick labels and axis labels."""
     out = [f'<rect class="plot" x="{x.p0}" y="{y.p1}" width="{x.p1 - x.p0}" height="{y.p0 - y.p1}"/>']
-    for v in ticks(y.lo, y.hi, y.log):
+    for v in y_ticks:
         py = round(y(v), 1)
         out.append(f'<line class="grid" x1="{x.p0}" x2="{x.p1}" y1="{py}" y2="{py}"/>')
         out.append(f'<text class="tick" x="{x.p0 - 5}" y="{py + 4}" text-anchor="end">{escape(fmt_tick(v, y.log))}</text>')
-    for v in ticks(x.lo, x.hi, x.log):
+    for v in x_ticks:
         px = round(x(v), 1)
         out.append(f'<line class="grid" x1="{px}" x2="{px}" y1="{y.p1}" y2="{y.p0}"/>')
         out.append(f'<text class="tick" x="{px}" y="{y.p0 + 15}" text-anchor="middle">{escape(fmt_tick(v, x.log))}</text>')
-    out.append(f'<text class="label" x="{(x.p0 + x.p1) / 2}" y="{y.p0 + 32}" text-anchor="middle">{escape(x_label)}</text>')
+    out.append(f'<text class="label" x="{(x.p0 + x.p1) / 2}" y="{y.p0 + 31}" text-anchor="middle">{escape(x_label)}</text>')
     cy = (y.p0 + y.p1) / 2
-    out.append(f'<text class="label" x="14" y="{cy}" text-anchor="middle" transform="rotate(-90 14 {cy})">{escape(y_label)}</text>')
+    out.append(f'<text class="label" x="12" y="{cy}" text-anchor="middle" transform="rotate(-90 12 {cy})">{escape(y_label)}</text>')
     return out
 
 
@@ -178,32 +178,24 @@ def line_chart(
     ys = [v for line in lines for v in line.ys]
     x = Axis(*value_range(xs, log_x, zero=False), MARGIN_LEFT, width - MARGIN_RIGHT, log_x)
     y = Axis(*value_range(ys, log_y, zero=y_from_zero), height - MARGIN_BOTTOM, MARGIN_TOP, log_y)
-    body = [f'<text class="title" x="{MARGIN_LEFT}" y="16">{escape(title)}</text>', *frame(x, y, x_label, y_label)]
+    ticks_x, ticks_y = ticks(x.lo, x.hi, x.log), ticks(y.lo, y.hi, y.log)
+    body = [f'<text class="title" x="{MARGIN_LEFT}" y="16">{escape(title)}</text>', *frame(x, y, x_label, y_label, ticks_x, ticks_y)]
     for line in lines:
         body.extend(polyline(line, x, y))
     body.extend(legend(lines, MARGIN_LEFT, height + 4, width - MARGIN_LEFT))
     return svg(body, width, total, title)
 
 
+UNIT_TICKS = (0.0, 0.5, 1.0)
+
+
 def scatter(xs: Sequence[float], ys: Sequence[float], x_label: str, y_label: str, title: str, size: int = 190) -> str:
     """Points in the unit square (both axes 0..1), one dot each, translucent so that piles show."""
     x = Axis(0.0, 1.0, 40, size - 8, False)
     y = Axis(0.0, 1.0, size - 34, 22, False)
-    body = [f'<text class="title" x="40" y="14">{escape(title)}</text>', *frame_unit(x, y, x_label, y_label)]
+    body = [f'<text class="title" x="40" y="14">{escape(title)}</text>', *frame(x, y, x_label, y_label, UNIT_TICKS, UNIT_TICKS)]
     body.extend(f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="2.6"/>' for a, b in zip(xs, ys))
     return svg(body, size, size, title, "scatter")
-
-
-def frame_unit(x: Axis, y: Axis, x_label: str, y_label: str) -> list[str]:
-    """The unit square's frame: 0, 0.5 and 1 on each axis."""
-    out = [f'<rect class="plot" x="{x.p0}" y="{y.p1}" width="{x.p1 - x.p0}" height="{y.p0 - y.p1}"/>']
-    for v in (0.0, 0.5, 1.0):
-        out.append(f'<text class="tick" x="{x.p0 - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
-        out.append(f'<text class="tick" x="{x(v):.1f}" y="{y.p0 + 13}" text-anchor="middle">{v:g}</text>')
-    out.append(f'<text class="label" x="{(x.p0 + x.p1) / 2}" y="{y.p0 + 26}" text-anchor="middle">{escape(x_label)}</text>')
-    cy = (y.p0 + y.p1) / 2
-    out.append(f'<text class="label" x="11" y="{cy}" text-anchor="middle" transform="rotate(-90 11 {cy})">{escape(y_label)}</text>')
-    return out
 
 
 def svg(body: list[str], width: float, height: float, label: str, kind: str = "chart") -> str:
