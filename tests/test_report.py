@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -251,6 +252,7 @@ def test_report_usage_errors_are_one_line(report_runs):
     assert_clean_error(run_cli("report", runs, "--find", "(unclosed"), "regular expression", code=2)
     assert_clean_error(run_cli("report", str(report_runs / "nothing-here")), "nothing-here", code=1)
     assert_clean_error(run_cli("report", runs, "--text", str(report_runs / "missing.txt")), "missing.txt", code=1)
+    assert_clean_error(run_cli("report", cwd=report_runs), "no checkpoint in checkpoints/", code=1)
 
 
 def test_report_help_imports_nothing_heavy():
@@ -259,6 +261,6 @@ def test_report_help_imports_nothing_heavy():
         "except SystemExit:\n    pass\n"
         "print([m for m in ('numpy', 'charlstm.report', 'playwright', 'rich.live') if m in sys.modules], file=sys.stderr)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert "--max-chars" in result.stdout and "(default: 2000)" in result.stdout
     assert result.stderr.strip().endswith("[]"), result.stderr

@@ -140,7 +140,11 @@ def gather(paths: list[Path], text_file: Path | None, cfg: ReportConfig) -> Repo
 
 def find_runs(paths: list[Path]) -> tuple[list[RunFiles], list[tuple[str, str]]]:
     """The runs that paths name, each once, and the paths that name none."""
-    paths = paths or [ckpt_io.find_latest()]
+    if not paths:
+        try:
+            paths = [ckpt_io.find_latest()]
+        except CheckpointError:
+            raise CheckpointError("no checkpoint in checkpoints/; train one with `charlstm train FILE`, or name a checkpoint or a folder of them") from None
     runs: list[RunFiles] = []
     skipped: list[tuple[str, str]] = []
     for path in paths:
