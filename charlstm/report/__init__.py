@@ -32,7 +32,6 @@ class Written:
 
     path: Path
     size: int  # bytes
-    runs: list[str]
     skipped: list[tuple[str, str]]  # (file, why)
     notes: list[str]  # e.g. a run whose text is not available
 
@@ -54,7 +53,7 @@ def write_report(
     text = page.render(report, title, footer)
     data = text.encode("utf-8")
     write_text(target, data)
-    return Written(target, len(data), names, report.skipped, report.notes)
+    return Written(target, len(data), report.skipped, report.notes)
 
 
 def default_out(paths: list[Path], report: Report) -> Path:
