@@ -37,6 +37,8 @@ _EXPORTS = {
     "sample": ("charlstm.generate", "sample"),
     "evaluate": ("charlstm.evaluate", "evaluate"),
     "CharLSTMError": ("charlstm.errors", "CharLSTMError"),
+    "ReportConfig": ("charlstm.config", "ReportConfig"),
+    "write_report": ("charlstm.report", "write_report"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -255,6 +255,10 @@ _TRAIN_NUMBERS = ("step", "window", "epoch", "chars", "elapsed", "lr_scale", "op
 _TRAIN_OPTIONAL = ("best_val_loss", "best_epoch", "smoothed_loss", "schedule_ratio", "segment_step")
 _HISTORY_NUMBERS = ("epoch", "step", "train_loss", "val_loss", "val_bpc")
 _HISTORY_OPTIONAL = ("lr", "elapsed", "chars_per_s")
+CURVE_FIELDS = ("step", "elapsed", "train_loss", "lr", "chars_per_s")
+"""The columns of train["curve"], the learning curve: one row every tenth of an epoch or so, with
+the seconds of training so far, the smoothed training loss (nats/char), the learning rate and the
+training speed of that step (absent in checkpoints from before it was kept)."""
 
 
 def _is_number(value: Any) -> bool:
@@ -270,6 +274,11 @@ def _check_training_metadata(train: Any, history: Any, name: str) -> None:
     ok = ok and all(isinstance(h, dict) and all(_is_number(h.get(k)) for k in _HISTORY_NUMBERS) for h in history)
     ok = ok and all(_is_number(h[k]) for h in history for k in _HISTORY_OPTIONAL if k in h)
     ok = ok and all(isinstance(h.get("sample", ""), str) for h in history)
+    curve, stride = (train.get("curve", []), train.get("curve_stride", 1)) if isinstance(train, dict) else ([], 1)
+    ok = ok and isinstance(curve, list) and all(
+        isinstance(row, list) and len(row) == len(CURVE_FIELDS) and all(map(_is_number, row)) for row in curve
+    )
+    ok = ok and isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1
     if not ok:
         raise CheckpointError(f"{name}: malformed training metadata; the file is corrupt")
 
@@ -374,21 +383,27 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a charlstm checkpoint") from None
 
 
+def run_files(folder: Path) -> dict[str, list[Path]]:
+    """The .safetensors files of a folder by run: NAME.safetensors, NAME.resume.safetensors and
+    the epoch snapshots NAME.epochNNNN.safetensors under NAME."""
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: no such folder; train a model with `charlstm train FILE`, or name the folder that holds its checkpoints")
+    stems: dict[str, list[Path]] = {}
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
+        stem = path.name[: -len(RESUME_SUFFIX)] if path.name.endswith(RESUME_SUFFIX) else path.name[: -len(SUFFIX)]
+        base, _, number = stem.rpartition(".epoch")
+        stems.setdefault(base if base and number.isdigit() else stem, []).append(path)
+    return stems
+
+
 def list_runs(directory: str | os.PathLike = "checkpoints") -> list[dict[str, Any]]:
     """The runs in a folder, newest first: each model file NAME.safetensors with the resume file
     beside it (or a resume file alone), described from the latest of the two — corpus, model,
     steps, best validation loss, status, date and size. Epoch snapshots count in their run's
     size; files that are not charlstm checkpoints are left out."""
     folder = Path(directory)
-    if not folder.is_dir():
-        raise CheckpointError(f"{folder}: no such folder; train a model with `charlstm train FILE`, or name the folder that holds its checkpoints")
-    stems: dict[str, list[Path]] = {}
-    for path in folder.glob(f"*{SUFFIX}"):
-        stem = path.name[: -len(RESUME_SUFFIX)] if path.name.endswith(RESUME_SUFFIX) else path.name[: -len(SUFFIX)]
-        base, _, number = stem.rpartition(".epoch")
-        stems.setdefault(base if base and number.isdigit() else stem, []).append(path)
     runs = []
-    for stem, files in stems.items():
+    for stem, files in run_files(folder).items():
         latest = folder / (stem + RESUME_SUFFIX)
         model_file = folder / (stem + SUFFIX)
         try:

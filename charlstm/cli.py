@@ -1,4 +1,4 @@
-"""The command line: `charlstm train | sample | eval | inspect | runs`.
+"""The command line: `charlstm train | sample | eval | inspect | runs | report` and the views.
 
 A thin layer: it declares and checks options, calls the library, renders its events through `ui`,
 and turns the library's errors — and Typer's own usage errors — into one red line on stderr and
@@ -18,7 +18,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from charlstm.config import CELL_NAMES, ENCODING_ERRORS, MAX_VOCAB, OPTIMIZER_NAMES, SCHEDULES, ModelConfig, TrainConfig, default_of, field_help
+from charlstm.config import CELL_NAMES, ENCODING_ERRORS, MAX_VOCAB, OPTIMIZER_NAMES, SCHEDULES, ModelConfig, ReportConfig, TrainConfig, default_of, field_help
 
 app = typer.Typer(
     name="charlstm",
@@ -816,6 +816,51 @@ def gradcheck(
             ui_views.gradcheck_view(console, results, EPS)
     if not all(r.passed for r in results):
         raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------------------- report
+
+
+@app.command()
+def report(
+    paths: Annotated[Optional[List[Path]], typer.Argument(readable=False, help="Checkpoints, or folders of them, to report; several runs are overlaid. (default: the newest run in ./checkpoints)", show_default=False)] = None,
+    text: Annotated[Optional[Path], typer.Option("--text", readable=False, help="Text file the model views read. (default: each run's own validation text, if its corpus is still where it was)", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", readable=False, help="The HTML file to write. (default: NAME.report.html beside the checkpoint; report.html in the folder for several runs)", show_default=False)] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in the web browser when it is written.")] = False,
+    max_chars: Annotated[Optional[int], typer.Option("--max-chars", help=field_help(ReportConfig, "max_chars"), show_default=False)] = None,
+    top: Annotated[Optional[int], typer.Option("--top", help=field_help(ReportConfig, "top"), show_default=False)] = None,
+    units: Annotated[Optional[int], typer.Option("--units", help=field_help(ReportConfig, "units"), show_default=False)] = None,
+    find: Annotated[Optional[str], typer.Option("--find", help=field_help(ReportConfig, "find"), show_default=False)] = None,
+    max_lag: Annotated[Optional[int], typer.Option("--max-lag", "-K", help=field_help(ReportConfig, "max_lag"), show_default=False)] = None,
+    positions: Annotated[Optional[int], typer.Option("--positions", "-P", help=field_help(ReportConfig, "positions"), show_default=False)] = None,
+) -> None:
+    """Draw runs and what their models learned as one HTML page, and print its path.
+
+    The page holds the learning curves, every sample drawn during training, the text coloured by
+    surprisal (hover for the top guesses), the units that track features of the text, gate
+    saturation and gradient flow. It is one file that opens offline in any browser: no server,
+    nothing loaded from the network. Files that are not charlstm checkpoints are left out and
+    named.
+    """
+    from charlstm.errors import CharLSTMError
+
+    options = {"max_chars": max_chars, "top": top, "units": units, "find": find, "max_lag": max_lag, "positions": positions}
+    try:
+        from charlstm.report import write_report
+
+        cfg = ReportConfig(**{k: v for k, v in options.items() if v is not None})
+        written = write_report(paths or [], text, out, cfg)
+    except CharLSTMError as exc:
+        _fail(exc)
+    for _, why in written.skipped:
+        _note(f"left out: {why}")
+    for message in written.notes:
+        _note(message)
+    typer.echo(str(written.path))
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(written.path.resolve().as_uri())
 
 
 def main() -> None:

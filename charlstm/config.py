@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,37 @@ class TrainConfig:
                 raise UsageError(message)
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
             raise UsageError("a run needs an end: give --epochs, --max-steps or --max-minutes")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What `charlstm report` computes for the views of its page (the training curves and samples
+    are read from the checkpoints as they are)."""
+
+    max_chars: int = _opt(2000, "Characters of the text that the model views read (surprisal, neurons, gates, gradients).")
+    top: int = _opt(5, "Guesses shown for each character of the surprisal view.")
+    units: int = _opt(3, "Units shown for each feature in the neurons view, best first.")
+    find: str | None = _opt(None, "A regular expression: its matches are one more feature for the neurons view.", None)
+    max_lag: int = _opt(40, "Largest lag k of the gradient-flow plot, in steps back.")
+    positions: int = _opt(32, "Steps t the gradient norms are averaged over, spread over the text.")
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.max_chars >= 2, "--max-chars must be at least 2"),
+            (self.top >= 1, "--top must be at least 1"),
+            (self.units >= 1, "--units must be at least 1"),
+            (self.max_lag >= 0, "--max-lag must be >= 0"),
+            (self.positions >= 1, "--positions must be at least 1"),
+            (self.find is None or self.find != "", "--find must not be empty"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        if self.find:
+            try:
+                re.compile(self.find)
+            except re.error as e:
+                raise UsageError(f"--find {self.find!r} is not a valid regular expression ({e})") from None
 
 
 def default_of(cls: type, name: str) -> Any:

@@ -29,6 +29,8 @@ from charlstm.optim import Optimizer
 from charlstm.plan import resume_path_for
 
 LOSS_EMA = 0.05
+CURVE_PER_EPOCH = 10  # points of the learning curve per epoch, as --log-every's default
+MAX_CURVE = 2000  # past this many points, the curve keeps every other one
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Progress:
     segment_step: int | None = None  # where the learning-rate decay starts (schedule.Segment)
     segment_ratio: float = 1.0  # the rate there / peak
     history: list[dict[str, Any]] = field(default_factory=list)
+    curve: list[list[float]] = field(default_factory=list)  # rows of checkpoint.CURVE_FIELDS
+    curve_stride: int = 1  # the curve has a point every curve_stride × (steps per epoch / 10) steps
 
     def count(self, loss: float, chars: int) -> None:
         """Book an applied update of `chars` characters with this loss."""
@@ -62,6 +66,19 @@ class Progress:
         self.epoch_loss_count += 1
         ema = self.smoothed_loss
         self.smoothed_loss = loss if ema is None else (1 - LOSS_EMA) * ema + LOSS_EMA * loss
+
+    def record(self, steps_per_epoch: int, lr: float, chars_per_s: float) -> None:
+        """Add this step to the learning curve if it falls on the curve's interval (about
+        CURVE_PER_EPOCH points an epoch). A curve longer than MAX_CURVE doubles its interval and keeps
+        the points on it, so a long run's metadata stays small."""
+        every = max(1, steps_per_epoch // CURVE_PER_EPOCH) * self.curve_stride
+        if self.step % every or self.smoothed_loss is None:
+            return
+        point = [self.step, round(self.elapsed, 3), round(self.smoothed_loss, 6), float(f"{lr:.6g}"), round(chars_per_s, 1)]  # CURVE_FIELDS
+        self.curve.append(point)
+        if len(self.curve) > MAX_CURVE:
+            self.curve_stride *= 2
+            self.curve = [row for row in self.curve if row[0] % (2 * every) == 0]
 
     def next_window(self, steps_per_epoch: int) -> bool:
         """Move the data cursor one window on; True when that finished an epoch."""

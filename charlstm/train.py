@@ -378,6 +378,7 @@ def _report_step(run: Run, result: StepResult, seconds: float) -> None:
     else:
         run.step_time = 0.9 * run.step_time + 0.1 * seconds
     ahead = run_outlook(run)
+    p.record(run.steps_per_epoch, result.lr, chars / run.step_time)
     run.on_event(
         Step(p.step, p.step / run.steps_per_epoch, result.loss, p.smoothed_loss, result.lr, result.grad_norm,
              chars / run.step_time, p.elapsed, ahead.eta, ahead.end_step, ahead.fraction, ahead.by_time)

@@ -359,6 +359,8 @@ class TrainView:
         table.add_row("throughput", f"{fmt_rate(f.chars_per_s)} chars/s (validation and samples included)")
         for path in f.files:
             table.add_row("wrote", str(path))
+        if self.started is not None:
+            table.add_row("report", f"charlstm report {self.started.model_path}")
         print_plain(self.console, table)
 
 

@@ -119,3 +119,49 @@ def run_tty(*args: str, cwd, columns: int = 80) -> tuple[int, str]:
         chunks.append(data)
     os.close(master)
     return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------------- the report
+
+HOSTILE = "<script>alert(1)</script></textarea>"
+REPORT_TEXT = (
+    'She said "open the (old) door" and left.\n'
+    "    <script>alert(1)</script> is text, not code;\n"
+    '  so is </textarea> [here] & "there" {too}.\n'
+) * 36
+REPORT_CELLS = ("lstm", "gru", "rnn")
+REPORT_VAL_FRACTION = 0.1
+
+
+@pytest.fixture(scope="session")
+def report_runs(tmp_path_factory) -> Path:
+    """A folder `runs/` of three tiny models — an LSTM, a GRU and a vanilla RNN, 2×16 — each
+    trained for 3 epochs (about 150 steps, a second) on a text that holds markup, with samples
+    that start with markup; the corpus `text.txt` beside the folder, and `val.txt`: the text of
+    its validation split, which the report's model views read by default."""
+    from charlstm.corpus import load_corpus
+    from charlstm.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("report")
+    corpus_path = root / "text.txt"
+    corpus_path.write_text(REPORT_TEXT, encoding="utf-8")
+    corpus = load_corpus(corpus_path)
+    cfg = TrainConfig(
+        seq_len=20, batch_size=4, epochs=3, lr=0.01, dropout=0.0, val_fraction=REPORT_VAL_FRACTION,
+        sample_length=60, sample_seed=HOSTILE, kernels="numpy",
+    )
+    for cell in REPORT_CELLS:
+        train(corpus, model.ModelConfig(corpus.vocab.size, 16, 2, cell), cfg, root / "runs" / f"{cell}.safetensors")
+    _, val = corpus.split(REPORT_VAL_FRACTION)
+    (root / "val.txt").write_text(corpus.vocab.decode(val), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def report_page(report_runs) -> Path:
+    """`charlstm report runs/`: the three runs overlaid, on their validation text."""
+    result = run_cli("report", str(report_runs / "runs"))
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path == report_runs / "runs" / "report.html"
+    return path

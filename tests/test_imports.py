@@ -108,3 +108,5 @@ def test_typer_and_rich_each_have_one_door():
     assert importers_of("charlstm.cli") <= {"charlstm.__main__"}
     assert importers_of("charlstm.ui") <= {"charlstm.cli", "charlstm.ui_views"}
     assert importers_of("charlstm.ui_views") <= {"charlstm.cli"}
+    assert importers_of("charlstm.report") <= {"charlstm.cli"} | {m for m in MODULES if m.startswith("charlstm.report")}
+    assert importers_of("playwright") == set()  # a test dependency only
