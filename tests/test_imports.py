@@ -108,3 +108,11 @@ def test_typer_and_rich_each_have_one_door():
     assert importers_of("charlstm.cli") <= {"charlstm.__main__"}
     assert importers_of("charlstm.ui") <= {"charlstm.cli", "charlstm.ui_views"}
     assert importers_of("charlstm.ui_views") <= {"charlstm.cli"}
+
+
+def test_torch_has_one_door_and_only_the_torch_engine_opens_it():
+    """torch is imported by the torch engine alone, and it only when make_engine or engines.check
+    asks for it: the NumPy engine, sampling and every view never import it (at run time too:
+    tests/test_cli_engines.py hides torch and watches)."""
+    assert importers_of("torch") == {"charlstm.engines.torch_engine"}
+    assert importers_of("charlstm.engines.torch_engine") == {"charlstm.engines"}

@@ -93,9 +93,7 @@ def make_engine(config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndar
 
     dtype = dtype or np.float32
     if cfg.engine == "torch":
-        from charlstm.engines.torch_engine import TorchEngine
-
-        return TorchEngine(config, cfg, params, dtype)
+        return _torch_engine().TorchEngine(config, cfg, params, dtype)
     from charlstm.engines.numpy_engine import NumpyEngine
 
     return NumpyEngine(config, cfg, params, dtype)
@@ -110,16 +108,26 @@ def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> No
     if cfg.engine == "numpy":
         chosen = [f"--{name}" for name in ("device", "precision") if name in given]
         if chosen:
-            raise UsageError(f"{' and '.join(chosen)} choose how the torch engine computes; add --engine torch, or drop {'them' if len(chosen) > 1 else 'it'}")
+            are, them = ("are options", "them") if len(chosen) > 1 else ("is an option", "it")
+            raise UsageError(f"{' and '.join(chosen)} {are} of the torch engine; add --engine torch, or drop {them}")
         if K > 1:
             raise UsageError(f"torchrun started {K} ranks, but only the torch engine trains across ranks; add --engine torch")
     else:
-        from charlstm.engines.torch_engine import check_device
-
-        check_device(cfg.device, cfg.precision, K)
+        _torch_engine().check_device(cfg.device, cfg.precision, K)
     if batch and cfg.batch_size % K:
         fits = max(K, cfg.batch_size // K * K)
         raise UsageError(
             f"--batch-size {cfg.batch_size} does not divide among {K} ranks (each takes an equal share of the "
             f"streams); use a multiple of {K}, e.g. --batch-size {fits}"
         )
+
+
+def _torch_engine() -> Any:
+    """The torch_engine module; a UsageError saying how to install PyTorch when it cannot be imported."""
+    try:
+        from charlstm.engines import torch_engine
+    except ImportError as e:
+        if not (e.name or "").startswith("torch"):
+            raise
+        raise UsageError("the torch engine needs PyTorch, which cannot be imported here: pip install 'charlstm[torch]'") from None
+    return torch_engine
