@@ -239,11 +239,13 @@ def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
     """One window (x, y: (T, B) ids): forward and backward from the carried state, clip, and — if
     the loss and gradient norm are sane — update the weights, carry the state and report a Step.
     The rate is decided after the backward pass, so that under a time budget the last update is
-    the one at the floor; under torchrun the ranks agree on it and on the mean loss here."""
+    the one at the floor (under torchrun: rank 0's rate, by its clock)."""
     t0 = run.clock()
     p, cfg = run.progress, run.cfg
     loss, norm, new_state = run.engine.forward_backward(x, y, run.state)
-    (loss,), (ratio,), _ = run.engine.team.agree(mean=[loss], lead=[scheduled_ratio(run)])
+    ratio = scheduled_ratio(run)
+    if run.budget is not None:  # the rate follows a clock: every rank takes rank 0's
+        (ratio,), _ = run.engine.team.agree(lead=[ratio])
     lr = cfg.lr * ratio * p.lr_scale
     if not (loss <= run.loss_limit and math.isfinite(norm)):  # also catches NaN
         return StepResult(loss, norm, lr, applied=False)
@@ -373,7 +375,7 @@ def _after_step(run: Run, should_stop: Callable[[], bool]) -> str | None:
         run.on_event(Sampled(p.step, _sample(run)))
     end = deadline(run)
     time_up, save_due = end is not None and run.seconds() >= end, run.clock() - run.last_save >= cfg.save_minutes * 60
-    _, (time_up, save_due), (stop,) = run.engine.team.agree(lead=[time_up, save_due], flags=[should_stop()])
+    (time_up, save_due), (stop,) = run.engine.team.agree(lead=[time_up, save_due], flags=[should_stop()])
     if stop:
         return "interrupted"
     if time_up:

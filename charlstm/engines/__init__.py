@@ -54,9 +54,9 @@ class Engine(Protocol):
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray, state: State) -> tuple[float, float, State]:
         """One window of truncated BPTT on ids x, targets y (T, B) — every stream of the run; a
-        rank takes its own columns — from the carried `state`: the mean loss (nats/char, of this
-        rank's streams), the global gradient norm before clipping (clipped to `clip` in place),
-        and the final state, detached."""
+        rank takes its own columns — from the carried `state`: the mean loss (nats/char, over
+        every rank's streams), the global gradient norm before clipping (clipped to `clip` in
+        place), and the final state (this rank's), detached. Both numbers are the same on every rank."""
 
     def update(self, lr: float) -> None:
         """Apply the optimiser to the gradients of the last `forward_backward` at rate `lr`."""

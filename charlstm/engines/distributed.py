@@ -8,10 +8,11 @@ with equal shares that is the gradient of the whole batch's mean loss, so K rank
 process with B streams computes. The carried state stays on its rank, outside the module.
 
 `Ranks` is the engine's team (`team.Team`): its `agree` makes the run's decisions the same on every
-rank in one small all-reduce on the CPU (gloo; NCCL carries only the gradients): the mean loss the
-divergence guard sees, rank 0's clock's verdicts (the rate under a time budget, the deadline, timed
-saves) and any rank's stop request (Ctrl-C or SIGTERM to torchrun, which passes it to every rank).
-Backends: NCCL for the gradients on CUDA, gloo on the CPU.
+rank in one small all-reduce on the CPU (gloo), once a step: rank 0's clock's verdicts (the
+deadline of a time budget, timed saves; under a time budget also the learning rate, a second
+exchange) and any rank's stop request (Ctrl-C or SIGTERM to torchrun, which passes it to every
+rank). The loss the divergence guard sees is averaged over the ranks on the device (`average`),
+beside DDP's gradients: NCCL on CUDA, gloo on the CPU.
 """
 
 from __future__ import annotations
@@ -49,15 +50,18 @@ class Ranks:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(net, device_ids=ids, gradient_as_bucket_view=True)
 
-    def agree(
-        self, mean: Sequence[float] = (), lead: Sequence[float] = (), flags: Sequence[bool] = ()
-    ) -> tuple[list[float], list[float], list[bool]]:
-        n, m = len(mean), len(lead)
-        mine = [*mean, *(float(v) if self.leader else 0.0 for v in lead), *(float(f) for f in flags)]
+    def agree(self, lead: Sequence[float] = (), flags: Sequence[bool] = ()) -> tuple[list[float], list[bool]]:
+        mine = [*(float(v) if self.leader else 0.0 for v in lead), *(float(f) for f in flags)]
         values = torch.tensor(mine, dtype=torch.float64)
-        dist.all_reduce(values, group=self.control)  # a sum: of the means, of the leader's alone, of the flags
+        dist.all_reduce(values, group=self.control)  # a sum: of the leader's values alone, of the flags
         out = values.tolist()
-        return [v / self.size for v in out[:n]], out[n : n + m], [v > 0 for v in out[n + m :]]
+        return out[: len(lead)], [v > 0 for v in out[len(lead) :]]
+
+    def average(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean over ranks of a scalar on this rank's device (its gradients' group: NCCL on CUDA)."""
+        total = value.detach().clone()
+        dist.all_reduce(total)
+        return total / self.size
 
     def gather_streams(self, state: torch.Tensor) -> torch.Tensor:
         """Every rank's (L, B/K, H) share of a carried state, as (L, B, H) on the CPU, in rank order."""

@@ -21,11 +21,9 @@ class Team(Protocol):
     def leader(self) -> bool:
         """Rank 0: the one that validates, samples, writes checkpoints and reports."""
 
-    def agree(
-        self, mean: Sequence[float] = (), lead: Sequence[float] = (), flags: Sequence[bool] = ()
-    ) -> tuple[list[float], list[float], list[bool]]:
-        """The same values on every rank, in one exchange: the mean over ranks of `mean`, the
-        leader's `lead` (its clock's verdicts), and for each of `flags` whether any rank raised it."""
+    def agree(self, lead: Sequence[float] = (), flags: Sequence[bool] = ()) -> tuple[list[float], list[bool]]:
+        """The same values on every rank, in one exchange: the leader's `lead` (what its clock
+        says), and for each of `flags` whether any rank raised it."""
 
 
 @dataclass(frozen=True)
@@ -39,10 +37,8 @@ class Solo:
     def leader(self) -> bool:
         return True
 
-    def agree(
-        self, mean: Sequence[float] = (), lead: Sequence[float] = (), flags: Sequence[bool] = ()
-    ) -> tuple[list[float], list[float], list[bool]]:
-        return list(mean), list(lead), list(flags)
+    def agree(self, lead: Sequence[float] = (), flags: Sequence[bool] = ()) -> tuple[list[float], list[bool]]:
+        return list(lead), list(flags)
 
 
 def world_size() -> int:

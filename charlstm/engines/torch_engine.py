@@ -185,8 +185,9 @@ class TorchEngine:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.cfg.clip if self.cfg.clip > 0 else float("inf")
-        norm = nn.utils.clip_grad_norm_(self.params.values(), clip)  # the norm before clipping
-        loss_value, norm_value = torch.stack([loss.detach().to(norm.dtype), norm]).tolist()  # one wait for the device
+        norm = nn.utils.clip_grad_norm_(self.params.values(), clip)  # the norm before clipping (DDP's averaged gradients: the same on every rank)
+        mean = self.team.average(loss) if self.team.size > 1 else loss.detach()  # the loss of every rank's streams
+        loss_value, norm_value = torch.stack([mean.to(norm.dtype), norm]).tolist()  # one wait for the device
         return loss_value, norm_value, tuple(s.detach().to(self.dtype) for s in final)  # bf16 back to fp32
 
     def update(self, lr: float) -> None:
