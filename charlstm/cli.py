@@ -306,6 +306,7 @@ class _JsonLog:
             "vocab_size": e.vocab_size, "num_params": e.num_params, "model": e.config.to_dict(), "train": asdict(e.train),
             "steps_per_epoch": e.steps_per_epoch, **({"total_steps": e.total_steps} if e.total_steps is not None else {}),
             "start_step": e.start_step, "resumed": e.resumed, "model_path": str(e.model_path), "resume_path": str(e.resume_path),
+            "engine": e.engine,
         }
 
     def _train(self, loss: float | None) -> dict[str, float]:

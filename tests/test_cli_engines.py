@@ -14,7 +14,8 @@ from charlstm import checkpoint
 
 from conftest import assert_clean_error, run_cli
 
-FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]
+FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0"]
+NUMPY = ["--kernels", "numpy"]  # no ~1 s numba load per run
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # see test_engines.one_torch_thread
 
 
@@ -61,7 +62,7 @@ def test_a_torch_run_is_read_by_every_command_without_torch(tiny_corpus, tmp_pat
 
 def test_the_numpy_engine_never_imports_torch(tiny_corpus, tmp_path):
     env, marker = hidden_torch(tmp_path)
-    result = run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "3", cwd=tmp_path, env=env)
+    result = run_cli("train", str(tiny_corpus), *FAST, *NUMPY, "--max-steps", "3", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "engine       numpy (numpy kernels)" in result.stderr
     assert run_cli("sample", "--seed", "The", "--length", "10", cwd=tmp_path, env=env).returncode == 0
@@ -81,6 +82,7 @@ def test_the_torch_engine_without_torch_says_how_to_install_it(tiny_corpus, tmp_
     (["--device", "cpu"], ["--device is an option of the torch engine", "add --engine torch"]),
     (["--precision", "bf16", "--device", "cuda"], ["--device and --precision are options of the torch engine"]),
     (["--engine", "torch", "--device", "tpu"], ["--device must be auto, cpu, cuda, cuda:N"]),
+    (["--engine", "torch", "--kernels", "numba"], ["--kernels chooses the NumPy engine's math", "drop it"]),
 ])
 def test_an_engine_that_cannot_run_here_is_one_line_and_nothing_written(tiny_corpus, tmp_path, options, fragments):
     torch = pytest.importorskip("torch")
@@ -101,6 +103,6 @@ def test_ranks_that_cannot_share_the_batch_are_one_line_from_rank_0(tiny_corpus,
     assert_clean_error(leader, "--batch-size 3 does not divide among 2 ranks", code=2)
     other = run_cli(*args, cwd=tmp_path, env={**ranks, "RANK": "1", "LOCAL_RANK": "1"})
     assert other.returncode == 2 and other.stderr == "" and other.stdout == ""
-    numpy = run_cli("train", str(tiny_corpus), *FAST, cwd=tmp_path, env={**ranks, "RANK": "0", "LOCAL_RANK": "0"})
+    numpy = run_cli("train", str(tiny_corpus), *FAST, *NUMPY, cwd=tmp_path, env={**ranks, "RANK": "0", "LOCAL_RANK": "0"})
     assert_clean_error(numpy, "only the torch engine trains across ranks; add --engine torch", code=2)
     assert not (tmp_path / "checkpoints").exists()

@@ -101,9 +101,10 @@ def make_engine(config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndar
 
 def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> None:
     """A UsageError, before anything is read or written, when this machine cannot train with
-    `cfg`'s engine as chosen: --device or --precision without --engine torch (given: the options
-    the user set), torchrun without --engine torch, PyTorch missing, a device that is not there,
-    bf16 where it cannot run; with `batch`, a --batch-size that the ranks cannot share equally."""
+    `cfg`'s engine as chosen: --device or --precision without --engine torch, --kernels with it
+    (given: the options the user set), torchrun without --engine torch, PyTorch missing, a device
+    that is not there, bf16 where it cannot run; with `batch`, a --batch-size that the ranks
+    cannot share equally."""
     K = world_size()
     if cfg.engine == "numpy":
         chosen = [f"--{name}" for name in ("device", "precision") if name in given]
@@ -112,13 +113,15 @@ def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> No
             raise UsageError(f"{' and '.join(chosen)} {are} of the torch engine; add --engine torch, or drop {them}")
         if K > 1:
             raise UsageError(f"torchrun started {K} ranks, but only the torch engine trains across ranks; add --engine torch")
+    elif "kernels" in given:
+        raise UsageError("--kernels chooses the NumPy engine's math; the torch engine computes with PyTorch: drop it")
     else:
         _torch_engine().check_device(cfg.device, cfg.precision, K)
     if batch and cfg.batch_size % K:
         fits = max(K, cfg.batch_size // K * K)
         raise UsageError(
             f"--batch-size {cfg.batch_size} does not divide among {K} ranks (each takes an equal share of the "
-            f"streams); use a multiple of {K}, e.g. --batch-size {fits}"
+            f"streams); use a multiple of {K}, e.g. --batch-size {fits}, or a number of ranks that divides {cfg.batch_size}"
         )
 
 
