@@ -23,6 +23,7 @@ RMSPROP_ALPHA = 0.95
 SGD_MOMENTUM = 0.9
 EPS = 1e-8
 
+
 def global_norm(grads: dict[str, np.ndarray]) -> float:
     """sqrt(sum of squares) over every gradient array; inf or nan if any entry is."""
     total = 0.0

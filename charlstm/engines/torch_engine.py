@@ -235,8 +235,8 @@ class TorchEngine:
         tensors = {}
         for buffer in optim.OPTIMIZERS[self.cfg.optimizer].buffers:
             for name, theirs in self.names.items():
-                moment = self.optimizer.state.get(self.params[theirs], {}).get(TORCH_BUFFERS.get(buffer, buffer))
                 p = self.params[theirs]
+                moment = self.optimizer.state.get(p, {}).get(TORCH_BUFFERS.get(buffer, buffer))  # none before the first update
                 tensors[f"optim.{buffer}.{name}"] = _numpy(moment if moment is not None else torch.zeros_like(p))
         for name, s in zip(model.state_names(self.config), state):
             tensors[f"state.{name}"] = _numpy(self.team.gather_streams(s) if self.team.size > 1 else s)
@@ -280,7 +280,10 @@ class TorchEngine:
         states = saved.get("states") if isinstance(saved, dict) and saved.get("device") == self.device.type else None
         if isinstance(states, list) and len(states) == self.team.size:
             raw = np.frombuffer(base64.b64decode(states[self.team.rank]), np.uint8).copy()
-            self.generator.set_state(torch.from_numpy(raw))
+            try:
+                self.generator.set_state(torch.from_numpy(raw))
+            except RuntimeError:  # not a generator state of this device kind: a damaged file
+                raise ValueError("torch_rng") from None
         else:
             self.generator.manual_seed(_seed(self.cfg.seed, self.team.rank, step))
 
