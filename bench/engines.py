@@ -234,9 +234,11 @@ def engine_losses(cell: str, dtype, steps: int = 50, **train) -> tuple[np.ndarra
 def gpu_equivalence(torch) -> dict:
     """The torch engine on cuda:0 against the NumPy engine, TF32 off: every cell in float32 and
     float64 (losses relative, weights absolute), and bf16 against fp32 on the GPU."""
+    from charlstm.config import CELL_NAMES
+
     tf32(torch, False)
     out: dict = {}
-    for cell in speed_cells():
+    for cell in CELL_NAMES:
         log(f"gpu equivalence {cell} …")
         for name, dtype in (("fp32", np.float32), ("fp64", np.float64)):
             a, wa = engine_losses(cell, dtype, kernels="numpy")
@@ -249,12 +251,6 @@ def gpu_equivalence(torch) -> dict:
         out["lstm.bf16_vs_fp32"] = {"max_rel_loss_diff": float(np.max(np.abs(a - b) / a)), "last_fp32": float(a[-1]), "last_bf16": float(b[-1])}
     tf32(torch, True)
     return out
-
-
-def speed_cells() -> tuple[str, ...]:
-    from charlstm.config import CELL_NAMES
-
-    return CELL_NAMES
 
 
 def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
