@@ -150,16 +150,17 @@ def charlstm_trainer(L: int, H: int, B: int, T: int, kernels_name: str = "numpy"
     return step
 
 
-def torch_trainer(torch, L: int, H: int, B: int, T: int):
+def torch_trainer(torch, L: int, H: int, B: int, T: int, device: str = "cpu"):
     """The PyTorch equivalent: nn.LSTM on one-hot vectors (the same parameters as charlstm),
-    nn.Linear, cross-entropy, Adam and clip_grad_norm_, state carried and detached."""
+    nn.Linear, cross-entropy, Adam and clip_grad_norm_, state carried and detached; on `device`
+    (bench/engines.py runs it on GPUs too; its ids are there before timing)."""
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(V, H, L)
-    head = torch.nn.Linear(H, V)
+    lstm = torch.nn.LSTM(V, H, L).to(device)
+    head = torch.nn.Linear(H, V).to(device)
     parameters = list(lstm.parameters()) + list(head.parameters())
     optimizer = torch.optim.Adam(parameters, lr=LR)
-    ids = torch.from_numpy(np.random.default_rng(1).integers(0, V, (50, T + 1, B)).astype(np.int64))
-    run = {"state": (torch.zeros(L, B, H), torch.zeros(L, B, H)), "k": 0}
+    ids = torch.from_numpy(np.random.default_rng(1).integers(0, V, (50, T + 1, B)).astype(np.int64)).to(device)
+    run = {"state": (torch.zeros(L, B, H, device=device), torch.zeros(L, B, H, device=device)), "k": 0}
 
     def step() -> float:
         chunk = ids[run["k"] % len(ids)]

@@ -442,6 +442,7 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
     """A JSON-compatible description of a checkpoint, for `inspect` (tables or --json)."""
     train = dict(ckpt.train)
     train.pop("rng", None)
+    train.pop("torch_rng", None)  # the torch engine's generators, as the resume file keeps them
     steps_per_epoch = train.get("steps_per_epoch") or 0
     if steps_per_epoch:
         train["epochs"] = round(train.get("step", 0) / steps_per_epoch, 4)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from charlstm.config import CELL_NAMES, ENCODING_ERRORS, MAX_VOCAB, OPTIMIZER_NAMES, SCHEDULES, ModelConfig, ReportConfig, TrainConfig, default_of, field_help
+from charlstm.config import CELL_NAMES, ENCODING_ERRORS, ENGINE_NAMES, MAX_VOCAB, OPTIMIZER_NAMES, PRECISIONS, SCHEDULES, ModelConfig, ReportConfig, TrainConfig, default_of, field_help
 
 app = typer.Typer(
     name="charlstm",
@@ -46,6 +46,8 @@ Cell = _choice("Cell", CELL_NAMES)
 Optimizer = _choice("Optimizer", OPTIMIZER_NAMES)
 Schedule = _choice("Schedule", SCHEDULES)
 Errors = _choice("Errors", ENCODING_ERRORS)
+EngineName = _choice("EngineName", ENGINE_NAMES)
+Precision = _choice("Precision", PRECISIONS)
 
 MODEL = "Model"
 OPTIM = "Optimisation"
@@ -119,6 +121,9 @@ def train(
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help=field_help(TrainConfig, "max_minutes"), rich_help_panel=RUN, show_default=False)] = None,
     random_seed: Annotated[Optional[int], typer.Option("--random-seed", help=field_help(TrainConfig, "seed"), rich_help_panel=RUN, show_default=False)] = None,
     kernels: Annotated[Optional[str], typer.Option("--kernels", help=field_help(TrainConfig, "kernels"), rich_help_panel=RUN, show_default=False)] = None,
+    engine: Annotated[Optional[EngineName], typer.Option("--engine", metavar=_metavar(ENGINE_NAMES), help=field_help(TrainConfig, "engine"), rich_help_panel=RUN, show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help=field_help(TrainConfig, "device"), rich_help_panel=RUN, show_default=False)] = None,
+    precision: Annotated[Optional[Precision], typer.Option("--precision", metavar=_metavar(PRECISIONS), help=field_help(TrainConfig, "precision"), rich_help_panel=RUN, show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option(readable=False, help="Continue a run exactly from its checkpoint (the .safetensors or .resume.safetensors file).", rich_help_panel=RUN, show_default=False)] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", readable=False, help="Start a new run from a checkpoint's weights and vocabulary (fine-tuning).", rich_help_panel=RUN, show_default=False)] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over even if a checkpoint for this corpus exists (it will be overwritten).", rich_help_panel=RUN)] = False,
@@ -140,17 +145,21 @@ def train(
 
     Checkpoints go to checkpoints/CORPUS.safetensors (best by validation loss) and
     checkpoints/CORPUS.resume.safetensors (latest full state). If a run for the corpus exists,
-    pass --resume PATH to continue it or --fresh to start over. Ctrl-C stops after the current
-    step with a checkpoint (exit code 130).
+    pass --resume PATH to continue it or --fresh to start over. Ctrl-C (or SIGTERM) stops after
+    the current step with a checkpoint (exit code 130).
 
     The run ends at the first of its limits: --epochs (10, unless only --max-minutes is given),
     --max-steps, --max-minutes. On --resume, --epochs and --max-steps count the earlier runs'
     steps too and are kept; giving any of the three limits sets a new end on its own (the
     others kept are dropped), and the learning rate decays from where it is to that end.
     --max-minutes counts this run only and is never kept.
+
+    On GPUs: --engine torch (--device cuda); on several, `torchrun --nproc-per-node K -m charlstm
+    train ... --engine torch` (rank 0 prints and writes the checkpoints).
     """
     from charlstm import train as tr
     from charlstm import ui
+    from charlstm.engines import rank
     from charlstm.errors import CharLSTMError
     from charlstm.plan import plan_run
 
@@ -163,33 +172,38 @@ def train(
         "dropout": dropout, "schedule": _value(schedule), "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
         "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
         "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes, "kernels": kernels,
+        "engine": _value(engine), "device": device, "precision": _value(precision),
     }
     console = ui.make_console()
     view: Any = None
     log: Any = None
     progress = ui.EncodingProgress(console)
+    leader = True
     try:
+        leader = rank() == 0  # under torchrun, rank 0 alone speaks and logs
         plan = plan_run(
             corpus[0] if corpus and len(corpus) == 1 else corpus, model_options, train_options, resume=resume,
             init_from=init_from, fresh=fresh, out=out, encoding=encoding, errors=errors.value, max_vocab=max_vocab,
-            on_progress=progress,
+            on_progress=progress if leader else None,
         )
         progress.close()
-        view = ui.TrainView(console, quiet=quiet, log_every=log_every, plan_notes=plan.notes)
-        log = _JsonLog(log_json, log_every) if log_json else None
+        view = ui.TrainView(console, quiet=quiet or not leader, log_every=log_every, plan_notes=plan.notes if leader else ())
+        log = _JsonLog(log_json, log_every) if log_json and leader else None
 
         def on_event(event: Any) -> None:
             view(event)
             if log is not None:
                 log(event)
 
-        stop = _StopFlag(console)
+        stop = _StopFlag(console if leader else None)
         with stop:
             finished = tr.train_plan(plan, on_event, stop.requested)
     except CharLSTMError as exc:
         progress.close()
         if view is not None:
             view.close()
+        if not leader:
+            raise typer.Exit(exc.exit_code)
         _fail(exc)
     except KeyboardInterrupt:
         if view is not None:
@@ -200,12 +214,14 @@ def train(
         if log is not None:
             log.close()
     if finished.reason == "interrupted":
-        ui.warn(console, f"interrupted at step {finished.step}; continue with: charlstm train --resume {plan.resume_path}")
+        if leader:
+            ui.warn(console, f"interrupted at step {finished.step}; continue with: charlstm train --resume {plan.resume_path}")
         raise typer.Exit(130)
 
 
 class _StopFlag:
-    """First Ctrl-C: ask the loop to stop after the current step. Second: abort at once."""
+    """First Ctrl-C (or SIGTERM, as torchrun and batch schedulers send): ask the loop to stop
+    after the current step. Second: abort at once. `console`: where to say so (None: say nothing)."""
 
     def __init__(self, console: Any) -> None:
         self.console = console
@@ -221,14 +237,16 @@ class _StopFlag:
             raise KeyboardInterrupt
         from charlstm import ui
 
-        ui.stopping_message(self.console)
+        if self.console is not None:
+            ui.stopping_message(self.console)
 
     def __enter__(self) -> _StopFlag:
-        self.previous = signal.signal(signal.SIGINT, self._handler)
+        self.previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 class _JsonLog:
@@ -288,6 +306,7 @@ class _JsonLog:
             "vocab_size": e.vocab_size, "num_params": e.num_params, "model": e.config.to_dict(), "train": asdict(e.train),
             "steps_per_epoch": e.steps_per_epoch, **({"total_steps": e.total_steps} if e.total_steps is not None else {}),
             "start_step": e.start_step, "resumed": e.resumed, "model_path": str(e.model_path), "resume_path": str(e.resume_path),
+            "engine": e.engine,
         }
 
     def _train(self, loss: float | None) -> dict[str, float]:

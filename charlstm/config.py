@@ -20,6 +20,9 @@ CELL_NAMES = ("lstm", "gru", "rnn")
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "linear")
 KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.kernels.CHOICES
+ENGINE_NAMES = ("numpy", "torch")  # charlstm.engines
+PRECISIONS = ("fp32", "bf16")
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"  # what --device accepts
 ENCODING_ERRORS = ("strict", "replace")  # what --errors may do with undecodable bytes
 AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows per epoch
 MAX_VOCAB = 10_000  # more distinct characters than this: most likely a binary file
@@ -105,6 +108,12 @@ class TrainConfig:
     kernels: str = _opt(
         "auto", "The per-step math: numba (fused, compiled; pip install 'charlstm[fast]'), numpy, or auto (numba when installed)."
     )
+    engine: str = _opt(
+        "numpy", "What computes the steps: numpy (this package's own code, on the CPU) or torch (PyTorch, on a CPU or "
+        "GPUs; pip install 'charlstm[torch]'; several GPUs: torchrun). A run resumes on either."
+    )
+    device: str = _opt("auto", "The torch engine's device: auto (a CUDA GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps.")
+    precision: str = _opt("fp32", "The torch engine's arithmetic: fp32, or bf16 (autocast, on CUDA GPUs that have it).")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -121,6 +130,9 @@ class TrainConfig:
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
             (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
+            (self.engine in ENGINE_NAMES, f"--engine must be one of {', '.join(ENGINE_NAMES)}"),
+            (re.fullmatch(DEVICE_PATTERN, self.device) is not None, "--device must be auto, cpu, cuda, cuda:N (N a number) or mps"),
+            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (self.optimizer in OPTIMIZER_NAMES, f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)}"),
             (self.clip >= 0, "--clip must be >= 0 (0 disables clipping)"),
             (self.epochs is None or self.epochs >= 1, "--epochs must be at least 1"),

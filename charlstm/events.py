@@ -29,6 +29,7 @@ class Started:
     resumed: bool
     notes: tuple[str, ...] = ()
     val_loss: float | None = None  # the last validation loss of a resumed run
+    engine: str = ""  # what computes the steps, in words (engines.Engine.describe)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,12 @@ from charlstm import kernels as kernels_
 from charlstm.errors import UsageError
 from charlstm.kernels import Kernels
 
+# The hyper-parameters, written once (the torch engine gives torch.optim the same)
+ADAM_BETAS = (0.9, 0.999)
+RMSPROP_ALPHA = 0.95
+SGD_MOMENTUM = 0.9
+EPS = 1e-8
+
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
     """sqrt(sum of squares) over every gradient array; inf or nan if any entry is."""
@@ -76,7 +82,7 @@ class SGD(Optimizer):
     name = "sgd"
     buffers = ("momentum",)
 
-    def __init__(self, params: dict[str, np.ndarray], momentum: float = 0.9) -> None:
+    def __init__(self, params: dict[str, np.ndarray], momentum: float = SGD_MOMENTUM) -> None:
         super().__init__(params)
         self.momentum = momentum
 
@@ -94,7 +100,7 @@ class RMSProp(Optimizer):
     name = "rmsprop"
     buffers = ("square_avg",)
 
-    def __init__(self, params: dict[str, np.ndarray], alpha: float = 0.95, eps: float = 1e-8) -> None:
+    def __init__(self, params: dict[str, np.ndarray], alpha: float = RMSPROP_ALPHA, eps: float = EPS) -> None:
         super().__init__(params)
         self.alpha, self.eps = alpha, eps
 
@@ -121,7 +127,7 @@ class Adam(Optimizer):
     buffers = ("exp_avg", "exp_avg_sq")
 
     def __init__(
-        self, params: dict[str, np.ndarray], beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+        self, params: dict[str, np.ndarray], beta1: float = ADAM_BETAS[0], beta2: float = ADAM_BETAS[1], eps: float = EPS,
         kernels: Kernels | None = None,
     ) -> None:
         super().__init__(params)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from charlstm import checkpoint as ckpt_io
+from charlstm import engines
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, ENCODING_ERRORS, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
 from charlstm.corpus import Corpus, describe_chars, load_corpus, prepare_source, source_name
@@ -70,6 +71,7 @@ def plan_run(
         assert corpus_path is not None
         plan = _plan_new(corpus_path, model_given, train_given, init_from, fresh, out, load)
     _check_sample_seed(plan)
+    engines.check(plan.train, tuple(train_given))
     if isinstance(given, Path) and corpus_path != given:
         plan = replace(plan, notes=(f"read the stream {given} into {corpus_path}", *plan.notes))
     return plan
@@ -100,9 +102,11 @@ def _check_options(
     if model_given.get("cell", CELL_NAMES[0]) not in CELL_NAMES:
         raise UsageError(f"--cell must be one of {', '.join(CELL_NAMES)}")
     try:
-        TrainConfig(**train_given)  # range checks, named by option
+        given = TrainConfig(**train_given)  # range checks, named by option
     except TypeError as e:
         raise UsageError(f"unknown training option: {e}") from None
+    if given.engine == "torch":  # before a large corpus is read: is PyTorch there, and the device?
+        engines.check(given, tuple(train_given), batch=False)
 
 
 def _plan_resume(
@@ -138,7 +142,8 @@ def _plan_new(
     config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
     if "batch_size" not in train_given:
         n_train = len(corpus.split(cfg.val_fraction)[0])
-        cfg = replace(cfg, batch_size=auto_batch_size(n_train, cfg.seq_len))
+        K = engines.world_size()  # under torchrun, the ranks share the streams equally
+        cfg = replace(cfg, batch_size=max(K, auto_batch_size(n_train, cfg.seq_len) // K * K))
     return RunPlan(corpus, config, cfg, model_path, init=init)
 
 

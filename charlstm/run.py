@@ -1,9 +1,9 @@
 """The state of a training run, and how it goes into a checkpoint and comes back out.
 
-`Run` is what the named steps in train.py share instead of closures: weights, optimiser, RNG,
-carried state, counters, files and the last good snapshot. Everything that makes a resumed run
-compute exactly the losses of an uninterrupted one is written by `to_checkpoint` and read back by
-`restore`.
+`Run` is what the named steps in train.py share instead of closures: the engine (which holds the
+weights, optimiser and RNG), the carried state, counters, files and the last good snapshot.
+Everything that makes a resumed run compute exactly the losses of an uninterrupted one is written
+by `to_checkpoint` and read back by `restore`.
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from charlstm import kernels as kernels_
 from charlstm import model
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpus import Corpus
+from charlstm.engines import Engine, State
 from charlstm.errors import UsageError
-from charlstm.kernels import Kernels
 from charlstm.events import Event
-from charlstm.optim import Optimizer
 from charlstm.plan import resume_path_for
 
 LOSS_EMA = 0.05
@@ -100,16 +98,6 @@ class Progress:
         return loss
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """The last good weights and optimiser state, taken at every resume checkpoint: what a
-    diverged step goes back to."""
-
-    params: dict[str, np.ndarray]
-    optimizer_state: dict[str, np.ndarray]
-    optimizer_steps: int
-
-
 @dataclass
 class Run:
     """One training run in progress. Made by `train.start_run`, changed only by its steps."""
@@ -124,21 +112,17 @@ class Run:
     total_steps: int | None  # the step limit (epochs, --max-steps); None: only the time budget ends the run
     loss_limit: float  # a loss above this is divergence
     fingerprint: dict[str, Any]  # identifies the corpus for a resume
-    params: dict[str, np.ndarray]
-    optimizer: Optimizer
-    rng: np.random.Generator
-    state: model.State  # carried from window to window
+    engine: Engine  # weights, optimiser, RNG: what computes the steps (engines/)
+    state: State  # carried from window to window, the engine's arrays
     progress: Progress
     on_event: Callable[[Event], None]
-    cache: model.Cache = field(default_factory=model.Cache)  # activation buffers, reused
     files: set[Path] = field(default_factory=set)  # written by this run
-    snapshot: Snapshot | None = None
+    snapshot: Any = None  # the last good weights and optimiser state (engine.snapshot), taken at every resume checkpoint
     clock: Callable[[], float] = time.perf_counter  # seconds; tests pass a fake one
     last_save: float = 0.0  # clock() at the last resume checkpoint
     started_at: float = 0.0  # clock() when this process began stepping
     elapsed_before: float = 0.0  # seconds of training before this process
     step_time: float | None = None  # seconds per step, smoothed
-    kernels: Kernels = field(default_factory=kernels_.numpy)  # the per-step math (NumPy or numba)
     timed_steps: int = 0  # steps timed in this process
     wrapup_time: float | None = None  # seconds of the last end of epoch (validation, sample, saves)
     segment_seconds: float = 0.0  # seconds() when the current decay segment began in this process
@@ -147,6 +131,11 @@ class Run:
     @property
     def resume_path(self) -> Path:
         return resume_path_for(self.model_path)
+
+    @property
+    def leader(self) -> bool:
+        """This process validates, samples, writes checkpoints and reports (rank 0 under torchrun)."""
+        return self.engine.team.leader
 
     def seconds(self) -> float:
         """Seconds since this process began stepping: what --max-minutes counts."""
@@ -158,65 +147,37 @@ class Run:
         return None if self.cfg.max_minutes is None else self.cfg.max_minutes * 60
 
 
-def take_snapshot(run: Run) -> Snapshot:
-    """Copies of the weights and optimiser state as they are now."""
-    opt = run.optimizer
-    return Snapshot({k: v.copy() for k, v in run.params.items()}, {k: v.copy() for k, v in opt.state.items()}, opt.steps)
-
-
-def restore_snapshot(run: Run) -> None:
-    """Put the snapshot's weights and optimiser state back, in place."""
-    snap = run.snapshot
-    assert snap is not None
-    for k, v in snap.params.items():
-        run.params[k][...] = v
-    for k, v in snap.optimizer_state.items():
-        run.optimizer.state[k][...] = v
-    run.optimizer.steps = snap.optimizer_steps
-
-
-def params_finite(params: dict[str, np.ndarray]) -> bool:
-    return all(np.isfinite(p).all() for p in params.values())
-
-
 def to_checkpoint(run: Run, with_state: bool, status: str) -> Checkpoint:
-    """The run as a checkpoint: weights, configs, counters, RNG and history; `with_state` adds
-    the optimiser moments and the carried state (the resume file)."""
+    """The run as a checkpoint: weights, configs, counters and history; `with_state` adds the
+    optimiser moments, the carried state and the RNG (the resume file). Under torchrun,
+    `with_state` gathers every rank's carried state: all ranks call it together."""
     train_meta = {
         "config": asdict(run.cfg),
         "corpus": run.fingerprint,
         "status": status,
         "steps_per_epoch": run.steps_per_epoch,
-        "optimizer_steps": run.optimizer.steps,
-        "rng": run.rng.bit_generator.state,
         **{k: v for k, v in asdict(run.progress).items() if k != "history"},
     }
-    extra = {}
+    extra: dict[str, np.ndarray] = {}
     if with_state:
-        extra = {f"optim.{k}": v for k, v in run.optimizer.state_tensors().items()}
-        extra.update({f"state.{n}": s for n, s in zip(model.state_names(run.config), run.state)})
-    return Checkpoint(run.config, run.corpus.vocab, run.params, train_meta, list(run.progress.history), extra)
+        extra, engine_meta = run.engine.save_state(run.state)
+        train_meta.update(engine_meta)
+    return Checkpoint(run.config, run.corpus.vocab, run.engine.params_numpy(), train_meta, list(run.progress.history), extra)
 
 
-def restore(
-    resume: Checkpoint, optimizer: Optimizer, rng: np.random.Generator, config: ModelConfig, B: int
-) -> tuple[Progress, model.State]:
+def restore(resume: Checkpoint, engine: Engine, config: ModelConfig, B: int) -> tuple[Progress, State]:
     """Progress and carried state from a resume file; the optimiser moments and the RNG are
-    restored in place."""
+    restored in the engine. Either engine's resume file resumes on either engine."""
     meta = resume.train
+    shape = (config.num_layers, B, config.hidden_size)
     try:
-        optimizer.load_state_tensors(
-            {k[len("optim.") :]: v for k, v in resume.extra.items() if k.startswith("optim.")},
-            int(meta["optimizer_steps"]),
-        )
-        rng.bit_generator.state = meta["rng"]
-        state = tuple(resume.extra[f"state.{n}"].astype(np.float32) for n in model.state_names(config))
+        if any(resume.extra[f"state.{n}"].shape != shape for n in model.state_names(config)):
+            raise UsageError(f"{resume.path}: its carried state does not fit --batch-size {B}")
+        state = engine.load_state(resume)
         fields = {k: meta[k] for k in Progress.__dataclass_fields__ if k in meta and k != "history"}
         progress = Progress(**fields, history=list(resume.history))
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{resume.path}: not a resumable checkpoint (missing {e}); use --init-from to start from its weights") from None
-    if any(s.shape != (config.num_layers, B, config.hidden_size) for s in state):
-        raise UsageError(f"{resume.path}: its carried state does not fit --batch-size {B}")
     return progress, state
 
 

@@ -1,16 +1,23 @@
 """The training loop as small named steps: truncated BPTT over contiguous streams, validation,
 checkpoints, resume.
 
-`start_run` sets a run up (fresh, from `init`'s weights, or exactly where `resume` stopped). Then,
-for every window, `train_step` runs forward T steps from the carried state and backward, clips the
-global gradient norm and, if the step is sane, updates the weights and carries the final state into
-the next window (detached: nothing flows back across windows). At the end of each epoch `end_epoch`
-scores the whole validation split, draws a sample and `save`s the best-by-validation weights to the
-model file and the full state (weights, optimiser moments, carried state, counters, RNG, history)
-to the resume file. `finish` writes the last checkpoint.
+`start_run` sets a run up (fresh, from `init`'s weights, or exactly where `resume` stopped) on the
+engine its config names (engines/: NumPy or PyTorch), which does all the computing. Then, for every
+window, `train_step` has the engine run forward T steps from the carried state and backward and
+clip the global gradient norm and, if the step is sane, update the weights; the final state is
+carried into the next window (detached: nothing flows back across windows). At the end of each
+epoch `end_epoch` scores the whole validation split, draws a sample and `save`s the
+best-by-validation weights to the model file and the full state (weights, optimiser moments,
+carried state, counters, RNG, history) to the resume file. `finish` writes the last checkpoint.
 
 The loop never prints: it reports through `on_event` with the dataclasses of events.py, and checks
 `should_stop()` after every step so the caller can stop it cleanly (Ctrl-C).
+
+Under torchrun every rank runs this loop on its share of the streams, and the engine's team makes
+each decision the same on all of them: the loss the divergence guard sees is the mean over ranks,
+and what depends on a clock or a signal (the rate under a time budget, the deadline, timed saves,
+stopping) is rank 0's verdict, or any rank's stop request. Rank 0 alone validates, samples,
+writes checkpoints (holding their lock) and reports events.
 
 Divergence policy (`recover`): a step whose loss or gradient norm is NaN/Inf, or whose loss exceeds
 `divergence_limit` (4 × ln V: four times the loss of a uniform guess), is not applied. The weights and
@@ -24,24 +31,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from charlstm import checkpoint as ckpt_io
-from charlstm import model
+from charlstm import engines, model
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
 from charlstm.corpus import Corpus, num_windows, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
-from charlstm.evaluate import evaluate
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
 from charlstm.generate import Sampling, sample
-from charlstm.kernels import load as load_kernels
-from charlstm.optim import clip_grad_norm, make_optimizer
 from charlstm.plan import RunPlan, resume_path_for, saved_config
-from charlstm.run import Progress, Run, params_finite, restore, restore_snapshot, take_snapshot, to_checkpoint
+from charlstm.run import Progress, Run, restore, to_checkpoint
 from charlstm.run import corpus_fingerprint  # noqa: F401  (re-exported)
 from charlstm.schedule import SCHEDULES, learning_rate  # noqa: F401  (re-exported)
 from charlstm.schedule import Outlook, Segment, decay_progress, lr_ratio, outlook, warmup_ratio
@@ -76,18 +81,22 @@ def train(
 ) -> Finished:
     """Train on `corpus` and write checkpoints; returns the Finished event (also reported).
 
-    resume: a resumable checkpoint of the same corpus; training continues exactly where it
-    stopped. init: a checkpoint whose weights start a new run (fine-tuning). clock: seconds, for
-    the time budget, the ETA and timed saves (tests pass a fake one). The checkpoint path is
-    locked for the run: a second run writing the same files is refused.
+    resume: a resumable checkpoint of the same corpus (of either engine); training continues
+    exactly where it stopped. init: a checkpoint whose weights start a new run (fine-tuning).
+    clock: seconds, for the time budget, the ETA and timed saves (tests pass a fake one). The
+    checkpoint path is locked for the run (by rank 0 under torchrun): a second run writing the
+    same files is refused.
     """
     cfg.validate()
     for target in (model_path, resume_path_for(model_path)):
         if target.is_dir():
             raise CheckpointError(f"{target}: is a directory; pass --out with a file name ending in {ckpt_io.SUFFIX}")
-    with ckpt_io.Lock(model_path):
+    with ckpt_io.Lock(model_path) if engines.rank() == 0 else nullcontext():
         run = start_run(corpus, config, cfg, model_path, on_event, resume, init, clock)
-        return finish(run, _loop(run, should_stop))
+        try:
+            return finish(run, _loop(run, should_stop))
+        finally:
+            run.engine.close()
 
 
 def train_plan(
@@ -126,8 +135,9 @@ def start_run(
     init: Checkpoint | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Run:
-    """Check that the corpus fits the model and one window, set up weights, optimiser, RNG and
-    carried state (fresh, `init`'s weights, or where `resume` stopped) and report Started."""
+    """Check that the corpus fits the model and one window, set up the engine (weights,
+    optimiser, RNG) and the carried state (fresh, `init`'s weights, or where `resume` stopped)
+    and report Started (on rank 0: other ranks report nothing)."""
     if corpus.vocab.size != config.vocab_size:
         raise UsageError("the corpus vocabulary does not match the model config")
     train_ids, val_ids = corpus.split(cfg.val_fraction)
@@ -140,27 +150,30 @@ def start_run(
             f"new run from its weights with --init-from"
         )
     source = resume or init
-    params = {k: v.copy() for k, v in source.params.items()} if source else model.init_params(config, cfg.seed)
-    kernels = load_kernels(cfg.kernels)
-    kernels.warm_up(np.float32)  # compiles on the first run ever (~10 s, sampling's kernels too), then loads from disk
-    optimizer = make_optimizer(cfg.optimizer, params, kernels)
-    rng = np.random.default_rng(cfg.seed)
-    state, progress = model.zero_state(config, cfg.batch_size), Progress()
-    if resume is not None:
-        progress, state = restore(resume, optimizer, rng, config, cfg.batch_size)
-        if _new_end(saved_config(resume), cfg, steps_per_epoch):
-            start_segment(progress, cfg)
+    engine = engines.make_engine(config, cfg, source.params if source else model.init_params(config, cfg.seed))
+    try:
+        state, progress = engine.zero_state(), Progress()
+        if resume is not None:
+            progress, state = restore(resume, engine, config, cfg.batch_size)
+            if _new_end(saved_config(resume), cfg, steps_per_epoch):
+                start_segment(progress, cfg)
+    except BaseException:
+        engine.close()
+        raise
     run = Run(
         corpus, config, cfg, model_path, train_ids, val_ids, steps_per_epoch, total_steps,
-        divergence_limit(config.vocab_size), fingerprint, params, optimizer, rng, state, progress, on_event,
-        kernels=kernels,
-        clock=clock,
+        divergence_limit(config.vocab_size), fingerprint, engine, state, progress,
+        on_event if engine.team.leader else _ignore, clock=clock,
     )
-    on_event(_started(run, resumed=resume is not None))
-    run.snapshot = take_snapshot(run)
+    run.on_event(_started(run, resumed=resume is not None))
+    run.snapshot = engine.snapshot()
     run.last_save = run.started_at = clock()
     run.elapsed_before = progress.elapsed
     return run
+
+
+def _ignore(event: Event) -> None:
+    """The events of a rank other than 0: rank 0 reports the run."""
 
 
 def _new_end(saved: TrainConfig, cfg: TrainConfig, steps_per_epoch: int) -> bool:
@@ -224,18 +237,19 @@ def run_outlook(run: Run) -> Outlook:
 
 def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
     """One window (x, y: (T, B) ids): forward and backward from the carried state, clip, and — if
-    the loss and gradient norm are sane — update the weights, carry the state and report a Step."""
+    the loss and gradient norm are sane — update the weights, carry the state and report a Step.
+    The rate is decided after the backward pass, so that under a time budget the last update is
+    the one at the floor (under torchrun: rank 0's rate, by its clock)."""
     t0 = run.clock()
     p, cfg = run.progress, run.cfg
-    loss, grads, new_state, run.cache = model.loss_and_grads(
-        run.params, run.config, x, y, run.state, run.cache, cfg.dropout, run.rng, run.kernels
-    )
-    norm = clip_grad_norm(grads, cfg.clip)
+    loss, norm, new_state = run.engine.forward_backward(x, y, run.state)
     ratio = scheduled_ratio(run)
+    if run.budget is not None:  # the rate follows a clock: every rank takes rank 0's
+        (ratio,), _ = run.engine.team.agree(lead=[ratio])
     lr = cfg.lr * ratio * p.lr_scale
     if not (loss <= run.loss_limit and math.isfinite(norm)):  # also catches NaN
         return StepResult(loss, norm, lr, applied=False)
-    run.optimizer.step(run.params, grads, lr)
+    run.engine.update(lr)
     run.state = new_state
     p.count(loss, cfg.batch_size * cfg.seq_len)
     p.schedule_ratio = ratio
@@ -249,8 +263,8 @@ def recover(run: Run, result: StepResult) -> None:
     learning rate, skipping the window; at the MAX_RECOVERIES-th time, stop with TrainingError."""
     p = run.progress
     p.recoveries += 1
-    restore_snapshot(run)
-    run.state = model.zero_state(run.config, run.cfg.batch_size)
+    run.engine.restore(run.snapshot)
+    run.state = run.engine.zero_state()
     if p.recoveries >= MAX_RECOVERIES:
         run.on_event(Diverged(p.step, result.loss, result.grad_norm, "stopped: the loss keeps diverging"))
         raise TrainingError(
@@ -265,12 +279,15 @@ def recover(run: Run, result: StepResult) -> None:
 
 def end_epoch(run: Run, train_loss: float) -> None:
     """Score the validation split, draw a sample, record and report the epoch, and save the
-    weights if they are the best so far (and an epoch snapshot with --keep)."""
+    weights if they are the best so far (and an epoch snapshot with --keep). Rank 0's work:
+    other ranks only note that the step was scored."""
     p, cfg = run.progress, run.cfg
-    run.corpus.release()
-    ev = evaluate(run.params, run.config, run.val_ids, cfg.batch_size, cfg.seq_len, run.cache, run.kernels)
-    run.corpus.release()
     p.last_eval_step = p.step
+    if not run.leader:
+        return
+    run.corpus.release()
+    ev = run.engine.evaluate(run.val_ids, cfg.batch_size, cfg.seq_len)
+    run.corpus.release()
     best = p.best_val_loss is None or ev.loss < p.best_val_loss
     if best:
         p.best_val_loss = ev.loss
@@ -303,14 +320,20 @@ def save(run: Run, kind: str, status: str | None = None) -> None:
     """Write one of the run's files and report it. kind "best": the weights, to the model file;
     "resume": everything, to the resume file (refused if the weights are not finite; it becomes
     the good snapshot a diverged step returns to); "snapshot": this epoch's weights beside the
-    model, keeping the newest `keep`. `status` (default: the kind, or "running") is recorded."""
+    model, keeping the newest `keep`. `status` (default: the kind, or "running") is recorded.
+    Under torchrun every rank saves "resume" at the same step (the carried state of all ranks is
+    gathered, the snapshot taken everywhere) and rank 0 writes; the other kinds are rank 0's."""
     status = status or ("running" if kind == "resume" else kind)
     if kind == "resume":
-        if not params_finite(run.params):
+        if not run.engine.params_finite():
             raise TrainingError("the weights are no longer finite; the last good checkpoint is kept")
-        _write(run, to_checkpoint(run, True, status), run.resume_path, kind)
-        run.snapshot = take_snapshot(run)
+        ckpt = to_checkpoint(run, True, status)
+        if run.leader:
+            _write(run, ckpt, run.resume_path, kind)
+        run.snapshot = run.engine.snapshot()
         run.last_save = run.clock()
+    elif not run.leader:
+        return
     elif kind == "best":
         _write(run, to_checkpoint(run, False, status), run.model_path, kind)
     elif kind == "snapshot":
@@ -343,19 +366,21 @@ def _after_step(run: Run, should_stop: Callable[[], bool]) -> str | None:
     sample, a timed save, releasing corpus pages. Returns a reason to stop, or None."""
     p, cfg = run.progress, run.cfg
     if p.next_window(run.steps_per_epoch):
-        run.state = model.zero_state(run.config, cfg.batch_size)  # window 0 does not continue the last window
+        run.state = run.engine.zero_state()  # window 0 does not continue the last window
         t0 = run.clock()
         end_epoch(run, p.take_epoch_loss())
         save(run, "resume")
         run.wrapup_time = run.clock() - t0
-    elif cfg.sample_every and p.step % cfg.sample_every == 0 and (run.total_steps is None or p.step < run.total_steps):
+    elif cfg.sample_every and p.step % cfg.sample_every == 0 and (run.total_steps is None or p.step < run.total_steps) and run.leader:
         run.on_event(Sampled(p.step, _sample(run)))
-    if should_stop():
-        return "interrupted"
     end = deadline(run)
-    if end is not None and run.seconds() >= end:
+    time_up, save_due = end is not None and run.seconds() >= end, run.clock() - run.last_save >= cfg.save_minutes * 60
+    (time_up, save_due), (stop,) = run.engine.team.agree(lead=[time_up, save_due], flags=[should_stop()])
+    if stop:
+        return "interrupted"
+    if time_up:
         return "time_budget"
-    if run.clock() - run.last_save >= cfg.save_minutes * 60:
+    if save_due:
         save(run, "resume")
     if p.step % RELEASE_EVERY == 0:
         run.corpus.release()
@@ -398,7 +423,7 @@ def _started(run: Run, resumed: bool) -> Started:
     return Started(
         run.config, run.cfg, c.name, len(c), len(run.train_ids), len(run.val_ids), c.vocab.size,
         model.num_params(run.config), run.steps_per_epoch, run.total_steps, run.model_path, run.resume_path,
-        p.step, resumed, notes, last_val,
+        p.step, resumed, notes, last_val, run.engine.describe(),
     )
 
 
@@ -451,8 +476,8 @@ def _sample(run: Run) -> str:
     seed = cfg.sample_seed if cfg.sample_seed is not None else default_sample_seed(run.corpus)
     rng = np.random.default_rng([cfg.seed, run.progress.step])
     text = sample(
-        run.params, run.config, run.corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature), rng=rng,
-        kernels=run.kernels,
+        run.engine.params_numpy(), run.config, run.corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature),
+        rng=rng, kernels=run.engine.kernels,
     )
     return text[0]
 

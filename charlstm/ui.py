@@ -259,6 +259,8 @@ class TrainView:
             ),
             ("checkpoints", f"{e.model_path} (best), {e.resume_path} (resume)"),
         ]
+        if e.engine:
+            rows.insert(3, ("engine", e.engine))
         if e.resumed:
             val = f", last val loss {e.val_loss:.3f}" if e.val_loss is not None else ""
             rows.append(("resumed", f"at step {e.start_step:,} (epoch {fmt_epoch(e.start_step / e.steps_per_epoch)}{val})"))

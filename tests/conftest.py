@@ -38,6 +38,18 @@ def tiny_corpus(tmp_path: Path, tiny_text: str) -> Path:
 
 CELL_NAMES = ("lstm", "gru", "rnn")
 
+
+@pytest.fixture
+def one_torch_thread():
+    """PyTorch on one thread for tiny models: its thread pool spinning beside other busy processes
+    (CI shares two cores) makes their steps many times slower, and the tests check numbers, not
+    speed. Subprocesses get OMP_NUM_THREADS=1 instead."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 EPS = 1e-6  # central-difference step, float64
 
 

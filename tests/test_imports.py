@@ -110,3 +110,12 @@ def test_typer_and_rich_each_have_one_door():
     assert importers_of("charlstm.ui_views") <= {"charlstm.cli"}
     assert importers_of("charlstm.report") <= {"charlstm.cli"} | {m for m in MODULES if m.startswith("charlstm.report")}
     assert importers_of("playwright") == set()  # a test dependency only
+
+
+def test_torch_has_one_door_and_only_the_torch_engine_opens_it():
+    """torch is imported by the torch engine and its DDP half alone, and they only when make_engine
+    or engines.check asks for them: the NumPy engine, sampling and every view never import it
+    (at run time too: tests/test_cli_engines.py hides torch and watches)."""
+    assert importers_of("torch") == {"charlstm.engines.torch_engine", "charlstm.engines.distributed"}
+    assert importers_of("charlstm.engines.torch_engine") == {"charlstm.engines"}
+    assert importers_of("charlstm.engines.distributed") == {"charlstm.engines.torch_engine"}

@@ -10,6 +10,7 @@ from charlstm import checkpoint, model, plan
 from charlstm import train as tr
 from charlstm.config import default_of
 from charlstm.corpus import load_corpus
+from charlstm.engines.numpy_engine import NumpyEngine
 from charlstm.schedule import outlook
 
 LR = default_of(tr.TrainConfig, "lr")  # the default peak; the floor is 0.1 × it
@@ -17,12 +18,11 @@ SMALL = dict(seq_len=16, batch_size=4, sample_length=0)
 
 
 class FakeClock:
-    """Seconds that pass only when the model computes: `step` per training window, `validation`
-    per scored split. Installed over model.loss_and_grads and train.evaluate."""
+    """Seconds that pass only when the engine computes: `step` per training window, `validation`
+    per scored split. Installed over the NumPy engine's forward_backward and evaluate."""
 
     def __init__(self, monkeypatch, step: float, validation: float) -> None:
         self.now = 1000.0
-        forward_backward, evaluate = tr.model.loss_and_grads, tr.evaluate
 
         def timed(seconds, fn):
             def wrapped(*args, **kwargs):
@@ -30,8 +30,8 @@ class FakeClock:
                 return fn(*args, **kwargs)
             return wrapped
 
-        monkeypatch.setattr(tr.model, "loss_and_grads", timed(step, forward_backward))
-        monkeypatch.setattr(tr, "evaluate", timed(validation, evaluate))
+        for name, seconds in (("forward_backward", step), ("evaluate", validation)):
+            monkeypatch.setattr(NumpyEngine, name, timed(seconds, getattr(NumpyEngine, name)))
 
     def __call__(self) -> float:
         return self.now

@@ -1,0 +1,136 @@
+"""Engines: one training run, two ways to compute it.
+
+The run (train.py: planning, schedule, time budget, divergence guard, validation, samples,
+checkpoints, events) never computes anything itself: it asks an engine, chosen once when the run
+starts (`make_engine`) and passed along:
+
+- "numpy" (`numpy_engine`): the hand-written model, optimisers and kernels of this package on the
+  CPU — the readable reference, and the default;
+- "torch" (`torch_engine`): the same model on PyTorch (`pip install 'charlstm[torch]'`), on a CPU,
+  a GPU, or under `torchrun` one GPU per rank with DistributedDataParallel (`distributed`).
+
+Both hold the weights under PyTorch's names and write the same checkpoint tensors, so a run moves
+between engines through its resume file. A step is two calls, so that the run decides between
+them whether the update is applied and at which rate:
+
+    loss, grad_norm, new_state = engine.forward_backward(x, y, state)   # x, y: (T, B) ids
+    if loss <= limit and isfinite(grad_norm): engine.update(lr)
+
+Under torchrun the engine's `team` (`Team`) lets every rank agree on the run's decisions; a run
+in one process has the `Solo` team, whose agreement is what it was given. Nothing here imports
+torch: `world_size()` and `rank()` read torchrun's environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from charlstm.engines.team import Solo, Team, rank, world_size  # noqa: F401  (re-exported)
+from charlstm.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from charlstm.checkpoint import Checkpoint
+    from charlstm.config import ModelConfig, TrainConfig
+    from charlstm.evaluate import Evaluation
+    from charlstm.kernels import Kernels
+
+State = Any  # the carried recurrent state, in the engine's own arrays (one per name in the cell's STATE_NAMES)
+
+
+class Engine(Protocol):
+    """What a run asks of an engine. Arrays in and out of it are NumPy; states are the engine's."""
+
+    team: Team
+    kernels: Kernels | None  # the CPU math that draws the run's samples (None: NumPy)
+
+    def describe(self) -> str:
+        """What computes, in words, for the banner: 'numpy (numba kernels)', 'torch 2.13.0 on cuda:0 (…), 4 ranks'."""
+
+    def zero_state(self) -> State:
+        """The all-zero carried state of this rank's streams."""
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray, state: State) -> tuple[float, float, State]:
+        """One window of truncated BPTT on ids x, targets y (T, B) — every stream of the run; a
+        rank takes its own columns — from the carried `state`: the mean loss (nats/char, over
+        every rank's streams), the global gradient norm before clipping (clipped to `clip` in
+        place), and the final state (this rank's), detached. Both numbers are the same on every rank."""
+
+    def update(self, lr: float) -> None:
+        """Apply the optimiser to the gradients of the last `forward_backward` at rate `lr`."""
+
+    def evaluate(self, ids: np.ndarray, B: int, T: int) -> Evaluation:
+        """The loss of the ids (N,) exactly as `charlstm.evaluate.evaluate` scores them."""
+
+    def params_numpy(self) -> dict[str, np.ndarray]:
+        """The weights as NumPy arrays under PyTorch's names (the engine's own arrays, or copies)."""
+
+    def params_finite(self) -> bool: ...
+
+    def snapshot(self) -> Any:
+        """Copies of the weights and optimiser state: what `restore` goes back to."""
+
+    def restore(self, snapshot: Any) -> None: ...
+
+    def save_state(self, state: State) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The resume file's part of the engine: tensors `optim.<buffer>.<name>` and `state.<name>`
+        ((L, B, H), every stream of the run), and metadata (`optimizer_steps`, `rng`, …)."""
+
+    def load_state(self, resume: Checkpoint) -> State:
+        """Put a resume file's optimiser moments, step count and random state in place; return
+        this rank's carried state. Raises KeyError (or ValueError) for what it lacks."""
+
+    def close(self) -> None:
+        """Let go of what the engine holds outside this process (a process group)."""
+
+
+def make_engine(config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = None) -> Engine:
+    """The engine `cfg.engine` names, holding `params` (copied) and a fresh optimiser; `dtype`
+    (default float32) is what it computes in (float64 for tests of the math)."""
+    import numpy as np
+
+    dtype = dtype or np.float32
+    if cfg.engine == "torch":
+        return _torch_engine().TorchEngine(config, cfg, params, dtype)
+    from charlstm.engines.numpy_engine import NumpyEngine
+
+    return NumpyEngine(config, cfg, params, dtype)
+
+
+def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> None:
+    """A UsageError, before anything is read or written, when this machine cannot train with
+    `cfg`'s engine as chosen: --device or --precision without --engine torch, --kernels with it
+    (given: the options the user set), torchrun without --engine torch, PyTorch missing, a device
+    that is not there, bf16 where it cannot run; with `batch`, a --batch-size that the ranks
+    cannot share equally."""
+    K = world_size()
+    if cfg.engine == "numpy":
+        chosen = [f"--{name}" for name in ("device", "precision") if name in given]
+        if chosen:
+            are, them = ("are options", "them") if len(chosen) > 1 else ("is an option", "it")
+            raise UsageError(f"{' and '.join(chosen)} {are} of the torch engine; add --engine torch, or drop {them}")
+        if K > 1:
+            raise UsageError(f"torchrun started {K} ranks, but only the torch engine trains across ranks; add --engine torch")
+    elif "kernels" in given:
+        raise UsageError("--kernels chooses the NumPy engine's math; the torch engine computes with PyTorch: drop it")
+    else:
+        _torch_engine().check_device(cfg.device, cfg.precision, K)
+    if batch and cfg.batch_size % K:
+        fits = max(K, cfg.batch_size // K * K)
+        raise UsageError(
+            f"--batch-size {cfg.batch_size} does not divide among {K} ranks (each takes an equal share of the "
+            f"streams); use a multiple of {K}, e.g. --batch-size {fits}, or a number of ranks that divides {cfg.batch_size}"
+        )
+
+
+def _torch_engine() -> Any:
+    """The torch_engine module; a UsageError saying how to install PyTorch when it cannot be imported."""
+    try:
+        from charlstm.engines import torch_engine
+    except ImportError as e:
+        if not (e.name or "").startswith("torch"):
+            raise
+        raise UsageError("the torch engine needs PyTorch, which cannot be imported here: pip install 'charlstm[torch]'") from None
+    return torch_engine

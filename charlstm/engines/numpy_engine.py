@@ -1,0 +1,97 @@
+"""The NumPy engine: the hand-written model of this package (model.py, cells/, optim.py) on the CPU.
+
+It holds what a run computes with: the weights (a dict of arrays under PyTorch's names), the
+optimiser and its moments, the random generator of dropout, the activation buffers reused from
+window to window, and the kernels (NumPy or numba: chosen here, once per run, and nowhere else).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from charlstm import model
+from charlstm.checkpoint import Checkpoint
+from charlstm.config import ModelConfig, TrainConfig
+from charlstm.engines.team import Solo
+from charlstm.evaluate import Evaluation, evaluate
+from charlstm.kernels import load as load_kernels
+from charlstm.optim import clip_grad_norm, make_optimizer
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Copies of the weights and optimiser state."""
+
+    params: dict[str, np.ndarray]
+    optimizer_state: dict[str, np.ndarray]
+    optimizer_steps: int
+
+
+class NumpyEngine:
+    """See `charlstm.engines.Engine`. Computes in `dtype` (float32; float64 for tests)."""
+
+    def __init__(self, config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = np.float32) -> None:
+        self.config, self.cfg, self.dtype = config, cfg, np.dtype(dtype)
+        self.team = Solo()
+        self.params = {k: np.array(v, self.dtype) for k, v in params.items()}
+        self.kernels = load_kernels(cfg.kernels)
+        self.kernels.warm_up(self.dtype.type)  # compiles on the first run ever (~10 s, sampling's kernels too), then loads from disk
+        self.optimizer = make_optimizer(cfg.optimizer, self.params, self.kernels)
+        self.rng = np.random.default_rng(cfg.seed)  # dropout's masks
+        self.cache = model.Cache()  # activation buffers, reused
+        self.grads: dict[str, np.ndarray] = {}
+
+    def describe(self) -> str:
+        return f"numpy ({self.kernels.name} kernels)"
+
+    def zero_state(self) -> model.State:
+        return model.zero_state(self.config, self.cfg.batch_size, self.dtype)
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray, state: model.State) -> tuple[float, float, model.State]:
+        loss, self.grads, new_state, self.cache = model.loss_and_grads(
+            self.params, self.config, x, y, state, self.cache, self.cfg.dropout, self.rng, self.kernels
+        )
+        return loss, clip_grad_norm(self.grads, self.cfg.clip), new_state
+
+    def update(self, lr: float) -> None:
+        self.optimizer.step(self.params, self.grads, lr)
+
+    def evaluate(self, ids: np.ndarray, B: int, T: int) -> Evaluation:
+        return evaluate(self.params, self.config, ids, B, T, self.cache, self.kernels)
+
+    def params_numpy(self) -> dict[str, np.ndarray]:
+        return self.params
+
+    def params_finite(self) -> bool:
+        return all(np.isfinite(p).all() for p in self.params.values())
+
+    def snapshot(self) -> Snapshot:
+        opt = self.optimizer
+        return Snapshot({k: v.copy() for k, v in self.params.items()}, {k: v.copy() for k, v in opt.state.items()}, opt.steps)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Put the snapshot's weights and optimiser state back, in place."""
+        for k, v in snapshot.params.items():
+            self.params[k][...] = v
+        for k, v in snapshot.optimizer_state.items():
+            self.optimizer.state[k][...] = v
+        self.optimizer.steps = snapshot.optimizer_steps
+
+    def save_state(self, state: model.State) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        tensors = {f"optim.{k}": v for k, v in self.optimizer.state_tensors().items()}
+        tensors.update({f"state.{n}": s for n, s in zip(model.state_names(self.config), state)})
+        return tensors, {"optimizer_steps": self.optimizer.steps, "rng": self.rng.bit_generator.state}
+
+    def load_state(self, resume: Checkpoint) -> model.State:
+        self.optimizer.load_state_tensors(
+            {k[len("optim.") :]: v for k, v in resume.extra.items() if k.startswith("optim.")},
+            int(resume.train["optimizer_steps"]),
+        )
+        self.rng.bit_generator.state = resume.train["rng"]
+        return tuple(resume.extra[f"state.{n}"].astype(self.dtype) for n in model.state_names(self.config))
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,312 @@
+"""The torch engine: the model of model.py on PyTorch, on a CPU, a GPU, or one GPU per rank under
+torchrun (DistributedDataParallel: `distributed`).
+
+The same model as the NumPy engine's, so that a run computes the same losses on either:
+
+- one recurrent module per layer (`nn.LSTM`, `nn.GRU`, `nn.RNN(nonlinearity="tanh")`: cuDNN on a
+  GPU) fed the one-hot characters, dropout after every layer's output, the last one included (as
+  model.py has it; `nn.LSTM(dropout=p)` would leave out the last), then `nn.Linear`;
+- the weights the NumPy engine starts from (`model.init_params`: the forget-gate bias included),
+  copied in under PyTorch's names;
+- torch.optim's Adam, RMSprop and SGD with the hyper-parameters of optim.py (the same update
+  formulas; their moments under the same names in checkpoints), clipping by the global norm;
+- the same windows: B contiguous streams, the state carried from window to window, detached.
+
+Dropout draws from the engine's own generator (seeded per rank), whose state the resume file
+keeps, so a torch run also resumes exactly on torch. With bf16 the model runs under CUDA autocast;
+the weights, gradients and optimiser stay float32. Importing this module imports torch (an
+ImportError when it is missing: `engines` turns that into the advice to install it).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from charlstm import model, optim
+from charlstm.checkpoint import Checkpoint
+from charlstm.config import ModelConfig, TrainConfig
+from charlstm.corpus import iter_windows, stream_length
+from charlstm.engines.team import Solo, local_rank, world_size
+from charlstm.errors import UsageError
+from charlstm.evaluate import Evaluation
+
+RECURRENT = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN's default nonlinearity is tanh
+TORCH_BUFFERS = {"momentum": "momentum_buffer"}  # optim.py's buffer names where torch.optim's differ
+DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def check_device(device: str, precision: str, ranks: int = 1) -> torch.device:
+    """The torch.device that --device names (see `resolve_device`); a UsageError when it, or
+    `precision` on it, cannot run here."""
+    dev = resolve_device(device, ranks)
+    if precision == "bf16":
+        if dev.type != "cuda":
+            raise UsageError(f"--precision bf16 runs on CUDA GPUs (autocast), not on the {dev.type}; use --precision fp32")
+        if not torch.cuda.is_bf16_supported():
+            raise UsageError(f"--precision bf16: {torch.cuda.get_device_name(dev)} cannot compute in bfloat16; use --precision fp32")
+    return dev
+
+
+def resolve_device(device: str, ranks: int = 1) -> torch.device:
+    """auto: the first CUDA GPU if there is one, else the CPU. Under torchrun (`ranks` > 1) each
+    rank takes the GPU of its LOCAL_RANK."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "mps":
+        if ranks > 1 or not torch.backends.mps.is_available():
+            raise UsageError("--device mps: no Apple GPU is available to PyTorch here (and torchrun does not use one); use --device cpu")
+        return torch.device("mps")
+    if not torch.cuda.is_available():
+        build = "" if torch.version.cuda else ", a build without CUDA"
+        raise UsageError(f"--device {device}: no CUDA GPU is available to PyTorch {torch.__version__}{build}; use --device cpu")
+    count = torch.cuda.device_count()
+    if ranks > 1 and device != "cuda":
+        raise UsageError(f"--device {device}: under torchrun each rank takes the GPU of its local rank; use --device cuda")
+    index = local_rank() if ranks > 1 else int(device.partition(":")[2] or 0)
+    if index >= count:
+        raise UsageError(f"--device cuda:{index}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return torch.device("cuda", index)
+
+
+class Net(nn.Module):
+    """model.py's model as PyTorch modules: `forward(x, state)` on ids x (T, B) from the state
+    (one (L, B, H) tensor per name in the cell's STATE_NAMES) returns the logits (T, B, V) and the
+    final state. Dropout (training only) draws from `generator`, which is no module state."""
+
+    def __init__(self, config: ModelConfig, dropout: float, generator: torch.Generator) -> None:
+        super().__init__()
+        V, H = config.vocab_size, config.hidden_size
+        self.V, self.p, self.generator = V, dropout, generator
+        self.layers = nn.ModuleList(RECURRENT[config.cell](V if k == 0 else H, H) for k in range(config.num_layers))
+        self.head = nn.Linear(H, V)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        inp = F.one_hot(x, self.V).to(self.head.weight.dtype)  # (T, B, V)
+        finals = []
+        for k, layer in enumerate(self.layers):
+            layer_state = tuple(s[k : k + 1] for s in state)  # (1, B, H) each
+            inp, final = layer(inp, layer_state if len(layer_state) > 1 else layer_state[0])  # (T, B, H)
+            finals.append(final if isinstance(final, tuple) else (final,))
+            if self.training and self.p > 0:
+                inp = self._dropout(inp)
+        return self.head(inp), tuple(torch.cat(s) for s in zip(*finals))
+
+    def _dropout(self, h: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout: each unit kept with probability 1 − p and scaled by 1 / (1 − p)."""
+        keep = torch.empty_like(h).bernoulli_(1.0 - self.p, generator=self.generator)
+        return h * keep.div_(1.0 - self.p)
+
+
+def parameter_names(config: ModelConfig) -> dict[str, str]:
+    """checkpoint name (`lstm.weight_ih_l1`) → Net's name (`layers.1.weight_ih_l0`), in the
+    checkpoint's order."""
+    names = {}
+    for name in model.param_shapes(config):
+        cell_name, _, tensor = name.partition(".")
+        if cell_name == "head":
+            names[name] = name
+        else:
+            base, _, k = tensor.rpartition("_l")
+            names[name] = f"layers.{k}.{base}_l0"
+    return names
+
+
+def make_optimizer(name: str, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """torch.optim's optimiser `name` with charlstm's hyper-parameters (`optim.py`)."""
+    if name == "adam":
+        return torch.optim.Adam(parameters, betas=optim.ADAM_BETAS, eps=optim.EPS)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, alpha=optim.RMSPROP_ALPHA, eps=optim.EPS)
+    return torch.optim.SGD(parameters, momentum=optim.SGD_MOMENTUM)
+
+
+class TorchEngine:
+    """See `charlstm.engines.Engine`. Under torchrun, rank r of K computes streams r·B/K to
+    (r+1)·B/K − 1 of every window through DistributedDataParallel, which averages the gradients:
+    with equal shares, the gradient of the whole batch's mean loss."""
+
+    def __init__(self, config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = np.float32) -> None:
+        self.config, self.cfg = config, cfg
+        K = world_size()
+        self.device = check_device(cfg.device, cfg.precision, K)
+        self.team = Solo()
+        if K > 1:
+            from charlstm.engines.distributed import Ranks
+
+            self.team = Ranks(self.device)
+        share = cfg.batch_size // self.team.size
+        self.columns = slice(self.team.rank * share, (self.team.rank + 1) * share)  # this rank's streams
+        self.generator = torch.Generator(self.device)
+        self.generator.manual_seed(_seed(cfg.seed, self.team.rank))
+        self.dtype = DTYPES[np.dtype(dtype)]  # of the weights, the carried state and the loss (bf16 only inside autocast)
+        self.net = Net(config, cfg.dropout, self.generator).to(self.device, self.dtype)
+        self.names = parameter_names(config)
+        self.params = dict(self.net.named_parameters())
+        with torch.no_grad():
+            for name, theirs in self.names.items():
+                self.params[theirs].copy_(torch.from_numpy(np.asarray(params[name])))
+        self.model = self.net if self.team.size == 1 else self.team.wrap(self.net)
+        self.optimizer = make_optimizer(cfg.optimizer, list(self.params.values()))
+        self.steps = 0  # updates applied: Adam's and RMSprop's bias-correction count, as optim.py keeps it
+        self.numpy_rng = np.random.default_rng(cfg.seed).bit_generator.state  # kept for the NumPy engine
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
+        self.kernels = None
+
+    def describe(self) -> str:
+        where = str(self.device)
+        if self.device.type == "cuda":
+            where += f" ({torch.cuda.get_device_name(self.device)})"
+        extras = [f"{self.team.size} ranks"] if self.team.size > 1 else []
+        extras += ["bf16"] if self.cfg.precision == "bf16" else []
+        return f"torch {torch.__version__.split('+')[0]} on {where}" + "".join(f", {e}" for e in extras)
+
+    def zero_state(self, B: int | None = None) -> tuple[torch.Tensor, ...]:
+        """Zeros for this rank's streams, or for B streams."""
+        L, H = self.config.num_layers, self.config.hidden_size
+        B = B or self.columns.stop - self.columns.start
+        return tuple(torch.zeros(L, B, H, device=self.device, dtype=self.dtype) for _ in model.state_names(self.config))
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray, state: tuple[torch.Tensor, ...]) -> tuple[float, float, tuple[torch.Tensor, ...]]:
+        x, y = self._ids(x[:, self.columns]), self._ids(y[:, self.columns])
+        self.net.train()
+        with self.autocast:
+            logits, final = self.model(x, state)
+        loss = self._loss(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.cfg.clip if self.cfg.clip > 0 else float("inf")
+        norm = nn.utils.clip_grad_norm_(self.params.values(), clip)  # the norm before clipping (DDP's averaged gradients: the same on every rank)
+        mean = self.team.average(loss) if self.team.size > 1 else loss.detach()  # the loss of every rank's streams
+        loss_value, norm_value = torch.stack([mean.to(norm.dtype), norm]).tolist()  # one wait for the device
+        return loss_value, norm_value, tuple(s.detach().to(self.dtype) for s in final)  # bf16 back to fp32
+
+    def update(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.steps += 1
+
+    def evaluate(self, ids: np.ndarray, B: int, T: int) -> Evaluation:
+        """As `charlstm.evaluate.evaluate`: B streams (fewer for a short text), every window in
+        order, the state carried; on this rank's module alone (rank 0 validates)."""
+        B = max(1, min(B, len(ids) - 1))
+        if stream_length(len(ids), B) < 1:
+            raise ValueError("evaluation needs at least two characters")
+        state = self.zero_state(B)
+        total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        self.net.eval()
+        with torch.no_grad(), self.autocast:
+            for x, y in iter_windows(ids, B, T):
+                logits, state = self.net(self._ids(x), state)
+                total += self._loss(logits, self._ids(y), "none").sum(dtype=torch.float64)
+                count += y.size
+        return Evaluation(total.item() / count, count)
+
+    def params_numpy(self) -> dict[str, np.ndarray]:
+        return {name: self.params[theirs].detach().cpu().numpy() for name, theirs in self.names.items()}
+
+    def params_finite(self) -> bool:
+        return bool(torch.stack([torch.isfinite(p).all() for p in self.params.values()]).all())
+
+    def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, Any], int]:
+        weights = {k: p.detach().clone() for k, p in self.params.items()}
+        return weights, copy.deepcopy(self.optimizer.state_dict()), self.steps
+
+    def restore(self, snapshot: tuple[dict[str, torch.Tensor], dict[str, Any], int]) -> None:
+        weights, optimizer_state, self.steps = snapshot
+        with torch.no_grad():
+            for k, p in self.params.items():
+                p.copy_(weights[k])
+        self.optimizer.load_state_dict(copy.deepcopy(optimizer_state))  # a copy: loading may keep the tensors it is given
+
+    def save_state(self, state: tuple[torch.Tensor, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Moments as optim.py names them, the carried state of every rank's streams (gathered),
+        the generators of every rank (base64 in the metadata) and, untouched, the NumPy engine's."""
+        tensors = {}
+        for buffer in optim.OPTIMIZERS[self.cfg.optimizer].buffers:
+            for name, theirs in self.names.items():
+                p = self.params[theirs]
+                moment = self.optimizer.state.get(p, {}).get(TORCH_BUFFERS.get(buffer, buffer))  # none before the first update
+                tensors[f"optim.{buffer}.{name}"] = _numpy(moment if moment is not None else torch.zeros_like(p))
+        for name, s in zip(model.state_names(self.config), state):
+            tensors[f"state.{name}"] = _numpy(self.team.gather_streams(s) if self.team.size > 1 else s)
+        generators = [self.generator.get_state()]
+        if self.team.size > 1:
+            generators = self.team.gather_bytes(generators[0])
+        meta = {
+            "optimizer_steps": self.steps,
+            "rng": self.numpy_rng,
+            "torch_rng": {"device": self.device.type, "states": [base64.b64encode(g.numpy().tobytes()).decode() for g in generators]},
+        }
+        return tensors, meta
+
+    def load_state(self, resume: Checkpoint) -> tuple[torch.Tensor, ...]:
+        """The moments and step count of a resume file of either engine; the generator where the
+        file has one for this rank on this kind of device (else one seeded by seed, rank and
+        step: dropout's masks then differ from an uninterrupted run's); this rank's streams of
+        the carried state."""
+        meta = resume.train
+        self.steps = int(meta["optimizer_steps"])
+        moments = {}
+        for buffer in optim.OPTIMIZERS[self.cfg.optimizer].buffers:
+            for name, theirs in self.names.items():
+                saved = resume.extra[f"optim.{buffer}.{name}"]
+                p = self.params[theirs]
+                if saved.shape != tuple(p.shape):
+                    raise ValueError(f"optim.{buffer}.{name} has shape {saved.shape}")
+                moments.setdefault(p, {})[TORCH_BUFFERS.get(buffer, buffer)] = torch.as_tensor(saved, dtype=p.dtype, device=self.device).clone()
+        if self.steps > 0:
+            for p, buffers in moments.items():
+                step = {} if self.cfg.optimizer == "sgd" else {"step": torch.tensor(float(self.steps))}
+                self.optimizer.state[p] = {**step, **buffers}
+        self.numpy_rng = meta.get("rng", self.numpy_rng)
+        self._load_generator(meta.get("torch_rng"), int(meta.get("step", 0)))
+        return tuple(
+            torch.as_tensor(resume.extra[f"state.{n}"][:, self.columns], dtype=self.dtype).to(self.device).contiguous()
+            for n in model.state_names(self.config)
+        )
+
+    def _load_generator(self, saved: Any, step: int) -> None:
+        states = saved.get("states") if isinstance(saved, dict) and saved.get("device") == self.device.type else None
+        if isinstance(states, list) and len(states) == self.team.size:
+            raw = np.frombuffer(base64.b64decode(states[self.team.rank]), np.uint8).copy()
+            try:
+                self.generator.set_state(torch.from_numpy(raw))
+            except RuntimeError:  # not a generator state of this device kind: a damaged file
+                raise ValueError("torch_rng") from None
+        else:
+            self.generator.manual_seed(_seed(self.cfg.seed, self.team.rank, step))
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Cross-entropy (nats/char) of targets y (T, B) under logits (T, B, V), in the weights' dtype."""
+        return F.cross_entropy(logits.reshape(-1, self.config.vocab_size).to(self.dtype), y.reshape(-1), reduction=reduction)
+
+    def _ids(self, ids: np.ndarray) -> torch.Tensor:
+        """Ids (T, B) on the device, int64; to a GPU through pinned memory, without waiting."""
+        t = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def close(self) -> None:
+        if self.team.size > 1:
+            self.team.close()
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _seed(*key: int) -> int:
+    """A generator seed from the run's seed, the rank (and the step of a resume)."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> 1)
