@@ -137,11 +137,13 @@ class Adam(Optimizer):
 OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam, "rmsprop": RMSProp, "sgd": SGD}
 
 
-def make_optimizer(name: str, params: dict[str, np.ndarray], kernels: Kernels | None = None) -> Optimizer:
-    """The optimiser called `name` (adam, rmsprop or sgd) over `params`; Adam's update runs on
-    `kernels` (None: NumPy)."""
+def make_optimizer(
+    name: str, params: dict[str, np.ndarray], kernels: Kernels | None = None, betas: tuple[float, float] = (0.9, 0.999)
+) -> Optimizer:
+    """The optimiser called `name` (adam, rmsprop or sgd) over `params`; Adam's update, with
+    decays `betas` (β₁, β₂), runs on `kernels` (None: NumPy)."""
     try:
         cls = OPTIMIZERS[name]
     except KeyError:
         raise UsageError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}") from None
-    return cls(params, kernels=kernels) if cls is Adam else cls(params)
+    return cls(params, *betas, kernels=kernels) if cls is Adam else cls(params)

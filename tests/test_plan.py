@@ -100,3 +100,14 @@ def test_bad_choices_are_usage_errors_before_any_file_is_written(tiny_corpus, in
     with pytest.raises(UsageError, match=match):
         plan_run(tiny_corpus if corpus else None, model, train, **kwargs)
     assert not (in_tmp / "checkpoints").exists()
+
+
+def test_the_torch_engine_refuses_the_options_only_numpy_computes():
+    from charlstm import engines
+    from charlstm.config import TrainConfig
+
+    engines.check(TrainConfig(weight_drop=0.3))  # the NumPy engine has them all
+    with pytest.raises(UsageError, match=r"^--weight-drop 0.3 and --ema 0.99 are not in the torch engine yet; use --engine numpy, or drop them$"):
+        engines.check(TrainConfig(engine="torch", weight_drop=0.3, ema=0.99))
+    with pytest.raises(UsageError, match=r"^--dropout-mask window is not in the torch engine yet"):
+        engines.check(TrainConfig(engine="torch", dropout_mask="window"))
