@@ -291,7 +291,7 @@ def _check_average(header: dict[str, Any], shapes: dict[str, tuple[int, ...]], t
         if entry is None or tuple(entry["shape"]) != shapes[key] or entry["dtype"] not in ("F32", "F64"):
             raise CheckpointError(f"{name}: tensor 'average.{key}' is missing or not shaped like {key!r}; the file is corrupt")
     if len(keys) != len(shapes) or "average_weight" not in train:
-        raise CheckpointError(f"{name}: its average of the weights is incomplete; the file is corrupt")
+        raise CheckpointError(f"{name}: its average of the weights does not fit the model; the file is corrupt")
 
 
 def from_bytes(data: bytes, name: str = "checkpoint") -> Checkpoint:

@@ -26,7 +26,7 @@ import numpy as np
 
 from charlstm import kernels as kernels_
 from charlstm.cells import CELLS, Cell
-from charlstm.config import ModelConfig
+from charlstm.config import DROPOUT_MASKS, ModelConfig
 from charlstm.kernels import Kernels
 from charlstm.ops import Projection, project, project_backward, softmax_cross_entropy
 
@@ -110,6 +110,10 @@ class Dropout:
     p: float = 0.0
     mask: str = "step"
     weight_hh: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mask not in DROPOUT_MASKS:
+            raise ValueError(f"dropout mask {self.mask!r}: not one of {DROPOUT_MASKS}")
 
     @property
     def active(self) -> bool:

@@ -138,12 +138,14 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam, "rmsprop": RMSProp, "sgd
 
 
 def make_optimizer(
-    name: str, params: dict[str, np.ndarray], kernels: Kernels | None = None, betas: tuple[float, float] = (0.9, 0.999)
+    name: str, params: dict[str, np.ndarray], kernels: Kernels | None = None, betas: tuple[float, float] | None = None
 ) -> Optimizer:
     """The optimiser called `name` (adam, rmsprop or sgd) over `params`; Adam's update, with
-    decays `betas` (β₁, β₂), runs on `kernels` (None: NumPy)."""
+    decays `betas` (β₁, β₂; None: its defaults), runs on `kernels` (None: NumPy)."""
     try:
         cls = OPTIMIZERS[name]
     except KeyError:
         raise UsageError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}") from None
-    return cls(params, *betas, kernels=kernels) if cls is Adam else cls(params)
+    if cls is Adam:
+        return Adam(params, *(betas or ()), kernels=kernels)
+    return cls(params)

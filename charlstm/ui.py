@@ -18,9 +18,10 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from charlstm.config import TrainConfig, default_of
+
 if TYPE_CHECKING:
     from charlstm import events as tr
-    from charlstm.config import TrainConfig
 
 LN2 = math.log(2)
 
@@ -130,9 +131,10 @@ def describe_end(e: tr.Started) -> str:
 
 
 def describe_optimizer(t: TrainConfig) -> str:
-    """The optimiser, with Adam's decays when they are not PyTorch's: 'adam', 'adam (β 0.9, 0.99)'."""
-    if t.optimizer == "adam" and (t.adam_beta1, t.adam_beta2) != (0.9, 0.999):
-        return f"adam (β {t.adam_beta1:g}, {t.adam_beta2:g})"
+    """The optimiser, with Adam's decays when they are not the defaults: 'adam', 'adam (β 0.9, 0.99)'."""
+    betas = (t.adam_beta1, t.adam_beta2)
+    if t.optimizer == "adam" and betas != (default_of(TrainConfig, "adam_beta1"), default_of(TrainConfig, "adam_beta2")):
+        return f"adam (β {betas[0]:g}, {betas[1]:g})"
     return t.optimizer
 
 

@@ -187,8 +187,8 @@ def test_a_resume_file_carries_the_average_of_the_weights(tmp_path):
 @pytest.mark.parametrize("defect, message", [
     (lambda c: c.extra.pop("average.head.bias"), "average.head.bias"),
     (lambda c: c.extra.update({"average.head.bias": np.zeros(3, np.float32)}), "average.head.bias"),
-    (lambda c: c.train.pop("average_weight"), "incomplete"),
-    (lambda c: c.extra.update({"average.head.extra": np.zeros(5, np.float32)}), "incomplete"),
+    (lambda c: c.train.pop("average_weight"), "does not fit the model"),
+    (lambda c: c.extra.update({"average.head.extra": np.zeros(5, np.float32)}), "does not fit the model"),
     (lambda c: [c.extra.pop(k) for k in list(c.extra) if k.startswith("optim.")], "not a resume file"),
     (lambda c: c.train.update({"average_weight": -1.0}), "malformed training metadata"),
 ])

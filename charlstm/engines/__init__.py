@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from charlstm.config import TrainConfig, default_of, flag
 from charlstm.engines.team import Solo, Team, local_rank, rank, world_size  # noqa: F401  (re-exported)
 from charlstm.errors import UsageError
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from charlstm.checkpoint import Checkpoint
-    from charlstm.config import ModelConfig, TrainConfig
+    from charlstm.config import ModelConfig
     from charlstm.evaluate import Evaluation
     from charlstm.kernels import Kernels
 
@@ -140,8 +141,6 @@ TORCH_LACKS = ("dropout_mask", "weight_drop", "ema", "adam_beta1", "adam_beta2")
 def _check_torch_has(cfg: TrainConfig) -> None:
     """A UsageError naming the options of `cfg`, away from their defaults, that only the NumPy
     engine computes so far (`TORCH_LACKS`)."""
-    from charlstm.config import TrainConfig, default_of, flag
-
     given = [f"{flag(f)} {getattr(cfg, f)}" for f in TORCH_LACKS if getattr(cfg, f) != default_of(TrainConfig, f)]
     if given:
         many = len(given) > 1
