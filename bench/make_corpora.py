@@ -5,7 +5,11 @@ the defaults are checked on text they were not tuned on (tinyshakespeare is the 
 
 - `python_src.txt`: source code — the standard library's own modules, in sorted path order,
   concatenated up to 600 kB (whole files only; each preceded by a `# file: NAME` line).
-  Deterministic for a given Python version.
+- `python_reference.txt`: English technical prose — the Python Language Reference's topics as
+  `help()` shows them (`pydoc_data.topics`: statements, expressions, the data model, with their
+  grammar rules and short examples), in sorted topic order, up to 600 kB (465 kB on Python 3.11).
+
+Both are deterministic for a given Python version; the sizes printed say which one made them.
 """
 
 from __future__ import annotations
@@ -32,12 +36,31 @@ def python_source(limit: int = 600_000) -> str:
     return "".join(parts)
 
 
+def python_reference(limit: int = 600_000) -> str:
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        raise SystemExit("this Python has no pydoc_data (the help() topics); install its full standard library") from None
+    parts, size = [], 0
+    for name in sorted(topics):
+        chunk = topics[name].strip() + "\n\n"
+        if size + len(chunk) > limit:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return "".join(parts)
+
+
+CORPORA = {"python_src.txt": python_source, "python_reference.txt": python_reference}
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "python_src.txt"
-    path.write_text(python_source(), encoding="utf-8")
-    text = path.read_text(encoding="utf-8")
-    print(f"{path}: {len(text):,} characters, {len(set(text))} distinct")
+    for name, make in CORPORA.items():
+        path = OUT / name
+        path.write_text(make(), encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
+        print(f"{path}: {len(text):,} characters, {len(set(text))} distinct")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 the same minutes on the same machine, both on the first 90% of a text, both scored on the last 10%.
 
     python bench/quality.py CORPUS [CORPUS ...] --minutes 10 [--charlstm "--dropout 0"] [--no-torch]
+                            [--reference-json EARLIER.json] [--out FILE.json]
 
 For each corpus, one after the other (never at once: two runs on 2 cores halve each other):
 1. `charlstm train CORPUS --val-fraction 0.1 --max-minutes M` plus any `--charlstm` options, into
@@ -14,12 +15,19 @@ For each corpus, one after the other (never at once: two runs on 2 cores halve e
    most one character, and the script checks that charlstm never trained on scored text.
 
 Prints one row per corpus (held-out nats/char and bits/char of each side, the difference, chars/s)
-and writes every figure to bench/results/quality.json. Run on an otherwise idle machine.
+and writes every figure to bench/results/quality.json (or --out). Run on an otherwise idle machine.
+
+The anchor does not depend on charlstm's options, so screening several of them need not run it
+each time: `--reference-json EARLIER.json` takes it from an earlier run's output, for the same
+corpus file (by its hash) and the same minutes, instead of step 2. The row is then marked
+"reused", with the file, commit and time the anchor was measured; use it only with anchors from
+the same machine and session (the anchor's speed, and so its loss, depends on both).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -60,6 +68,29 @@ def run_reference(corpus: Path, minutes: float) -> dict:
     return {"epochs": lines[:-1], "best_val_loss": lines[-1]["best_val_loss"]}
 
 
+def corpus_hash(corpus: Path) -> str:
+    return hashlib.sha256(corpus.read_bytes()).hexdigest()[:16]
+
+
+def reused_references(path: Path, corpora: list[Path], minutes: float) -> dict[Path, dict]:
+    """For each corpus, the anchor measured for the same text and minutes in an earlier output
+    of this script (the latest one there); SystemExit naming what is missing."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"--reference-json {path}: cannot read it ({e})") from None
+    found = {}
+    for corpus in corpora:
+        digest = corpus_hash(corpus)
+        rows = [r for r in earlier.get("results", []) if r.get("corpus_sha256") == digest and r.get("minutes") == minutes and "torch_best" in r]
+        if not rows:
+            raise SystemExit(f"--reference-json {path}: no PyTorch anchor for {corpus} at {minutes:g} minutes; run without it first")
+        row = rows[-1]
+        source = row.get("torch_reused_from") or {"file": str(path), "commit": earlier.get("commit"), "measured_at": earlier.get("date")}
+        found[corpus] = {"best_val_loss": row["torch_best"], "epochs": row["torch_epochs"], "reused_from": source}
+    return found
+
+
 def held_out_loss(checkpoint: Path, corpus: Path) -> tuple[float, int]:
     """charlstm's checkpoint scored on text[int(0.9·n):] as the reference scores its own model."""
     from charlstm import checkpoint as ckpt_io
@@ -82,29 +113,44 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--charlstm", default="", help="extra options for charlstm train, one string")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    ap.add_argument("--reference-json", type=Path, help="reuse the PyTorch anchor of this earlier output (same corpus, same minutes)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
     args = ap.parse_args()
+    if args.no_torch and args.reference_json:
+        ap.error("--no-torch and --reference-json contradict each other; give one")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    print(f"charlstm {commit}  {args.minutes:g} minutes per side  load {os.getloadavg()[0]:.2f}", flush=True)
+    date = time.strftime("%Y-%m-%dT%H:%M:%S")
+    reused = reused_references(args.reference_json, args.corpora, args.minutes) if args.reference_json else {}
+    anchor = f"  PyTorch anchor REUSED from {args.reference_json}" if reused else ""
+    print(f"charlstm {commit}  {args.minutes:g} minutes per side  load {os.getloadavg()[0]:.2f}{anchor}", flush=True)
     results = []
     for corpus in args.corpora:
-        with tempfile.TemporaryDirectory() as tmp:
-            ours = run_charlstm(corpus, args.minutes, shlex.split(args.charlstm), Path(tmp))
-            loss, chars = held_out_loss(ours["checkpoint"], corpus)
-        epochs = [r for r in ours["records"] if r.get("type") == "epoch"]
-        speeds = [r["chars_per_s"] for r in ours["records"] if r.get("chars_per_s")]
-        speed = speeds[-1] if speeds else None
-        row = {"corpus": corpus.name, "minutes": args.minutes, "charlstm_options": args.charlstm,
-               "charlstm_held_out": loss, "charlstm_chars_scored": chars, "charlstm_wall_s": ours["wall_s"],
-               "charlstm_chars_per_s": speed, "charlstm_epochs": epochs, "charlstm_stderr": ours["stderr"]}
-        if not args.no_torch:
+        row = measure_charlstm(corpus, args.minutes, args.charlstm)
+        if corpus in reused:
+            ref = reused[corpus]
+            row.update(torch_best=ref["best_val_loss"], torch_epochs=ref["epochs"], torch_reused_from=ref["reused_from"])
+        elif not args.no_torch:
             ref = run_reference(corpus, args.minutes)
-            row.update(torch_best=ref["best_val_loss"], torch_epochs=ref["epochs"], difference=loss - ref["best_val_loss"])
+            row.update(torch_best=ref["best_val_loss"], torch_epochs=ref["epochs"])
+        if "torch_best" in row:
+            row["difference"] = row["charlstm_held_out"] - row["torch_best"]
         results.append(row)
         _print_row(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"commit": commit, "results": results}, indent=2, default=str))
+    args.out.write_text(json.dumps({"commit": commit, "date": date, "results": results}, indent=2, default=str))
     print(f"load {os.getloadavg()[0]:.2f}; figures in {args.out}")
+
+
+def measure_charlstm(corpus: Path, minutes: float, options: str) -> dict:
+    """Train charlstm on `corpus` for `minutes` with `options` and score its best checkpoint: the row's charlstm half."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = run_charlstm(corpus, minutes, shlex.split(options), Path(tmp))
+        loss, chars = held_out_loss(ours["checkpoint"], corpus)
+    epochs = [r for r in ours["records"] if r.get("type") == "epoch"]
+    speeds = [r["chars_per_s"] for r in ours["records"] if r.get("chars_per_s")]
+    return {"corpus": corpus.name, "corpus_sha256": corpus_hash(corpus), "minutes": minutes, "charlstm_options": options,
+            "charlstm_held_out": loss, "charlstm_chars_scored": chars, "charlstm_wall_s": ours["wall_s"],
+            "charlstm_chars_per_s": speeds[-1] if speeds else None, "charlstm_epochs": epochs, "charlstm_stderr": ours["stderr"]}
 
 
 def _print_row(row: dict) -> None:
@@ -114,6 +160,9 @@ def _print_row(row: dict) -> None:
         ref = row["torch_best"]
         speed = row["torch_epochs"][-1]["chars_per_s"] if row["torch_epochs"] else 0
         line += f"   torch {ref:.4f} ({ref / math.log(2):.3f}, {speed:,.0f} chars/s)   charlstm − torch {row['difference']:+.4f}"
+    if "torch_reused_from" in row:
+        source = row["torch_reused_from"]
+        line += f"\n{'':<24} (torch REUSED from {source['file']}: measured {source['measured_at']} at {source['commit']})"
     print(line, flush=True)
 
 

@@ -3,11 +3,12 @@
     tensors   CELL.weight_ih_l{k} (G·H, V or H), CELL.weight_hh_l{k} (G·H, H), CELL.bias_ih_l{k},
               CELL.bias_hh_l{k} (G·H,), head.weight (V, H), head.bias (V,), where CELL is lstm
               (G = 4), gru (G = 3) or rnn (G = 1), as the config's `cell` says;
-              and, in a resumable checkpoint, optim.<buffer>.<name> (the optimiser's moments)
-              and state.h (+ state.c for the LSTM), (L, B, H) (the state carried across windows)
+              and, in a resumable checkpoint, optim.<buffer>.<name> (the optimiser's moments),
+              state.h (+ state.c for the LSTM), (L, B, H) (the state carried across windows),
+              and with --ema average.<name> (the weights' average's sums, `charlstm.average`)
     metadata  format ("charlstm"), format_version, config, vocab, train, history (JSON strings)
 
-`{k: v for k, v in load_file(path).items() if not k.startswith(("optim.", "state."))}` — or the
+`{k: v for k, v in load_file(path).items() if not k.startswith(("optim.", "state.", "average."))}` — or the
 whole file for a weights-only checkpoint — loads into `torch.nn.LSTM(V, H, L)` (or `nn.GRU`,
 `nn.RNN(..., nonlinearity="tanh")`) and
 `torch.nn.Linear(H, V)` by `load_state_dict`. Writing is atomic (a temporary file in the same
@@ -36,7 +37,7 @@ FORMAT = "charlstm"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 RESUME_SUFFIX = ".resume" + SUFFIX
-EXTRA_PREFIXES = ("optim.", "state.")
+EXTRA_PREFIXES = ("optim.", "state.", "average.")
 _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64, "U8": np.uint8}
 _MAX_HEADER = 100 * 1024 * 1024
 
@@ -251,7 +252,10 @@ def _json_field(metadata: dict[str, str], key: str, name: str, required: bool = 
         raise CheckpointError(f"{name}: metadata field {key!r} is not valid JSON; the file is corrupt") from None
 
 
-_TRAIN_NUMBERS = ("step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch", "segment_ratio")
+_TRAIN_NUMBERS = (
+    "step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch", "segment_ratio",
+    "average_weight",
+)
 _TRAIN_OPTIONAL = ("best_val_loss", "best_epoch", "smoothed_loss", "schedule_ratio", "segment_step")
 _HISTORY_NUMBERS = ("epoch", "step", "train_loss", "val_loss", "val_bpc")
 _HISTORY_OPTIONAL = ("lr", "elapsed", "chars_per_s")
@@ -281,6 +285,22 @@ def _check_training_metadata(train: Any, history: Any, name: str) -> None:
     ok = ok and isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1
     if not ok:
         raise CheckpointError(f"{name}: malformed training metadata; the file is corrupt")
+
+
+def _check_average(header: dict[str, Any], shapes: dict[str, tuple[int, ...]], train: dict[str, Any], name: str) -> None:
+    """The average of the weights (--ema) belongs to a resume file: one `average.<name>` tensor
+    for every parameter, of its shape, with `average_weight` in the training metadata."""
+    keys = [k for k in header if k.startswith("average.")]
+    if not keys:
+        return
+    if not any(k.startswith("optim.") for k in header):
+        raise CheckpointError(f"{name}: holds an average of the weights ({keys[0]!r}) but is not a resume file; the file is corrupt")
+    for key in shapes:
+        entry = header.get(f"average.{key}")
+        if entry is None or tuple(entry["shape"]) != shapes[key] or entry["dtype"] not in ("F32", "F64"):
+            raise CheckpointError(f"{name}: tensor 'average.{key}' is missing or not shaped like {key!r}; the file is corrupt")
+    if len(keys) != len(shapes) or "average_weight" not in train:
+        raise CheckpointError(f"{name}: its average of the weights does not fit the model; the file is corrupt")
 
 
 def from_bytes(data: bytes, name: str = "checkpoint") -> Checkpoint:
@@ -315,6 +335,7 @@ def from_bytes(data: bytes, name: str = "checkpoint") -> Checkpoint:
     for key in header:
         if key not in shapes and not key.startswith(EXTRA_PREFIXES):
             raise CheckpointError(f"{name}: unexpected tensor {key!r}")
+    _check_average(header, shapes, train, name)
     for key, shape in shapes.items():
         if key not in header:
             raise CheckpointError(f"{name}: missing tensor {key!r}")

@@ -18,7 +18,10 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from charlstm.config import CELL_NAMES, ENCODING_ERRORS, ENGINE_NAMES, MAX_VOCAB, OPTIMIZER_NAMES, PRECISIONS, SCHEDULES, ModelConfig, ReportConfig, TrainConfig, default_of, field_help
+from charlstm.config import (
+    CELL_NAMES, DROPOUT_MASKS, ENCODING_ERRORS, ENGINE_NAMES, MAX_VOCAB, OPTIMIZER_NAMES, PRECISIONS, SCHEDULES, ModelConfig,
+    ReportConfig, TrainConfig, default_of, field_help,
+)
 
 app = typer.Typer(
     name="charlstm",
@@ -45,6 +48,7 @@ def _value(choice: Any) -> str | None:
 Cell = _choice("Cell", CELL_NAMES)
 Optimizer = _choice("Optimizer", OPTIMIZER_NAMES)
 Schedule = _choice("Schedule", SCHEDULES)
+DropoutMask = _choice("DropoutMask", DROPOUT_MASKS)
 Errors = _choice("Errors", ENCODING_ERRORS)
 EngineName = _choice("EngineName", ENGINE_NAMES)
 Precision = _choice("Precision", PRECISIONS)
@@ -108,10 +112,15 @@ def train(
     layers: Annotated[Optional[int], typer.Option("--layers", "-L", help=field_help(ModelConfig, "num_layers"), rich_help_panel=MODEL, show_default=False)] = None,
     cell: Annotated[Optional[Cell], typer.Option("--cell", metavar=_metavar(CELL_NAMES), help=field_help(ModelConfig, "cell"), rich_help_panel=MODEL, show_default=False)] = None,
     dropout: Annotated[Optional[float], typer.Option(help=field_help(TrainConfig, "dropout"), rich_help_panel=MODEL, show_default=False)] = None,
+    dropout_mask: Annotated[Optional[DropoutMask], typer.Option("--dropout-mask", metavar=_metavar(DROPOUT_MASKS), help=field_help(TrainConfig, "dropout_mask"), rich_help_panel=MODEL, show_default=False)] = None,
+    weight_drop: Annotated[Optional[float], typer.Option("--weight-drop", help=field_help(TrainConfig, "weight_drop"), rich_help_panel=MODEL, show_default=False)] = None,
+    ema: Annotated[Optional[float], typer.Option("--ema", help=field_help(TrainConfig, "ema"), rich_help_panel=MODEL, show_default=False)] = None,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", "-T", help=field_help(TrainConfig, "seq_len"), rich_help_panel=OPTIM, show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-B", help=field_help(TrainConfig, "batch_size"), rich_help_panel=OPTIM, show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option(help=field_help(TrainConfig, "lr"), rich_help_panel=OPTIM, show_default=False)] = None,
     optimizer: Annotated[Optional[Optimizer], typer.Option(metavar=_metavar(OPTIMIZER_NAMES), help=field_help(TrainConfig, "optimizer"), rich_help_panel=OPTIM, show_default=False)] = None,
+    adam_beta1: Annotated[Optional[float], typer.Option("--adam-beta1", help=field_help(TrainConfig, "adam_beta1"), rich_help_panel=OPTIM, show_default=False)] = None,
+    adam_beta2: Annotated[Optional[float], typer.Option("--adam-beta2", help=field_help(TrainConfig, "adam_beta2"), rich_help_panel=OPTIM, show_default=False)] = None,
     schedule: Annotated[Optional[Schedule], typer.Option(metavar=_metavar(SCHEDULES), help=field_help(TrainConfig, "schedule"), rich_help_panel=OPTIM, show_default=False)] = None,
     warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help=field_help(TrainConfig, "warmup_steps"), rich_help_panel=OPTIM, show_default=False)] = None,
     min_lr_ratio: Annotated[Optional[float], typer.Option("--min-lr-ratio", help=field_help(TrainConfig, "min_lr_ratio"), rich_help_panel=OPTIM, show_default=False)] = None,
@@ -170,6 +179,8 @@ def train(
         "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "optimizer": _value(optimizer), "clip": clip,
         "epochs": epochs, "max_steps": max_steps, "val_fraction": val_fraction, "seed": random_seed,
         "dropout": dropout, "schedule": _value(schedule), "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
+        "dropout_mask": _value(dropout_mask), "weight_drop": weight_drop, "ema": ema,
+        "adam_beta1": adam_beta1, "adam_beta2": adam_beta2,
         "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
         "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes, "kernels": kernels,
         "engine": _value(engine), "device": device, "precision": _value(precision),

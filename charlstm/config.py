@@ -21,6 +21,7 @@ OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "linear")
 KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.kernels.CHOICES
 ENGINE_NAMES = ("numpy", "torch")  # charlstm.engines
+DROPOUT_MASKS = ("step", "window")  # charlstm.model.Dropout
 PRECISIONS = ("fp32", "bf16")
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"  # what --device accepts
 ENCODING_ERRORS = ("strict", "replace")  # what --errors may do with undecodable bytes
@@ -77,6 +78,8 @@ class TrainConfig:
     )
     lr: float = _opt(4e-3, "Peak learning rate.")
     optimizer: str = _opt("adam", "adam, rmsprop or sgd (momentum 0.9).")
+    adam_beta1: float = _opt(0.9, "Adam's decay of the mean of the gradients (β₁), in [0, 1).")
+    adam_beta2: float = _opt(0.999, "Adam's decay of the mean of their squares (β₂), in [0, 1).")
     clip: float = _opt(5.0, "Clip the global gradient norm to this (0: off).")
     epochs: int | None = _opt(
         10, "Passes over the training split, counting earlier runs when resuming.",
@@ -88,6 +91,18 @@ class TrainConfig:
     val_fraction: float = _opt(0.05, "Fraction of the text, at its end, held out for validation, in (0, 0.5].")
     seed: int = _opt(0, "Seed of initialisation, dropout and samples: same seed, same run.")
     dropout: float = _opt(0.2, "Dropout on each layer's output while training, in [0, 1); 0 turns it off.")
+    dropout_mask: str = _opt(
+        "step", "Where --dropout draws its masks: step (anew at every character) or window (one per stream and "
+        "window: locked dropout, as in AWD-LSTM)."
+    )
+    weight_drop: float = _opt(
+        0.0, "DropConnect on the recurrent weights (weight_hh) while training, a mask per window, in [0, 1); "
+        "checkpoints hold the plain weights."
+    )
+    ema: float = _opt(
+        0.0, "Validate, sample and save a moving average of the weights, of this decay per step, in [0, 1) "
+        "(0.99: ~the last 100 steps); 0: off."
+    )
     schedule: str = _opt(
         "cosine", "Learning-rate schedule over the run: cosine, linear or constant (decay ends at --min-lr-ratio × lr)."
     )
@@ -139,6 +154,11 @@ class TrainConfig:
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
             (0 < self.val_fraction <= 0.5, "--val-fraction must be in (0, 0.5]"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (self.dropout_mask in DROPOUT_MASKS, f"--dropout-mask must be one of {', '.join(DROPOUT_MASKS)}"),
+            (0 <= self.weight_drop < 1, "--weight-drop must be in [0, 1)"),
+            (0 <= self.ema < 1, "--ema must be in [0, 1) (0 turns it off)"),
+            (0 <= self.adam_beta1 < 1, "--adam-beta1 must be in [0, 1)"),
+            (0 <= self.adam_beta2 < 1, "--adam-beta2 must be in [0, 1)"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
             (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
@@ -152,6 +172,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        betas = [flag(f) for f in ("adam_beta1", "adam_beta2") if getattr(self, f) != default_of(TrainConfig, f)]
+        if betas and self.optimizer != "adam":
+            raise UsageError(f"{' and '.join(betas)} set Adam's decays; add --optimizer adam, or drop {'them' if len(betas) > 1 else 'it'}")
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
             raise UsageError("a run needs an end: give --epochs, --max-steps or --max-minutes")
 

@@ -4,6 +4,9 @@
     h_k, state_k = cell(xa_k, state_k)   the recurrence of layer k (`cells`), x_{k+1} = dropout(h_k)
     logits = W_hy x_L + b_y              the head, (T·B, V)
 
+In training, `Dropout` says what is dropped: the layers' outputs (per step or per window), and
+the recurrent weights W_hh (weight drop), which the cell then computes with masked.
+
 Parameters live in a plain dict keyed by PyTorch's state_dict names (`lstm.weight_ih_l0`, ...,
 `head.weight`, `head.bias`, with `gru.` or `rnn.` for the other cells), so a checkpoint is that
 dict and loads into `torch.nn.LSTM` / `GRU` / `RNN` + `torch.nn.Linear` unchanged. Gradient dicts
@@ -23,7 +26,7 @@ import numpy as np
 
 from charlstm import kernels as kernels_
 from charlstm.cells import CELLS, Cell
-from charlstm.config import ModelConfig
+from charlstm.config import DROPOUT_MASKS, ModelConfig
 from charlstm.kernels import Kernels
 from charlstm.ops import Projection, project, project_backward, softmax_cross_entropy
 
@@ -92,14 +95,41 @@ def zero_state(config: ModelConfig, B: int, dtype: type = np.float32) -> State:
     return tuple(np.zeros((L, B, H), dtype) for _ in state_names(config))
 
 
+@dataclass(frozen=True)
+class Dropout:
+    """What training drops, each kept unit or weight scaled by 1 / (1 − its p), so that evaluation
+    and sampling, which drop nothing, need no rescaling.
+
+    p: each layer's output, before the next layer and the head. `mask` says where its masks are
+    drawn: "step", a new (T, B, H) mask for every step; "window", one (B, H) mask per stream for
+    the window, the same at every step (locked or variational dropout, as in AWD-LSTM).
+    weight_hh: DropConnect on each layer's W_hh (AWD-LSTM's weight drop): one (G, H) mask per
+    window, shared by every stream and step; the cell computes with W_hh ⊙ mask.
+    """
+
+    p: float = 0.0
+    mask: str = "step"
+    weight_hh: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mask not in DROPOUT_MASKS:
+            raise ValueError(f"dropout mask {self.mask!r}: not one of {DROPOUT_MASKS}")
+
+    @property
+    def active(self) -> bool:
+        return self.p > 0.0 or self.weight_hh > 0.0
+
+
 @dataclass
 class Cache:
     """Everything backward needs from one window's forward; reusable for the next window."""
 
     proj: list[Projection | None] = field(default_factory=list)  # each layer's input projection
     layers: list[Any] = field(default_factory=list)  # each layer's cell cache
-    masks: list[np.ndarray | None] = field(default_factory=list)  # (T, B, H) dropout mask per layer
+    masks: list[np.ndarray | None] = field(default_factory=list)  # (T, B, H) or (B, H) dropout mask per layer
     dropped: list[np.ndarray | None] = field(default_factory=list)  # (T, B, H) masked layer outputs
+    hh_masks: list[np.ndarray | None] = field(default_factory=list)  # (G, H) weight-drop mask per layer
+    hh_dropped: list[np.ndarray | None] = field(default_factory=list)  # (G, H) W_hh ⊙ mask per layer
     top: np.ndarray | None = None  # (T*B, H) input of the head
     logits: np.ndarray | None = None  # (T*B, V)
     dtop: np.ndarray | None = None  # (T*B, H) gradient of the head's input
@@ -112,33 +142,40 @@ def forward(
     x: np.ndarray,
     state: State,
     cache: Cache | None = None,
-    dropout: float = 0.0,
+    dropout: float | Dropout = 0.0,
     rng: np.random.Generator | None = None,
     kernels: Kernels | None = None,
 ) -> tuple[np.ndarray, State, Cache]:
     """Logits (T*B, V) for the ids x (T, B) starting from `state`; returns them (a buffer in the
-    cache), the final state, and the cache. With dropout > 0 (training), an inverted-dropout mask
-    drawn from `rng` multiplies each layer's output before the next layer and the head. `kernels`:
-    the compiled per-step math to use where the cell has it (`charlstm.kernels`; None: NumPy)."""
+    cache), the final state, and the cache. `dropout` (training): a `Dropout`, or a float p for
+    per-step dropout of each layer's output; its masks are drawn from `rng`, layer by layer (the
+    weight mask first). `kernels`: the compiled per-step math to use where the cell has it
+    (`charlstm.kernels`; None: NumPy)."""
     cell = CELLS[config.cell]
+    drop = dropout if isinstance(dropout, Dropout) else Dropout(dropout)
+    assert rng is not None or not drop.active, "dropout needs a random generator"
     T, B = x.shape
     cache = cache if cache is not None else Cache()
     L, H = config.num_layers, config.hidden_size
     if len(cache.layers) != L:
-        cache.proj, cache.layers, cache.masks, cache.dropped = [None] * L, [None] * L, [None] * L, [None] * L
+        for name in ("proj", "layers", "masks", "dropped", "hh_masks", "hh_dropped"):
+            setattr(cache, name, [None] * L)
     scale = cell.input_scale(H, params["head.weight"].dtype)
     inp = x
     final = []
     for k in range(L):
         W_ih, W_hh, b_ih, b_hh = layer_params(params, config, k)
+        if drop.weight_hh > 0.0:
+            W_hh = _drop_weights(W_hh, drop.weight_hh, rng, cache, k)
+        else:
+            cache.hh_masks[k] = None
         cache.proj[k] = proj = project(inp, W_ih, scale, cache.proj[k])  # xa: (T, B, G)
         h_seq, layer_state, cache.layers[k] = cell.forward(
             proj.xa, tuple(s[k] for s in state), W_hh, b_ih, b_hh, cache.layers[k], kernels
         )
         final.append(layer_state)
-        if dropout > 0.0:
-            assert rng is not None, "dropout needs a random generator"
-            inp = _dropout(h_seq, dropout, rng, cache, k)
+        if drop.p > 0.0:
+            inp = _dropout(h_seq, drop, rng, cache, k)
         else:
             cache.masks[k] = None
             inp = h_seq
@@ -152,18 +189,37 @@ def forward(
     return cache.logits, new_state, cache
 
 
-def _dropout(h_seq: np.ndarray, p: float, rng: np.random.Generator, cache: Cache, k: int) -> np.ndarray:
-    """Inverted dropout of layer k's output: each unit kept with probability 1 − p and scaled by
-    1 / (1 − p), so evaluation needs no rescaling. Mask and result live in reused cache buffers."""
-    mask, out = cache.masks[k], cache.dropped[k]
-    if mask is None or mask.shape != h_seq.shape or mask.dtype != h_seq.dtype:
-        mask, out = np.empty(h_seq.shape, h_seq.dtype), np.empty(h_seq.shape, h_seq.dtype)  # (T, B, H)
-        cache.dropped[k] = out
+def _dropout(h_seq: np.ndarray, drop: Dropout, rng: np.random.Generator, cache: Cache, k: int) -> np.ndarray:
+    """Inverted dropout of layer k's output h_seq (T, B, H), with a mask per step (T, B, H) or
+    one per window (B, H), broadcast over the steps. Mask and result live in reused buffers."""
+    shape = h_seq.shape if drop.mask == "step" else h_seq.shape[1:]
+    mask, out = _buffer(cache.masks, k, shape, h_seq.dtype), _buffer(cache.dropped, k, h_seq.shape, h_seq.dtype)
+    _draw_mask(mask, drop.p, rng)
+    return np.multiply(h_seq, mask, out=out)
+
+
+def _drop_weights(W_hh: np.ndarray, p: float, rng: np.random.Generator, cache: Cache, k: int) -> np.ndarray:
+    """Layer k's W_hh (G, H) with a fresh DropConnect mask applied, in a reused buffer; backward
+    multiplies the gradient of this matrix by the same mask (`cache.hh_masks[k]`)."""
+    mask = _buffer(cache.hh_masks, k, W_hh.shape, W_hh.dtype)
+    _draw_mask(mask, p, rng)
+    return np.multiply(W_hh, mask, out=_buffer(cache.hh_dropped, k, W_hh.shape, W_hh.dtype))
+
+
+def _draw_mask(mask: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Fill `mask` in place: 1 / (1 − p) with probability 1 − p (kept), else 0 (dropped)."""
     rng.random(out=mask, dtype=mask.dtype)
     np.greater_equal(mask, p, out=mask)  # 1.0 where kept
     mask *= 1.0 / (1.0 - p)
-    cache.masks[k] = mask
-    return np.multiply(h_seq, mask, out=out)
+    return mask
+
+
+def _buffer(buffers: list[np.ndarray | None], k: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """buffers[k], made anew when it is missing or of another shape or dtype."""
+    b = buffers[k]
+    if b is None or b.shape != shape or b.dtype != dtype:
+        buffers[k] = b = np.empty(shape, dtype)
+    return b
 
 
 def backward(
@@ -193,9 +249,11 @@ def backward(
     dstate0: list[tuple[np.ndarray, ...]] = [()] * config.num_layers
     for k in reversed(range(config.num_layers)):
         if cache.masks[k] is not None:
-            dh_seq *= cache.masks[k]  # a buffer of the cache: the head's or the layer above's
+            dh_seq *= cache.masks[k]  # (broadcast over T for a window's mask); a buffer of the cache
         dfinal = tuple(d[k] for d in dstate) if dstate is not None else None
         dxa, g, dstate0[k] = cell.backward(dh_seq, cache.layers[k], dfinal, kernels)
+        if cache.hh_masks[k] is not None:
+            g["weight_hh"] *= cache.hh_masks[k]  # the cell computed with W_hh ⊙ mask
         grads[f"{c}.weight_ih_l{k}"], dx = project_backward(cache.proj[k], dxa)
         grads.update({f"{c}.{name}_l{k}": value for name, value in g.items()})
         dh_seq = dx
@@ -210,7 +268,7 @@ def loss_and_grads(
     y: np.ndarray,
     state: State,
     cache: Cache | None = None,
-    dropout: float = 0.0,
+    dropout: float | Dropout = 0.0,
     rng: np.random.Generator | None = None,
     kernels: Kernels | None = None,
 ) -> tuple[float, dict[str, np.ndarray], State, Cache]:

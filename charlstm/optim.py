@@ -15,10 +15,11 @@ import numpy as np
 
 from charlstm import kernels as kernels_
 from charlstm.errors import UsageError
+from charlstm.config import TrainConfig, default_of
 from charlstm.kernels import Kernels
 
 # The hyper-parameters, written once (the torch engine gives torch.optim the same)
-ADAM_BETAS = (0.9, 0.999)
+ADAM_BETAS = (default_of(TrainConfig, "adam_beta1"), default_of(TrainConfig, "adam_beta2"))  # --adam-beta1/2's
 RMSPROP_ALPHA = 0.95
 SGD_MOMENTUM = 0.9
 EPS = 1e-8
@@ -143,11 +144,15 @@ class Adam(Optimizer):
 OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam, "rmsprop": RMSProp, "sgd": SGD}
 
 
-def make_optimizer(name: str, params: dict[str, np.ndarray], kernels: Kernels | None = None) -> Optimizer:
-    """The optimiser called `name` (adam, rmsprop or sgd) over `params`; Adam's update runs on
-    `kernels` (None: NumPy)."""
+def make_optimizer(
+    name: str, params: dict[str, np.ndarray], kernels: Kernels | None = None, betas: tuple[float, float] | None = None
+) -> Optimizer:
+    """The optimiser called `name` (adam, rmsprop or sgd) over `params`; Adam's update, with
+    decays `betas` (β₁, β₂; None: its defaults), runs on `kernels` (None: NumPy)."""
     try:
         cls = OPTIMIZERS[name]
     except KeyError:
         raise UsageError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}") from None
-    return cls(params, kernels=kernels) if cls is Adam else cls(params)
+    if cls is Adam:
+        return Adam(params, *(betas or ()), kernels=kernels)
+    return cls(params)

@@ -148,9 +148,11 @@ class Run:
 
 
 def to_checkpoint(run: Run, with_state: bool, status: str) -> Checkpoint:
-    """The run as a checkpoint: weights, configs, counters and history; `with_state` adds the
-    optimiser moments, the carried state and the RNG (the resume file). Under torchrun,
-    `with_state` gathers every rank's carried state: all ranks call it together."""
+    """The run as a checkpoint: weights, configs, counters and history. Without `with_state`
+    (the model files) the weights are the model the run validates (the average with --ema);
+    with it (the resume file) they are the weights being trained, with the optimiser moments,
+    the average, the carried state and the RNG. Under torchrun, `with_state` gathers every
+    rank's carried state: all ranks call it together."""
     train_meta = {
         "config": asdict(run.cfg),
         "corpus": run.fingerprint,
@@ -162,7 +164,10 @@ def to_checkpoint(run: Run, with_state: bool, status: str) -> Checkpoint:
     if with_state:
         extra, engine_meta = run.engine.save_state(run.state)
         train_meta.update(engine_meta)
-    return Checkpoint(run.config, run.corpus.vocab, run.engine.params_numpy(), train_meta, list(run.progress.history), extra)
+        params = run.engine.params_numpy()
+    else:
+        params = run.engine.model_numpy()
+    return Checkpoint(run.config, run.corpus.vocab, params, train_meta, list(run.progress.history), extra)
 
 
 def restore(resume: Checkpoint, engine: Engine, config: ModelConfig, B: int) -> tuple[Progress, State]:

@@ -476,7 +476,7 @@ def _sample(run: Run) -> str:
     seed = cfg.sample_seed if cfg.sample_seed is not None else default_sample_seed(run.corpus)
     rng = np.random.default_rng([cfg.seed, run.progress.step])
     text = sample(
-        run.engine.params_numpy(), run.config, run.corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature),
+        run.engine.model_numpy(), run.config, run.corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature),
         rng=rng, kernels=run.engine.kernels,
     )
     return text[0]

@@ -18,6 +18,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from charlstm.config import TrainConfig, default_of
+
 if TYPE_CHECKING:
     from charlstm import events as tr
 
@@ -126,6 +128,25 @@ def describe_end(e: tr.Started) -> str:
     if t.max_steps is not None:
         limits.append(f"{t.max_steps:,} steps in all")
     return " or ".join(limits) + (", whichever comes first" if len(limits) > 1 else "")
+
+
+def describe_optimizer(t: TrainConfig) -> str:
+    """The optimiser, with Adam's decays when they are not the defaults: 'adam', 'adam (β 0.9, 0.99)'."""
+    betas = (t.adam_beta1, t.adam_beta2)
+    if t.optimizer == "adam" and betas != (default_of(TrainConfig, "adam_beta1"), default_of(TrainConfig, "adam_beta2")):
+        return f"adam (β {betas[0]:g}, {betas[1]:g})"
+    return t.optimizer
+
+
+def describe_regularisation(t: TrainConfig) -> str:
+    """Dropout and its relatives, those set: 'dropout 0.2', 'dropout 0.2 per window, weight drop
+    0.3, EMA 0.99'."""
+    parts = [f"dropout {t.dropout:g}" + (" per window" if t.dropout > 0 and t.dropout_mask == "window" else "")]
+    if t.weight_drop > 0:
+        parts.append(f"weight drop {t.weight_drop:g}")
+    if t.ema > 0:
+        parts.append(f"EMA {t.ema:g}")
+    return ", ".join(parts)
 
 
 def print_plain(console: Console, renderable: Any) -> None:
@@ -254,8 +275,8 @@ class TrainView:
             ("model", f"{c.num_layers}×{c.hidden_size} {c.cell.upper()}, {e.num_params:,} parameters"),
             (
                 "training",
-                f"batch {t.batch_size} × seq {t.seq_len}, {t.optimizer} lr {t.lr:g} ({t.schedule}), clip {t.clip:g}, "
-                f"dropout {t.dropout:g}; {describe_end(e)}",
+                f"batch {t.batch_size} × seq {t.seq_len}, {describe_optimizer(t)} lr {t.lr:g} ({t.schedule}), clip {t.clip:g}, "
+                f"{describe_regularisation(t)}; {describe_end(e)}",
             ),
             ("checkpoints", f"{e.model_path} (best), {e.resume_path} (resume)"),
         ]

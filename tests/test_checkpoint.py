@@ -165,3 +165,36 @@ def test_any_single_byte_changed(position, value):
     except CheckpointError:
         return
     _assert_valid(ckpt)
+
+
+def resumable(average: dict | None = None, weight: float | None = 0.5) -> Checkpoint:
+    """A checkpoint with the extra tensors of a resume file, and an average of the weights."""
+    ckpt = make()
+    ckpt.extra = {f"optim.exp_avg.{k}": np.zeros_like(v) for k, v in ckpt.params.items()}
+    ckpt.extra.update({f"average.{k}": v for k, v in (average if average is not None else ckpt.params).items()})
+    if weight is not None:
+        ckpt.train["average_weight"] = weight
+    return ckpt
+
+
+def test_a_resume_file_carries_the_average_of_the_weights(tmp_path):
+    back = checkpoint.load(checkpoint.save(resumable(), tmp_path / "m.resume.safetensors"))
+    assert back.train["average_weight"] == 0.5
+    for k, v in back.params.items():
+        np.testing.assert_array_equal(back.extra[f"average.{k}"], v)
+
+
+@pytest.mark.parametrize("defect, message", [
+    (lambda c: c.extra.pop("average.head.bias"), "average.head.bias"),
+    (lambda c: c.extra.update({"average.head.bias": np.zeros(3, np.float32)}), "average.head.bias"),
+    (lambda c: c.train.pop("average_weight"), "does not fit the model"),
+    (lambda c: c.extra.update({"average.head.extra": np.zeros(5, np.float32)}), "does not fit the model"),
+    (lambda c: [c.extra.pop(k) for k in list(c.extra) if k.startswith("optim.")], "not a resume file"),
+    (lambda c: c.train.update({"average_weight": -1.0}), "malformed training metadata"),
+])
+def test_a_bad_average_is_a_checkpoint_error(tmp_path, defect, message):
+    ckpt = resumable()
+    defect(ckpt)
+    path = checkpoint.save(ckpt, tmp_path / "m.resume.safetensors")
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(path)

@@ -209,3 +209,24 @@ def test_other_cells_train_sample_eval_and_inspect(tmp_path, cell):
     assert 0 < json.loads(evaluated.stdout)["loss"] < np.log(ckpt.vocab.size)
     shown = run_cli("inspect", "--json", cwd=tmp_path)
     assert json.loads(shown.stdout)["config"]["cell"] == cell
+
+
+def test_the_levers_from_the_command_line(tiny_corpus, tmp_path):
+    """Dropout per window, weight drop, the average of the weights and Adam's decays: set on the
+    command line, shown in the banner, stored in the checkpoints, kept by a resume, and refused
+    where they cannot apply."""
+    levers = ["--dropout-mask", "window", "--weight-drop", "0.3", "--ema", "0.95", "--adam-beta1", "0.85", "--adam-beta2", "0.99"]
+    result = run_cli("train", str(tiny_corpus), *FAST, *levers, "--max-steps", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "adam (β 0.85, 0.99) lr" in result.stderr and "dropout 0.2 per window, weight drop 0.3, EMA 0.95" in result.stderr
+    resume = checkpoint.load(tmp_path / "checkpoints" / "tiny.resume.safetensors")
+    saved = resume.train["config"]
+    assert (saved["dropout_mask"], saved["weight_drop"], saved["ema"], saved["adam_beta1"], saved["adam_beta2"]) == ("window", 0.3, 0.95, 0.85, 0.99)
+    assert resume.train["average_weight"] > 0 and "average.head.bias" in resume.extra
+    again = run_cli("train", "--resume", str(tmp_path / "checkpoints" / "tiny.resume.safetensors"), "--max-steps", "5", "--ema", "0.9", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "--ema: 0.95 → 0.9" in again.stderr and "weight drop 0.3" in again.stderr
+    refused = run_cli("train", str(tiny_corpus), "--optimizer", "sgd", "--adam-beta2", "0.99", cwd=tmp_path)
+    assert_clean_error(refused, "--adam-beta2 set Adam's decays; add --optimizer adam", code=2)
+    refused = run_cli("train", str(tiny_corpus), "--dropout-mask", "unit", cwd=tmp_path)
+    assert_clean_error(refused, "--dropout-mask must be one of step, window", code=2)

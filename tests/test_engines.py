@@ -180,3 +180,89 @@ def test_ranks_other_than_0_write_and_report_nothing(tiny_corpus, tmp_path, monk
     finished, events = run(corpus, tmp_path, TrainConfig(**SMALL, epochs=2), "m")
     assert finished.step > 0 and events == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.txt"]
+
+
+def test_adams_decays_and_the_average_are_the_same_on_both_engines(tiny_corpus):
+    """--adam-beta1/2 and --ema in float64: the same losses, weights, average (the model the run
+    validates and saves) and validation loss of that average."""
+    corpus = load_corpus(tiny_corpus)
+    config = ModelConfig(corpus.vocab.size, 16, 2)
+    cfg = dict(SMALL, dropout=0.0, max_steps=30, adam_beta1=0.85, adam_beta2=0.99, ema=0.9)
+    made = {}
+    for name in ("numpy", "torch"):
+        made[name] = engines.make_engine(config, TrainConfig(**cfg, engine=name), model.init_params(config, 0), np.float64)
+    got = {}
+    for name, engine in made.items():
+        state, got[name] = engine.zero_state(), []
+        for k in range(30):
+            loss, _, state = engine.forward_backward(*window(corpus.ids, B, T, k), state)
+            engine.update(4e-3)
+            got[name].append(loss)
+    np.testing.assert_allclose(got["torch"], got["numpy"], rtol=1e-8)
+    a, b = made["numpy"], made["torch"]
+    for k, v in a.model_numpy().items():
+        np.testing.assert_allclose(b.model_numpy()[k], v, rtol=0, atol=1e-8, err_msg=k)
+        assert not np.allclose(v, a.params_numpy()[k])  # the average is not the weights
+    val = corpus.ids[-300:]
+    assert b.evaluate(val, B, T).loss == pytest.approx(a.evaluate(val, B, T).loss, rel=1e-10)
+
+
+LEVERS = dict(dropout=0.2, dropout_mask="window", weight_drop=0.3, ema=0.9)
+
+
+def test_with_every_lever_both_engines_learn_alike(tiny_corpus, tmp_path):
+    """Window masks, weight drop and the average draw different masks on each engine: both fall
+    as far (as the dropout test above)."""
+    corpus = load_corpus(tiny_corpus)
+    cfg = dict(SMALL, max_steps=100, lr=0.01, **LEVERS)
+    a = losses(run(corpus, tmp_path, TrainConfig(**cfg), "numpy", H=32)[1])
+    b = losses(run(corpus, tmp_path, TrainConfig(**cfg, engine="torch"), "torch", H=32)[1])
+    assert a[-20:].mean() < a[:5].mean() - 1.0 and b[-20:].mean() < b[:5].mean() - 1.0
+    assert abs(a[-20:].mean() - b[-20:].mean()) < 0.15, (a[-20:].mean(), b[-20:].mean())
+
+
+def test_a_torch_run_with_every_lever_resumes_exactly(tiny_corpus, tmp_path):
+    corpus = load_corpus(tiny_corpus)
+    cfg = TrainConfig(**dict(SMALL, max_steps=40, engine="torch", **LEVERS))
+    _, straight = run(corpus, tmp_path, cfg, "straight")
+    run(corpus, tmp_path, cfg, "split", stop_after=25)
+    resume = checkpoint.load(tmp_path / "split.resume.safetensors")
+    assert any(k.startswith("average.") for k in resume.extra)
+    _, second = run(corpus, tmp_path, cfg, "split", resume=resume)
+    np.testing.assert_array_equal(losses(second), losses(straight)[25:])
+    ends = [e.val_loss for e in straight if isinstance(e, tr.EpochEnd)]
+    assert [e.val_loss for e in second if isinstance(e, tr.EpochEnd)][-1] == ends[-1]
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_the_torch_nets_masks_are_the_numpy_models(cell):
+    """Weight drop: each layer computes with W_hh ⊙ m, one (G, H) mask a window, kept entries
+    scaled by 1 / (1 − p); window dropout: one (B, H) mask for every step of the window."""
+    import torch
+
+    from charlstm.engines.torch_engine import Net
+
+    config = ModelConfig(7, 8, 2, cell)
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 7, (5, 3)))
+    state = tuple(torch.zeros(2, 3, 8, dtype=torch.float64) for _ in model.state_names(config))
+    gen = torch.Generator().manual_seed(1)
+    net = Net(config, model.Dropout(0.0, "step", 0.4), gen).double().train()
+    start = gen.get_state()
+    dropped, _ = net(x, state)
+    gen.set_state(start)
+    plain = Net(config, model.Dropout(), gen).double().eval()
+    plain.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        for layer in plain.layers:
+            W = layer.weight_hh_l0
+            keep = torch.empty_like(W).bernoulli_(0.6, generator=gen)
+            assert set(torch.unique(keep).tolist()) == {0.0, 1.0}
+            W.mul_(keep / 0.6)
+        np.testing.assert_allclose(plain(x, state)[0].numpy(), dropped.detach().numpy(), rtol=1e-12)
+
+    seen = []
+    net = Net(config, model.Dropout(0.5, "window"), gen).double().train()
+    net.head.register_forward_hook(lambda module, args, out: seen.append(args[0].detach()))
+    net(x, state)
+    zero = seen[0] == 0  # (T, B, H): the units dropped before the head
+    assert zero.any() and (zero == zero[0]).all()  # the same at every step

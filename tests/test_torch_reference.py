@@ -119,3 +119,27 @@ def test_optimizer_steps_match_torch(name):
         opt.step(params, grads, 0.01)
     for k in params:
         np.testing.assert_allclose(params[k], tparams[k].detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernels_name", ["numpy", "numba"])
+@pytest.mark.parametrize("betas", [(0.9, 0.99), (0.8, 0.95)])
+def test_adam_with_other_decays_matches_torch(betas, kernels_name):
+    """--adam-beta1/--adam-beta2: six updates of charlstm's Adam (NumPy and fused kernels) equal
+    torch.optim.Adam(betas=…) on the same gradients."""
+    from charlstm import kernels
+
+    if kernels_name == "numba" and not kernels.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(8)
+    params = {"a": rng.standard_normal((4, 3)), "b": rng.standard_normal(5)}
+    tparams = [torch.tensor(v, requires_grad=True) for v in params.values()]
+    opt = optim.make_optimizer("adam", params, kernels.load(kernels_name), betas)
+    topt = torch.optim.Adam(tparams, lr=0.01, betas=betas)
+    for _ in range(6):
+        grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        for t, g in zip(tparams, grads.values()):
+            t.grad = torch.tensor(g)
+        topt.step()
+        opt.step(params, grads, 0.01)
+    for k, t in zip(params, tparams):
+        np.testing.assert_allclose(params[k], t.detach().numpy(), rtol=1e-10, atol=1e-12)

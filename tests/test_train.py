@@ -32,6 +32,10 @@ def losses(events):
     return [e.loss for e in events if isinstance(e, tr.Step)]
 
 
+def val_losses(events):
+    return [e.val_loss for e in events if isinstance(e, tr.EpochEnd)]
+
+
 def test_same_seed_same_losses(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
     cfg = tr.TrainConfig(**SMALL, max_steps=15, dropout=0.1)
@@ -42,13 +46,18 @@ def test_same_seed_same_losses(tiny_corpus, tmp_path):
     assert losses(a) != losses(c)
 
 
+LEVERS = dict(dropout_mask="window", weight_drop=0.25, ema=0.9, adam_beta1=0.85, adam_beta2=0.99)
+
+
+@pytest.mark.parametrize("levers", [False, True], ids=["defaults", "levers"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_resume_is_exact(tiny_corpus, tmp_path, cell):
+def test_resume_is_exact(tiny_corpus, tmp_path, cell, levers):
     """N steps straight equal N/2 steps, a stop, a resume from the checkpoint, and N/2 more —
     across an epoch boundary, with dropout (RNG), the cosine schedule, Adam's moments and the
-    cell's carried state."""
+    cell's carried state; with `levers`, also dropout per window, weight drop, Adam's decays and
+    the average of the weights (what validation scores)."""
     corpus = load_corpus(tiny_corpus)
-    cfg = tr.TrainConfig(**SMALL, epochs=2, dropout=0.2)
+    cfg = tr.TrainConfig(**SMALL, epochs=2, dropout=0.2, **(LEVERS if levers else {}))
     straight, events = run(corpus, tmp_path, cfg, name="straight", cell=cell)
     full = losses(events)
     N = len(full)
@@ -61,10 +70,13 @@ def test_resume_is_exact(tiny_corpus, tmp_path, cell):
     second, events2 = run(corpus, tmp_path, cfg, resume=resumed, name="split")
     assert second.reason == "completed" and second.step == N
     np.testing.assert_allclose(losses(events1) + losses(events2), full, rtol=1e-6)
-    final_straight = checkpoint.load(tmp_path / "straight.resume.safetensors").params
-    final_split = checkpoint.load(tmp_path / "split.resume.safetensors").params
-    for k in final_straight:
-        np.testing.assert_allclose(final_split[k], final_straight[k], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(val_losses(events1) + val_losses(events2), val_losses(events), rtol=1e-6)
+    final_straight = checkpoint.load(tmp_path / "straight.resume.safetensors")
+    final_split = checkpoint.load(tmp_path / "split.resume.safetensors")
+    assert final_split.extra.keys() == final_straight.extra.keys()
+    assert any(k.startswith("average.") for k in final_split.extra) == levers
+    for k, v in {**final_straight.params, **final_straight.extra}.items():
+        np.testing.assert_allclose({**final_split.params, **final_split.extra}[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 def test_best_checkpoint_keeps_the_best_validation_weights(tmp_path):

@@ -104,7 +104,7 @@ def test_corpus_with_a_huge_vocabulary(tmp_path):
         ("--max-steps", "0"), ("--lr", "0"), ("--lr", "-0.1"), ("--val-fraction", "0"), ("--val-fraction", "0.6"),
         ("--dropout", "1"), ("--clip", "-1"), ("--warmup-steps", "-5"), ("--max-minutes", "0"), ("--keep", "-1"),
         ("--sample-length", "-1"), ("--sample-every", "0"), ("--save-minutes", "0"), ("--max-vocab", "0"),
-        ("--min-lr-ratio", "2"), ("--log-every", "-1"),
+        ("--min-lr-ratio", "2"), ("--log-every", "-1"), ("--weight-drop", "1"), ("--ema", "1"), ("--adam-beta2", "1"),
     ],
 )
 def test_numeric_option_out_of_range(tmp_path, tiny_corpus, option, value):

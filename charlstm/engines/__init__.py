@@ -62,10 +62,16 @@ class Engine(Protocol):
         """Apply the optimiser to the gradients of the last `forward_backward` at rate `lr`."""
 
     def evaluate(self, ids: np.ndarray, B: int, T: int) -> Evaluation:
-        """The loss of the ids (N,) exactly as `charlstm.evaluate.evaluate` scores them."""
+        """The loss of the ids (N,) under the model (`model_numpy`'s weights) exactly as
+        `charlstm.evaluate.evaluate` scores them."""
 
     def params_numpy(self) -> dict[str, np.ndarray]:
-        """The weights as NumPy arrays under PyTorch's names (the engine's own arrays, or copies)."""
+        """The weights being trained as NumPy arrays under PyTorch's names (the engine's own
+        arrays, or copies): what the resume file holds."""
+
+    def model_numpy(self) -> dict[str, np.ndarray]:
+        """The model the run validates, samples and saves in its model file: the average of the
+        weights (--ema) when the run keeps one, else `params_numpy()`. Valid until the next update."""
 
     def params_finite(self) -> bool: ...
 
@@ -76,7 +82,8 @@ class Engine(Protocol):
 
     def save_state(self, state: State) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The resume file's part of the engine: tensors `optim.<buffer>.<name>` and `state.<name>`
-        ((L, B, H), every stream of the run), and metadata (`optimizer_steps`, `rng`, …)."""
+        ((L, B, H), every stream of the run), `average.<name>` with --ema (the average's sums,
+        `charlstm.average`), and metadata (`optimizer_steps`, `rng`, `average_weight`, …)."""
 
     def load_state(self, resume: Checkpoint) -> State:
         """Put a resume file's optimiser moments, step count and random state in place; return
@@ -103,8 +110,7 @@ def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> No
     """A UsageError, before anything is read or written, when this machine cannot train with
     `cfg`'s engine as chosen: --device or --precision without --engine torch, --kernels with it
     (given: the options the user set), torchrun without --engine torch, PyTorch missing, a device
-    that is not there, bf16 where it cannot run; with `batch`, a --batch-size that the ranks
-    cannot share equally."""
+    that is not there, bf16 where it cannot run; with `batch`, a --batch-size that the ranks cannot share equally."""
     K = world_size()
     if cfg.engine == "numpy":
         chosen = [f"--{name}" for name in ("device", "precision") if name in given]

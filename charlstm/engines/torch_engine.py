@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import base64
 import copy
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -81,12 +82,13 @@ def resolve_device(device: str, ranks: int = 1) -> torch.device:
 class Net(nn.Module):
     """model.py's model as PyTorch modules: `forward(x, state)` on ids x (T, B) from the state
     (one (L, B, H) tensor per name in the cell's STATE_NAMES) returns the logits (T, B, V) and the
-    final state. Dropout (training only) draws from `generator`, which is no module state."""
+    final state. Dropout (training only) is model.Dropout's — each layer's output, per step or per
+    window, and DropConnect on each W_hh — and draws from `generator`, which is no module state."""
 
-    def __init__(self, config: ModelConfig, dropout: float, generator: torch.Generator) -> None:
+    def __init__(self, config: ModelConfig, drop: model.Dropout, generator: torch.Generator) -> None:
         super().__init__()
         V, H = config.vocab_size, config.hidden_size
-        self.V, self.p, self.generator = V, dropout, generator
+        self.V, self.drop, self.generator = V, drop, generator
         self.layers = nn.ModuleList(RECURRENT[config.cell](V if k == 0 else H, H) for k in range(config.num_layers))
         self.head = nn.Linear(H, V)
 
@@ -95,16 +97,24 @@ class Net(nn.Module):
         finals = []
         for k, layer in enumerate(self.layers):
             layer_state = tuple(s[k : k + 1] for s in state)  # (1, B, H) each
-            inp, final = layer(inp, layer_state if len(layer_state) > 1 else layer_state[0])  # (T, B, H)
+            inp, final = self._recur(layer, inp, layer_state if len(layer_state) > 1 else layer_state[0])  # (T, B, H)
             finals.append(final if isinstance(final, tuple) else (final,))
-            if self.training and self.p > 0:
-                inp = self._dropout(inp)
+            if self.training and self.drop.p > 0:
+                inp = inp * self._mask(inp.shape if self.drop.mask == "step" else (1, *inp.shape[1:]), self.drop.p, inp)
         return self.head(inp), tuple(torch.cat(s) for s in zip(*finals))
 
-    def _dropout(self, h: torch.Tensor) -> torch.Tensor:
-        """Inverted dropout: each unit kept with probability 1 − p and scaled by 1 / (1 − p)."""
-        keep = torch.empty_like(h).bernoulli_(1.0 - self.p, generator=self.generator)
-        return h * keep.div_(1.0 - self.p)
+    def _recur(self, layer: nn.Module, inp: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """The layer over the window; with weight drop, on W_hh ⊙ mask (one (G, H) mask a window)."""
+        if not (self.training and self.drop.weight_hh > 0):
+            return layer(inp, state)
+        W_hh = layer.weight_hh_l0
+        dropped = W_hh * self._mask(W_hh.shape, self.drop.weight_hh, W_hh)
+        return torch.func.functional_call(layer, {"weight_hh_l0": dropped}, (inp, state))
+
+    def _mask(self, shape: Any, p: float, like: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout's mask: 1 / (1 − p) where kept (probability 1 − p), else 0."""
+        keep = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1.0 - p, generator=self.generator)
+        return keep.div_(1.0 - p)
 
 
 def parameter_names(config: ModelConfig) -> dict[str, str]:
@@ -121,13 +131,33 @@ def parameter_names(config: ModelConfig) -> dict[str, str]:
     return names
 
 
-def make_optimizer(name: str, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
-    """torch.optim's optimiser `name` with charlstm's hyper-parameters (`optim.py`)."""
+def make_optimizer(name: str, parameters: list[nn.Parameter], betas: tuple[float, float] = optim.ADAM_BETAS) -> torch.optim.Optimizer:
+    """torch.optim's optimiser `name` with charlstm's hyper-parameters (`optim.py`); Adam's decays `betas`."""
     if name == "adam":
-        return torch.optim.Adam(parameters, betas=optim.ADAM_BETAS, eps=optim.EPS)
+        return torch.optim.Adam(parameters, betas=betas, eps=optim.EPS)
     if name == "rmsprop":
         return torch.optim.RMSprop(parameters, alpha=optim.RMSPROP_ALPHA, eps=optim.EPS)
     return torch.optim.SGD(parameters, momentum=optim.SGD_MOMENTUM)
+
+
+class Average:
+    """`charlstm.average.WeightAverage` on the device: the bias-corrected EMA of the weights,
+    s ← s + (1 − d)(θ − s), w ← d w + (1 − d), the average s / w (the weights before any update)."""
+
+    def __init__(self, params: dict[str, nn.Parameter], decay: float) -> None:
+        self.decay, self.weight = decay, 0.0
+        self.sums = {k: torch.zeros_like(p, requires_grad=False) for k, p in params.items()}
+
+    @torch.no_grad()
+    def update(self, params: dict[str, nn.Parameter]) -> None:
+        for k, s in self.sums.items():
+            s.lerp_(params[k], 1.0 - self.decay)
+        self.weight = self.decay * self.weight + (1.0 - self.decay)
+
+    def value(self, params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
+        if self.weight == 0.0:
+            return {k: p.detach() for k, p in params.items()}
+        return {k: s / self.weight for k, s in self.sums.items()}
 
 
 class TorchEngine:
@@ -149,14 +179,15 @@ class TorchEngine:
         self.generator = torch.Generator(self.device)
         self.generator.manual_seed(_seed(cfg.seed, self.team.rank))
         self.dtype = DTYPES[np.dtype(dtype)]  # of the weights, the carried state and the loss (bf16 only inside autocast)
-        self.net = Net(config, cfg.dropout, self.generator).to(self.device, self.dtype)
+        self.net = Net(config, model.Dropout(cfg.dropout, cfg.dropout_mask, cfg.weight_drop), self.generator).to(self.device, self.dtype)
         self.names = parameter_names(config)
         self.params = dict(self.net.named_parameters())
         with torch.no_grad():
             for name, theirs in self.names.items():
                 self.params[theirs].copy_(torch.from_numpy(np.asarray(params[name])))
         self.model = self.net if self.team.size == 1 else self.team.wrap(self.net)
-        self.optimizer = make_optimizer(cfg.optimizer, list(self.params.values()))
+        self.optimizer = make_optimizer(cfg.optimizer, list(self.params.values()), (cfg.adam_beta1, cfg.adam_beta2))
+        self.average = Average(self.params, cfg.ema) if cfg.ema > 0 else None
         self.steps = 0  # updates applied: Adam's and RMSprop's bias-correction count, as optim.py keeps it
         self.numpy_rng = np.random.default_rng(cfg.seed).bit_generator.state  # kept for the NumPy engine
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
@@ -195,6 +226,8 @@ class TorchEngine:
             group["lr"] = lr
         self.optimizer.step()
         self.steps += 1
+        if self.average is not None:
+            self.average.update(self.params)
 
     def evaluate(self, ids: np.ndarray, B: int, T: int) -> Evaluation:
         """As `charlstm.evaluate.evaluate`: B streams (fewer for a short text), every window in
@@ -205,7 +238,7 @@ class TorchEngine:
         state = self.zero_state(B)
         total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
         self.net.eval()
-        with torch.no_grad(), self.autocast:
+        with torch.no_grad(), self.autocast, self._weights(self._model()):
             for x, y in iter_windows(ids, B, T):
                 logits, state = self.net(self._ids(x), state)
                 total += self._loss(logits, self._ids(y), "none").sum(dtype=torch.float64)
@@ -215,18 +248,49 @@ class TorchEngine:
     def params_numpy(self) -> dict[str, np.ndarray]:
         return {name: self.params[theirs].detach().cpu().numpy() for name, theirs in self.names.items()}
 
-    def params_finite(self) -> bool:
-        return bool(torch.stack([torch.isfinite(p).all() for p in self.params.values()]).all())
+    def model_numpy(self) -> dict[str, np.ndarray]:
+        model_ = self._model()
+        return {name: _numpy(model_[theirs]) for name, theirs in self.names.items()}
 
-    def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, Any], int]:
-        weights = {k: p.detach().clone() for k, p in self.params.items()}
-        return weights, copy.deepcopy(self.optimizer.state_dict()), self.steps
+    def _model(self) -> dict[str, torch.Tensor]:
+        """The model the run validates and saves (Net's names): the average with --ema, else the weights."""
+        return self.average.value(self.params) if self.average is not None else {k: p.detach() for k, p in self.params.items()}
 
-    def restore(self, snapshot: tuple[dict[str, torch.Tensor], dict[str, Any], int]) -> None:
-        weights, optimizer_state, self.steps = snapshot
+    @contextmanager
+    def _weights(self, weights: dict[str, torch.Tensor]) -> Iterator[None]:
+        """Net computes with `weights` inside the block; the trained weights come back after it."""
+        if self.average is None:
+            yield
+            return
+        kept = {k: p.detach().clone() for k, p in self.params.items()}
         with torch.no_grad():
             for k, p in self.params.items():
                 p.copy_(weights[k])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for k, p in self.params.items():
+                    p.copy_(kept[k])
+
+    def params_finite(self) -> bool:
+        return bool(torch.stack([torch.isfinite(p).all() for p in self.params.values()]).all())
+
+    def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, Any], int, Any]:
+        weights = {k: p.detach().clone() for k, p in self.params.items()}
+        avg = self.average
+        average = None if avg is None else ({k: s.clone() for k, s in avg.sums.items()}, avg.weight)
+        return weights, copy.deepcopy(self.optimizer.state_dict()), self.steps, average
+
+    def restore(self, snapshot: tuple[dict[str, torch.Tensor], dict[str, Any], int, Any]) -> None:
+        weights, optimizer_state, self.steps, average = snapshot
+        with torch.no_grad():
+            for k, p in self.params.items():
+                p.copy_(weights[k])
+            if self.average is not None and average is not None:
+                for k, s in self.average.sums.items():
+                    s.copy_(average[0][k])
+                self.average.weight = average[1]
         self.optimizer.load_state_dict(copy.deepcopy(optimizer_state))  # a copy: loading may keep the tensors it is given
 
     def save_state(self, state: tuple[torch.Tensor, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -240,6 +304,8 @@ class TorchEngine:
                 tensors[f"optim.{buffer}.{name}"] = _numpy(moment if moment is not None else torch.zeros_like(p))
         for name, s in zip(model.state_names(self.config), state):
             tensors[f"state.{name}"] = _numpy(self.team.gather_streams(s) if self.team.size > 1 else s)
+        if self.average is not None:
+            tensors.update({f"average.{name}": _numpy(self.average.sums[theirs]) for name, theirs in self.names.items()})
         generators = [self.generator.get_state()]
         if self.team.size > 1:
             generators = self.team.gather_bytes(generators[0])
@@ -248,6 +314,8 @@ class TorchEngine:
             "rng": self.numpy_rng,
             "torch_rng": {"device": self.device.type, "states": [base64.b64encode(g.numpy().tobytes()).decode() for g in generators]},
         }
+        if self.average is not None:
+            meta["average_weight"] = self.average.weight
         return tensors, meta
 
     def load_state(self, resume: Checkpoint) -> tuple[torch.Tensor, ...]:
@@ -269,12 +337,26 @@ class TorchEngine:
             for p, buffers in moments.items():
                 step = {} if self.cfg.optimizer == "sgd" else {"step": torch.tensor(float(self.steps))}
                 self.optimizer.state[p] = {**step, **buffers}
+        self._load_average(resume)
         self.numpy_rng = meta.get("rng", self.numpy_rng)
         self._load_generator(meta.get("torch_rng"), int(meta.get("step", 0)))
         return tuple(
             torch.as_tensor(resume.extra[f"state.{n}"][:, self.columns], dtype=self.dtype).to(self.device).contiguous()
             for n in model.state_names(self.config)
         )
+
+    def _load_average(self, resume: Checkpoint) -> None:
+        """The average's sums and weight from a resume file that has them (else it starts here,
+        as on the NumPy engine: --ema new on resume); KeyError naming a missing or misfit sum."""
+        if self.average is None or not any(k.startswith("average.") for k in resume.extra):
+            return
+        with torch.no_grad():
+            for name, theirs in self.names.items():
+                saved, s = resume.extra.get(f"average.{name}"), self.average.sums[theirs]
+                if saved is None or saved.shape != tuple(s.shape):
+                    raise KeyError(f"average.{name}")
+                s.copy_(torch.as_tensor(saved, dtype=s.dtype))
+        self.average.weight = float(resume.train["average_weight"])
 
     def _load_generator(self, saved: Any, step: int) -> None:
         states = saved.get("states") if isinstance(saved, dict) and saved.get("device") == self.device.type else None
