@@ -82,7 +82,7 @@ def test_piped_lines_resume_with_the_last_val_loss_and_round_epochs(tiny_corpus,
     assert not re.search(r"epoch \d+\.\d{3,}", err) and "epoch 1.58" in err  # 150 of 95 steps an epoch
     assert "best at epoch   1.58" in err
     assert all(line == line.rstrip() for line in err.splitlines())  # no trailing spaces
-    resume = str(tmp_path / "checkpoints" / "tiny.resume.safetensors")
+    resume = str(tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors")
     again = run_cli("train", "--resume", resume, "--max-steps", "152", "--log-every", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     steps = [line for line in again.stderr.splitlines() if line.startswith("step ")]
@@ -105,7 +105,7 @@ def test_runs_lists_the_runs_newest_first_and_no_lock_is_left(two_runs):
     work = two_runs
     assert not list((work / "checkpoints").glob(".*lock*"))  # lock files go when a run ends
     found = json.loads(run_cli("runs", "--json", cwd=work).stdout)
-    assert [r["name"] for r in found] == ["other", "tiny"]
+    assert [r["name"] for r in found] == ["other-1x16", "tiny-1x16"]
     assert found[0]["corpus"] == "other" and found[0]["model"] == "1×16 LSTM" and found[0]["step"] == 20
     assert found[0]["best_val_bpc"] == pytest.approx(found[0]["best_val_loss"] / np.log(2))
     assert found[0]["bytes"] == sum(os.path.getsize(work / f) for f in found[0]["files"])
@@ -123,17 +123,17 @@ def test_eval_uses_the_newest_checkpoint_and_names_text_and_model(two_runs, tmp_
     text = work / "tiny.txt"
     newest = run_cli("eval", str(text), "--json", cwd=work)
     assert newest.returncode == 0, newest.stderr
-    assert "scoring with checkpoints/other.safetensors" in newest.stderr
+    assert "scoring with checkpoints/other-1x16.safetensors" in newest.stderr
     report = json.loads(newest.stdout)
-    assert report["checkpoint"] == "checkpoints/other.safetensors" and report["model"] == "1×16 LSTM"
-    named = json.loads(run_cli("eval", str(text), "-c", "checkpoints/tiny.safetensors", "--json", cwd=work).stdout)
-    old = json.loads(run_cli("eval", "checkpoints/tiny.safetensors", str(text), "--json", cwd=work).stdout)
-    assert named == old and named["checkpoint"] == "checkpoints/tiny.safetensors"
-    table = run_cli("eval", str(text), "-c", "checkpoints/tiny.safetensors", cwd=work).stdout
-    assert f"{text}, scored by the 1×16 LSTM in checkpoints/tiny.safetensors" in table
+    assert report["checkpoint"] == "checkpoints/other-1x16.safetensors" and report["model"] == "1×16 LSTM"
+    named = json.loads(run_cli("eval", str(text), "-c", "checkpoints/tiny-1x16.safetensors", "--json", cwd=work).stdout)
+    old = json.loads(run_cli("eval", "checkpoints/tiny-1x16.safetensors", str(text), "--json", cwd=work).stdout)
+    assert named == old and named["checkpoint"] == "checkpoints/tiny-1x16.safetensors"
+    table = run_cli("eval", str(text), "-c", "checkpoints/tiny-1x16.safetensors", cwd=work).stdout
+    assert f"{text}, scored by the 1×16 LSTM in checkpoints/tiny-1x16.safetensors" in table
     long_text = tmp_path / "long.txt"
     long_text.write_text(PANGRAMS * 700, encoding="utf-8")  # > 100,000 characters: progress on stderr
-    result = run_cli("eval", str(long_text), "-c", "checkpoints/tiny.safetensors", cwd=work)
+    result = run_cli("eval", str(long_text), "-c", "checkpoints/tiny-1x16.safetensors", cwd=work)
     assert result.returncode == 0 and f"scoring {len(PANGRAMS) * 700:,} characters" in result.stderr
 
 
@@ -141,10 +141,10 @@ def test_sample_primes_from_a_seed_file(two_runs, tmp_path):
     work = two_runs
     seed = tmp_path / "seed.txt"
     seed.write_text(PANGRAMS * 20, encoding="utf-8")
-    result = run_cli("sample", "-c", "checkpoints/tiny.safetensors", "--seed-file", str(seed), "-n", "40", "--random-seed", "1", cwd=work)
+    result = run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed-file", str(seed), "-n", "40", "--random-seed", "1", cwd=work)
     assert result.returncode == 0, result.stderr
     assert 40 <= len(result.stdout) <= 41 and "Pack my box" not in result.stdout  # the long seed is not echoed
-    both = run_cli("sample", "-c", "checkpoints/tiny.safetensors", "--seed-file", str(seed), "--seed", "The", cwd=work)
+    both = run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed-file", str(seed), "--seed", "The", cwd=work)
     assert_clean_error(both, "--seed or --seed-file", code=2)
 
 

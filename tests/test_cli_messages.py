@@ -71,7 +71,7 @@ def test_help_stays_import_light():
 def test_resume_notes_name_options_and_max_minutes_is_not_carried(tiny_corpus, tmp_path):
     first = run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "3", "--max-minutes", "5", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    resume = str(tmp_path / "checkpoints" / "tiny.resume.safetensors")
+    resume = str(tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors")
     again = run_cli("train", "--resume", resume, "--max-steps", "5", "--lr", "0.003", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "resuming with --max-steps: 3 → 5" in again.stderr and "resuming with --lr: 0.004 → 0.003" in again.stderr

@@ -35,7 +35,7 @@ def trained(tmp_path, corpus, *extra: str):
     result = run_cli("train", str(corpus), *FAST, "--epochs", "1", *extra, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "checkpoints"
-    return folder / f"{corpus.stem}.safetensors", folder / f"{corpus.stem}.resume.safetensors"
+    return folder / f"{corpus.stem}-1x16.safetensors", folder / f"{corpus.stem}-1x16.resume.safetensors"
 
 
 def without_root_override(args: list[str]) -> list[str]:
@@ -243,7 +243,7 @@ def test_checkpoint_target_is_a_directory(tmp_path, tiny_corpus):
 
 def test_kill_9_at_random_moments_leaves_a_resumable_checkpoint(tmp_path, tiny_corpus):
     rng = random.Random(0)
-    resume = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    resume = tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors"
     kills = 0
     for attempt in range(6):
         args = ["train", "--resume", str(resume)] if resume.exists() else ["train", str(tiny_corpus), *FAST]
@@ -280,7 +280,7 @@ def test_two_runs_writing_the_same_checkpoint(tmp_path, tiny_corpus):
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
     assert first.returncode == 130
-    assert checkpoint.load(tmp_path / "checkpoints" / "tiny.resume.safetensors").train["status"] == "interrupted"
+    assert checkpoint.load(tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors").train["status"] == "interrupted"
 
 
 # --------------------------------------------------------------------------------- sampling
