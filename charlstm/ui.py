@@ -327,6 +327,8 @@ class TrainView:
         self.status.val_loss = ev.val_loss
         if self.quiet:
             return
+        if self.display is not None:
+            self.display.refresh()  # the line under the summary shows this validation, not the one before
         best = " [green]★ best[/green]" if ev.best and self.live else ("  (best)" if ev.best else "")
         summary = f"epoch {fmt_epoch(ev.epoch)}  {fmt_losses(ev.train_loss, 'train loss')}  {fmt_losses(ev.val_loss, 'val loss')}"
         self._print_sample(f"sample after epoch {fmt_epoch(ev.epoch)}", ev.sample, summary + best)
@@ -511,8 +513,9 @@ def runs_table(runs: list[dict[str, Any]], folder: str, console: Console) -> Non
         ))))
     columns = list(RUN_COLUMNS)
     table = _runs_grid(rows, columns, folder)
+    unlimited = console.options.update_width(1 << 16)  # the width the table wants, not the one it gets
     for dropped in RUN_COLUMNS_DROPPED:
-        if Measurement.get(console, console.options, table).maximum <= console.width:
+        if Measurement.get(console, unlimited, table).maximum <= console.width:
             break
         columns.remove(dropped)
         table = _runs_grid(rows, columns, folder)
