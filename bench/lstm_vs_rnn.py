@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"lstm": ["-H", "128"], "rnn": ["-H", "256", "--cell", "rnn"]}  # about 200,000 parameters each
 COMMON = ["-B", "32", "--sample-length", "0"]
-DISTANCES = ((1, 2), (2, 10), (10, 20), (20, 40), (40, 81))  # characters from opening to closing bracket
+DISTANCES = ((1, 2), (2, 10), (10, 20), (20, 40), (40, 80))  # characters from opening to closing bracket
 CLOSERS, OPENERS = ")]}", "([{"
 
 
@@ -79,7 +79,7 @@ def where_it_pays(checkpoint: Path, corpus: Path) -> dict:
     ids = probe.text_ids(ckpt.vocab, val, None).ids
     bits = probe.surprisal(probe.trace(ckpt.params, ckpt.config, ids), 1).bits  # bits[t]: character t + 1
     dist = np.array(closer_distances(val))[1:]
-    by_distance = {f"{lo}-{hi - 1}": float(bits[(dist >= lo) & (dist < hi)].mean()) for lo, hi in DISTANCES}
+    by_distance = {f"{lo}" if hi == lo + 1 else f"{lo}-{hi - 1}": float(bits[(dist >= lo) & (dist < hi)].mean()) for lo, hi in DISTANCES}
     flow = probe.gradient_flow(ckpt.params, ckpt.config, probe.text_ids(ckpt.vocab, text, 2000).ids, 40, 32)
     left = probe.decay(flow.mean_h[-1])
     return {"bits_by_distance": by_distance, "others": float(bits[dist == 0].mean()), "top_h_left_at_40": left[0] if left else None}
