@@ -93,7 +93,7 @@ def main() -> None:
     limit.add_argument("--steps", type=int, help="the same number of steps instead of the same minutes")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "lstm_vs_rnn.json")
     args = ap.parse_args()
-    limit_options = ["--epochs", "1000", "--max-steps", str(args.steps)] if args.steps else ["--max-minutes", f"{args.minutes:g}"]
+    limit_options = ["--epochs", "100", "--max-steps", str(args.steps)] if args.steps else ["--max-minutes", f"{args.minutes:g}"]
     print(f"{args.corpus.name}, {' '.join(limit_options)}  load {os.getloadavg()[0]:.2f}", flush=True)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
