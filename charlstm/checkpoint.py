@@ -241,6 +241,18 @@ def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], 
     return header, metadata
 
 
+def is_safetensors(path: Path) -> bool:
+    """Does the file begin as a safetensors file does: a little-endian header length that fits
+    the file, then the header's "{"? (A text file never does.)"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 8 + struct.unpack("<Q", head[:8])[0] <= size
+
+
 def _json_field(metadata: dict[str, str], key: str, name: str, required: bool = True) -> Any:
     if key not in metadata:
         if required:
@@ -373,14 +385,13 @@ def load(path: str | os.PathLike) -> Checkpoint:
     return ckpt
 
 
-def find_latest(directory: str | os.PathLike = "checkpoints") -> Path:
-    """The most recently written model checkpoint in `directory` (resume files only if alone)."""
+def find_latest(directory: str | os.PathLike = "checkpoints", name_one: str = "pass --checkpoint PATH") -> Path:
+    """The most recently written model checkpoint in `directory` (resume files only if alone).
+    `name_one`: how the command at hand is given a checkpoint, for the error when there is none."""
     folder = Path(directory)
     files = [p for p in folder.glob(f"*{SUFFIX}") if p.is_file()] if folder.is_dir() else []
     if not files:
-        raise CheckpointError(
-            f"no checkpoint in {folder}/; train one with `charlstm train FILE` or pass --checkpoint PATH"
-        )
+        raise CheckpointError(f"no checkpoint in {folder}/; train one with `charlstm train FILE` or {name_one}")
     models = [p for p in files if not p.name.endswith(RESUME_SUFFIX)] or files
     return max(models, key=lambda p: p.stat().st_mtime_ns)
 

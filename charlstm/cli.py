@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, List, Optional
 
@@ -140,7 +142,7 @@ def train(
     encoding: Annotated[str, typer.Option(help="Text encoding of the corpus. (default: utf-8)", rich_help_panel=DATA, show_default=False)] = "utf-8",
     max_vocab: Annotated[int, typer.Option("--max-vocab", help=f"Refuse corpora with more distinct characters than this (a binary file read as text has thousands). (default: {MAX_VOCAB})", rich_help_panel=DATA, show_default=False)] = MAX_VOCAB,
     errors: Annotated[Errors, typer.Option(metavar=_metavar(ENCODING_ERRORS), help="What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD). (default: strict)", rich_help_panel=DATA, show_default=False)] = Errors.strict,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", readable=False, help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. (default: checkpoints/CORPUS.safetensors)", rich_help_panel=OUTPUT, show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", readable=False, help="Model checkpoint to write (best by validation); the resumable state goes beside it as NAME.resume.safetensors. (default: checkpoints/CORPUS.safetensors; a model other than the default adds what differs: CORPUS-rnn.safetensors, CORPUS-gru-3x512.safetensors)", rich_help_panel=OUTPUT, show_default=False)] = None,
     keep: Annotated[Optional[int], typer.Option(help=field_help(TrainConfig, "keep"), rich_help_panel=OUTPUT, show_default=False)] = None,
     save_minutes: Annotated[Optional[float], typer.Option("--save-minutes", help=field_help(TrainConfig, "save_minutes"), rich_help_panel=OUTPUT, show_default=False)] = None,
     sample_every: Annotated[Optional[int], typer.Option("--sample-every", help=field_help(TrainConfig, "sample_every"), rich_help_panel=OUTPUT, show_default=False)] = None,
@@ -153,9 +155,11 @@ def train(
     """Train a model on a text file, showing progress and a sample after every epoch.
 
     Checkpoints go to checkpoints/CORPUS.safetensors (best by validation loss) and
-    checkpoints/CORPUS.resume.safetensors (latest full state). If a run for the corpus exists,
-    pass --resume PATH to continue it or --fresh to start over. Ctrl-C (or SIGTERM) stops after
-    the current step with a checkpoint (exit code 130).
+    checkpoints/CORPUS.resume.safetensors (latest full state); another cell or shape than the
+    default 2×256 LSTM is named in them (CORPUS-rnn, CORPUS-gru-3x512), so models of one text
+    do not collide. If the run exists, pass --resume PATH to continue it, --fresh to start
+    over, or --out FILE. Ctrl-C (or SIGTERM) stops after the current step with a checkpoint
+    (exit code 130).
 
     The run ends at the first of its limits: --epochs (10, unless only --max-minutes is given),
     --max-steps, --max-minutes. On --resume, --epochs and --max-steps count the earlier runs'
@@ -170,6 +174,7 @@ def train(
     from charlstm import ui
     from charlstm.engines import rank
     from charlstm.errors import CharLSTMError
+    from charlstm.events import Saved
     from charlstm.plan import plan_run
 
     if log_every < 0:
@@ -186,8 +191,10 @@ def train(
         "engine": _value(engine), "device": device, "precision": _value(precision),
     }
     console = ui.make_console()
+    plan: Any = None
     view: Any = None
     log: Any = None
+    written: list[Path] = []
     progress = ui.EncodingProgress(console)
     leader = True
     try:
@@ -205,10 +212,12 @@ def train(
             view(event)
             if log is not None:
                 log(event)
+            if isinstance(event, Saved):
+                written.append(event.path)
 
         stop = _StopFlag(console if leader else None)
-        with stop:
-            finished = tr.train_plan(plan, on_event, stop.requested)
+        with stop:  # a log that cannot be written stops the run as a Ctrl-C does: with its checkpoints
+            finished = tr.train_plan(plan, on_event, lambda: stop.requested() or (log is not None and log.failed is not None))
     except CharLSTMError as exc:
         progress.close()
         if view is not None:
@@ -217,17 +226,31 @@ def train(
             raise typer.Exit(exc.exit_code)
         _fail(exc)
     except KeyboardInterrupt:
+        progress.close()
         if view is not None:
             view.close()
-        ui.error(console, "aborted; the last checkpoint written is intact")
+        ui.error(console, _aborted(plan, written))
         raise typer.Exit(130)
     finally:
         if log is not None:
             log.close()
+    if log is not None and log.failed is not None:
+        again = f"; continue with: charlstm train --resume {plan.resume_path}" if finished.reason == "interrupted" else ""
+        _fail(CharLSTMError(f"cannot write --log-json {log_json}: {log.failed}; training stopped at step {finished.step:,} with its checkpoints written{again}"))
     if finished.reason == "interrupted":
         if leader:
             ui.warn(console, f"interrupted at step {finished.step}; continue with: charlstm train --resume {plan.resume_path}")
         raise typer.Exit(130)
+
+
+def _aborted(plan: Any, written: list[Path]) -> str:
+    """What a second Ctrl-C (or one before training began) leaves behind, in words."""
+    if written:
+        again = f"; continue with: charlstm train --resume {plan.resume_path}" if plan.resume_path.exists() else ""
+        return f"aborted; the checkpoints written ({', '.join(sorted(set(map(str, written))))}) are intact{again}"
+    if plan is not None and plan.resume_path.exists():
+        return f"aborted before this run wrote a checkpoint; {plan.resume_path} is as it was"
+    return "aborted before the first checkpoint was written; nothing was saved"
 
 
 class _StopFlag:
@@ -277,6 +300,7 @@ class _JsonLog:
             raise UsageError(f"cannot open --log-json file {path}: {e.strerror or e}") from None
         self.every = every
         self.val: dict[str, float] = {}
+        self.failed: str | None = None  # why the log could not be written; nothing more is written then
 
     def __call__(self, event: Any) -> None:
         from charlstm import events as ev
@@ -327,11 +351,19 @@ class _JsonLog:
         return {"val_loss": loss, "val_bpc": loss / self.LN2}
 
     def _write(self, record: dict[str, Any]) -> None:
-        self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.file.flush()
+        if self.failed is not None:
+            return
+        try:
+            self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.file.flush()
+        except OSError as e:  # a full disk: the caller stops the run and says so
+            self.failed = e.strerror or str(e)
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError as e:  # what a failed write left in the buffer cannot be written either
+            self.failed = self.failed or e.strerror or str(e)
 
 
 # ----------------------------------------------------------------------------------------- sample
@@ -393,7 +425,7 @@ def sample(
         if seed_file is not None:
             from charlstm.textio import read_text
 
-            seed, no_seed_echo = read_text(seed_file), True
+            seed, no_seed_echo = read_text(seed_file, allow_empty=True), True
         missing = ckpt.vocab.unknown(seed)
         if missing and not drop_unknown:
             given = f"--seed-file {seed_file}" if seed_file is not None else "--seed"
@@ -536,7 +568,7 @@ def eval_(
     c = ckpt.config
     report = {
         "checkpoint": str(path),
-        "model": f"{c.num_layers}×{c.hidden_size} {c.cell.upper()}",
+        "model": _model_name(c),
         "file": str(text_file),
         "chars": len(text),
         "chars_evaluated": result.chars,
@@ -594,7 +626,7 @@ def inspect(
     if path is not None and path.is_dir():
         return runs(path, as_json)
     try:
-        target = path or ckpt_io.find_latest()
+        target = path or ckpt_io.find_latest(name_one="give its path: charlstm inspect PATH")
         info = ckpt_io.describe(ckpt_io.load(target))
     except CharLSTMError as exc:
         _fail(exc)
@@ -632,6 +664,14 @@ def _view_input(checkpoint: Path | None, text_file: Path, max_chars: int) -> tup
     path = checkpoint or ckpt_io.find_latest()
     ckpt = ckpt_io.load(path)
     tx = text_ids(ckpt.vocab, read_text(text_file), max_chars)
+    if tx.unknown > tx.total:  # most of the text: this model was trained on another kind of text
+        which = "the newest checkpoint, " if checkpoint is None else ""
+        trained_on = ckpt.train.get("corpus", {}).get("name")
+        raise CorpusError(
+            f"{text_file}: {tx.unknown:,} of its {tx.unknown + tx.total:,} characters are not in the vocabulary of "
+            f"{which}{path}{f' (trained on {trained_on})' if trained_on else ''}; pick a model of this kind of text "
+            f"with --checkpoint PATH (charlstm runs lists them)"
+        )
     if len(tx.ids) < 2:
         raise CorpusError(f"{text_file}: fewer than two characters the model knows; nothing to show")
     if checkpoint is None:
@@ -721,6 +761,11 @@ def neurons(
     _show_unit(tr, ckpt.config, tx.text, what, ckpt.config.num_layers - 1 if layer is None else layer, unit, as_json)
 
 
+def _model_name(config: Any) -> str:
+    """A model in words: '2×256 LSTM'."""
+    return f"{config.num_layers}×{config.hidden_size} {config.cell.upper()}"
+
+
 def _check_unit_options(config: Any, what: str, layer: int | None, unit: int | None) -> None:
     from charlstm.probe import QUANTITIES
 
@@ -752,7 +797,7 @@ def _show_unit(tr: Any, config: Any, text: str, what: str, layer: int, unit: int
     values = tr.values(layer, what)[:, unit]
     if as_json:
         return _emit_json(ui_views.neuron_record(text, layer, unit, what, values))
-    title = f"layer {layer} unit {unit} ({what}) of a {config.num_layers}×{config.hidden_size} {config.cell.upper()}"
+    title = f"layer {layer} unit {unit} ({what}) of a {_model_name(config)}"
     with _report() as console:
         ui_views.neuron_view(console, text, values, title, what in probe.SIGMOID)
 
@@ -791,15 +836,18 @@ def gates(
 @app.command()
 def gradients(
     text_file: TextArgument,
-    checkpoint: CheckpointOption = None,
-    max_lag: Annotated[int, typer.Option("--max-lag", "-K", help="Largest lag k, in steps back.")] = 40,
-    positions: Annotated[int, typer.Option("--positions", "-P", help="Steps t to average over, evenly spread over the text.")] = 32,
+    checkpoints: Annotated[Optional[List[Path]], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to look into; give it again to draw several models on one scale, e.g. -c lstm.safetensors -c rnn.safetensors (default: the newest in ./checkpoints).", show_default=False)] = None,
+    max_lag: Annotated[int, typer.Option("--max-lag", "-K", help="Largest lag k, in steps back. (default: 40)", show_default=False)] = 40,
+    positions: Annotated[int, typer.Option("--positions", "-P", help="Steps t to average over, evenly spread over the text. (default: 32)", show_default=False)] = 32,
     max_chars: MaxCharsOption = VIEW_MAX_CHARS,
     as_json: JsonOption = False,
 ) -> None:
     """How far back the gradient reaches: ‖∂L_t/∂h_(t−k)‖ against k, on a log scale.
 
-    For every layer's h (and the LSTM's cell state c), k = 0..K, averaged over positions t.
+    For every layer's h (and the LSTM's cell state c), k = 0..K, averaged over positions t;
+    then, for each, the norm at k = K over the one at k = 0 and the steady factor per step back
+    that leaves as much. Several --checkpoint options draw their models one after another on
+    one shared log scale (with --json: one JSON line per model).
 
     L_t is the cross-entropy of step t; each norm is exact, from one backward pass from step t
     alone over the steps t−K..t (float64). A vanilla RNN's gradient shrinks geometrically with k;
@@ -808,15 +856,20 @@ def gradients(
     from charlstm import probe, ui_views
     from charlstm.errors import CharLSTMError
 
+    models = []
     try:
-        ckpt, tx = _view_input(checkpoint, text_file, max_chars)
-        flow = probe.gradient_flow(ckpt.params, ckpt.config, tx.ids, max_lag, positions)
+        for checkpoint in checkpoints or [None]:
+            ckpt, tx = _view_input(checkpoint, text_file, max_chars)
+            flow = probe.gradient_flow(ckpt.params, ckpt.config, tx.ids, max_lag, positions)
+            models.append((ckpt, flow))
     except CharLSTMError as exc:
         _fail(exc)
     if as_json:
-        return _emit_json({"cell": ckpt.config.cell, "max_lag": max_lag, **ui_views.gradients_record(flow)})
+        for ckpt, flow in models:
+            _emit_json({"checkpoint": str(ckpt.path), "cell": ckpt.config.cell, "max_lag": max_lag, **ui_views.gradients_record(flow)})
+        return
     with _report() as console:
-        ui_views.gradients_view(console, flow, ckpt.config.cell)
+        ui_views.gradients_view(console, [(f"{ckpt.path}: {_model_name(ckpt.config)}", flow) for ckpt, flow in models])
 
 
 @app.command()
@@ -899,6 +952,7 @@ def main() -> None:
     hint, exit code 2, like the library's."""
     command = typer.main.get_command(app)
     _plain_flags(command)
+    _plain_help(command)
     args = sys.argv[1:]
     try:
         code = command.main(args, prog_name="charlstm", standalone_mode=False)
@@ -936,6 +990,36 @@ def _plain_flags(command: Any) -> None:
     command.get_help_option = plain_help_option
     for sub in getattr(command, "commands", {}).values():
         _plain_flags(sub)
+
+
+_MARKUP = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")  # what Rich would read as a style tag, as rich.markup.escape finds it
+
+
+def _plain_help(command: Any) -> None:
+    """One way to show help everywhere: every default as '(default: X)' at the end of its
+    option's help, as config.field_help writes them (not Typer's '[default: X]'); brackets in
+    help shown as typed ('charlstm[fast]', which Rich would read as a style tag and drop); and
+    arguments in usage lines as TEXT_FILE or [PATH] (not Typer's '{text_file}'), a hidden one
+    not at all."""
+    for param in command.params:
+        if param.help:
+            param.help = _MARKUP.sub(r"\1\1\\\2", param.help)
+        if getattr(param, "show_default", False) is True and not getattr(param, "is_flag", False) and param.default is not None:
+            shown = getattr(param.default, "value", param.default)
+            param.help = f"{param.help or ''} (default: {shown})".lstrip()
+            param.show_default = False
+        if param.param_type_name == "argument":
+            param.get_usage_pieces = partial(_usage_pieces, param)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+def _usage_pieces(param: Any, ctx: Any) -> list[str]:
+    """An argument as a usage line shows it: TEXT_FILE, [PATH], [CORPUS]...; a hidden one not at all."""
+    if param.hidden:
+        return []
+    name = param.name.upper() + ("..." if param.nargs != 1 else "")
+    return [name if param.required else f"[{name}]"]
 
 
 def _command_path(command: Any, args: list[str]) -> str:

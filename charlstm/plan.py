@@ -18,8 +18,9 @@ from charlstm import checkpoint as ckpt_io
 from charlstm import engines
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, ENCODING_ERRORS, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
-from charlstm.corpus import Corpus, describe_chars, load_corpus, prepare_source, source_name
+from charlstm.corpus import Corpus, corpus_files, describe_chars, load_corpus, prepare_source, source_name
 from charlstm.errors import UsageError
+from charlstm.textio import check_readable
 
 MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses
 RESUME_FIXED = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")  # a resumed run keeps these
@@ -116,7 +117,10 @@ def _plan_resume(
     """Continue a run from its resume file (or the model file beside it)."""
     resume_file = resume if resume.name.endswith(ckpt_io.RESUME_SUFFIX) else resume_path_for(resume)
     ckpt = ckpt_io.load(resume_file)
-    check_same_shape(ckpt.config, model_given, "the checkpoint's", "; drop it, or start anew with --init-from")
+    check_same_shape(
+        ckpt.config, model_given, "the checkpoint's",
+        "; a resumed run keeps its model: drop the option, or leave out --resume to train a new model beside it",
+    )
     cfg, changes = resume_config(ckpt, train_given)
     corpus = load(corpus_path or saved_source(ckpt), ckpt.vocab, val_fraction=cfg.val_fraction)
     model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
@@ -128,15 +132,20 @@ def _plan_new(
     corpus_path: Path | list[Path], model_given: dict[str, Any], train_given: dict[str, Any], init_from: Path | None,
     fresh: bool, out: Path | None, load: Callable[[Path, Any], Corpus],
 ) -> RunPlan:
-    """A new run: fresh weights, or those of `init_from` (fine-tuning). An earlier run writing the
-    same files is not overwritten unless `fresh`."""
-    model_path = out or default_model_path(corpus_path)
-    existing = resume_path_for(model_path)
-    if existing.exists() and not fresh:
-        raise UsageError(f"{existing} exists from an earlier run; pass --resume {existing} to continue it, or --fresh to start over")
+    """A new run: fresh weights, or those of `init_from` (fine-tuning). The corpus is checked
+    first, so a misspelt path is reported as such; then an earlier run writing the same files is
+    not overwritten unless `fresh`."""
+    check_source(corpus_path)
     init = ckpt_io.load(init_from) if init_from is not None else None
     if init is not None:
-        check_same_shape(init.config, model_given, "--init-from's")
+        check_same_shape(init.config, model_given, "--init-from's", "; --init-from keeps the checkpoint's model: drop the option")
+    model_path = out or default_model_path(corpus_path, init.config.to_dict() if init else model_given)
+    existing = resume_path_for(model_path)
+    if existing.exists() and not fresh:
+        raise UsageError(
+            f"{existing} exists from an earlier run; pass --resume {existing} to continue it, --fresh to start "
+            f"over, or --out FILE to train beside it"
+        )
     cfg = TrainConfig(**new_run_options(train_given))
     corpus = load(corpus_path, init.vocab if init else None, val_fraction=cfg.val_fraction)
     config = init.config if init else ModelConfig(corpus.vocab.size, **model_given)
@@ -229,10 +238,34 @@ def resume_path_for(model_path: Path) -> Path:
     return model_path.with_name(stem + ckpt_io.RESUME_SUFFIX)
 
 
-def default_model_path(corpus_path: Path | list[Path], folder: Path = Path("checkpoints")) -> Path:
+def default_model_path(
+    corpus_path: Path | list[Path], model: dict[str, Any] | None = None, folder: Path = Path("checkpoints"),
+) -> Path:
     """checkpoints/CORPUS.safetensors: the model file of a run on `corpus_path` (a file, a
-    folder, or several files; see corpus.source_name)."""
-    return folder / (source_name(corpus_path) + ckpt_io.SUFFIX)
+    folder, or several files; see corpus.source_name). A model other than the default one adds
+    what differs, so runs of different cells or shapes on one text do not collide:
+    CORPUS-rnn.safetensors for `--cell rnn`, CORPUS-gru-3x512.safetensors for `--cell gru -L 3
+    -H 512`, CORPUS-1x128.safetensors for `-L 1 -H 128`."""
+    model = {k: v for k, v in (model or {}).items() if k in MODEL_OPTIONS}
+    chosen = {k: model.get(k, default_of(ModelConfig, k)) for k in MODEL_OPTIONS}
+    parts = [source_name(corpus_path)]
+    if chosen["cell"] != default_of(ModelConfig, "cell"):
+        parts.append(chosen["cell"])
+    if any(chosen[k] != default_of(ModelConfig, k) for k in ("hidden_size", "num_layers")):
+        parts.append(f"{chosen['num_layers']}x{chosen['hidden_size']}")
+    return folder / ("-".join(parts) + ckpt_io.SUFFIX)
+
+
+def check_source(corpus_path: Path | list[Path]) -> None:
+    """Every file of the corpus can be read as text; a checkpoint given as the corpus is
+    recognised, and the commands that were probably meant are named."""
+    for path in corpus_files(corpus_path):
+        check_readable(path)
+        if ckpt_io.is_safetensors(path):
+            raise UsageError(
+                f"{path} is a checkpoint, not a text to train on; to sample from it: charlstm sample -c {path}; "
+                f"to continue its run: charlstm train --resume {path}"
+            )
 
 
 def saved_source(ckpt: Checkpoint) -> Path | list[Path]:

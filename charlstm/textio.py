@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def check_readable(path: Path) -> int:
     except OSError as e:
         raise CorpusError(f"{path}: cannot read ({e.strerror or e})") from None
     if size == 0:
-        raise CorpusError(f"{path}: the file is empty; a corpus needs text to learn from")
+        raise CorpusError(f"{path}: the file is empty; give a file with text in it")
     return size
 
 
@@ -98,6 +99,14 @@ def _error_offset(data: bytes, encoding: str, base: int) -> int:
     return base + len(data)  # an incomplete sequence at the very end of the file
 
 
-def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> str:
-    """The whole text of a (small) file; large corpora go through `decoded_chunks`."""
+def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict", allow_empty: bool = False) -> str:
+    """The whole text of a (small) file; large corpora go through `decoded_chunks`. An empty
+    regular file is an error (nothing to learn from or look at) unless `allow_empty` (a seed)."""
+    if allow_empty:
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None  # decoded_chunks says what is wrong with it
+        if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            return ""
     return "".join(decoded_chunks(path, encoding, errors))

@@ -412,7 +412,7 @@ def _report_step(run: Run, result: StepResult, seconds: float) -> None:
 
 def _started(run: Run, resumed: bool) -> Started:
     p = run.progress
-    notes = _size_notes(run.config, len(run.train_ids), run.cfg.dropout)
+    notes = () if resumed else _size_notes(run.config, len(run.train_ids), run.cfg.dropout)  # said when the run began
     if run.total_steps is not None and p.step >= run.total_steps:
         notes += (
             f"this run already did {p.step} of its {run.total_steps} steps; "

@@ -8,12 +8,15 @@ This is the only module that imports rich.
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.panel import Panel
 from rich.live import Live
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
@@ -247,6 +250,7 @@ class TrainView:
         self.status = StatusLine()
         self.display: Live | None = None
         self.started: tr.Started | None = None
+        self.last: tuple[tr.Step, float] | None = None  # the last step shown, and when (time.monotonic)
 
     # event dispatch ---------------------------------------------------------------------------
     def __call__(self, event: tr.Event) -> None:
@@ -302,15 +306,27 @@ class TrainView:
         for message in e.notes:
             warn(self.console, "note: " + message)
         if self.live:
-            self.display = Live(Text(f"step {e.start_step:,}"), console=self.console, refresh_per_second=4, transient=True)
+            self.display = Live(console=self.console, refresh_per_second=4, transient=True, get_renderable=self.live_line)
             self.display.start()
+
+    def live_line(self) -> Text:
+        """The live line, drawn at every refresh: the last step's, with its clock running on while
+        the run validates, samples and saves after it (elapsed counts up, the ETA down to 0:00),
+        and the val field as of the last validation."""
+        e, last = self.started, self.last
+        if e is None or last is None:
+            return Text(f"step {e.start_step if e else 0:,}")
+        s, at = last
+        waited = time.monotonic() - at
+        s = replace(s, elapsed=s.elapsed + waited, eta=max(0.0, s.eta - waited))
+        return self.status.render(s, e, self.console.width - 1)
 
     def _on_step(self, s: tr.Step) -> None:
         e = self.started
         if self.quiet or e is None:
             return
         if self.display is not None:
-            self.display.update(self.status.render(s, e, self.console.width - 1))
+            self.last = (s, time.monotonic())
         elif s.step % self.log_every == 0 or (s.step == s.end_step and not s.by_time):  # and the last step
             self.console.print(self.plain_step_line(s), soft_wrap=True, markup=False)
 
@@ -334,6 +350,8 @@ class TrainView:
         self.status.val_loss = ev.val_loss
         if self.quiet:
             return
+        if self.display is not None:
+            self.display.refresh()  # the line under the summary shows this validation, not the one before
         best = " [green]★ best[/green]" if ev.best and self.live else ("  (best)" if ev.best else "")
         summary = f"epoch {fmt_epoch(ev.epoch)}  {fmt_losses(ev.train_loss, 'train loss')}  {fmt_losses(ev.val_loss, 'val loss')}"
         self._print_sample(f"sample after epoch {fmt_epoch(ev.epoch)}", ev.sample, summary + best)
@@ -493,29 +511,50 @@ def eval_table(report: dict[str, Any], console: Console) -> None:
     table.add_row("perplexity", f"{report['perplexity']:.3f}")
     table.add_row("characters scored", f"{report['chars_evaluated']:,} of {report['chars']:,}")
     if report["chars_outside_vocab"]:
-        shown = " ".join(escape_char(ch) for ch in report["unknown_chars"][:20])
-        table.add_row("outside vocabulary", f"{report['chars_outside_vocab']:,} left out ({shown})")
+        from charlstm.vocab import describe_chars
+
+        table.add_row("outside vocabulary", f"{report['chars_outside_vocab']:,} left out ({describe_chars(report['unknown_chars'])})")
     print_plain(console, table)
+
+
+RUN_COLUMNS = ("run", "corpus", "model", "steps", "epochs", "best val loss", "bits/char", "date", "size")
+RUN_COLUMNS_DROPPED = ("size", "epochs", "best val loss", "corpus", "date", "steps")  # in this order, to fit
+"""`charlstm runs` never cuts the run's name, its model (the cell) or its best bits/char: narrower than
+the whole table, it leaves out the other columns, least useful first."""
 
 
 def runs_table(runs: list[dict[str, Any]], folder: str, console: Console) -> None:
-    """Render `charlstm runs`: one row per run, newest first."""
+    """Render `charlstm runs`: one row per run, newest first, as many columns as fit."""
     if not runs:
         console.print(f"no runs in {folder}/; train one with `charlstm train FILE`", soft_wrap=True)
         return
-    table = Table(title=f"runs in {folder}/, newest first", box=box.SIMPLE_HEAD, title_justify="left")
-    for name, justify in (("run", "left"), ("corpus", "left"), ("model", "left"), ("steps", "right"),
-                          ("epochs", "right"), ("best val loss", "right"), ("bits/char", "right"),
-                          ("date", "left"), ("size", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    rows = []
     for r in runs:
         best = r.get("best_val_loss")
-        table.add_row(
+        rows.append(dict(zip(RUN_COLUMNS, (
             r["name"], r.get("corpus") or "?", r["model"], f"{r.get('step', 0):,}", fmt_epoch(r.get("epochs", 0)),
             f"{best:.3f}" if best is not None else "–", f"{best / LN2:.3f}" if best is not None else "–",
             r["date"][:16].replace("T", " "), fmt_size(r["bytes"]),
-        )
+        ))))
+    columns = list(RUN_COLUMNS)
+    table = _runs_grid(rows, columns, folder)
+    unlimited = console.options.update_width(1 << 16)  # the width the table wants, not the one it gets
+    for dropped in RUN_COLUMNS_DROPPED:
+        if Measurement.get(console, unlimited, table).maximum <= console.width:
+            break
+        columns.remove(dropped)
+        table = _runs_grid(rows, columns, folder)
     print_plain(console, table)
+
+
+def _runs_grid(rows: list[dict[str, str]], columns: list[str], folder: str) -> Table:
+    table = Table(title=f"runs in {folder}/, newest first", box=box.SIMPLE_HEAD, title_justify="left")
+    for name in columns:
+        left = name in ("run", "corpus", "model", "date")
+        table.add_column(name, justify="left" if left else "right", no_wrap=True, overflow="fold")
+    for row in rows:
+        table.add_row(*(row[name] for name in columns))
+    return table
 
 
 def fmt_size(n: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from charlstm.probe.gradflow import decay
 from charlstm.ui import escape_char
 
 if TYPE_CHECKING:
@@ -69,22 +71,50 @@ def background(rgb: RGB) -> Style:
     return Style(bgcolor=Color.from_rgb(*rgb), color="black" if luminance > 0.55 else "white")
 
 
-def coloured_text(text: str, shades: Sequence[RGB | None]) -> Text:
-    """Each character on its shade (None: no colour); a newline shows as ↵ and then breaks."""
+GREYS = ("black", "bright_black", "white", "bright_white")  # a 16-colour terminal's ordered scale, dark to light
+
+
+@dataclass(frozen=True)
+class Palette:
+    """Background colours for values x in lo..hi: `colour(x)` on a terminal of 256 colours or
+    more. A 16-colour terminal has no ordered run of colours (Rich maps each RGB to the nearest
+    of its 16, and blue–white–red comes out cyan, white, bright white, bright red, yellow, red):
+    there the scale is a grey ramp, black (lo) to bright white (hi), lighter meaning higher."""
+
+    colour: Callable[[float], RGB]
+    lo: float
+    hi: float
+    greys: bool = False
+
+    def style(self, x: float) -> Style:
+        if not self.greys:
+            return background(self.colour(x))
+        i = min(len(GREYS) - 1, max(0, int((x - self.lo) / (self.hi - self.lo) * len(GREYS))))
+        return Style(bgcolor=GREYS[i], color="white" if i < 2 else "black")
+
+
+def palette(console: Console, colour: Callable[[float], RGB], lo: float, hi: float) -> Palette:
+    """The palette `colour` over lo..hi as this console can show it in order (see Palette)."""
+    return Palette(colour, lo, hi, console.color_system in ("standard", "windows"))
+
+
+def coloured_text(text: str, shades: Sequence[float | None], pal: Palette) -> Text:
+    """Each character on the colour of its shade (None: no colour); a newline shows as ↵ and
+    then breaks."""
     out = Text()
-    for ch, rgb in zip(text, shades):
+    for ch, x in zip(text, shades):
         glyph = SHOWN.get(ch, ch)
-        out.append(glyph, style=background(rgb) if rgb is not None else "dim")
+        out.append(glyph, style=pal.style(x) if x is not None else "dim")
         if ch == "\n":
             out.append("\n")
     return out
 
 
-def legend(lo: str, hi: str, palette: Callable[[float], RGB], lo_x: float, hi_x: float, label: str) -> Text:
-    """A colour bar from palette(lo_x) to palette(hi_x), labelled at both ends."""
+def legend(lo: str, hi: str, pal: Palette, label: str) -> Text:
+    """A colour bar over the palette's range, labelled at both ends."""
     out = Text(f"{label}  {lo} ")
     for j in range(24):
-        out.append(" ", style=background(palette(lo_x + (hi_x - lo_x) * j / 23)))
+        out.append(" ", style=pal.style(pal.lo + (pal.hi - pal.lo) * j / 23))
     out.append(f" {hi}")
     return out
 
@@ -97,9 +127,10 @@ def value_scale(values: np.ndarray, sigmoid: bool) -> tuple[float, float]:
     return -m, m
 
 
-def unit_shades(values: np.ndarray, lo: float, hi: float) -> list[RGB]:
+def unit_shades(values: np.ndarray, lo: float, hi: float) -> list[float]:
+    """Values on the diverging scale, −1 at lo to +1 at hi."""
     mid, half = (lo + hi) / 2, (hi - lo) / 2
-    return [diverging((float(v) - mid) / half) for v in values]
+    return [(float(v) - mid) / half for v in values]
 
 
 def char_cell(ch: str) -> str:
@@ -115,8 +146,9 @@ def neuron_view(console: Console, text: str, values: np.ndarray, title: str, sig
     lo, hi = value_scale(values, sigmoid)
     if console.is_terminal:
         console.print(Text(title, style="bold"))
-        console.print(coloured_text(text, unit_shades(values, lo, hi)))
-        console.print(legend(f"{lo:+.2f}", f"{hi:+.2f}", diverging, -1.0, 1.0, "value"))
+        pal = palette(console, diverging, -1.0, 1.0)
+        console.print(coloured_text(text, unit_shades(values, lo, hi), pal))
+        console.print(legend(f"{lo:+.2f}", f"{hi:+.2f}", pal, "value"))
         console.print(Text(f"range of this unit here: {values.min():+.3f} .. {values.max():+.3f}", style="dim"))
         return
     console.print(f"# {title}; values {values.min():+.4f} .. {values.max():+.4f}", soft_wrap=True, markup=False)
@@ -140,12 +172,13 @@ def find_view(
     if console.is_terminal:
         console.print(Text(f"feature '{name}'", style="bold"))
         fmax = float(np.abs(f).max()) or 1.0
-        console.print(coloured_text(text, [diverging(float(v) / fmax) for v in f]))
+        pal = palette(console, diverging, -1.0, 1.0)
+        console.print(coloured_text(text, [float(v) / fmax for v in f], pal))
         for rank, (s, v) in enumerate(zip(scores, values), 1):
             lo, hi = value_scale(v, sigmoid)
             console.print(Text(f"\n#{rank}  layer {s.layer} unit {s.unit} ({s.what})  r = {s.r:+.3f}", style="bold"))
-            console.print(coloured_text(text, unit_shades(v, lo, hi)))
-        console.print(legend("low", "high", diverging, -1.0, 1.0, "value"))
+            console.print(coloured_text(text, unit_shades(v, lo, hi), pal))
+        console.print(legend("low", "high", pal, "value"))
         return
     heads = [f"L{s.layer}u{s.unit}" for s in scores]
     console.print(f"{'t':>5}  {'char':<4} {'feature':>8} " + " ".join(f"{h:>8}" for h in heads), markup=False, soft_wrap=True)
@@ -175,9 +208,10 @@ def surprisal_view(console: Console, text: str, s: Surprisal, chars: Sequence[st
     not predicted, and is shown dim."""
     scale = max(1.0, float(np.percentile(s.bits, 99)))
     if console.is_terminal and not top:
-        shades: list[RGB | None] = [None] + [sequential(float(b) / scale) for b in s.bits]
-        console.print(coloured_text(text, shades))
-        console.print(legend("0", f"{scale:.1f}+ bits", sequential, 0.0, 1.0, "surprisal"))
+        pal = palette(console, sequential, 0.0, 1.0)
+        shades: list[float | None] = [None] + [float(b) / scale for b in s.bits]
+        console.print(coloured_text(text, shades, pal))
+        console.print(legend("0", f"{scale:.1f}+ bits", pal, "surprisal"))
     else:
         _surprisal_rows(console, text, s, chars, top, scale)
     console.print(
@@ -190,10 +224,11 @@ def _surprisal_rows(console: Console, text: str, s: Surprisal, chars: Sequence[s
     """`t  char  bits  guess1 p1  guess2 p2 …`, the char cell coloured on a terminal."""
     head = f"{'t':>5}  {'char':<4} {'bits':>6}" + "".join(f"  {'guess' + str(j + 1):<5} {'p':>5}" for j in range(top))
     console.print(head, markup=False, soft_wrap=True)
+    pal = palette(console, sequential, 0.0, 1.0)
     for t in range(len(s.bits)):
         ch = text[t + 1]
         row = Text(f"{t + 1:>5}  ")
-        row.append(f"{char_cell(ch):<4}", style=background(sequential(float(s.bits[t]) / scale)) if console.is_terminal else "")
+        row.append(f"{char_cell(ch):<4}", style=pal.style(float(s.bits[t]) / scale) if console.is_terminal else "")
         row.append(f" {s.bits[t]:>6.2f}")
         for g, p in zip(s.guesses[t], s.probs[t]):
             row.append(f"  {char_cell(chars[int(g)]):<5} {p:>5.3f}")
@@ -298,35 +333,50 @@ def flow_series(flow: GradientFlow) -> list[tuple[str, np.ndarray]]:
     return series
 
 
-def gradients_view(console: Console, flow: GradientFlow, cell: str) -> None:
-    """One row per lag k: for every series a log-scale bar and the mean norm."""
-    series = flow_series(flow)
-    positive = [v for _, s in series for v in s if v > 0]
+def gradients_view(console: Console, models: list[tuple[str, GradientFlow]]) -> None:
+    """For each model (a label and its flow), one row per lag k: for every series a log-scale
+    bar and the mean norm; then how much of each is left at the last lag. Every model's bars are
+    on one log scale and of one width, so they compare by eye."""
+    all_series = [flow_series(flow) for _, flow in models]
+    positive = [v for series in all_series for _, s in series for v in s if v > 0]
     hi = max(positive, default=1.0)
     lo = max(min(positive, default=1.0), hi * 1e-12)
+    most = max(len(series) for series in all_series)
+    width = max(8, min(BAR, (console.width - 6) // most - 11))  # 4 series fit 80 columns
     console.print(Text(
-        f"mean ‖∂L_t/∂state_(t−k)‖ over {len(flow.positions)} positions t, {cell.upper()}; "
-        f"bars on a log scale from {lo:.1e} to {hi:.1e}", style="bold"), soft_wrap=True)
-    width = max(8, min(BAR, (console.width - 6) // len(series) - 11))  # 4 series fit 80 columns
-    console.print(f"{'k':>4}  " + "  ".join(f"{name:<{width + 9}}" for name, _ in series), markup=False, soft_wrap=True)
+        f"mean ‖∂L_t/∂state_(t−k)‖ over positions t; bars on {'one' if len(models) > 1 else 'a'} log scale "
+        f"from {lo:.1e} to {hi:.1e}", style="bold"), soft_wrap=True)
     colours = ["cyan", "magenta", "green", "yellow"]
-    for k in range(len(series[0][1])):
-        row = Text(f"{k:>4}  ")
-        for j, (_, s) in enumerate(series):
-            row.append(log_bar(float(s[k]), lo, hi, width), style=colours[j % len(colours)] if console.is_terminal else "")
-            row.append(f" {s[k]:.2e}  ")
-        console.print(row, soft_wrap=True)
-    for name, s in series:
-        if len(s) > 2 and s[1] > 0 and s[-1] > 0:
-            rate = (s[-1] / s[1]) ** (1 / (len(s) - 2))
-            console.print(f"{name}: k={len(s) - 1} / k=1 = {s[-1] / s[1]:.2e}, ×{rate:.3f} per step back", markup=False, soft_wrap=True)
+    for (label, flow), series in zip(models, all_series):
+        console.print(Text(f"\n{label}, over {len(flow.positions)} positions", style="bold"), soft_wrap=True)
+        console.print((f"{'k':>4}  " + "  ".join(f"{name:<{width + 9}}" for name, _ in series)).rstrip(), markup=False, soft_wrap=True)
+        for k in range(len(series[0][1])):
+            row = Text(f"{k:>4}")
+            for j, (_, s) in enumerate(series):
+                row.append("  ")
+                row.append(log_bar(float(s[k]), lo, hi, width), style=colours[j % len(colours)] if console.is_terminal else "")
+                row.append(f" {s[k]:.2e}")
+            console.print(row, soft_wrap=True)
+        for name, s in series:
+            left = decay(s)
+            if left is not None:
+                K = len(s) - 1
+                console.print(f"{name}: k={K} / k=0 = {left[0]:.2e}, ×{left[1]:.3f} per step back", markup=False, soft_wrap=True)
 
 
 def gradients_record(flow: GradientFlow) -> dict[str, Any]:
+    """The norms, and per layer how much is left at the last lag (`probe.decay`: the ratio to
+    k = 0 and the factor per step back; null where a norm is 0)."""
+
+    def left(norms: np.ndarray) -> list[dict[str, float] | None]:
+        kept = [decay(n) for n in norms]
+        return [None if d is None else {"ratio": d[0], "per_step": d[1]} for d in kept]
+
     return {
         "positions": flow.positions.tolist(),
         "h": flow.mean_h.tolist(),
         "c": None if flow.mean_c is None else flow.mean_c.tolist(),
+        "decay": {"h": left(flow.mean_h), "c": None if flow.mean_c is None else left(flow.mean_c)},
     }
 
 

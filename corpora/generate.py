@@ -8,6 +8,13 @@ brackets.txt
     keep a stack in its hidden state; the share of balanced lines it
     samples is a direct measure of that memory.
 
+nesting.txt
+    The same kind of lines, deeper and longer: nesting depth up to 16, up to
+    160 characters, and five times as much text. Many closing brackets are
+    20 to 80 characters after their opening one: far enough that a vanilla
+    RNN's gradient has vanished, so this is the text on which an LSTM's cell
+    state pays (docs/understanding.md, "The race").
+
 arithmetic.txt
     Lines such as ``17+25=42``, ``803-19=784`` and ``12*7=84`` (operands of
     up to three digits, results always correct). The model should learn the
@@ -50,18 +57,23 @@ OUT_DIR = Path(__file__).resolve().parent
 BRACKET_PAIRS: dict[str, str] = {"(": ")", "[": "]", "{": "}"}
 MAX_DEPTH = 8
 MAX_BRACKET_PAIRS = 40  # longest line: 80 characters
+NESTING_DEPTH = 16
+NESTING_PAIRS = 80  # longest line: 160 characters
 
 
-def bracket_line(rng: random.Random) -> str:
+def bracket_line(
+    rng: random.Random, max_depth: int = MAX_DEPTH, max_pairs: int = MAX_BRACKET_PAIRS,
+    p_open_range: tuple[float, float] = (0.3, 0.6),
+) -> str:
     """Return one random balanced bracket expression."""
-    length = 2 * rng.randint(1, MAX_BRACKET_PAIRS)
-    p_open = rng.uniform(0.3, 0.6)  # higher values give deeper nesting
+    length = 2 * rng.randint(1, max_pairs)
+    p_open = rng.uniform(*p_open_range)  # higher values give deeper nesting
     openers = list(BRACKET_PAIRS)
     stack: list[str] = []
     chars: list[str] = []
     for position in range(length):
         remaining = length - position
-        can_open = len(stack) < MAX_DEPTH and len(stack) + 1 < remaining
+        can_open = len(stack) < max_depth and len(stack) + 1 < remaining
         if stack and (not can_open or rng.random() >= p_open):
             chars.append(BRACKET_PAIRS[stack.pop()])
         else:
@@ -84,9 +96,18 @@ def bracket_depth(line: str) -> int:
     return deepest if not stack else -1
 
 
-def check_bracket_line(line: str) -> None:
+def check_bracket_line(line: str, max_depth: int = MAX_DEPTH) -> None:
     depth = bracket_depth(line)
-    assert 1 <= depth <= MAX_DEPTH, f"unbalanced or too deep: {line!r}"
+    assert 1 <= depth <= max_depth, f"unbalanced or too deep: {line!r}"
+
+
+def nesting_line(rng: random.Random) -> str:
+    """Return one deep, long balanced bracket expression (nesting.txt)."""
+    return bracket_line(rng, NESTING_DEPTH, NESTING_PAIRS, (0.45, 0.6))
+
+
+def check_nesting_line(line: str) -> None:
+    check_bracket_line(line, NESTING_DEPTH)
 
 
 # --------------------------------------------------------------------------
@@ -298,6 +319,7 @@ def build_corpus(
 
 CORPORA: dict[str, tuple[Callable[[random.Random], str], Callable[[str], None], int]] = {
     "brackets.txt": (bracket_line, check_bracket_line, 60_000),
+    "nesting.txt": (nesting_line, check_nesting_line, 300_000),
     "arithmetic.txt": (arithmetic_line, check_arithmetic_line, 60_000),
     "unicode.txt": (unicode_line, check_unicode_line, 20_000),
 }
@@ -305,7 +327,7 @@ CORPORA: dict[str, tuple[Callable[[random.Random], str], Callable[[str], None], 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Regenerate brackets.txt, arithmetic.txt and unicode.txt next to this script."
+        description="Regenerate brackets.txt, nesting.txt, arithmetic.txt and unicode.txt next to this script."
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = parser.parse_args(argv)

@@ -113,11 +113,13 @@ def assert_ends_with_clean_error(result: subprocess.CompletedProcess, *fragments
         assert fragment.lower() in last.lower(), (fragment, last)
 
 
-def run_tty(*args: str, cwd, columns: int = 80) -> tuple[int, str]:
-    """Run `charlstm ARGS` on a pseudo-terminal `columns` wide; the bytes it drew, as text."""
+def run_tty(*args: str, cwd, columns: int = 80, term: str = "xterm-256color") -> tuple[int, str]:
+    """Run `charlstm ARGS` on a pseudo-terminal `columns` wide, of the colours `term` has (TERM;
+    xterm: 16); the bytes it drew, as text."""
     master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm-256color"}
-    env.pop("NO_COLOR", None)
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": term}
+    for name in ("NO_COLOR", "COLORTERM", "FORCE_COLOR"):
+        env.pop(name, None)
     proc = subprocess.Popen([sys.executable, "-m", "charlstm", *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env)
     os.close(slave)
     chunks = []

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -41,6 +42,27 @@ def test_the_live_line_fits_80_columns_and_says_what_is_what(tiny_corpus, tmp_pa
     lines = ANSI.sub("", screen).splitlines()
     summary = next(line for line in lines if line.startswith("epoch 1 "))
     assert re.search(r"train loss \d\.\d{3} \(\d\.\d{3} bits/char\)  val loss \d\.\d{3} \(\d\.\d{3} bits/char\)", summary)
+
+
+def test_the_live_line_shows_the_last_validation_under_its_summary(tiny_corpus, tmp_path):
+    """The one validation of a one-epoch run comes after its last step: the live line drawn under
+    the epoch's summary shows it (it was left as `val –`)."""
+    code, screen = run_tty("train", str(tiny_corpus), *FAST, "--epochs", "1", "--sample-length", "30", cwd=tmp_path)
+    assert code == 0, screen
+    after = ANSI.sub("", screen[screen.rindex("epoch 1  train loss"):])
+    frames = [f for f in re.split(r"\r|\n", after) if re.search(r"step \d", f)]
+    assert frames and all(re.search(r"val \d\.\d{3} bpc", f) for f in frames), frames
+
+
+def test_the_live_line_keeps_its_clock_running_after_the_last_step():
+    """While the run validates and saves after a step, elapsed counts up and the ETA down."""
+    view = ui.TrainView(Console(file=open(os.devnull, "w"), width=200))
+    view.started = started_event()
+    view.last = (step_event(elapsed=45.0, eta=22.0), time.monotonic() - 5.0)
+    text = view.live_line().plain
+    assert "0:50 elapsed, ETA 0:17" in text, text
+    view.last = (step_event(elapsed=45.0, eta=22.0), time.monotonic() - 60.0)
+    assert "ETA 0:00" in view.live_line().plain  # never below zero
 
 
 def step_event(**fields) -> events.Step:
@@ -82,7 +104,7 @@ def test_piped_lines_resume_with_the_last_val_loss_and_round_epochs(tiny_corpus,
     assert not re.search(r"epoch \d+\.\d{3,}", err) and "epoch 1.58" in err  # 150 of 95 steps an epoch
     assert "best at epoch   1.58" in err
     assert all(line == line.rstrip() for line in err.splitlines())  # no trailing spaces
-    resume = str(tmp_path / "checkpoints" / "tiny.resume.safetensors")
+    resume = str(tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors")
     again = run_cli("train", "--resume", resume, "--max-steps", "152", "--log-every", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     steps = [line for line in again.stderr.splitlines() if line.startswith("step ")]
@@ -105,7 +127,7 @@ def test_runs_lists_the_runs_newest_first_and_no_lock_is_left(two_runs):
     work = two_runs
     assert not list((work / "checkpoints").glob(".*lock*"))  # lock files go when a run ends
     found = json.loads(run_cli("runs", "--json", cwd=work).stdout)
-    assert [r["name"] for r in found] == ["other", "tiny"]
+    assert [r["name"] for r in found] == ["other-1x16", "tiny-1x16"]
     assert found[0]["corpus"] == "other" and found[0]["model"] == "1×16 LSTM" and found[0]["step"] == 20
     assert found[0]["best_val_bpc"] == pytest.approx(found[0]["best_val_loss"] / np.log(2))
     assert found[0]["bytes"] == sum(os.path.getsize(work / f) for f in found[0]["files"])
@@ -118,22 +140,58 @@ def test_runs_lists_the_runs_newest_first_and_no_lock_is_left(two_runs):
     assert_clean_error(run_cli("runs", "missing", cwd=work), "no such folder", code=1)
 
 
+@pytest.fixture(scope="module")
+def compared_runs(tmp_path_factory):
+    """Three models of one text, as when comparing cells: lighthouse-1x16 (an LSTM),
+    lighthouse-rnn-1x16 and lighthouse-gru-3x8."""
+    work = tmp_path_factory.mktemp("compared")
+    (work / "lighthouse.txt").write_text(PANGRAMS * 40, encoding="utf-8")
+    for model in (FAST, [*FAST, "--cell", "rnn"], ["-H", "8", "-L", "3", "-B", "4", "-T", "16", "--cell", "gru"]):
+        result = run_cli("train", "lighthouse.txt", *model, "--max-steps", "20", "--sample-length", "0", cwd=work)
+        assert result.returncode == 0, result.stderr
+    return work
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_runs_never_cuts_the_name_the_cell_or_the_bits_per_char(compared_runs, columns):
+    found = json.loads(run_cli("runs", "--json", cwd=compared_runs).stdout)
+    assert sorted(r["name"] for r in found) == ["lighthouse-1x16", "lighthouse-gru-3x8", "lighthouse-rnn-1x16"]
+    code, screen = run_tty("runs", cwd=compared_runs, columns=columns)
+    assert code == 0, screen
+    lines = ANSI.sub("", screen).replace("\r", "").splitlines()
+    assert all(len(line) <= columns for line in lines) and "…" not in screen
+    header = next(line.split() for line in lines if line.split()[:1] == ["run"])
+    assert "bits/char" in header and "model" in header
+    for r in found:
+        row = next(line for line in lines if line.split()[:1] == [r["name"]])
+        assert r["model"] in row and f"{r['best_val_bpc']:.3f}" in row.split(), row
+    if columns == 100:
+        assert "date" in header and "steps" in header  # room for more, then
+
+
+def test_eval_quotes_the_characters_it_leaves_out(two_runs, tmp_path):
+    text = tmp_path / "q.txt"
+    text.write_text("why? who knows? " * 20, encoding="utf-8")
+    table = run_cli("eval", str(text), "-c", "checkpoints/tiny-1x16.safetensors", cwd=two_runs).stdout
+    assert "outside vocabulary   40 left out ('?')" in table
+
+
 def test_eval_uses_the_newest_checkpoint_and_names_text_and_model(two_runs, tmp_path):
     work = two_runs
     text = work / "tiny.txt"
     newest = run_cli("eval", str(text), "--json", cwd=work)
     assert newest.returncode == 0, newest.stderr
-    assert "scoring with checkpoints/other.safetensors" in newest.stderr
+    assert "scoring with checkpoints/other-1x16.safetensors" in newest.stderr
     report = json.loads(newest.stdout)
-    assert report["checkpoint"] == "checkpoints/other.safetensors" and report["model"] == "1×16 LSTM"
-    named = json.loads(run_cli("eval", str(text), "-c", "checkpoints/tiny.safetensors", "--json", cwd=work).stdout)
-    old = json.loads(run_cli("eval", "checkpoints/tiny.safetensors", str(text), "--json", cwd=work).stdout)
-    assert named == old and named["checkpoint"] == "checkpoints/tiny.safetensors"
-    table = run_cli("eval", str(text), "-c", "checkpoints/tiny.safetensors", cwd=work).stdout
-    assert f"{text}, scored by the 1×16 LSTM in checkpoints/tiny.safetensors" in table
+    assert report["checkpoint"] == "checkpoints/other-1x16.safetensors" and report["model"] == "1×16 LSTM"
+    named = json.loads(run_cli("eval", str(text), "-c", "checkpoints/tiny-1x16.safetensors", "--json", cwd=work).stdout)
+    old = json.loads(run_cli("eval", "checkpoints/tiny-1x16.safetensors", str(text), "--json", cwd=work).stdout)
+    assert named == old and named["checkpoint"] == "checkpoints/tiny-1x16.safetensors"
+    table = run_cli("eval", str(text), "-c", "checkpoints/tiny-1x16.safetensors", cwd=work).stdout
+    assert f"{text}, scored by the 1×16 LSTM in checkpoints/tiny-1x16.safetensors" in table
     long_text = tmp_path / "long.txt"
     long_text.write_text(PANGRAMS * 700, encoding="utf-8")  # > 100,000 characters: progress on stderr
-    result = run_cli("eval", str(long_text), "-c", "checkpoints/tiny.safetensors", cwd=work)
+    result = run_cli("eval", str(long_text), "-c", "checkpoints/tiny-1x16.safetensors", cwd=work)
     assert result.returncode == 0 and f"scoring {len(PANGRAMS) * 700:,} characters" in result.stderr
 
 
@@ -141,11 +199,15 @@ def test_sample_primes_from_a_seed_file(two_runs, tmp_path):
     work = two_runs
     seed = tmp_path / "seed.txt"
     seed.write_text(PANGRAMS * 20, encoding="utf-8")
-    result = run_cli("sample", "-c", "checkpoints/tiny.safetensors", "--seed-file", str(seed), "-n", "40", "--random-seed", "1", cwd=work)
+    result = run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed-file", str(seed), "-n", "40", "--random-seed", "1", cwd=work)
     assert result.returncode == 0, result.stderr
     assert 40 <= len(result.stdout) <= 41 and "Pack my box" not in result.stdout  # the long seed is not echoed
-    both = run_cli("sample", "-c", "checkpoints/tiny.safetensors", "--seed-file", str(seed), "--seed", "The", cwd=work)
+    both = run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed-file", str(seed), "--seed", "The", cwd=work)
     assert_clean_error(both, "--seed or --seed-file", code=2)
+    (tmp_path / "empty.txt").write_bytes(b"")  # an empty seed, as `--seed ""`: a zero state primed with a newline
+    empty = run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed-file", str(tmp_path / "empty.txt"), "-n", "40", "--random-seed", "1", cwd=work)
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout == run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed", "", "-n", "40", "--random-seed", "1", cwd=work).stdout
 
 
 def test_a_long_seed_is_read_in_windows_as_stepping_would():
@@ -156,6 +218,15 @@ def test_a_long_seed_is_read_in_windows_as_stepping_would():
     read = read_state(params, config, ids)
     for a, b in zip(stepped, read):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_the_size_note_is_given_when_a_run_begins_not_on_every_resume(tiny_corpus, tmp_path):
+    first = run_cli("train", str(tiny_corpus), "-H", "128", "-L", "1", "-B", "4", "-T", "16", "--max-steps", "2", "--sample-length", "0", cwd=tmp_path)
+    assert first.returncode == 0 and "will memorise the text" in first.stderr, first.stderr
+    resume = tmp_path / "checkpoints" / "tiny-1x128.resume.safetensors"
+    again = run_cli("train", "--resume", str(resume), "--max-steps", "4", cwd=tmp_path)
+    assert again.returncode == 0 and "resumed" in again.stderr
+    assert "memorise" not in again.stderr
 
 
 def test_size_advice_never_suggests_what_is_set():

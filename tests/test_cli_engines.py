@@ -38,8 +38,8 @@ def test_a_torch_run_is_read_by_every_command_without_torch(tiny_corpus, tmp_pat
                      cwd=tmp_path, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr
     assert "engine       torch 2." in result.stderr and " on cpu" in result.stderr  # the banner row, piped
-    model_file = tmp_path / "checkpoints" / "tiny.safetensors"
-    assert checkpoint.load(model_file.with_name("tiny.resume.safetensors")).train["config"]["engine"] == "torch"
+    model_file = tmp_path / "checkpoints" / "tiny-1x16.safetensors"
+    assert checkpoint.load(model_file.with_name("tiny-1x16.resume.safetensors")).train["config"]["engine"] == "torch"
 
     env, marker = hidden_torch(tmp_path)
     text, ckpt = str(tiny_corpus), str(model_file)

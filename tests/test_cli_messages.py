@@ -18,15 +18,22 @@ def option_lines(help_text: str) -> dict[str, str]:
     return {m.group(1): line for line in help_text.splitlines() if (m := re.search(r"│ (--[a-z-]+)", line))}
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "eval", "inspect", "runs"])
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "inspect", "runs", "neurons", "gates", "gradients", "gradcheck"])
 def test_help_shows_defaults_choices_and_flags_without_placeholders(command):
     help_text = run_cli(command, "--help", env={"COLUMNS": "250"}).stdout
     lines = option_lines(help_text)
     assert lines and "<bool>" not in help_text  # on/off options take no value
     for option, line in lines.items():
         takes_value = re.search(r"(<[a-z]+>|\[[a-z|]+\])", line)
-        described = "default" in line or option in ("--checkpoint", "--resume", "--init-from", "--out", "--log-json", "--random-seed", "--seed-file")
+        described = "default" in line or option in ("--checkpoint", "--resume", "--init-from", "--out", "--log-json", "--random-seed", "--seed-file", "--unit", "--find")
         assert not takes_value or described, (option, line)
+    assert "[default:" not in help_text  # one form everywhere: (default: …) at the end of the help
+    usage = next(line for line in help_text.splitlines() if "Usage:" in line).strip()
+    assert "{" not in usage and "old_form" not in usage.lower(), usage
+    if command in ("eval", "neurons", "gates", "gradients"):
+        assert usage.endswith(f"charlstm {command} [OPTIONS] TEXT_FILE"), usage
+    if command in ("train", "sample"):
+        assert "pip install 'charlstm[fast]'" in lines["--kernels"]  # not read as a Rich style tag
     if command == "train":
         assert "[adam|rmsprop|sgd]" in lines["--optimizer"] and "[lstm|gru|rnn]" in lines["--cell"]
         assert "[constant|cosine|linear]" in lines["--schedule"] and "[strict|replace]" in lines["--errors"]
@@ -71,7 +78,7 @@ def test_help_stays_import_light():
 def test_resume_notes_name_options_and_max_minutes_is_not_carried(tiny_corpus, tmp_path):
     first = run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "3", "--max-minutes", "5", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    resume = str(tmp_path / "checkpoints" / "tiny.resume.safetensors")
+    resume = str(tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors")
     again = run_cli("train", "--resume", resume, "--max-steps", "5", "--lr", "0.003", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "resuming with --max-steps: 3 → 5" in again.stderr and "resuming with --lr: 0.004 → 0.003" in again.stderr
@@ -105,3 +112,5 @@ def test_the_readme_first_command(tmp_path):
     assert "reached --max-minutes" in result.stderr
     assert "--dropout 0.2)" not in result.stderr and "-H 256" not in result.stderr  # no advice to set what is set
     assert "--- sample after epoch" in result.stderr
+    again = run_cli(*args, "--max-minutes", "0.05", "--sample-length", "20", cwd=tmp_path)  # a newcomer's second try
+    assert again.returncode == 0 and "reached --max-minutes" in again.stderr, again.stderr

@@ -22,7 +22,7 @@ def unicode_model(tmp_path_factory):
     result = run_cli("train", str(ROOT / "corpora" / "unicode.txt"), "-H", "48", "-L", "1", "-B", "8", "-T", "32",
                      "--max-steps", "40", "--sample-length", "0", cwd=work)
     assert result.returncode == 0, result.stderr
-    return work, work / "checkpoints" / "unicode.safetensors"
+    return work, work / "checkpoints" / "unicode-1x48.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_closing_the_pipe_early_is_clean(small):
 
 def test_inspect_shows_history_chart_and_samples(unicode_model):
     work, _ = unicode_model
-    resume = work / "checkpoints" / "unicode.resume.safetensors"
+    resume = work / "checkpoints" / "unicode-1x48.resume.safetensors"
     out = run_cli("inspect", str(resume), "--samples", cwd=work).stdout
     assert "loss per epoch" in out and any(ch in out for ch in "▁▂▃▄▅▆▇█")
     assert "resumable" in out and "--resume" in out

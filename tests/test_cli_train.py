@@ -46,13 +46,13 @@ def test_ctrl_c_saves_exits_130_and_resume_continues(tiny_corpus, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    resume_file = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    resume_file = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
     assert f"charlstm train --resume {resume_file.relative_to(tmp_path)}" in err
     saved = checkpoint.load(resume_file)
     step = saved.train["step"]
     assert step >= 3 and saved.train["status"] == "interrupted"
     assert not list(resume_file.parent.glob(".*.lock"))  # the lock goes with the run
-    assert (tmp_path / "checkpoints" / "tiny.safetensors").is_file()  # something to sample from
+    assert (tmp_path / "checkpoints" / "tiny-1x32.safetensors").is_file()  # something to sample from
 
     result = run_cli("train", "--resume", str(resume_file), "--max-steps", str(step + 5), "--sample-length", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -62,7 +62,7 @@ def test_ctrl_c_saves_exits_130_and_resume_continues(tiny_corpus, tmp_path):
 
 def test_second_ctrl_c_aborts_and_keeps_the_last_checkpoint(tiny_corpus, tmp_path):
     assert run_cli("train", str(tiny_corpus), *FAST, "--epochs", "1", cwd=tmp_path).returncode == 0
-    resume_file = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    resume_file = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
     before = resume_file.read_bytes()
     proc = start("train", "--resume", str(resume_file), "--epochs", "1000", "--log-every", "1", "--sample-length", "0", cwd=tmp_path)
     wait_for_line(proc, "step ")
@@ -138,7 +138,7 @@ def test_existing_run_needs_resume_or_fresh(tiny_corpus, tmp_path):
 
 def test_resume_with_a_different_shape_is_refused(tiny_corpus, tmp_path):
     assert run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", cwd=tmp_path).returncode == 0
-    ckpt = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    ckpt = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
     assert_clean_error(run_cli("train", "--resume", str(ckpt), "-H", "64", cwd=tmp_path), "--hidden-size 64", "32", code=2)
     assert_clean_error(run_cli("train", "--resume", str(ckpt), "-T", "8", cwd=tmp_path), "--seq-len", code=2)
 
@@ -147,21 +147,21 @@ def test_fine_tuning_lists_characters_outside_the_vocabulary(tiny_corpus, tmp_pa
     assert run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", cwd=tmp_path).returncode == 0
     other = tmp_path / "other.txt"
     other.write_text("Zoë says: 100% naïve!\n" * 50, encoding="utf-8")
-    result = run_cli("train", str(other), "--init-from", "checkpoints/tiny.safetensors", cwd=tmp_path)
+    result = run_cli("train", str(other), "--init-from", "checkpoints/tiny-1x32.safetensors", cwd=tmp_path)
     assert_clean_error(result, "not in the model's vocabulary", "'ë'", "'%'", "'1'")
     ok = tmp_path / "ok.txt"
     ok.write_text("the quick fox jumps over the lazy dog.\n" * 30, encoding="utf-8")
-    result = run_cli("train", str(ok), "--init-from", "checkpoints/tiny.safetensors", "-B", "4", "-T", "16", "--max-steps", "3", cwd=tmp_path)
+    result = run_cli("train", str(ok), "--init-from", "checkpoints/tiny-1x32.safetensors", "-B", "4", "-T", "16", "--max-steps", "3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    tuned = checkpoint.load(tmp_path / "checkpoints" / "ok.safetensors")
-    base = checkpoint.load(tmp_path / "checkpoints" / "tiny.safetensors")
+    tuned = checkpoint.load(tmp_path / "checkpoints" / "ok-1x32.safetensors")
+    base = checkpoint.load(tmp_path / "checkpoints" / "tiny-1x32.safetensors")
     assert tuned.vocab == base.vocab and tuned.config == base.config
     assert not np.array_equal(tuned.params["head.bias"], base.params["head.bias"])
 
 
 def test_resuming_a_finished_run_says_how_to_continue(tiny_corpus, tmp_path):
     assert run_cli("train", str(tiny_corpus), *FAST, "--epochs", "1", "--sample-length", "0", cwd=tmp_path).returncode == 0
-    resume = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    resume = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
     again = run_cli("train", "--resume", str(resume), cwd=tmp_path)
     assert again.returncode == 0 and "pass a larger --epochs" in again.stderr
     more = run_cli("train", "--resume", str(resume), "--epochs", "2", cwd=tmp_path)
@@ -173,16 +173,16 @@ def test_resume_on_a_different_text_is_refused(tiny_corpus, tmp_path):
     assert run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", cwd=tmp_path).returncode == 0
     other = tmp_path / "other.txt"
     other.write_text(tiny_corpus.read_text(encoding="utf-8")[::-1], encoding="utf-8")  # same characters, other text
-    resume = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    resume = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
     result = run_cli("train", str(other), "--resume", str(resume), cwd=tmp_path)
     assert_clean_error(result, "is not the text this run was trained on", "--init-from", code=2)
 
 
 def test_cell_is_stored_and_a_resume_keeps_it(tiny_corpus, tmp_path):
     assert run_cli("train", str(tiny_corpus), *FAST, "--cell", "lstm", "--max-steps", "2", cwd=tmp_path).returncode == 0
-    resume = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    resume = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
     assert checkpoint.load(resume).config.cell == "lstm"
-    assert checkpoint.load(tmp_path / "checkpoints" / "tiny.safetensors").config.cell == "lstm"
+    assert checkpoint.load(tmp_path / "checkpoints" / "tiny-1x32.safetensors").config.cell == "lstm"
     result = run_cli("train", "--resume", str(resume), "--cell", "gru", cwd=tmp_path)
     assert_clean_error(result, "--cell gru conflicts with the checkpoint's lstm", code=2)
     assert_clean_error(run_cli("train", str(tiny_corpus), "--cell", "tree", cwd=tmp_path), "--cell must be one of", code=2)
@@ -197,14 +197,14 @@ def test_other_cells_train_sample_eval_and_inspect(tmp_path, cell):
                      "--epochs", "2", "--sample-length", "40", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert cell.upper() in result.stderr
-    ckpt = checkpoint.load(tmp_path / "checkpoints" / "lighthouse.safetensors")
+    ckpt = checkpoint.load(tmp_path / "checkpoints" / f"lighthouse-{cell}-2x48.safetensors")
     assert ckpt.config.cell == cell and f"{cell}.weight_hh_l1" in ckpt.params
     history = ckpt.history
     assert len(history) == 2 and all(len(r["sample"]) > 40 for r in history)
     assert history[-1]["val_loss"] < 0.75 * np.log(ckpt.vocab.size)  # it learned something
     sampled = run_cli("sample", "--seed", "The", "--length", "50", "--random-seed", "1", cwd=tmp_path)
     assert sampled.returncode == 0 and sampled.stdout.startswith("The") and len(sampled.stdout) >= 53
-    evaluated = run_cli("eval", "checkpoints/lighthouse.safetensors", str(book), "--json", cwd=tmp_path)
+    evaluated = run_cli("eval", f"checkpoints/lighthouse-{cell}-2x48.safetensors", str(book), "--json", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert 0 < json.loads(evaluated.stdout)["loss"] < np.log(ckpt.vocab.size)
     shown = run_cli("inspect", "--json", cwd=tmp_path)
@@ -219,11 +219,11 @@ def test_the_levers_from_the_command_line(tiny_corpus, tmp_path):
     result = run_cli("train", str(tiny_corpus), *FAST, *levers, "--max-steps", "3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "adam (β 0.85, 0.99) lr" in result.stderr and "dropout 0.2 per window, weight drop 0.3, EMA 0.95" in result.stderr
-    resume = checkpoint.load(tmp_path / "checkpoints" / "tiny.resume.safetensors")
+    resume = checkpoint.load(tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors")
     saved = resume.train["config"]
     assert (saved["dropout_mask"], saved["weight_drop"], saved["ema"], saved["adam_beta1"], saved["adam_beta2"]) == ("window", 0.3, 0.95, 0.85, 0.99)
     assert resume.train["average_weight"] > 0 and "average.head.bias" in resume.extra
-    again = run_cli("train", "--resume", str(tmp_path / "checkpoints" / "tiny.resume.safetensors"), "--max-steps", "5", "--ema", "0.9", cwd=tmp_path)
+    again = run_cli("train", "--resume", str(tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"), "--max-steps", "5", "--ema", "0.9", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "--ema: 0.95 → 0.9" in again.stderr and "weight drop 0.3" in again.stderr
     refused = run_cli("train", str(tiny_corpus), "--optimizer", "sgd", "--adam-beta2", "0.99", cwd=tmp_path)

@@ -28,7 +28,7 @@ def test_train_help_shows_every_default_from_the_dataclasses():
             if option in lines and f.default is not None:
                 value = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
                 assert f"(default: {value}" in lines[option], (option, lines[option])
-    assert "[default: 256]" not in help_text and "(default: checkpoints/CORPUS.safetensors)" in help_text
+    assert "[default: 256]" not in help_text and "(default: checkpoints/CORPUS.safetensors;" in help_text
 
 
 def test_field_help_ends_with_the_default():

@@ -55,7 +55,7 @@ def test_train_on_a_folder_resumes_and_refuses_changed_files(books, tmp_path):
     result = run_cli("train", str(books), *FAST, "--max-steps", "3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "books: " in result.stderr  # the banner names the folder as the corpus
-    resume = tmp_path / "checkpoints" / "books.resume.safetensors"
+    resume = tmp_path / "checkpoints" / "books-1x16.resume.safetensors"
     assert len(checkpoint.load(resume).train["corpus"]["files"]) == 3
     again = run_cli("train", "--resume", str(resume), "--max-steps", "5", cwd=tmp_path)  # the folder, found again
     assert again.returncode == 0, again.stderr
@@ -67,7 +67,7 @@ def test_train_on_a_folder_resumes_and_refuses_changed_files(books, tmp_path):
 def test_train_on_several_files(books, tmp_path):
     result = run_cli("train", str(books / "a.txt"), str(books / "b.txt"), *FAST, "--max-steps", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "checkpoints" / "a+1.safetensors").is_file()
+    assert (tmp_path / "checkpoints" / "a+1-1x16.safetensors").is_file()
 
 
 def test_a_folder_without_text_files(tmp_path):

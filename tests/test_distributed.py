@@ -64,8 +64,8 @@ def test_two_ranks_compute_what_one_process_computes(tiny_corpus, tmp_path):
     np.testing.assert_allclose(ddp, one, rtol=1e-5)
 
     files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert files == ["tiny.resume.safetensors", "tiny.safetensors"]  # no lock, no temporary file left
-    saved = checkpoint.load(tmp_path / "checkpoints" / "tiny.resume.safetensors")
+    assert files == ["tiny-2x16.resume.safetensors", "tiny-2x16.safetensors"]  # no lock, no temporary file left
+    saved = checkpoint.load(tmp_path / "checkpoints" / "tiny-2x16.resume.safetensors")
     alone = checkpoint.load(tmp_path / "one" / "tiny.resume.safetensors")
     assert saved.extra["state.h"].shape == (2, 4, 16)  # every rank's streams, gathered
     assert len(saved.train["torch_rng"]["states"]) == 2
@@ -86,7 +86,7 @@ def test_sigint_to_torchrun_stops_every_rank_with_a_checkpoint_that_resumes_on_o
     proc.send_signal(signal.SIGINT)  # what Ctrl-C does: torchrun passes it to every rank
     _, err = proc.communicate(timeout=120)
     assert "interrupted at step" in err, err
-    resume_file = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    resume_file = tmp_path / "checkpoints" / "tiny-2x16.resume.safetensors"
     saved = checkpoint.load(resume_file)
     step = saved.train["step"]
     assert saved.train["status"] == "interrupted" and step >= 3

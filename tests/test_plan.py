@@ -41,7 +41,7 @@ def test_a_fresh_plan_uses_the_defaults_and_an_automatic_batch_size(tiny_corpus,
 
 def test_an_existing_run_needs_resume_or_fresh(tiny_corpus, in_tmp):
     resume_file = first_run(tiny_corpus)
-    with pytest.raises(UsageError, match="exists from an earlier run; pass --resume .* or --fresh"):
+    with pytest.raises(UsageError, match="exists from an earlier run; pass --resume .*, --fresh .*, or --out FILE"):
         plan_run(tiny_corpus, SHAPE, SMALL)
     assert plan_run(tiny_corpus, SHAPE, SMALL, fresh=True).resume is None
     assert plan_run(tiny_corpus, SHAPE, SMALL, out=in_tmp / "other.safetensors").resume is None
@@ -51,7 +51,7 @@ def test_an_existing_run_needs_resume_or_fresh(tiny_corpus, in_tmp):
 def test_resume_keeps_the_run_and_reports_changed_options(tiny_corpus, in_tmp):
     resume_file = first_run(tiny_corpus)
     plan = plan_run(None, {}, {"max_steps": 5, "lr": 0.01}, resume=resume_file)
-    assert plan.resume is not None and plan.model_path == Path("checkpoints/tiny.safetensors")
+    assert plan.resume is not None and plan.model_path == Path("checkpoints/tiny-1x16.safetensors")
     assert plan.corpus.path.resolve() == tiny_corpus.resolve()  # found from the checkpoint
     assert plan.train.lr == 0.01 and plan.train.batch_size == 4
     assert "resuming with --lr: 0.004 → 0.01" in plan.notes  # options as typed, not fields
@@ -77,10 +77,10 @@ def test_init_from_takes_weights_vocabulary_and_shape(tiny_corpus, in_tmp):
     first_run(tiny_corpus)
     other = in_tmp / "other.txt"
     other.write_text("the quick fox jumps over the lazy dog.\n" * 30, encoding="utf-8")
-    plan = plan_run(other, {}, SMALL, init_from=Path("checkpoints/tiny.safetensors"))
+    plan = plan_run(other, {}, SMALL, init_from=Path("checkpoints/tiny-1x16.safetensors"))
     assert plan.init is not None and plan.config == plan.init.config and plan.corpus.vocab == plan.init.vocab
     with pytest.raises(UsageError, match="--layers 3 conflicts with --init-from's 1"):
-        plan_run(other, {"num_layers": 3}, SMALL, init_from=Path("checkpoints/tiny.safetensors"))
+        plan_run(other, {"num_layers": 3}, SMALL, init_from=Path("checkpoints/tiny-1x16.safetensors"))
 
 
 @pytest.mark.parametrize(

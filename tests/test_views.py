@@ -23,6 +23,7 @@ import pytest
 from charlstm import checkpoint, probe
 from charlstm.evaluate import evaluate
 
+import conftest
 from conftest import ROOT, random_model, run_cli
 
 BRACKETS = ROOT / "corpora" / "brackets.txt"
@@ -154,6 +155,28 @@ def test_one_unit_piped_values_are_the_trace(bracket_model):
     assert code == 0 and re.search(r"\x1b\[[0-9;]*48;", out) and "layer 0 unit 5 (c)" in out
 
 
+GREY_BACKGROUNDS = {"40": 0, "100": 1, "47": 2, "107": 3}  # black, bright black, white, bright white
+
+
+def test_neurons_colours_keep_their_order_on_a_16_colour_terminal(bracket_model):
+    """TERM=xterm has 16 colours, in no order (Rich would draw blue–white–red as cyan, white,
+    bright white, bright red, yellow, red): the view falls back to a grey ramp, lighter for higher."""
+    path, _ = bracket_model
+    args = ("neurons", str(BRACKETS), "-c", str(path), "--unit", "5", "--max-chars", "120")
+    values = json.loads(run_cli(*args, "--json").stdout)["values"]
+    code, out = conftest.run_tty(*args, cwd=ROOT, columns=120, term="xterm")
+    assert code == 0, out
+    assert "48;5;" not in out and "48;2;" not in out  # no 256 or 24-bit colours
+    body = out[out.index("(c) of a 1×32 LSTM"):out.index("value  ")]
+    shades = []
+    for codes, glyphs in re.findall(r"\x1b\[([0-9;]*)m([^\x1b]*)", body):
+        grey = [GREY_BACKGROUNDS[c] for c in codes.split(";") if c in GREY_BACKGROUNDS]
+        shades += [grey[0]] * len(glyphs.replace("\r", "").replace("\n", "")) if grey else []
+    assert len(shades) == len(values) == 120
+    ranks = [shade for _, shade in sorted(zip(values, shades))]
+    assert ranks == sorted(ranks) and len(set(ranks)) >= 2  # in order, and more than one step of it
+
+
 def test_neurons_usage_errors(bracket_model, tmp_path):
     path, _ = bracket_model
     for args, fragment in ((["--unit", "99"], "--unit 99"), (["--find", "(unclosed"], "regular expression")):
@@ -266,6 +289,33 @@ def test_gradients_bars_piped_and_on_a_terminal(bracket_model, tmp_path):
     text.write_text("ab(c)\n" * 20)
     rnn = json.loads(run_cli("gradients", str(text), "-c", str(random_checkpoint(tmp_path, "rnn", "ab(c)\n")), "-K", "5", "--json").stdout)
     assert rnn["c"] is None and len(rnn["h"]) == 2 and len(rnn["h"][0]) == 6
+
+
+def test_gradients_of_several_models_share_one_log_scale(bracket_model, tmp_path):
+    """-c twice: one scale for both (the RNN's largest norm gets no full bar of its own), one JSON
+    line each, and the summary is the norm at k = K over the one at k = 0, in both."""
+    path, _ = bracket_model
+    rnn = random_checkpoint(tmp_path, "rnn", BRACKETS.read_text(encoding="utf-8")[:2000])
+    args = ("gradients", str(BRACKETS), "-c", str(path), "-c", str(rnn), "-K", "8", "-P", "4", "--max-chars", "300")
+    records = [json.loads(line) for line in run_cli(*args, "--json").stdout.splitlines()]
+    assert [(r["checkpoint"], r["cell"]) for r in records] == [(str(path), "lstm"), (str(rnn), "rnn")]
+    for r in records:
+        for name in ("h", "c") if r["c"] is not None else ("h",):
+            for norms, left in zip(r[name], r["decay"][name]):
+                assert left["ratio"] == pytest.approx(norms[8] / norms[0]) and left["per_step"] == pytest.approx(left["ratio"] ** (1 / 8))
+    piped = run_cli(*args)
+    assert_plain(piped)
+    assert piped.stdout.count("log scale") == 1 and f"{path}: 1×32 LSTM" in piped.stdout and f"{rnn}: 2×8 RNN" in piped.stdout
+    bars = [(float(v), len(b.rstrip()) * 8 - (8 - " ▏▎▍▌▋▊▉█".index(b.rstrip()[-1])) if b.strip() else 0)
+            for b, v in re.findall(r"([█▏▎▍▌▋▊▉ ]+) (\d\.\d\de[-+]\d\d)", piped.stdout)]
+    everything = [v for r in records for name in ("h", "c") if r[name] is not None for layer in r[name] for v in layer]
+    assert len(bars) == len(everything)
+    ordered = [eighths for _, eighths in sorted(bars)]
+    assert ordered == sorted(ordered)  # longer bar, larger norm: across both models
+    top = max(eighths for _, eighths in bars)
+    assert {f"{v:.2e}" for v, eighths in bars if eighths == top} == {f"{max(everything):.2e}"}
+    for r in records:
+        assert f"h l0: k=8 / k=0 = {r['decay']['h'][0]['ratio']:.2e}, ×{r['decay']['h'][0]['per_step']:.3f} per step back" in piped.stdout
 
 
 # ---------------------------------------------------------------------------------- gradcheck

@@ -21,7 +21,7 @@ import pytest
 
 from charlstm import checkpoint
 
-from conftest import assert_clean_error, assert_ends_with_clean_error, run_cli
+from conftest import ROOT, assert_clean_error, assert_ends_with_clean_error, run_cli
 
 FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
@@ -35,7 +35,7 @@ def trained(tmp_path, corpus, *extra: str):
     result = run_cli("train", str(corpus), *FAST, "--epochs", "1", *extra, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "checkpoints"
-    return folder / f"{corpus.stem}.safetensors", folder / f"{corpus.stem}.resume.safetensors"
+    return folder / f"{corpus.stem}-1x16.safetensors", folder / f"{corpus.stem}-1x16.resume.safetensors"
 
 
 def without_root_override(args: list[str]) -> list[str]:
@@ -51,6 +51,23 @@ def without_root_override(args: list[str]) -> list[str]:
 
 def test_corpus_missing(tmp_path):
     assert_clean_error(run_cli("train", "nope.txt", cwd=tmp_path), "nope.txt: no such file", code=1)
+
+
+def test_corpus_misspelt_beside_an_earlier_run(tmp_path, tiny_corpus):
+    """The corpus is looked at before the files of an earlier run: a typo is a typo."""
+    trained(tmp_path, tiny_corpus)
+    result = run_cli("train", "tny.txt", *FAST, cwd=tmp_path)
+    assert_clean_error(result, "tny.txt: no such file", code=1)
+    assert "earlier run" not in result.stderr
+
+
+def test_corpus_is_a_checkpoint(tmp_path, tiny_corpus):
+    model, resume = trained(tmp_path, tiny_corpus)
+    result = run_cli("train", str(model.relative_to(tmp_path)), cwd=tmp_path)
+    assert_clean_error(result, "is a checkpoint, not a text", f"charlstm sample -c {model.relative_to(tmp_path)}",
+                       f"charlstm train --resume {model.relative_to(tmp_path)}", code=2)
+    following = run_cli("train", "--resume", str(model), "--max-steps", "82", cwd=tmp_path)  # what it says works
+    assert following.returncode == 0, following.stderr
 
 
 def test_corpus_is_a_directory(tmp_path):
@@ -138,6 +155,30 @@ def _edit_header(data: bytes, edit) -> bytes:
 
 def test_checkpoint_missing(tmp_path):
     assert_clean_error(run_cli("sample", "-c", "gone.safetensors", cwd=tmp_path), "no such checkpoint", code=1)
+
+
+@pytest.mark.parametrize("command, suggested", [
+    (["sample"], "--checkpoint PATH"), (["eval", "t.txt"], "--checkpoint PATH"), (["neurons", "t.txt", "--unit", "0"], "--checkpoint PATH"),
+    (["inspect"], "charlstm inspect PATH"),
+])
+def test_no_checkpoint_in_the_folder(tmp_path, command, suggested):
+    """Each command suggests a way to name a checkpoint that it has."""
+    (tmp_path / "t.txt").write_text("some text\n", encoding="utf-8")
+    result = run_cli(*command, cwd=tmp_path)
+    assert_clean_error(result, "no checkpoint in checkpoints/", "charlstm train FILE", suggested, code=1)
+    named = run_cli(*command, *(["--checkpoint", "x"] if suggested.startswith("--") else ["x"]), cwd=tmp_path)
+    assert_clean_error(named, "x: no such checkpoint", code=1)  # the suggestion is understood
+
+
+def test_view_of_a_text_the_model_does_not_know(tmp_path, tiny_corpus):
+    """The newest checkpoint was trained on English; the bracket corpus is not in its vocabulary."""
+    model, _ = trained(tmp_path, tiny_corpus)
+    brackets = ROOT / "corpora" / "brackets.txt"
+    result = run_cli("neurons", str(brackets), "--find", "bracket", cwd=tmp_path)
+    unknown = sum(ch not in "\n" for ch in brackets.read_text(encoding="utf-8"))  # all but the newlines
+    assert_clean_error(result, f"{unknown:,} of its 60,002 characters are not in the vocabulary of the newest checkpoint",
+                       str(model.relative_to(tmp_path)), "(trained on tiny)", "--checkpoint PATH", code=1)
+    assert result.stdout == ""
 
 
 def test_checkpoint_not_a_safetensors_file(tmp_path, tiny_corpus):
@@ -232,6 +273,38 @@ def test_disk_full_during_a_checkpoint_write(tmp_path, tiny_corpus):
     assert not list(model.parent.glob(".*.tmp"))
 
 
+def test_log_json_on_a_full_disk(tmp_path, tiny_corpus):
+    """/dev/full fails every write with ENOSPC, as a full disk does: the run stops after the step
+    with its checkpoints written, says so in one line, and can be resumed."""
+    result = run_cli("train", str(tiny_corpus), *FAST, "--epochs", "2", "--log-json", "/dev/full", cwd=tmp_path)
+    assert_ends_with_clean_error(result, "cannot write --log-json /dev/full: no space left on device",
+                                 "training stopped at step 1 with its checkpoints written",
+                                 "continue with: charlstm train --resume checkpoints/tiny-1x16.resume.safetensors", code=1)
+    assert any("wrote" in line and "tiny-1x16.resume.safetensors" in line for line in result.stderr.splitlines())  # the summary
+    resume = tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors"
+    assert checkpoint.load(resume).train["status"] == "interrupted"
+    again = run_cli("train", "--resume", str(resume), "--log-json", "log.jsonl", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])["reason"] == "completed"
+
+
+def test_a_run_of_another_cell_or_shape_beside_an_earlier_run(tmp_path, tiny_corpus):
+    """Comparing models on one text: another cell or shape is another file; the same one again is
+    refused with every way on."""
+    trained(tmp_path, tiny_corpus)
+    rnn = run_cli("train", str(tiny_corpus), *FAST, "--cell", "rnn", "--max-steps", "2", cwd=tmp_path)
+    assert rnn.returncode == 0, rnn.stderr
+    assert (tmp_path / "checkpoints" / "tiny-rnn-1x16.safetensors").is_file()
+    again = run_cli("train", str(tiny_corpus), *FAST, "--cell", "rnn", "--max-steps", "2", cwd=tmp_path)
+    assert_clean_error(again, "exists from an earlier run", "--resume checkpoints/tiny-rnn-1x16.resume.safetensors",
+                       "--fresh", "--out FILE", code=2)
+    beside = run_cli("train", str(tiny_corpus), *FAST, "--cell", "rnn", "--max-steps", "2", "--out", "rnn2.safetensors", cwd=tmp_path)
+    assert beside.returncode == 0, beside.stderr
+    resumed = run_cli("train", "--resume", "checkpoints/tiny-1x16.resume.safetensors", "--cell", "rnn", cwd=tmp_path)
+    assert_clean_error(resumed, "--cell rnn conflicts with the checkpoint's lstm", "leave out --resume", code=2)
+    assert "--init-from" not in resumed.stderr  # which would refuse the cell in turn
+
+
 def test_checkpoint_target_is_a_directory(tmp_path, tiny_corpus):
     (tmp_path / "out.safetensors").mkdir()
     result = run_cli("train", str(tiny_corpus), *FAST, "--out", "out.safetensors", cwd=tmp_path)
@@ -243,7 +316,7 @@ def test_checkpoint_target_is_a_directory(tmp_path, tiny_corpus):
 
 def test_kill_9_at_random_moments_leaves_a_resumable_checkpoint(tmp_path, tiny_corpus):
     rng = random.Random(0)
-    resume = tmp_path / "checkpoints" / "tiny.resume.safetensors"
+    resume = tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors"
     kills = 0
     for attempt in range(6):
         args = ["train", "--resume", str(resume)] if resume.exists() else ["train", str(tiny_corpus), *FAST]
@@ -266,6 +339,25 @@ def test_kill_9_at_random_moments_leaves_a_resumable_checkpoint(tmp_path, tiny_c
     assert kills == 6
 
 
+def test_ctrl_c_twice_before_the_first_checkpoint(tmp_path):
+    """A step of a 2×512 model takes a while: both Ctrl-Cs land in the first step, before anything
+    is written, and the message does not claim a checkpoint."""
+    book = ROOT / "corpora" / "lighthouse.txt"
+    proc = subprocess.Popen(cli("train", str(book), "-H", "512", "-B", "64", "-T", "100", "--kernels", "numpy", "--max-steps", "50"),
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while not proc.stderr.readline().startswith("checkpoints "):  # the banner's last line: training begins
+        assert proc.poll() is None, "training stopped before it began"
+    proc.send_signal(signal.SIGINT)
+    while "stopping after this step" not in proc.stderr.readline():
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "error: aborted before the first checkpoint was written; nothing was saved"
+    assert not list((tmp_path / "checkpoints").glob("*.safetensors"))
+
+
 def test_two_runs_writing_the_same_checkpoint(tmp_path, tiny_corpus):
     first = subprocess.Popen(cli("train", str(tiny_corpus), *FAST, "--epochs", "500", "--log-every", "1"),
                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -280,7 +372,7 @@ def test_two_runs_writing_the_same_checkpoint(tmp_path, tiny_corpus):
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
     assert first.returncode == 130
-    assert checkpoint.load(tmp_path / "checkpoints" / "tiny.resume.safetensors").train["status"] == "interrupted"
+    assert checkpoint.load(tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors").train["status"] == "interrupted"
 
 
 # --------------------------------------------------------------------------------- sampling

@@ -44,6 +44,17 @@ class GradientFlow:
         return None if self.c is None else self.c.mean(axis=0)
 
 
+def decay(norms: np.ndarray) -> tuple[float, float] | None:
+    """How much of the gradient is left K steps back: the mean norm at the last lag K over the
+    one at k = 0, and the steady factor per step back that leaves as much, (ratio, ratio^(1/K)).
+    `norms` (K+1,); None when K = 0 or a norm is 0."""
+    K = len(norms) - 1
+    if K < 1 or not (norms[0] > 0 and norms[K] > 0):
+        return None
+    ratio = float(norms[K] / norms[0])
+    return ratio, ratio ** (1 / K)
+
+
 def choose_positions(n_chars: int, max_lag: int, count: int) -> np.ndarray:
     """Up to `count` steps t, evenly spaced over [K, N − 2]: each has a target and K steps before it."""
     if max_lag < 0 or count < 1:
