@@ -529,7 +529,8 @@ def _block_sum(a, lo, n):
 @_jit
 def _pairwise_sum(a):
     """The sum of a in NumPy's order — its pairwise summation, halving (at multiples of 8) down to
-    blocks of ≤ 128 — so that it equals `np.sum` to the bit. The recursion runs on an explicit
+    blocks of ≤ 128 — so that it rounds as `np.sum` does (to the bit where NumPy runs its plain C
+    loop). The recursion runs on an explicit
     stack (numba's disk cache does not load recursive functions)."""
     n = a.shape[0]
     if n <= 128:
