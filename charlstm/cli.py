@@ -119,6 +119,7 @@ def train(
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help=field_help(TrainConfig, "max_minutes"), rich_help_panel=RUN, show_default=False)] = None,
     random_seed: Annotated[Optional[int], typer.Option("--random-seed", help=field_help(TrainConfig, "seed"), rich_help_panel=RUN, show_default=False)] = None,
     kernels: Annotated[Optional[str], typer.Option("--kernels", help=field_help(TrainConfig, "kernels"), rich_help_panel=RUN, show_default=False)] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help=field_help(TrainConfig, "threads"), rich_help_panel=RUN, show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option(readable=False, help="Continue a run exactly from its checkpoint (the .safetensors or .resume.safetensors file).", rich_help_panel=RUN, show_default=False)] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", readable=False, help="Start a new run from a checkpoint's weights and vocabulary (fine-tuning).", rich_help_panel=RUN, show_default=False)] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over even if a checkpoint for this corpus exists (it will be overwritten).", rich_help_panel=RUN)] = False,
@@ -163,6 +164,7 @@ def train(
         "dropout": dropout, "schedule": _value(schedule), "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
         "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
         "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes, "kernels": kernels,
+        "threads": threads,
     }
     console = ui.make_console()
     view: Any = None
@@ -324,6 +326,7 @@ def sample(
     no_seed_echo: Annotated[bool, typer.Option("--no-seed-echo", help="Print only the generated characters, not the seed before them.")] = False,
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="Remove seed characters the model does not know (with a warning) instead of stopping.")] = False,
     kernels: Annotated[str, typer.Option("--kernels", help="The per-step math: numpy (starts at once), numba (compiled, ~2× faster per character at batch 1, ~0.5 s more to start; pip install 'charlstm[fast]'), or auto (numba when a run has already compiled it).")] = "numpy",
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Threads of the BLAS and numba kernels, fixed. (default: automatic, as in charlstm train)", show_default=False)] = None,
 ) -> None:
     """Generate text from a trained model, streamed to stdout as it is made.
 
@@ -344,6 +347,8 @@ def sample(
         _usage("--num-samples must be at least 1")
     if kernels not in ("auto", "numpy", "numba"):
         _usage("--kernels must be one of auto, numpy, numba")
+    if threads is not None and threads < 1:
+        _usage("--threads must be at least 1")
     if stop is not None:
         stop = stop.replace("\\n", "\n").replace("\\t", "\t").replace("\\f", "\f")
         if not stop:
@@ -355,6 +360,7 @@ def sample(
         import numpy as np
 
         from charlstm import kernels as kernels_
+        from charlstm import threads as threads_
         from charlstm.corpus import describe_chars
         from charlstm.generate import Sampling, stream_text
 
@@ -382,6 +388,7 @@ def sample(
         rng = np.random.default_rng(random_seed)
         step_kernels = kernels_.for_sampling(kernels)
         steps = stream_text(ckpt.params, ckpt.config, ckpt.vocab, seed, length, sampling, num_samples, rng, stop, step_kernels)
+        steps = threads_.timed(steps, threads_.tuner(threads), threads_.SAMPLING_BLOCK)
         if num_samples == 1:
             out.write(prefix)
             out.flush()

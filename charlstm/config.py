@@ -104,6 +104,12 @@ class TrainConfig:
     kernels: str = _opt(
         "auto", "The per-step math: numba (fused, compiled; pip install 'charlstm[fast]'), numpy, or auto (numba when installed)."
     )
+    threads: int | None = _opt(
+        None,
+        "Threads of the BLAS and numba kernels, fixed for the run.",
+        "automatic: the cores other processes leave free, where steps run faster on them; "
+        "OPENBLAS_NUM_THREADS, MKL_NUM_THREADS or OMP_NUM_THREADS fix it too",
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -135,6 +141,7 @@ class TrainConfig:
             (self.sample_temperature > 0, "--sample-temperature must be positive"),
             (self.keep >= 0, "--keep must be >= 0"),
             (self.save_minutes > 0, "--save-minutes must be positive"),
+            (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:

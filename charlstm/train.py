@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from charlstm import checkpoint as ckpt_io
-from charlstm import model
+from charlstm import model, threads
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
 from charlstm.corpus import Corpus, num_windows, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
 from charlstm.evaluate import evaluate
-from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
+from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step, ThreadsChanged
 from charlstm.generate import Sampling, sample
 from charlstm.kernels import load as load_kernels
 from charlstm.optim import clip_grad_norm, make_optimizer
@@ -85,7 +85,7 @@ def train(
     for target in (model_path, resume_path_for(model_path)):
         if target.is_dir():
             raise CheckpointError(f"{target}: is a directory; pass --out with a file name ending in {ckpt_io.SUFFIX}")
-    with ckpt_io.Lock(model_path):
+    with ckpt_io.Lock(model_path), threads.as_before():
         run = start_run(corpus, config, cfg, model_path, on_event, resume, init, clock)
         return finish(run, _loop(run, should_stop))
 
@@ -143,6 +143,7 @@ def start_run(
     params = {k: v.copy() for k, v in source.params.items()} if source else model.init_params(config, cfg.seed)
     kernels = load_kernels(cfg.kernels)
     kernels.warm_up(np.float32)  # compiles on the first run ever (~10 s, sampling's kernels too), then loads from disk
+    tuner = threads.tuner(cfg.threads, lambda old, new, why: on_event(ThreadsChanged(old, new, why)))
     optimizer = make_optimizer(cfg.optimizer, params, kernels)
     rng = np.random.default_rng(cfg.seed)
     state, progress = model.zero_state(config, cfg.batch_size), Progress()
@@ -155,6 +156,7 @@ def start_run(
         divergence_limit(config.vocab_size), fingerprint, params, optimizer, rng, state, progress, on_event,
         kernels=kernels,
         clock=clock,
+        tuner=tuner,
     )
     on_event(_started(run, resumed=resume is not None))
     run.snapshot = take_snapshot(run)
@@ -240,7 +242,9 @@ def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
     p.count(loss, cfg.batch_size * cfg.seq_len)
     p.schedule_ratio = ratio
     result = StepResult(loss, norm, lr, applied=True)
-    _report_step(run, result, run.clock() - t0)
+    seconds = run.clock() - t0
+    _report_step(run, result, seconds)
+    run.tuner.after_step(seconds)  # may change the thread count of the next steps
     return result
 
 
