@@ -3,8 +3,8 @@
 A BLAS that runs one thread per core stalls when other work keeps the cores busy: each product
 waits for the thread that has no core, and OpenBLAS's threads spin while they wait (on a 2-core
 machine with another process on ~1.4 cores, a small model trained 18× slower on two threads than
-on one). So a run starts on one thread and a `Tuner`, told the seconds of every step, keeps the
-count that suits the machine as it is now:
+on one). So a run starts on all usable cores only if the machine looks idle (else on one), and a
+`Tuner`, told the seconds of every step, keeps the count that suits the machine as it is now:
 
 - every second it reads how much of the usable cores other processes take (Linux: /proc/stat,
   less this process's own CPU time) and drops at once to the cores they leave free;
