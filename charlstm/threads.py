@@ -12,7 +12,7 @@ on one). So a run starts on all usable cores only if the machine looks idle (els
   current one, alternately, and keeps the faster by their medians (a step twice as slow as the
   other ends the trial at once, so a wrong guess costs one step);
 - without that reading (other systems; a container's CPU quota), it times one thread against
-  all every `probe_every` seconds, the wait doubling while nothing changes, and at once when its
+  all every PROBE_EVERY seconds, the wait doubling while nothing changes, and at once when its
   threads stop getting the CPU time they should.
 
 An explicit count wins and is never changed: `--threads N`, or OPENBLAS_NUM_THREADS,
@@ -127,7 +127,8 @@ class Tuner:
     every block of sampled characters) with that step's seconds.
 
     set_threads: applies a count. cores: the most it may use. start: the count to begin with.
-    report(old, new, why): told of every change. load: `OtherLoad`, or None to time instead.
+    report(old, new, why): told of every change. load: the other processes' load in cores since
+    its last call (`OtherLoad`), or None to time one thread against all instead.
     fixed: never change the count (an explicit setting). clock, cpu_clock: wall and process
     CPU seconds (tests inject them)."""
 
@@ -141,7 +142,7 @@ class Tuner:
     SHARE_DROP = 0.6  # CPU time per thread below this fraction of the usual: the threads lack cores
 
     def __init__(self, set_threads: Callable[[int], None], cores: int, start: int = 1, report: Report | None = None,
-                 load: OtherLoad | None = None, fixed: bool = False, clock: Callable[[], float] = time.perf_counter,
+                 load: Callable[[], float | None] | None = None, fixed: bool = False, clock: Callable[[], float] = time.perf_counter,
                  cpu_clock: Callable[[], float] = time.process_time) -> None:
         self.set_threads, self.cores, self.threads = set_threads, cores, start
         self.report = report or (lambda old, new, why: None)

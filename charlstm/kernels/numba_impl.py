@@ -425,6 +425,7 @@ def set_threads(n: int) -> None:
 
 
 def get_threads() -> int:
+    """The threads the sampling kernels' parallel loops run on now."""
     return _threads()
 
 
@@ -547,8 +548,8 @@ def _block_sum(a, lo, n):
 def _pairwise_sum(a):
     """The sum of a in NumPy's order — its pairwise summation, halving (at multiples of 8) down to
     blocks of ≤ 128 — so that it rounds as `np.sum` does (to the bit where NumPy runs its plain C
-    loop). The recursion runs on an explicit
-    stack (numba's disk cache does not load recursive functions)."""
+    loop). The recursion runs on an explicit stack (numba's disk cache does not load recursive
+    functions)."""
     n = a.shape[0]
     if n <= 128:
         return 0.0 + _block_sum(a, 0, n)
