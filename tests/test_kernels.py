@@ -404,6 +404,9 @@ def test_numba_linear_step_equals_reference(numba_impl, N):
     np.testing.assert_allclose(ref, W @ x + b, rtol=1e-12, atol=1e-12)
 
 
+ROUNDING = 32 * np.finfo(np.float64).eps  # of a CDF whose total is ~1: 14 ulps at 1 seen between two orders
+
+
 @pytest.mark.parametrize("N", [1, 3, 16])
 def test_softmax_draw_is_filter_probs_and_draw(numba_impl_or_none, N):
     """The temperature-only draw does what `draw(filter_probs(logits, t), rng)` does: the same ids
@@ -432,9 +435,6 @@ def test_softmax_draw_is_filter_probs_and_draw(numba_impl_or_none, N):
                 np.testing.assert_allclose(z, cdf, rtol=0, atol=ROUNDING)
                 ties += assert_same_draws(ids, cdf, uniforms, rtol=ROUNDING)
     assert ties == 0  # a uniform within ROUNDING of a CDF step, in these few draws: chance ~1e-10
-
-
-ROUNDING = 32 * np.finfo(np.float64).eps  # of a CDF whose total is ~1: 14 ulps at 1 seen between the two orders
 
 
 @pytest.fixture
