@@ -169,6 +169,26 @@ def test_the_threads_option_is_applied_inside_a_run_and_put_back_after(tiny_corp
     assert blas_threads() == before
 
 
+def test_the_automatic_choice_reaches_the_blas_and_numba():
+    """The counts a tuner chooses on the NumPy engine are the ones threadpoolctl and numba then
+    report: its start, each trial step's, and the count a trial keeps."""
+    if threads.usable_cores() < 2:
+        pytest.skip("one usable core: there is no other count to choose")
+    if kernels.available():
+        kernels.load("numba")  # so that the numba kernels are there to follow
+    numba = sys.modules.get(threads.NUMBA_MODULE)
+    counts = lambda: (blas_threads(), numba.get_threads() if numba else blas_threads())  # noqa: E731
+    clocks = Clocks()
+    with threads.as_before():
+        tuner = threads.Tuner(threads.numpy_threads(), 2, 2, clock=lambda: clocks.wall, cpu_clock=lambda: clocks.cpu)
+        seen = [counts()]
+        for seconds in (1.0, 0.3, 0.5, 4.0):  # warm-up, a reading that starts a trial, 1 thread, 2 threads
+            step(tuner, clocks, seconds)
+            seen.append(counts())
+        assert tuner.threads == 1
+    assert seen == [(2, 2), (2, 2), (1, 1), (2, 2), (1, 1)]
+
+
 ENV_RUN = """
 import json, sys
 from threadpoolctl import threadpool_info
