@@ -18,7 +18,10 @@ What is measured (see bench/README.md for the definitions):
 - the numba kernels' first compile (empty cache folder, numba's import included) and their load
   from the disk cache, each in a fresh subprocess;
 - sampling at batch 1 (charlstm on both kernel paths vs PyTorch stepping nn.LSTM one character
-  at a time with torch.multinomial) and charlstm with num_samples=16 against its GEMM limit;
+  at a time with torch.multinomial, through oneDNN and through its native path, the faster
+  compared) against the limit of reading the weights once per character at the bandwidth of a
+  copy or a sum of that size, with where a character's time goes; and charlstm with num_samples=16 against
+  its GEMM limit (`--sampling`: this part alone);
 - peak RSS of training over the post-import baseline, beside the figure computed from the shapes,
   and the RSS drift over many steps;
 - `charlstm --help` wall time and the time to the first sampled character of `charlstm sample`.
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +58,7 @@ TARGETS = {
     "ratio_2x256": 1.1,  # numba path against torch
     "ratio_other": 1.0,
     "utilisation_2x512": 0.70,
-    "sample_vs_torch": {"numba": 16.0, "numpy": 10.0},  # batch-1 sampling against torch
+    "batch1_share": 0.5,  # numba's batch-1 sampling, of reading the weights once a character at the measured bandwidth
     "samples16_utilisation": 0.70,  # of the sampling GEMM limit
     "memory_ratio": 1.5,
     "help_s": 0.3,
@@ -75,6 +79,8 @@ def try_torch():
     except ImportError:
         return None
     torch.set_num_threads(2)
+    # torch.backends.mkldnn.flags (the native path of the sampling comparison) warns about Intel GPUs
+    warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
     return torch
 
 
@@ -275,7 +281,148 @@ def sampling_flops_per_char(L: int, H: int) -> int:
     return training_flops_per_char(L, H)["forward"]
 
 
+def weights_read_per_char(L: int, H: int, itemsize: int = 4) -> int:
+    """Bytes of weights a batch-1 sampling step must read: every recurrent matrix (4H × H), every
+    input matrix above the first layer (4H × H; the first layer's one-hot input reads one row of
+    4H), the biases (4H a layer) and the head (V × H + V)."""
+    floats = L * 4 * H * H + (L - 1) * 4 * H * H + 4 * H + L * 4 * H + V * H + V
+    return floats * itemsize
+
+
+PASSES = 20  # passes over the array per timed call of a bandwidth probe (the first may find it out of the cache)
+
+
+def parallel_passes():
+    """A copy and a read-only pass (a sum) over float32 arrays on every thread numba runs, with
+    plain loads and stores, so that the data stays in the cache as the weights do between
+    characters. Without numba: NumPy's copy and sum, on one thread (glibc may also write a large
+    copy past the cache): lower bandwidths, so a lower limit. Returns (copy(dst, src),
+    read(src), what they run on)."""
+    try:
+        import numba
+    except ImportError:
+        return np.copyto, np.sum, "NumPy, one thread"
+
+    # slices, loops from 0: an element loop over range(lo, hi) here ran ten times slower (numba
+    # keeps a wraparound check for a possibly negative index, and LLVM then does not vectorise)
+    @numba.njit(fastmath={"reassoc"})
+    def total(a):
+        s = a.dtype.type(0)
+        for i in range(a.shape[0]):
+            s += a[i]
+        return s
+
+    @numba.njit(parallel=True)
+    def parts_copy(dst, src, parts):
+        n = src.shape[0]
+        for t in numba.prange(parts):
+            dst[t * n // parts : (t + 1) * n // parts] = src[t * n // parts : (t + 1) * n // parts]
+
+    @numba.njit(parallel=True)
+    def parts_read(src, parts):
+        n, sums = src.shape[0], np.zeros(parts, src.dtype)
+        for t in numba.prange(parts):
+            sums[t] = total(src[t * n // parts : (t + 1) * n // parts])
+        return sums.sum()
+
+    threads = numba.get_num_threads()
+    return (lambda dst, src: parts_copy(dst, src, threads)), (lambda src: parts_read(src, threads)), f"numba, {threads} threads"
+
+
+def bandwidth_probes(nbytes: int) -> dict:
+    """Two probes over a float32 array of `nbytes` (`parallel_passes`), each a function that makes
+    PASSES passes and keeps the seconds of all but the first (which may find the array out of
+    the cache, where the weights stay between characters): "copy" copies it into another — it
+    reads `nbytes` and writes `nbytes`, and both are counted (a store also reads its line first,
+    which the count leaves out: the copy's figure is low) — and "read" sums it, reading `nbytes`.
+    {name: (run, bytes of one pass, seconds of the passes)} and "kind"."""
+    src = np.random.default_rng(0).random(nbytes // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    copy, read, kind = parallel_passes()
+    copy(dst, src), read(src)  # compile
+
+    def passes(fn, seconds: list):
+        def run():
+            fn()
+            for _ in range(PASSES - 1):
+                t0 = time.perf_counter()
+                fn()
+                seconds.append(time.perf_counter() - t0)
+        return run
+
+    copies, reads = [], []
+    return {"copy": (passes(lambda: copy(dst, src), copies), 2 * src.nbytes, copies),
+            "read": (passes(lambda: read(src), reads), src.nbytes, reads), "kind": kind}
+
+
+def torch_sampler(torch, L: int, H: int, seed_ids: list[int], n: int, mkldnn: bool):
+    """PyTorch stepping nn.LSTM one character at a time, with torch.multinomial, through oneDNN
+    (`mkldnn`) or its native CPU path (`torch.backends.mkldnn` off), which is much faster at batch
+    1 on some CPUs."""
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(V, H, L)
+    head = torch.nn.Linear(H, V)
+    eye = torch.eye(V)
+    prime = torch.tensor(seed_ids)
+
+    def run():
+        with torch.inference_mode(), torch.backends.mkldnn.flags(enabled=mkldnn):
+            out, state = lstm(eye[prime][:, None, :])
+            logits = head(out[-1])
+            for _ in range(n):
+                x = torch.multinomial(torch.softmax(logits, dim=-1), 1)[0]
+                out, state = lstm(eye[x][None], state)
+                logits = head(out[-1])
+
+    return run
+
+
+def sampling_pieces(params, config, k, repeat: int = 100) -> dict:
+    """The pieces of a batch-1 character on kernels `k`, each a function that runs it `repeat`
+    times: every layer's step (`kernels.lstm_step`: product and gates), the head
+    (`kernels.linear_step`), the draw (`generate.drawer`), and the whole step as sampling calls it
+    (`model.step_in_place`: the layers and the head, and the Python between them)."""
+    from charlstm import model
+    from charlstm.generate import Sampling, drawer
+
+    stepper = model.prepare_stepper(params, config, k)
+    st = model.step_state(stepper, model.zero_state(config, 1))
+    x = np.array([3])
+    model.step_in_place(stepper, x, st)  # makes the layers' scratch
+
+    def times(fn):
+        def run():
+            for _ in range(repeat):
+                fn()
+        return run
+
+    pieces = {}
+    for n, (layer, work) in enumerate(zip(stepper.layers, st.work)):
+        rows = x if layer.ids else work.rows
+        args = (layer.W, layer.bias, rows, st.inputs[n], st.rests[n][0], work.a, work.gathered, work.zT, work.tanh_c)
+        pieces[f"layer {n}"] = times(lambda args=args: k.lstm_step(*args))
+    pieces["head"] = times(lambda: k.linear_step(stepper.W_hy, st.top, stepper.b_y, st.logits))
+    draw = drawer(Sampling(1.0), 1, config.vocab_size, np.random.default_rng(0), k)
+    pieces["draw"] = times(lambda: draw(st.logits.T))
+    pieces["step"] = times(lambda: model.step_in_place(stepper, x, st))
+    return pieces
+
+
+def breakdown(times: dict, name: str, per_char: float, repeat: int = 100) -> dict:
+    """µs per character: each piece of `sampling_pieces` (median), the Python of the step between
+    its kernels, and the rest of generate's character (the draw's bookkeeping, the loop, and the
+    setup — weights scaled, seed primed — spread over its characters)."""
+    us = {piece.split(".", 1)[1]: float(np.median(t)) / repeat * 1e6 for piece, t in times.items() if piece.startswith(name + ".")}
+    kernels_us = sum(v for piece, v in us.items() if piece.startswith("layer") or piece == "head")
+    return {**{piece: round(v, 1) for piece, v in us.items()},
+            "python in the step": round(us["step"] - kernels_us, 1),
+            "rest of the character": round(per_char * 1e6 - us["step"] - us["draw"], 1),
+            "character": round(per_char * 1e6, 1)}
+
+
 def bench_sampling(torch, reps: int, paths) -> dict:
+    """Sampling at batch 1 and with 16 samples on each kernel path, PyTorch at batch 1 through
+    oneDNN and natively, a GEMM probe and a copy probe the size of the weights, alternately."""
     from charlstm import kernels, model
     from charlstm.corpus import Vocab
     from charlstm.generate import Sampling, generate
@@ -285,7 +432,7 @@ def bench_sampling(torch, reps: int, paths) -> dict:
     params = model.init_params(config, seed=0)
     vocab = Vocab(tuple(chr(48 + k) for k in range(V)))
     seed = "0123456789"
-    n_ours, n_torch = 400, 60
+    n_ours, n_torch = 400, 100
 
     def ours(num_samples: int, k):
         def run():
@@ -300,48 +447,52 @@ def bench_sampling(torch, reps: int, paths) -> dict:
         k.warm_up(np.float32)
         fns[f"batch1.{name}"] = ours(1, k)
         fns[f"samples16.{name}"] = ours(16, k)
-    if torch is not None:
-        torch.manual_seed(0)
-        lstm = torch.nn.LSTM(V, H, L)
-        head = torch.nn.Linear(H, V)
-        eye = torch.eye(V)
-        prime = torch.tensor([ord(ch) - 48 for ch in seed])
-
-        def theirs():
-            with torch.inference_mode():
-                out, state = lstm(eye[prime][:, None, :])
-                logits = head(out[-1])
-                for _ in range(n_torch):
-                    x = torch.multinomial(torch.softmax(logits, dim=-1), 1)[0]
-                    out, state = lstm(eye[x][None], state)
-                    logits = head(out[-1])
-
-        fns["torch"] = theirs
-    probe, probe_flops = gemm_probe()
-    fns["gemm"] = probe
+        fns.update({f"{name}.{piece}": fn for piece, fn in sampling_pieces(params, config, k).items()})
+    torch_paths = ("native", "onednn") if torch is not None else ()
+    for name in torch_paths:
+        fns[f"torch.{name}"] = torch_sampler(torch, L, H, [ord(ch) - 48 for ch in seed], n_torch, mkldnn=name == "onednn")
+    fns["gemm"], probe_flops = gemm_probe()
+    weights = weights_read_per_char(L, H)
+    probes = bandwidth_probes(weights)
+    for probe in ("copy", "read"):
+        fns[probe] = probes[probe][0]
     log("sampling …")
     times = alternate(fns, reps, warmup=1)
     peak = probe_flops / float(np.median(times["gemm"])) / 1e9
     limit = peak * 1e9 / sampling_flops_per_char(L, H)
+    bandwidths = {probe: probes[probe][1] / float(np.median(probes[probe][2])) for probe in ("copy", "read")}  # bytes/s
+    batch1_limit = max(bandwidths.values()) / weights  # the machine reads at least this fast
+    torch_rates = {name: n_torch / float(np.median(times[f"torch.{name}"])) for name in torch_paths}
+    best = max(torch_rates, key=torch_rates.get) if torch_rates else None
     result: dict = {
         "model": {"L": L, "H": H, "V": V},
         "gemm_gflops": round(peak, 1),
         "limit_chars_per_s": round(limit, 1),
-        "torch_batch1_chars_per_s": None,
+        "weights_bytes": weights,
+        "copy_gb_per_s": round(bandwidths["copy"] / 1e9, 1),
+        "read_gb_per_s": round(bandwidths["read"] / 1e9, 1),
+        "bandwidth_probes": probes["kind"],
+        "batch1_limit_chars_per_s": round(batch1_limit, 1),
+        "torch": {name: {"batch1_chars_per_s": round(rate, 1), "batch1_share": round(rate / batch1_limit, 3)}
+                  for name, rate in torch_rates.items()},
+        "torch_best": best,
+        "torch_batch1_chars_per_s": round(torch_rates[best], 1) if best else None,
     }
-    if torch is not None:
-        result["torch_batch1_chars_per_s"] = round(n_torch / float(np.median(times["torch"])), 1)
     for name in paths:
         batch1 = n_ours / float(np.median(times[f"batch1.{name}"]))
         samples16 = 16 * n_ours / float(np.median(times[f"samples16.{name}"]))
         torch_rate = result["torch_batch1_chars_per_s"]
         result[name] = {
             "batch1_chars_per_s": round(batch1, 1),
+            "batch1_share": round(batch1 / batch1_limit, 3),
             "batch1_vs_torch": round(batch1 / torch_rate, 1) if torch_rate else None,
             "samples16_chars_per_s": round(samples16, 1),
             "samples16_vs_batch1": round(samples16 / batch1, 2),
             "samples16_utilisation": round(samples16 / limit, 3),
+            "batch1_us": breakdown(times, name, 1 / batch1),
         }
+    result["batch1_limit_us"] = round(1e6 / batch1_limit, 1)
+    result["step_ms"] = {name: [round(t * 1e3, 2) for t in ts] for name, ts in times.items()}
     return result
 
 
@@ -515,15 +666,7 @@ def print_report(res: dict) -> None:
         cm = res["compile"]
         print(f"\nnumba kernels: first compile {cm['first_compile_s']:.2f} s (empty cache, numba import included), "
               f"cached load {cm['cached_load_s']:.2f} s")
-    s = res["sampling"]
-    print(f"\nsampling, L={s['model']['L']} H={s['model']['H']} (chars/s; limit of 16 samples: GEMM rate "
-          f"{s['gemm_gflops']:.0f} GFLOP/s / forward FLOPs per char = {fmt(s['limit_chars_per_s'])})")
-    print(f"  torch batch 1 {fmt(s['torch_batch1_chars_per_s'])}")
-    for path in paths:
-        m = s[path]
-        print(f"  {path:<6} batch 1 {m['batch1_chars_per_s']:>9,.0f}  ×{fmt(m['batch1_vs_torch'], '.1f')} torch   "
-              f"num_samples=16 {m['samples16_chars_per_s']:>9,.0f}  {m['samples16_utilisation']:.0%} of the limit, "
-              f"×{m['samples16_vs_batch1']:.2f} batch 1")
+    print_sampling(res["sampling"], paths)
     print("\nmemory of a training step (peak RSS over the post-import baseline)")
     for m in res["memory"]:
         c = m["config"]
@@ -537,6 +680,35 @@ def print_report(res: dict) -> None:
     print("\ntargets")
     for name, ok, detail in res["targets"]:
         print(f"  {'met    ' if ok else 'NOT met'}  {name}: {detail}")
+
+
+def print_sampling(s: dict, paths: list[str]) -> None:
+    print(f"\nsampling, L={s['model']['L']} H={s['model']['H']} (chars/s, median of alternating runs)")
+    print(f"  batch-1 limit: {s['weights_bytes'] / 1e6:.1f} MB of weights read per character at the faster of "
+          f"{s['copy_gb_per_s']:.0f} GB/s (a copy that size, read + write counted) and {s['read_gb_per_s']:.0f} GB/s "
+          f"(a sum of it; both on {s['bandwidth_probes']}) = {fmt(s['batch1_limit_chars_per_s'])}")
+    print(f"  16-sample limit: GEMM rate {s['gemm_gflops']:.0f} GFLOP/s / forward FLOPs per char = {fmt(s['limit_chars_per_s'])}")
+    for name, m in s["torch"].items():
+        best = "  (the faster: charlstm is compared with it)" if name == s["torch_best"] else ""
+        print(f"  torch {name:<6} batch 1 {m['batch1_chars_per_s']:>9,.0f}  {m['batch1_share']:>4.0%} of the limit{best}")
+    for path in paths:
+        m = s[path]
+        print(f"  {path:<12} batch 1 {m['batch1_chars_per_s']:>9,.0f}  {m['batch1_share']:>4.0%} of the limit  "
+              f"×{fmt(m['batch1_vs_torch'], '.1f')} torch   num_samples=16 {m['samples16_chars_per_s']:>9,.0f}  "
+              f"{m['samples16_utilisation']:.0%} of its limit, ×{m['samples16_vs_batch1']:.2f} batch 1")
+    print(f"  a batch-1 character, µs (the weights read once at that bandwidth: {s['batch1_limit_us']:.0f} µs):")
+    for path in paths:
+        print(f"    {path:<6} " + ",  ".join(f"{piece} {us:.1f}" for piece, us in s[path]["batch1_us"].items()))
+
+
+def sampling_targets(s: dict, paths: list[str]) -> list:
+    out = []
+    best = "numba" if "numba" in paths else "numpy"
+    share, want = s[best]["batch1_share"], TARGETS["batch1_share"]
+    out.append((f"{best}: batch-1 sampling ≥ {want:.0%} of its limit", share >= want, f"{share:.0%}"))
+    util, want = s[best]["samples16_utilisation"], TARGETS["samples16_utilisation"]
+    out.append((f"{best}: num_samples=16 ≥ {want:.0%} of the GEMM limit", util >= want, f"{util:.0%}"))
+    return out
 
 
 def check_targets(res: dict) -> list:
@@ -555,16 +727,7 @@ def check_targets(res: dict) -> list:
         if r["before_chars_per_s"] is not None:
             ours, before = r["numpy"]["chars_per_s"], r["before_chars_per_s"]
             out.append((f"numpy: {name} not slower than before ({before:,})", ours >= before, f"{ours:,.0f}"))
-    s = res["sampling"]
-    for path in paths:
-        m = s[path]
-        want = TARGETS["sample_vs_torch"][path]
-        if m["batch1_vs_torch"] is not None:
-            out.append((f"{path}: batch-1 sampling ≥ {want:.0f}× torch", m["batch1_vs_torch"] >= want, f"×{m['batch1_vs_torch']}"))
-    best = "numba" if "numba" in paths else "numpy"
-    util = s[best]["samples16_utilisation"]
-    want = TARGETS["samples16_utilisation"]
-    out.append((f"{best}: num_samples=16 ≥ {want:.0%} of the GEMM limit", util >= want, f"{util:.0%}"))
+    out += sampling_targets(res["sampling"], paths)
     for m in res["memory"]:
         c = m["config"]
         out.append((f"memory L={c['L']} H={c['H']} B={c['B']} ≤ 1.5× need, no drift",
@@ -584,6 +747,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "speed.json", help="JSON results file")
     ap.add_argument("--reps", type=int, default=7, help="timed runs per measurement (median), at least 5")
     ap.add_argument("--quick", action="store_true", help="the two smaller training configs only, 5 runs (a smoke test)")
+    ap.add_argument("--sampling", action="store_true", help="the sampling comparison only (about a minute)")
     args = ap.parse_args()
     reps = 5 if args.quick else max(5, args.reps)
     configs = CONFIGS[:2] if args.quick else CONFIGS
@@ -608,6 +772,17 @@ def main() -> None:
     if "numba" not in paths:
         log("numba is not installed: the numba kernels are skipped (pip install -e '.[fast]')")
     res["paths"] = paths
+    if args.sampling:
+        res["sampling"] = bench_sampling(torch, reps, paths)
+        res["load_after"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+        print(f"\ncharlstm {res['commit']}  numpy {res['numpy']}  torch {res['torch'] or 'absent'}  "
+              f"load {res['load_before']} → {res['load_after']}")
+        print_sampling(res["sampling"], paths)
+        for name, ok, detail in sampling_targets(res["sampling"], paths):
+            print(f"  {'met    ' if ok else 'NOT met'}  {name}: {detail}")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return
     log("peak GEMM …")
     res["peak_gemm"] = peak_gemm_gflops()
     res["compile"] = bench_compile() if "numba" in paths else None

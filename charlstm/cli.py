@@ -135,6 +135,7 @@ def train(
     engine: Annotated[Optional[EngineName], typer.Option("--engine", metavar=_metavar(ENGINE_NAMES), help=field_help(TrainConfig, "engine"), rich_help_panel=RUN, show_default=False)] = None,
     device: Annotated[Optional[str], typer.Option("--device", help=field_help(TrainConfig, "device"), rich_help_panel=RUN, show_default=False)] = None,
     precision: Annotated[Optional[Precision], typer.Option("--precision", metavar=_metavar(PRECISIONS), help=field_help(TrainConfig, "precision"), rich_help_panel=RUN, show_default=False)] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help=field_help(TrainConfig, "threads"), rich_help_panel=RUN, show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option(readable=False, help="Continue a run exactly from its checkpoint (the .safetensors or .resume.safetensors file).", rich_help_panel=RUN, show_default=False)] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", readable=False, help="Start a new run from a checkpoint's weights and vocabulary (fine-tuning).", rich_help_panel=RUN, show_default=False)] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over even if a checkpoint for this corpus exists (it will be overwritten).", rich_help_panel=RUN)] = False,
@@ -189,6 +190,7 @@ def train(
         "max_minutes": max_minutes, "sample_every": sample_every, "sample_length": sample_length,
         "sample_seed": sample_seed, "keep": keep, "save_minutes": save_minutes, "kernels": kernels,
         "engine": _value(engine), "device": device, "precision": _value(precision),
+        "threads": threads,
     }
     console = ui.make_console()
     plan: Any = None
@@ -386,6 +388,7 @@ def sample(
     no_seed_echo: Annotated[bool, typer.Option("--no-seed-echo", help="Print only the generated characters, not the seed before them.")] = False,
     drop_unknown: Annotated[bool, typer.Option("--drop-unknown", help="Remove seed characters the model does not know (with a warning) instead of stopping.")] = False,
     kernels: Annotated[str, typer.Option("--kernels", help="The per-step math: numpy (starts at once), numba (compiled, ~2× faster per character at batch 1, ~0.5 s more to start; pip install 'charlstm[fast]'), or auto (numba when a run has already compiled it).")] = "numpy",
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Threads of the BLAS and numba kernels, fixed. (default: automatic, as in charlstm train)", show_default=False)] = None,
 ) -> None:
     """Generate text from a trained model, streamed to stdout as it is made.
 
@@ -406,6 +409,8 @@ def sample(
         _usage("--num-samples must be at least 1")
     if kernels not in ("auto", "numpy", "numba"):
         _usage("--kernels must be one of auto, numpy, numba")
+    if threads is not None and threads < 1:
+        _usage("--threads must be at least 1")
     if stop is not None:
         stop = stop.replace("\\n", "\n").replace("\\t", "\t").replace("\\f", "\f")
         if not stop:
@@ -417,6 +422,7 @@ def sample(
         import numpy as np
 
         from charlstm import kernels as kernels_
+        from charlstm import threads as threads_
         from charlstm.corpus import describe_chars
         from charlstm.generate import Sampling, stream_text
 
@@ -444,6 +450,7 @@ def sample(
         rng = np.random.default_rng(random_seed)
         step_kernels = kernels_.for_sampling(kernels)
         steps = stream_text(ckpt.params, ckpt.config, ckpt.vocab, seed, length, sampling, num_samples, rng, stop, step_kernels)
+        steps = threads_.timed(steps, threads_.tuner(threads), threads_.SAMPLING_BLOCK)
         if num_samples == 1:
             out.write(prefix)
             out.flush()

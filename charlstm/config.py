@@ -129,6 +129,12 @@ class TrainConfig:
     )
     device: str = _opt("auto", "The torch engine's device: auto (a CUDA GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps.")
     precision: str = _opt("fp32", "The torch engine's arithmetic: fp32, or bf16 (autocast, on CUDA GPUs that have it).")
+    threads: int | None = _opt(
+        None,
+        "Threads of the BLAS and numba kernels, fixed for the run.",
+        "automatic: the cores other processes leave free, where steps run faster on them; "
+        "OPENBLAS_NUM_THREADS, MKL_NUM_THREADS or OMP_NUM_THREADS fix it too",
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -168,6 +174,7 @@ class TrainConfig:
             (self.sample_temperature > 0, "--sample-temperature must be positive"),
             (self.keep >= 0, "--keep must be >= 0"),
             (self.save_minutes > 0, "--save-minutes must be positive"),
+            (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:

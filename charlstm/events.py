@@ -95,4 +95,14 @@ class Finished:
     files: tuple[Path, ...]
 
 
-Event = Started | Step | EpochEnd | Sampled | Saved | Diverged | Finished
+@dataclass(frozen=True)
+class ThreadsChanged:
+    """The thread count of the BLAS and numba kernels (`charlstm.threads`): first its choice at the
+    start (`old` None), then every change."""
+
+    old: int | None
+    new: int
+    why: str  # in words: "--threads", "OPENBLAS_NUM_THREADS", "other processes keep 1.4 of the 2 cores busy"
+
+
+Event = Started | Step | EpochEnd | Sampled | Saved | Diverged | Finished | ThreadsChanged

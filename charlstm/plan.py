@@ -198,7 +198,8 @@ def resume_limits(saved: TrainConfig, overrides: dict[str, Any], step: int) -> d
 
 def resume_config(resume: Checkpoint, overrides: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
     """The resumed run's TrainConfig: the checkpoint's, with the compatible overrides applied
-    and its end decided by `resume_limits`. Returns it and a list of the changes, in words
+    and its end decided by `resume_limits` (--threads, a setting for the machine as it was then,
+    is kept only when given again). Returns it and a list of the changes, in words
     (`--max-steps: none → 310`). Incompatible overrides raise UsageError."""
     saved = saved_config(resume)
     for key, value in overrides.items():
@@ -209,11 +210,12 @@ def resume_config(resume: Checkpoint, overrides: dict[str, Any]) -> tuple[TrainC
                 f"a resumed run keeps it (drop the option, or start anew with --init-from)"
             )
     limits = resume_limits(saved, overrides, int(resume.train.get("step", 0)))
-    cfg = TrainConfig(**{**asdict(saved), **overrides, **limits})
+    machine = {"threads": overrides.get("threads")}  # this machine's now, never kept
+    cfg = TrainConfig(**{**asdict(saved), **overrides, **limits, **machine})
     changes = [
         f"{flag(key)}: {_shown(getattr(saved, key))} → {_shown(getattr(cfg, key))}"
         for key in TrainConfig.__dataclass_fields__
-        if key != "max_minutes" and getattr(cfg, key) != getattr(saved, key)
+        if key not in ("max_minutes", "threads") and getattr(cfg, key) != getattr(saved, key)
     ]
     return cfg, changes
 

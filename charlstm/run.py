@@ -25,6 +25,7 @@ from charlstm.engines import Engine, State
 from charlstm.errors import UsageError
 from charlstm.events import Event
 from charlstm.plan import resume_path_for
+from charlstm.threads import Tuner
 
 LOSS_EMA = 0.05
 CURVE_PER_EPOCH = 10  # points of the learning curve per epoch, as --log-every's default
@@ -127,6 +128,7 @@ class Run:
     wrapup_time: float | None = None  # seconds of the last end of epoch (validation, sample, saves)
     segment_seconds: float = 0.0  # seconds() when the current decay segment began in this process
     decay: float = 0.0  # the decay progress q reached in this process (never goes back)
+    tuner: Tuner = field(default_factory=Tuner.off)  # the thread count, told every step's time (charlstm.threads)
 
     @property
     def resume_path(self) -> Path:

@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 
 from charlstm import checkpoint as ckpt_io
-from charlstm import engines, model
+from charlstm import engines, model, threads
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
 from charlstm.corpus import Corpus, num_windows, window
 from charlstm.errors import CheckpointError, TrainingError, UsageError
-from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step
+from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step, ThreadsChanged
 from charlstm.generate import Sampling, sample
 from charlstm.plan import RunPlan, resume_path_for, saved_config
 from charlstm.run import Progress, Run, restore, to_checkpoint
@@ -91,7 +91,7 @@ def train(
     for target in (model_path, resume_path_for(model_path)):
         if target.is_dir():
             raise CheckpointError(f"{target}: is a directory; pass --out with a file name ending in {ckpt_io.SUFFIX}")
-    with ckpt_io.Lock(model_path) if engines.rank() == 0 else nullcontext():
+    with ckpt_io.Lock(model_path) if engines.rank() == 0 else nullcontext(), threads.as_before():
         run = start_run(corpus, config, cfg, model_path, on_event, resume, init, clock)
         try:
             return finish(run, _loop(run, should_stop))
@@ -151,6 +151,8 @@ def start_run(
         )
     source = resume or init
     engine = engines.make_engine(config, cfg, source.params if source else model.init_params(config, cfg.seed))
+    tell = on_event if engine.team.leader else _ignore
+    tuner = threads.tuner(cfg.threads, lambda old, new, why: tell(ThreadsChanged(old, new, why))) if cfg.engine == "numpy" else threads.Tuner.off()
     try:
         state, progress = engine.zero_state(), Progress()
         if resume is not None:
@@ -163,7 +165,7 @@ def start_run(
     run = Run(
         corpus, config, cfg, model_path, train_ids, val_ids, steps_per_epoch, total_steps,
         divergence_limit(config.vocab_size), fingerprint, engine, state, progress,
-        on_event if engine.team.leader else _ignore, clock=clock,
+        tell, clock=clock, tuner=tuner,
     )
     run.on_event(_started(run, resumed=resume is not None))
     run.snapshot = engine.snapshot()
@@ -254,7 +256,9 @@ def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
     p.count(loss, cfg.batch_size * cfg.seq_len)
     p.schedule_ratio = ratio
     result = StepResult(loss, norm, lr, applied=True)
-    _report_step(run, result, run.clock() - t0)
+    seconds = run.clock() - t0
+    _report_step(run, result, seconds)
+    run.tuner.after_step(seconds)  # may change the thread count of the next steps
     return result
 
 

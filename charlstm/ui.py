@@ -251,6 +251,7 @@ class TrainView:
         self.display: Live | None = None
         self.started: tr.Started | None = None
         self.last: tuple[tr.Step, float] | None = None  # the last step shown, and when (time.monotonic)
+        self.threads: tr.ThreadsChanged | None = None  # the first choice of threads, for the banner
 
     # event dispatch ---------------------------------------------------------------------------
     def __call__(self, event: tr.Event) -> None:
@@ -286,6 +287,8 @@ class TrainView:
         ]
         if e.engine:
             rows.insert(3, ("engine", e.engine))
+        if self.threads is not None:
+            rows.append(("threads", f"{self.threads.new} ({self.threads.why})"))
         if e.resumed:
             val = f", last val loss {e.val_loss:.3f}" if e.val_loss is not None else ""
             rows.append(("resumed", f"at step {e.start_step:,} (epoch {fmt_epoch(e.start_step / e.steps_per_epoch)}{val})"))
@@ -380,6 +383,13 @@ class TrainView:
 
     def _on_diverged(self, d: tr.Diverged) -> None:
         warn(self.console, f"warning: step {d.step} diverged (loss {d.loss:.4g}, gradient norm {d.grad_norm:.4g}): {d.action}")
+
+    def _on_threadschanged(self, t: tr.ThreadsChanged) -> None:
+        """The first choice goes into the banner (it comes before it); a change is a dim line."""
+        if self.started is None:
+            self.threads = t
+        elif not self.quiet:
+            note(self.console, f"threads {t.old} → {t.new}: {t.why}")
 
     def _on_finished(self, f: tr.Finished) -> None:
         self.close()

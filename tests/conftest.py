@@ -80,6 +80,39 @@ def random_model(V: int, H: int, L: int, seed: int = 0, dtype=np.float64, scale:
     return config, params
 
 
+def assert_same_draws(ids: np.ndarray, cdf: np.ndarray, u: np.ndarray, rtol: float) -> int:
+    """The ids (N,) are the inverse-CDF draws of the uniforms u (N,) from the reference CDF (N, V)
+    — `generate.draw`'s rule, id = #{v: cdf[v] ≤ u · cdf[V-1]} — except in rows whose threshold
+    u · cdf[V-1] lies within rtol · cdf[V-1] of a step of the CDF: there a CDF computed in another
+    order, or from logits rounded otherwise, may put it on the other side, so either neighbour is
+    right. Returns the number of such near ties (callers check that they are rare)."""
+    V = cdf.shape[1]
+    threshold = u * cdf[:, -1]
+    want = np.minimum((cdf <= threshold[:, None]).sum(axis=1), V - 1)
+    near = (np.abs(cdf - threshold[:, None]) <= rtol * cdf[:, -1:]).any(axis=1)
+    moved = (ids != want) & ~near
+    assert not moved.any(), f"ids {ids[moved]} where the reference draws {want[moved]}, far from a CDF step"
+    return int(near.sum())
+
+
+def assert_sampled_as_reference(steps: np.ndarray, params, config, seed_ids, temperature: float, rng, rtol: float) -> None:
+    """`steps` (length, N), the ids that sampling drew after the seed, are what the plain loop
+    draws — `model.step` on NumPy, `filter_probs`, one uniform per sample per step from `rng` —
+    when fed the same ids (so one near tie cannot hide the rest of the sequence). Draws may differ
+    only at near ties (`assert_same_draws`), and those must be rare."""
+    from charlstm.generate import filter_probs, prime
+
+    N = steps.shape[1]
+    logits, state = prime(params, config, seed_ids, N)
+    stepper = model.prepare_stepper(params, config)
+    ties = 0
+    for ids in steps:
+        cdf = np.cumsum(filter_probs(logits, temperature), axis=1)
+        ties += assert_same_draws(ids, cdf, rng.random(N), rtol)
+        logits, state = model.step(stepper, ids, state)
+    assert ties <= steps.size // 20, f"{ties} near ties in {steps.size} draws: the tolerance is too loose to test anything"
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
     """Run the real `charlstm` command (python -m charlstm) and capture its output."""
     full_env = {**os.environ, "COLUMNS": "120", **(env or {})}

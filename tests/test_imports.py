@@ -102,6 +102,10 @@ def test_the_training_loop_does_not_reach_into_the_id_cache():
     assert importers_of("charlstm.idcache") == {"charlstm.corpus"}  # nothing above corpus uses it
 
 
+def test_threadpoolctl_has_one_door():
+    assert importers_of("threadpoolctl") == {"charlstm.threads"}
+
+
 def test_typer_and_rich_each_have_one_door():
     assert importers_of("typer") == {"charlstm.cli"}
     assert importers_of("rich") == {"charlstm.ui", "charlstm.ui_views"}

@@ -64,6 +64,16 @@ def test_resume_keeps_the_run_and_reports_changed_options(tiny_corpus, in_tmp):
         plan_run(None, {}, {"seq_len": 8}, resume=resume_file)
 
 
+def test_a_resume_does_not_keep_the_thread_count(tiny_corpus, in_tmp):
+    """--threads suits the machine as it was when given: a resume uses it only if given again."""
+    plan = plan_run(tiny_corpus, SHAPE, {**SMALL, "max_steps": 2, "threads": 1})
+    assert plan.train.threads == 1
+    tr.train_plan(plan)
+    again = plan_run(None, {}, {"max_steps": 3}, resume=plan.resume_path)
+    assert again.train.threads is None and not any("--threads" in note for note in again.notes)
+    assert plan_run(None, {}, {"max_steps": 3, "threads": 2}, resume=plan.resume_path).train.threads == 2
+
+
 def test_cell_is_stored_and_must_match_on_resume(tiny_corpus, in_tmp):
     resume_file = first_run(tiny_corpus, cell="lstm")
     assert checkpoint.load(resume_file).config.cell == "lstm"

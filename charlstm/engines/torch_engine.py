@@ -167,6 +167,8 @@ class TorchEngine:
 
     def __init__(self, config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = np.float32) -> None:
         self.config, self.cfg = config, cfg
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         K = world_size()
         self.device = check_device(cfg.device, cfg.precision, K)
         self.team = Solo()

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 from llvmlite import ir
-from numba import get_num_threads, njit, prange, types
+from numba import get_num_threads, njit, prange, set_num_threads, types
 from numba.core import cgutils, config
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
@@ -408,12 +408,30 @@ _THREADS: list[int] = []
 
 
 def _threads() -> int:
-    """numba's thread count, read once: `numba.get_num_threads()` takes a lock (~1 µs, a sampling
-    step calls for it three times). A later `numba.set_num_threads` is not seen: the units are
-    then still split in this many parts, which fewer threads run in turn."""
+    """numba's thread count, read once and then kept by `set_threads`: `numba.get_num_threads()`
+    takes a lock (~1 µs, a sampling step calls for it three times). A `numba.set_num_threads`
+    made elsewhere is not seen: the units are then still split in this many parts, which fewer
+    threads run in turn (the result is the same: each unit's sums are one thread's)."""
     if not _THREADS:
         _THREADS.append(get_num_threads())
     return _THREADS[0]
+
+
+def set_threads(n: int) -> None:
+    """The threads of the sampling kernels' parallel loops (at most numba's NUMBA_NUM_THREADS)."""
+    n = max(1, min(int(n), config.NUMBA_NUM_THREADS))
+    set_num_threads(n)
+    _THREADS[:] = [n]
+
+
+def get_threads() -> int:
+    """The threads the sampling kernels' parallel loops run on now."""
+    return _threads()
+
+
+def default_threads() -> int:
+    """numba's own default: NUMBA_NUM_THREADS, the cores unless that variable says otherwise."""
+    return config.NUMBA_NUM_THREADS
 
 
 def lstm_step(
@@ -529,8 +547,9 @@ def _block_sum(a, lo, n):
 @_jit
 def _pairwise_sum(a):
     """The sum of a in NumPy's order — its pairwise summation, halving (at multiples of 8) down to
-    blocks of ≤ 128 — so that it equals `np.sum` to the bit. The recursion runs on an explicit
-    stack (numba's disk cache does not load recursive functions)."""
+    blocks of ≤ 128 — so that it rounds as `np.sum` does (to the bit where NumPy runs its plain C
+    loop). The recursion runs on an explicit stack (numba's disk cache does not load recursive
+    functions)."""
     n = a.shape[0]
     if n <= 128:
         return 0.0 + _block_sum(a, 0, n)
