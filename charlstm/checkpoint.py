@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from charlstm.units import nats_to_bits
 from charlstm.corpus import Vocab
 from charlstm.errors import CharLSTMError, CheckpointError
 from charlstm.model import ModelConfig, param_shapes
@@ -462,7 +463,7 @@ def _run_summary(name: str, path: Path, meta: dict[str, Any], files: list[Path],
         "step": step,
         "epochs": round(step / per_epoch, 4) if per_epoch else 0,
         "best_val_loss": best,
-        "best_val_bpc": best / math.log(2) if best is not None else None,
+        "best_val_bpc": nats_to_bits(best) if best is not None else None,
         "status": train.get("status"),
         "date": datetime.fromtimestamp(mtime).isoformat(timespec="seconds"),
         "bytes": sum(f.stat().st_size for f in files),

@@ -20,6 +20,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
+from charlstm.units import nats_to_bits
 from charlstm.config import (
     CELL_NAMES, DROPOUT_MASKS, ENCODING_ERRORS, ENGINE_NAMES, MAX_VOCAB, OPTIMIZER_NAMES, PRECISIONS, SCHEDULES, ModelConfig,
     ReportConfig, TrainConfig, default_of, field_help,
@@ -291,8 +292,6 @@ class _JsonLog:
     one thing in every record; a value that does not exist yet is left out, never null. The
     schema is in README.md ("--log-json")."""
 
-    LN2 = 0.6931471805599453
-
     def __init__(self, path: Path, every: int) -> None:
         try:
             self.file = open(path, "a", encoding="utf-8")
@@ -328,7 +327,7 @@ class _JsonLog:
                 "chars_per_s": event.chars_per_s, "elapsed": round(event.elapsed, 3), "sample": event.sample,
             })
         elif kind is ev.Finished:
-            best = {} if event.best_val_loss is None else {"best_val_loss": event.best_val_loss, "best_val_bpc": event.best_val_loss / self.LN2, "best_epoch": event.best_epoch}
+            best = {} if event.best_val_loss is None else {"best_val_loss": event.best_val_loss, "best_val_bpc": nats_to_bits(event.best_val_loss), "best_epoch": event.best_epoch}
             self._write({
                 "type": "end", "reason": event.reason, "step": event.step, "epoch": round(event.epoch, 4), **best,
                 "chars_per_s": round(event.chars_per_s, 1), "elapsed": round(event.elapsed, 3),
@@ -347,10 +346,10 @@ class _JsonLog:
         }
 
     def _train(self, loss: float | None) -> dict[str, float]:
-        return {} if loss is None else {"train_loss": loss, "train_bpc": loss / self.LN2}
+        return {} if loss is None else {"train_loss": loss, "train_bpc": nats_to_bits(loss)}
 
     def _val(self, loss: float) -> dict[str, float]:
-        return {"val_loss": loss, "val_bpc": loss / self.LN2}
+        return {"val_loss": loss, "val_bpc": nats_to_bits(loss)}
 
     def _write(self, record: dict[str, Any]) -> None:
         if self.failed is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from charlstm.units import nats_to_bits
 from charlstm import model
 from charlstm.corpus import iter_windows, stream_length
 from charlstm.kernels import Kernels
@@ -25,7 +26,7 @@ class Evaluation:
 
     @property
     def bits_per_char(self) -> float:
-        return self.loss / math.log(2)
+        return nats_to_bits(self.loss)
 
     @property
     def perplexity(self) -> float:

@@ -21,12 +21,12 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from charlstm.units import nats_to_bits
 from charlstm.config import TrainConfig, default_of
 
 if TYPE_CHECKING:
     from charlstm import events as tr
 
-LN2 = math.log(2)
 
 
 def make_console(stdout: bool = False) -> Console:
@@ -117,7 +117,7 @@ def fmt_epoch(epoch: float) -> str:
 
 def fmt_losses(loss: float, label: str, unit: str = "bits/char") -> str:
     """A loss in nats beside its bits per character, at the same precision: 'val loss 1.234 (1.780 bits/char)'."""
-    return f"{label} {loss:.3f} ({loss / LN2:.3f} {unit})"
+    return f"{label} {loss:.3f} ({nats_to_bits(loss):.3f} {unit})"
 
 
 def describe_end(e: tr.Started) -> str:
@@ -193,10 +193,10 @@ class StatusLine:
         return {
             "epoch": ((f"epoch {epoch}{epochs}", "bold"), (f"ep {epoch}{epochs}", "bold")),
             "step": ((f"step {s.step:,}{end}", ""),),
-            "train": ((fmt_losses(train, "train", "bpc"), "cyan"), (f"train {train / LN2:.3f} bpc", "cyan")),
+            "train": ((fmt_losses(train, "train", "bpc"), "cyan"), (f"train {nats_to_bits(train):.3f} bpc", "cyan")),
             "val": (
                 (fmt_losses(val, "val", "bpc") if val is not None else "val –", "magenta"),
-                (f"val {val / LN2:.3f} bpc" if val is not None else "val –", "magenta"),
+                (f"val {nats_to_bits(val):.3f} bpc" if val is not None else "val –", "magenta"),
             ),
             "lr": ((f"lr {s.lr:.2e}", ""), (f"lr {s.lr:.1e}", "")),
             "rate": ((f"{fmt_rate(s.chars_per_s)} chars/s", ""), (f"{fmt_rate(s.chars_per_s)} c/s", "")),
@@ -403,7 +403,7 @@ class TrainView:
         table.add_column(style="bold")
         table.add_column()
         if f.best_val_loss is not None:
-            table.add_row("best val loss", f"{f.best_val_loss:.3f} nats/char, {f.best_val_loss / LN2:.3f} bits/char")
+            table.add_row("best val loss", f"{f.best_val_loss:.3f} nats/char, {nats_to_bits(f.best_val_loss):.3f} bits/char")
             table.add_row("best at epoch", fmt_epoch(f.best_epoch) if f.best_epoch is not None else "–")
         table.add_row("steps", f"{f.step:,} ({fmt_epoch(f.epoch)} epochs)")
         table.add_row("time", fmt_duration(f.elapsed))
@@ -432,7 +432,7 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
         if info.get("resumable"):
             head.add_row("resumable", f"yes (run {train.get('status', '?')}): charlstm train --resume {info['path']}")
         if train.get("best_val_loss") is not None:
-            head.add_row("best val", f"{train['best_val_loss']:.3f} nats/char, {train['best_val_loss'] / LN2:.3f} bits/char (epoch {fmt_epoch(train.get('best_epoch', 0))})")
+            head.add_row("best val", f"{train['best_val_loss']:.3f} nats/char, {nats_to_bits(train['best_val_loss']):.3f} bits/char (epoch {fmt_epoch(train.get('best_epoch', 0))})")
         if train.get("corpus"):
             corpus = train["corpus"]
             head.add_row("corpus", f"{corpus.get('name')}: {corpus.get('chars', 0):,} chars")
@@ -543,7 +543,7 @@ def runs_table(runs: list[dict[str, Any]], folder: str, console: Console) -> Non
         best = r.get("best_val_loss")
         rows.append(dict(zip(RUN_COLUMNS, (
             r["name"], r.get("corpus") or "?", r["model"], f"{r.get('step', 0):,}", fmt_epoch(r.get("epochs", 0)),
-            f"{best:.3f}" if best is not None else "–", f"{best / LN2:.3f}" if best is not None else "–",
+            f"{best:.3f}" if best is not None else "–", f"{nats_to_bits(best):.3f}" if best is not None else "–",
             r["date"][:16].replace("T", " "), fmt_size(r["bytes"]),
         ))))
     columns = list(RUN_COLUMNS)

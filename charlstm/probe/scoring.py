@@ -7,14 +7,13 @@ bits per character that `evaluate(..., B=1)` reports for the same ids.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from charlstm.units import nats_to_bits
 from charlstm.probe.tracing import Trace
 
-LN2 = math.log(2)
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ def surprisal(tr: Trace, top: int = 0) -> Surprisal:
         raise ValueError("surprisal needs at least two characters")
     logp = log_softmax(tr.logits[:-1])  # (N-1, V)
     targets = np.asarray(tr.ids[1:], np.intp)
-    bits = -logp[np.arange(len(targets)), targets] / LN2
+    bits = nats_to_bits(-logp[np.arange(len(targets)), targets])
     k = min(top, logp.shape[1])
     guesses = np.argsort(-logp, axis=1, kind="stable")[:, :k]  # (N-1, k)
     probs = np.exp(np.take_along_axis(logp, guesses, axis=1))

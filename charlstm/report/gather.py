@@ -7,20 +7,19 @@ functions, called the same way, as the terminal views and `eval --show`. Nothing
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from charlstm.units import nats_to_bits
 from charlstm import checkpoint as ckpt_io
 from charlstm import probe
 from charlstm.checkpoint import CURVE_FIELDS, Checkpoint
 from charlstm.config import ReportConfig
 from charlstm.errors import CharLSTMError, CheckpointError, UsageError
 
-LN2 = math.log(2)
 
 
 @dataclass(frozen=True)
@@ -215,9 +214,9 @@ def curves(train: dict[str, Any], history: list[dict[str, Any]]) -> Curves:
     if rows:
         col = {name: [row[k] for row in rows] for k, name in enumerate(CURVE_FIELDS)}
         steps, seconds = col["step"], col["elapsed"]
-        train_bpc = [loss / LN2 for loss in col["train_loss"]]
+        train_bpc = [nats_to_bits(loss) for loss in col["train_loss"]]
         return Curves(Series(steps, seconds, train_bpc), val, Series(steps, seconds, col["lr"]), Series(steps, seconds, col["chars_per_s"]), True)
-    epochs = Series(val.steps, val.seconds, [h["train_loss"] / LN2 for h in history])
+    epochs = Series(val.steps, val.seconds, [nats_to_bits(h["train_loss"]) for h in history])
     with_lr = [h for h in history if "lr" in h]
     with_speed = [h for h in history if "chars_per_s" in h]
     return Curves(

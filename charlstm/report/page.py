@@ -15,6 +15,7 @@ from html import escape
 
 import numpy as np
 
+from charlstm.units import nats_to_bits
 from charlstm.report import colours, svg
 from charlstm.probe import SIGMOID
 from charlstm.report.gather import FeatureUnits, Report, RunReport, Series, Views
@@ -190,7 +191,7 @@ def _corpus(run: RunReport) -> str:
 
 def _best(run: RunReport) -> str:
     best = run.train.get("best_val_loss")
-    return "–" if best is None else f"{best / math.log(2):.3f} bits/char ({best:.3f} nats)"
+    return "–" if best is None else f"{nats_to_bits(best):.3f} bits/char ({best:.3f} nats)"
 
 
 def _steps(run: RunReport) -> str:
