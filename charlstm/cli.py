@@ -174,7 +174,7 @@ def train(
     """
     from charlstm import train as tr
     from charlstm import ui
-    from charlstm.engines import rank
+    from charlstm.engines.team import rank
     from charlstm.errors import CharLSTMError
     from charlstm.events import Saved
     from charlstm.plan import plan_run
@@ -394,6 +394,7 @@ def sample(
     Only the text goes to stdout; which checkpoint was used and any warnings go to stderr.
     """
     from charlstm import checkpoint as ckpt_io
+    from charlstm.runs import find_latest
     from charlstm.errors import CharLSTMError
 
     if length < 0:
@@ -425,7 +426,7 @@ def sample(
         from charlstm.corpus import describe_chars
         from charlstm.generate import Sampling, stream_text
 
-        path = checkpoint or ckpt_io.find_latest()
+        path = checkpoint or find_latest()
         ckpt = ckpt_io.load(path)
         if seed_file is not None:
             from charlstm.textio import read_text
@@ -540,6 +541,7 @@ def eval_(
     equals this command's bits/char with -B 1 on those characters.
     """
     from charlstm import checkpoint as ckpt_io
+    from charlstm.runs import find_latest
     from charlstm import ui
     from charlstm.errors import CharLSTMError
 
@@ -559,7 +561,7 @@ def eval_(
         from charlstm.errors import CorpusError
         from charlstm.evaluate import evaluate
 
-        path = checkpoint or ckpt_io.find_latest()
+        path = checkpoint or find_latest()
         ckpt = ckpt_io.load(path)
         if checkpoint is None:
             _note(f"scoring with {path}")
@@ -601,12 +603,12 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of a table.")] = False,
 ) -> None:
     """List the runs in a folder, newest first: corpus, model, steps, best validation loss, date, size."""
-    from charlstm import checkpoint as ckpt_io
+    from charlstm.runs import list_runs
     from charlstm import ui
     from charlstm.errors import CharLSTMError
 
     try:
-        found = ckpt_io.list_runs(folder)
+        found = list_runs(folder)
     except CharLSTMError as exc:
         _fail(exc)
     if as_json:
@@ -626,13 +628,14 @@ def inspect(
 ) -> None:
     """Describe a checkpoint: config, parameters, vocabulary, training history."""
     from charlstm import checkpoint as ckpt_io
+    from charlstm.runs import find_latest
     from charlstm import ui
     from charlstm.errors import CharLSTMError
 
     if path is not None and path.is_dir():
         return runs(path, as_json)
     try:
-        target = path or ckpt_io.find_latest(name_one="give its path: charlstm inspect PATH")
+        target = path or find_latest(name_one="give its path: charlstm inspect PATH")
         info = ckpt_io.describe(ckpt_io.load(target))
     except CharLSTMError as exc:
         _fail(exc)
@@ -661,13 +664,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 def _view_input(checkpoint: Path | None, text_file: Path, max_chars: int) -> tuple[Any, Any]:
     """The checkpoint and the traced part of the text; notes on stderr for what was left out."""
     from charlstm import checkpoint as ckpt_io
+    from charlstm.runs import find_latest
     from charlstm.errors import CorpusError
     from charlstm.probe import text_ids
     from charlstm.textio import read_text
 
     if max_chars < 2:
         _usage("--max-chars must be at least 2")
-    path = checkpoint or ckpt_io.find_latest()
+    path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
     tx = text_ids(ckpt.vocab, read_text(text_file), max_chars)
     if tx.unknown > tx.total:  # most of the text: this model was trained on another kind of text

@@ -11,7 +11,8 @@ from charlstm import model
 from charlstm.cells import CELLS
 from charlstm.ops import project, softmax_cross_entropy
 
-from conftest import CELL_NAMES, numeric_grad, random_model, rel_error
+from conftest import numeric_grad, rel_error
+from helpers import CELL_NAMES, random_model
 
 def problem(cell: str, L: int, V=5, H=4, T=6, B=3, seed=0):
     """A random model, ids, targets, a random initial state and weights w on the final state, so

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, assert_clean_error, run_cli
+from helpers import ROOT, assert_clean_error, run_cli
 
 
 @pytest.fixture(scope="module")

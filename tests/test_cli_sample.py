@@ -12,7 +12,7 @@ import pytest
 from charlstm import checkpoint
 from charlstm.corpus import Vocab
 
-from conftest import ROOT, assert_clean_error, assert_sampled_as_reference, random_model, run_cli
+from helpers import ROOT, assert_clean_error, assert_sampled_as_reference, random_model, run_cli
 
 
 @pytest.fixture(scope="module")

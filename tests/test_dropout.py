@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, model
-from charlstm import train as tr
 from charlstm.cells import CELLS
 from charlstm.config import TrainConfig
 from charlstm.corpus import load_corpus, split
 from charlstm.engines.numpy_engine import NumpyEngine
 from charlstm.evaluate import evaluate
 from charlstm.ops import softmax_cross_entropy
+from charlstm.train import train
 
-from conftest import CELL_NAMES, numeric_grad, random_model, rel_error
+from conftest import numeric_grad, rel_error
+from helpers import CELL_NAMES, random_model
 
 LEVERS = model.Dropout(p=0.4, mask="window", weight_hh=0.3)
 
@@ -147,7 +148,7 @@ def test_checkpoints_hold_the_plain_weights(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
     cfg = TrainConfig(seq_len=16, batch_size=4, sample_length=0, max_steps=40, weight_drop=0.5, dropout_mask="window", kernels="numpy")
     config = model.ModelConfig(corpus.vocab.size, 16, 2)
-    tr.train(corpus, config, cfg, tmp_path / "m.safetensors")
+    train(corpus, config, cfg, tmp_path / "m.safetensors")
     saved = checkpoint.load(tmp_path / "m.safetensors")
     for k in range(2):
         assert (saved.params[f"lstm.weight_hh_l{k}"] == 0).mean() < 0.01

@@ -9,7 +9,8 @@ import pytest
 from charlstm import model
 from charlstm.ops import softmax_cross_entropy
 
-from conftest import numeric_grad, random_model, rel_error
+from conftest import numeric_grad, rel_error
+from helpers import random_model
 
 @pytest.mark.parametrize("V", [7, 600])
 def test_first_layer_gather_equals_one_hot_matmul(V):

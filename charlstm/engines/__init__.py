@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from charlstm.engines.team import Solo, Team, rank, world_size  # noqa: F401  (re-exported)
+from charlstm.engines.team import Team, world_size
 from charlstm.errors import UsageError
 
 if TYPE_CHECKING:
