@@ -21,7 +21,7 @@ from charlstm.generate import LONG_SEED, prime, read_state
 
 from helpers import PANGRAMS, ROOT, assert_clean_error, run_cli, run_tty
 
-FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16"]
+FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
 
 
@@ -146,7 +146,7 @@ def compared_runs(tmp_path_factory):
     lighthouse-rnn-1x16 and lighthouse-gru-3x8."""
     work = tmp_path_factory.mktemp("compared")
     (work / "lighthouse.txt").write_text(PANGRAMS * 40, encoding="utf-8")
-    for model in (FAST, [*FAST, "--cell", "rnn"], ["-H", "8", "-L", "3", "-B", "4", "-T", "16", "--cell", "gru"]):
+    for model in (FAST, [*FAST, "--cell", "rnn"], ["-H", "8", "-L", "3", "-B", "4", "-T", "16", "--kernels", "numpy", "--cell", "gru"]):
         result = run_cli("train", "lighthouse.txt", *model, "--max-steps", "20", "--sample-length", "0", cwd=work)
         assert result.returncode == 0, result.stderr
     return work

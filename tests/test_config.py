@@ -19,7 +19,9 @@ from helpers import run_cli
 
 def test_train_help_shows_every_default_from_the_dataclasses():
     """Rendered by Typer through Rich, which would swallow '[default: …]' as markup."""
-    help_text = run_cli("train", "--help", env={"COLUMNS": "250"}).stdout
+    result = run_cli("train", "--help", env={"COLUMNS": "250"})
+    assert result.returncode == 0, result.stderr
+    help_text = result.stdout
     lines = {m.group(1): line for line in help_text.splitlines() if (m := re.search(r"(--[a-z-]+)", line))}
     assert "(default: 256)" in lines["--hidden-size"]
     assert "(default: 0.004)" in lines["--lr"]

@@ -109,6 +109,7 @@ def torch_masked_loss(torch, params, config, x, y, masks, hh_masks):
     return loss.item(), leaves
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_gradients_match_torch_autograd_on_the_same_weights_and_masks(cell):
     torch = pytest.importorskip("torch")
@@ -121,6 +122,7 @@ def test_gradients_match_torch_autograd_on_the_same_weights_and_masks(cell):
         np.testing.assert_allclose(grads[name], leaf.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_a_training_step_equals_a_hand_built_one():
     """The engine's step with every lever of the step on (dropout per window, weight drop, Adam's
     β₂ 0.99) equals PyTorch on the same masks: autograd, clipping, torch.optim.Adam."""
