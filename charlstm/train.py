@@ -11,10 +11,9 @@ best-by-validation weights to the model file and the full state (weights, optimi
 carried state, counters, RNG, history) to the resume file. `finish` writes the last checkpoint.
 
 The loop never prints: it reports through `on_event` with the dataclasses of events.py, and checks
-`should_stop()` after every step so the caller can stop it cleanly (Ctrl-C). What it carries is a
-`Run` (run.py); the learning rate and the time budget's deadline come from schedule.py, the names
-of its files (model, resume, epoch snapshots) and their lock from runs.py, and the checks made
-before a run starts (windows per epoch, advice on the model's size) from plan.py.
+`should_stop()` after every step so the caller can stop it cleanly (Ctrl-C). It carries a `Run`
+(run.py); the rate and the time budget's deadline are schedule.py's, the names and lock of its
+files runs.py's, the checks before it starts (windows per epoch, size advice) plan.py's.
 
 Under torchrun every rank runs this loop on its share of the streams, and the engine's team makes
 each decision the same on all of them: the loss the divergence guard sees is the mean over ranks,
