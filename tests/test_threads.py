@@ -160,7 +160,7 @@ def test_the_threads_option_is_applied_inside_a_run_and_put_back_after(tiny_corp
                 reports.append(event)
             elif isinstance(event, events.Step):
                 numba = sys.modules.get(threads.NUMBA_MODULE)
-                seen.append((blas_threads(), numba.get_threads() if numba else n, numba.get_num_threads() if numba else n))
+                seen.append((blas_threads(), numba.get_threads() if numba else n, sys.modules["numba"].get_num_threads() if numba else n))
 
         config = model.ModelConfig(corpus.vocab.size, 16, 1)
         tr.train(corpus, config, tr.TrainConfig(**SMALL, threads=n, kernels=path), tmp_path / f"m{n}.safetensors", on_event)
