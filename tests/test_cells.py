@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import reference
-from charlstm import model
+from charlstm import model, stepping
 from charlstm.cells import CELLS
 from charlstm.ops import project, softmax_cross_entropy
 
@@ -109,7 +109,7 @@ def test_float_input_layer_gradients_match_finite_differences(cell):
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_whole_window_forward_equals_stepping(cell):
-    """model.forward over a window and model.step one character at a time (the sampling path,
+    """model.forward over a window and stepping.step one character at a time (the sampling path,
     batch-minor with prepared weights) give the same logits and the same final state."""
     V, H, L, T, B = 9, 6, 3, 7, 4
     config, params = random_model(V, H, L, seed=4, dtype=np.float64, scale=0.4, cell=cell)
@@ -118,10 +118,10 @@ def test_whole_window_forward_equals_stepping(cell):
     state0 = tuple(rng.standard_normal((L, B, H)) * 0.3 for _ in model.state_names(config))
     logits, stateT, _ = model.forward(params, config, x, state0)
     logits = logits.reshape(T, B, V)
-    stepper = model.prepare_stepper(params, config)
+    stepper = stepping.prepare_stepper(params, config)
     state = state0
     for t in range(T):
-        step_logits, state = model.step(stepper, x[t], state)
+        step_logits, state = stepping.step(stepper, x[t], state)
         np.testing.assert_allclose(step_logits, logits[t], rtol=1e-10, atol=1e-10)
     for a, b in zip(state, stateT):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)

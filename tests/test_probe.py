@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import reference as ref
-from charlstm import model, probe
+from charlstm import model, probe, stepping
 from charlstm.errors import UsageError
 from charlstm.evaluate import evaluate
 from charlstm.probe.finitediff import model_grads
@@ -22,10 +22,10 @@ def test_trace_equals_stepping_and_leaves_the_parameters_alone():
     before = {k: v.copy() for k, v in params.items()}
     ids = np.random.default_rng(0).integers(0, 6, 30).astype(np.uint8)
     tr = probe.trace(params, config, ids)
-    stepper = model.prepare_stepper(params, config)
+    stepper = stepping.prepare_stepper(params, config)
     state = model.zero_state(config, 1)
     for t, i in enumerate(ids):
-        logits, state = model.step(stepper, np.array([i]), state)
+        logits, state = stepping.step(stepper, np.array([i]), state)
         np.testing.assert_allclose(tr.logits[t], logits[0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(tr.values(1, "h")[t], state[0][1, 0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(tr.values(1, "c")[t], state[1][1, 0], rtol=1e-4, atol=1e-5)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from charlstm import events, kernels, model, threads, ui
+from charlstm import events, kernels, model, stepping, threads, ui
 from charlstm import train as tr
 from charlstm.corpus import load_corpus
 
@@ -271,13 +271,13 @@ def test_the_math_does_not_change_with_the_count():
     if kernels.available():
         from charlstm.kernels import numba_impl
 
-        stepper = model.prepare_stepper(params, config, kernels.load("numba"))
+        stepper = stepping.prepare_stepper(params, config, kernels.load("numba"))
         logits = []
         with threads.as_before():
             for n in (1, 2):
                 numba_impl.set_threads(n)
-                st = model.step_state(stepper, model.zero_state(config, 3))
-                logits.append(model.step_in_place(stepper, np.array([1, 5, 9]), st).copy())
+                st = stepping.step_state(stepper, model.zero_state(config, 3))
+                logits.append(stepping.step_in_place(stepper, np.array([1, 5, 9]), st).copy())
         np.testing.assert_array_equal(logits[0], logits[1])
 
 
