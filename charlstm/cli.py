@@ -756,7 +756,7 @@ def neurons(
         _usage("--top must be at least 1")
     try:
         ckpt, tx = _view_input(checkpoint, text_file, max_chars)
-        what = what or probe.QUANTITIES[ckpt.config.cell][0]
+        what = what or probe.quantities(ckpt.config)[0]
         _check_unit_options(ckpt.config, what, layer, unit)
         tr = probe.trace(ckpt.params, ckpt.config, tx.ids)
         if find is not None:
@@ -773,10 +773,10 @@ def _model_name(config: Any) -> str:
 
 
 def _check_unit_options(config: Any, what: str, layer: int | None, unit: int | None) -> None:
-    from charlstm.probe import QUANTITIES
+    from charlstm.probe import quantities
 
-    if what not in QUANTITIES[config.cell]:
-        _usage(f"--what {what!r}: a {config.cell.upper()} has {', '.join(QUANTITIES[config.cell])}")
+    if what not in quantities(config):
+        _usage(f"--what {what!r}: a {config.cell.upper()} has {', '.join(quantities(config))}")
     if layer is not None and not 0 <= layer < config.num_layers:
         _usage(f"--layer {layer}: the model has layers 0 to {config.num_layers - 1}")
     if unit is not None and not 0 <= unit < config.hidden_size:
@@ -794,18 +794,18 @@ def _find_units(tr: Any, text: str, find: str, what: str, layer: int | None, top
     if as_json:
         return _emit_json(ui_views.find_record(text, find, f, scores, values))
     with _report() as console:
-        ui_views.find_view(console, text, find, f, scores, values, what in probe.SIGMOID)
+        ui_views.find_view(console, text, find, f, scores, values, what in tr.sigmoid)
 
 
 def _show_unit(tr: Any, config: Any, text: str, what: str, layer: int, unit: int, as_json: bool) -> None:
-    from charlstm import probe, ui_views
+    from charlstm import ui_views
 
     values = tr.values(layer, what)[:, unit]
     if as_json:
         return _emit_json(ui_views.neuron_record(text, layer, unit, what, values))
     title = f"layer {layer} unit {unit} ({what}) of a {_model_name(config)}"
     with _report() as console:
-        ui_views.neuron_view(console, text, values, title, what in probe.SIGMOID)
+        ui_views.neuron_view(console, text, values, title, what in tr.sigmoid)
 
 
 @app.command()
@@ -831,8 +831,8 @@ def gates(
         rows = probe.saturation(probe.trace(ckpt.params, ckpt.config, tx.ids), ckpt.config)
     except CharLSTMError as exc:
         _fail(exc)
-    if ckpt.config.cell == "rnn":
-        _note("a vanilla RNN has no gates; shown instead: how often its tanh output h is below −0.9 or above 0.9")
+    if (stand_ins := probe.stand_ins(ckpt.config)) is not None:
+        _note(stand_ins)
     if as_json:
         return _emit_json({"cell": ckpt.config.cell, "steps": len(tx.ids), "gates": ui_views.gates_record(rows)})
     with _report() as console:

@@ -14,9 +14,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from charlstm import cells
 from charlstm.errors import UsageError
 
-CELL_NAMES = ("lstm", "gru", "rnn")
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "linear")
 KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.kernels.CHOICES
@@ -29,6 +29,14 @@ AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows
 MAX_VOCAB = 10_000  # more distinct characters than this: most likely a binary file
 FLAGS = {"num_layers": "--layers", "seed": "--random-seed"}  # where the option is not the field's name
 LIMITS = ("epochs", "max_steps", "max_minutes")  # the fields that end a run; see TrainConfig.step_limit
+
+
+def __getattr__(name: str) -> Any:
+    """CELL_NAMES: the registered cells' names (`cells.names()`), read when asked, so that a cell
+    registered after this module was imported is among them."""
+    if name == "CELL_NAMES":
+        return cells.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def flag(name: str) -> str:
@@ -49,11 +57,11 @@ class ModelConfig:
     vocab_size: int
     hidden_size: int = _opt(256, "Hidden units per layer.")
     num_layers: int = _opt(2, "Stacked recurrent layers.")
-    cell: str = _opt("lstm", f"Recurrent cell: {', '.join(CELL_NAMES[:-1])} or {CELL_NAMES[-1]}.")
+    cell: str = _opt("lstm", f"Recurrent cell: {', '.join(cells.names()[:-1])} or {cells.names()[-1]}.")
 
     def __post_init__(self) -> None:
-        if self.cell not in CELL_NAMES:
-            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELL_NAMES)}")
+        if self.cell not in cells.names():
+            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(cells.names())}")
         for name in ("vocab_size", "hidden_size", "num_layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
