@@ -45,13 +45,11 @@ DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float
 
 
 def recurrent_layer(config: ModelConfig) -> Any:
-    """The torch.nn module class that computes the model's cell (`Cell.TORCH`: nn.LSTM, nn.GRU,
-    nn.RNN(nonlinearity="tanh")), its options bound; a UsageError for a cell that none computes."""
-    declared = model.cell_of(config).TORCH
-    if declared is None:
+    """The torch.nn class that computes the model's cell (`Cell.TORCH`: nn.LSTM, nn.GRU, nn.RNN),
+    its options bound; a UsageError for a cell that none computes."""
+    if (declared := model.cell_of(config).TORCH) is None:
         raise UsageError(f"--engine torch: PyTorch has no module that computes the {config.cell} cell; train it with --engine numpy")
-    name, options = declared
-    return functools.partial(getattr(nn, name), **options)
+    return functools.partial(getattr(nn, declared[0]), **declared[1])
 
 
 def check_device(device: str, precision: str, ranks: int = 1) -> torch.device:
