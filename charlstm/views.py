@@ -2,9 +2,9 @@
 and `gradcheck` (`docs/understanding.md`).
 
 Each function reads the checkpoint (given, or the newest in ./checkpoints) and the known
-characters of the text, checks them, and computes with `charlstm.probe`; `ui_views` draws what
-they return. What was chosen or left out is told to `note`, one line at a time; nothing here
-prints.
+characters of the text, checks them, and computes with `charlstm.probe`; `ui_views` and
+`ui_charts` draw what they return. What was chosen or left out is told to `note`, one line at a
+time; nothing here prints.
 """
 
 from __future__ import annotations
