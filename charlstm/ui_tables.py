@@ -1,5 +1,5 @@
-"""The tables of `inspect` (a checkpoint), `runs` (the runs in a folder) and `eval` (a score,
-and its progress on a long text): on stdout, plain when piped."""
+"""The tables of `inspect` (a checkpoint), `runs` (the runs in a folder) and `eval` (a score),
+on stdout and plain when piped; and eval's progress on a long text, on stderr."""
 
 from __future__ import annotations
 
