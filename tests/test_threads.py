@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from charlstm import events, kernels, model, stepping, threads, ui
+from charlstm import events, kernels, model, stepping, threads, ui_train
 from charlstm import train as tr
 from charlstm.corpus import load_corpus
 
@@ -227,7 +227,7 @@ def test_a_count_in_the_environment_wins(tiny_corpus, tmp_path):
 
 def test_the_banner_names_the_choice_and_a_change_is_a_line(tmp_path):
     console = Console(file=io.StringIO(), width=120, force_terminal=False)
-    view = ui.TrainView(console)
+    view = ui_train.TrainView(console)
     view(events.ThreadsChanged(None, 2, "automatic: re-chosen as the load on the 2 cores changes"))
     config = model.ModelConfig(65)
     view(events.Started(config, tr.TrainConfig(), "book", 10_000, 9_500, 500, 65, model.num_params(config), 165,
