@@ -18,9 +18,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from charlstm import cells
 from charlstm.errors import UsageError
 
-CELL_NAMES = ("lstm", "gru", "rnn")
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "linear")
 KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.kernels.CHOICES
@@ -33,6 +33,14 @@ AUTO_MIN_STEPS = 100  # an automatic batch size keeps at least this many windows
 MAX_VOCAB = 10_000  # more distinct characters than this: most likely a binary file
 FLAGS = {"num_layers": "--layers", "seed": "--random-seed"}  # where the option is not the field's name
 LIMITS = ("epochs", "max_steps", "max_minutes")  # the fields that end a run; see TrainConfig.step_limit
+
+
+def __getattr__(name: str) -> Any:
+    """CELL_NAMES: the registered cells' names (`cells.names()`), read when asked, so that a cell
+    registered after this module was imported is among them."""
+    if name == "CELL_NAMES":
+        return cells.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def flag(name: str) -> str:
@@ -68,11 +76,11 @@ class ModelConfig:
     vocab_size: int
     hidden_size: int = _opt(256, "Hidden units per layer.")
     num_layers: int = _opt(2, "Stacked recurrent layers.")
-    cell: str = _opt("lstm", f"Recurrent cell: {', '.join(CELL_NAMES[:-1])} or {CELL_NAMES[-1]}.")
+    cell: str = _opt("lstm", f"Recurrent cell: {', '.join(cells.names()[:-1])} or {cells.names()[-1]}.")
 
     def __post_init__(self) -> None:
-        if self.cell not in CELL_NAMES:
-            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELL_NAMES)}")
+        if self.cell not in cells.names():
+            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(cells.names())}")
         for name in ("vocab_size", "hidden_size", "num_layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -288,7 +296,7 @@ class ViewConfig:
     top: int = _opt(3, "With --find: how many units to show.")
     max_lag: int = _opt(40, "Largest lag k, in steps back.")
     positions: int = _opt(32, "Steps t to average over, evenly spread over the text.")
-    cell: str = _opt("all", f"The cell whose gradients to check: {', '.join(CELL_NAMES)} or all.")
+    cell: str = _opt("all", f"The cell whose gradients to check: {', '.join(cells.names())} or all.")
     random_seed: int = _opt(0, "Seed of the random model and data.")
 
     def __post_init__(self) -> None:
@@ -297,7 +305,7 @@ class ViewConfig:
             (self.top >= 1, "--top must be at least 1"),
             (self.max_lag >= 0, "--max-lag must be >= 0"),
             (self.positions >= 1, "--positions must be at least 1"),
-            (self.cell in (*CELL_NAMES, "all"), f"--cell must be one of {', '.join(CELL_NAMES)} or all"),
+            (self.cell in (*cells.names(), "all"), f"--cell must be one of {', '.join(cells.names())} or all"),
         ])
 
 

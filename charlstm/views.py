@@ -74,7 +74,7 @@ class Neurons:
 
     @property
     def sigmoid(self) -> bool:
-        return self.what in probe.SIGMOID
+        return self.what in probe.sigmoids(self.view.ckpt.config)
 
 
 def neurons(cfg: ViewConfig, checkpoint: Path | None, text_file: Path, note: Note) -> Neurons:
@@ -83,7 +83,7 @@ def neurons(cfg: ViewConfig, checkpoint: Path | None, text_file: Path, note: Not
         raise UsageError("give --unit N to show a unit, or --find FEATURE to rank units (not both)")
     view = view_input(checkpoint, text_file, cfg.max_chars, note)
     config = view.ckpt.config
-    what = cfg.what or probe.QUANTITIES[config.cell][0]
+    what = cfg.what or probe.quantities(config)[0]
     check_unit_options(config, what, cfg.layer, cfg.unit)
     trace = probe.trace(view.ckpt.params, config, view.text.ids)
     if cfg.find is None:
@@ -98,8 +98,8 @@ def neurons(cfg: ViewConfig, checkpoint: Path | None, text_file: Path, note: Not
 
 def check_unit_options(config: ModelConfig, what: str, layer: int | None, unit: int | None) -> None:
     """--what, --layer and --unit against the model they look into."""
-    if what not in probe.QUANTITIES[config.cell]:
-        raise UsageError(f"--what {what!r}: a {config.cell.upper()} has {', '.join(probe.QUANTITIES[config.cell])}")
+    if what not in probe.quantities(config):
+        raise UsageError(f"--what {what!r}: a {config.cell.upper()} has {', '.join(probe.quantities(config))}")
     if layer is not None and not 0 <= layer < config.num_layers:
         raise UsageError(f"--layer {layer}: the model has layers 0 to {config.num_layers - 1}")
     if unit is not None and not 0 <= unit < config.hidden_size:
@@ -107,8 +107,11 @@ def check_unit_options(config: ModelConfig, what: str, layer: int | None, unit: 
 
 
 def gates(cfg: ViewConfig, checkpoint: Path | None, text_file: Path, note: Note) -> tuple[ViewInput, list[probe.GateSaturation]]:
-    """`gates`: how often each gate of each layer is shut or wide open over the text."""
+    """`gates`: how often each gate of each layer is shut or wide open over the text (with a note
+    when what the cell counts is no gate: the vanilla RNN's h)."""
     view = view_input(checkpoint, text_file, cfg.max_chars, note)
+    if (stand_ins := probe.stand_ins(view.ckpt.config)) is not None:
+        note(stand_ins)
     return view, probe.saturation(probe.trace(view.ckpt.params, view.ckpt.config, view.text.ids), view.ckpt.config)
 
 

@@ -72,8 +72,6 @@ def gates(
 
     view, rows = views.gates(given(ViewConfig, max_chars=max_chars), checkpoint, text_file, note)
     ckpt, tx = view.ckpt, view.text
-    if ckpt.config.cell == "rnn":
-        note("a vanilla RNN has no gates; shown instead: how often its tanh output h is below −0.9 or above 0.9")
     if as_json:
         return print_json({"cell": ckpt.config.cell, "steps": len(tx.ids), "gates": ui_charts.gates_record(rows)})
     with report_console() as console:
