@@ -122,14 +122,14 @@ def sampling_pieces(params, config, k, repeat: int = 100) -> dict:
     """The pieces of a batch-1 character on kernels `k`, each a function that runs it `repeat`
     times: every layer's step (`kernels.lstm_step`: product and gates), the head
     (`kernels.linear_step`), the draw (`generate.drawer`), and the whole step as sampling calls it
-    (`model.step_in_place`: the layers and the head, and the Python between them)."""
-    from charlstm import model
+    (`stepping.step_in_place`: the layers and the head, and the Python between them)."""
+    from charlstm import model, stepping
     from charlstm.generate import Sampling, drawer
 
-    stepper = model.prepare_stepper(params, config, k)
-    st = model.step_state(stepper, model.zero_state(config, 1))
+    stepper = stepping.prepare_stepper(params, config, k)
+    st = stepping.step_state(stepper, model.zero_state(config, 1))
     x = np.array([3])
-    model.step_in_place(stepper, x, st)  # makes the layers' scratch
+    stepping.step_in_place(stepper, x, st)  # makes the layers' scratch
 
     def times(fn):
         def run():
@@ -145,7 +145,7 @@ def sampling_pieces(params, config, k, repeat: int = 100) -> dict:
     pieces["head"] = times(lambda: k.linear_step(stepper.W_hy, st.top, stepper.b_y, st.logits))
     draw = drawer(Sampling(1.0), 1, config.vocab_size, np.random.default_rng(0), k)
     pieces["draw"] = times(lambda: draw(st.logits.T))
-    pieces["step"] = times(lambda: model.step_in_place(stepper, x, st))
+    pieces["step"] = times(lambda: stepping.step_in_place(stepper, x, st))
     return pieces
 
 

@@ -1,8 +1,12 @@
-"""What a model is and how it is trained: two frozen, validated dataclasses stored in every checkpoint.
+"""Every default, once: frozen, validated dataclasses whose fields carry their help text.
 
-This is the single home of every default. Each field carries its help text, and the command line
-builds its option help from these fields (`field_help`), so a default is written once. No numpy
-here: the CLI imports this module to draw `--help`.
+ModelConfig and TrainConfig (what a model is and how it is trained) are stored in every
+checkpoint. The others hold what a command reads or shows and are not stored: ReadConfig (how a
+text is decoded), DisplayConfig (train's progress and logs), SampleConfig, EvalConfig, ViewConfig
+(neurons, gates, gradients, gradcheck) and ReportConfig. The command line builds each option's
+help from these fields (`field_help`) and passes on only the options given, so a default is
+written once. Invalid values raise UsageError, naming the option, when a config is made. No
+numpy here: the CLI imports this module to draw `--help`.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from charlstm import cells
 from charlstm.errors import UsageError
 
-CELL_NAMES = ("lstm", "gru", "rnn")
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "linear")
 KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.kernels.CHOICES
@@ -31,6 +35,14 @@ FLAGS = {"num_layers": "--layers", "seed": "--random-seed"}  # where the option 
 LIMITS = ("epochs", "max_steps", "max_minutes")  # the fields that end a run; see TrainConfig.step_limit
 
 
+def __getattr__(name: str) -> Any:
+    """CELL_NAMES: the registered cells' names (`cells.names()`), read when asked, so that a cell
+    registered after this module was imported is among them."""
+    if name == "CELL_NAMES":
+        return cells.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def flag(name: str) -> str:
     """The command-line option that sets the config field `name`, e.g. `--hidden-size`."""
     return FLAGS.get(name, "--" + name.replace("_", "-"))
@@ -42,6 +54,21 @@ def _opt(default: Any, text: str, shown: str | None = "{value}") -> Any:
     return field(default=default, metadata={"help": text, "shown": shown})
 
 
+def default_of(cls: type, name: str) -> Any:
+    """The default value of field `name` of a config class."""
+    f = {f.name: f for f in fields(cls)}[name]
+    if f.default is MISSING:
+        raise KeyError(f"{cls.__name__}.{name} has no default")
+    return f.default
+
+
+def check(checks: list[tuple[bool, str]]) -> None:
+    """Raise UsageError with the message of the first check that fails."""
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The shape of a model; stored in every checkpoint."""
@@ -49,11 +76,11 @@ class ModelConfig:
     vocab_size: int
     hidden_size: int = _opt(256, "Hidden units per layer.")
     num_layers: int = _opt(2, "Stacked recurrent layers.")
-    cell: str = _opt("lstm", f"Recurrent cell: {', '.join(CELL_NAMES[:-1])} or {CELL_NAMES[-1]}.")
+    cell: str = _opt("lstm", f"Recurrent cell: {', '.join(cells.names()[:-1])} or {cells.names()[-1]}.")
 
     def __post_init__(self) -> None:
-        if self.cell not in CELL_NAMES:
-            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELL_NAMES)}")
+        if self.cell not in cells.names():
+            raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(cells.names())}")
         for name in ("vocab_size", "hidden_size", "num_layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -176,9 +203,7 @@ class TrainConfig:
             (self.save_minutes > 0, "--save-minutes must be positive"),
             (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+        check(checks)
         betas = [flag(f) for f in ("adam_beta1", "adam_beta2") if getattr(self, f) != default_of(TrainConfig, f)]
         if betas and self.optimizer != "adam":
             raise UsageError(f"{' and '.join(betas)} set Adam's decays; add --optimizer adam, or drop {'them' if len(betas) > 1 else 'it'}")
@@ -187,42 +212,161 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class ReportConfig:
-    """What `charlstm report` computes for the views of its page (the training curves and samples
-    are read from the checkpoints as they are)."""
+class ReadConfig:
+    """How a text file is read: train's corpus, eval's text."""
 
-    max_chars: int = _opt(2000, "Characters of the text that the model views read (surprisal, neurons, gates, gradients).")
-    top: int = _opt(5, "Guesses shown for each character of the surprisal view.")
-    units: int = _opt(3, "Units shown for each feature in the neurons view, best first.")
-    find: str | None = _opt(None, "A regular expression: its matches are one more feature for the neurons view.", None)
-    max_lag: int = _opt(40, "Largest lag k of the gradient-flow plot, in steps back.")
-    positions: int = _opt(32, "Steps t the gradient norms are averaged over, spread over the text.")
+    encoding: str = _opt("utf-8", "Text encoding of the text files.")
+    errors: str = _opt("strict", "What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD).")
+    max_vocab: int = _opt(
+        MAX_VOCAB, "Refuse corpora with more distinct characters than this (a binary file read as text has thousands)."
+    )
 
     def __post_init__(self) -> None:
-        checks = [
+        check([(self.errors in ENCODING_ERRORS, f"--errors must be {' or '.join(ENCODING_ERRORS)}")])
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """What `charlstm train` shows and logs as it goes."""
+
+    quiet: bool = _opt(False, "Print only the final summary.", None)
+    log_every: int = _opt(0, "Steps between plain log lines and --log-json step records.", "{value}, about 10 per epoch")
+
+    def __post_init__(self) -> None:
+        check([(self.log_every >= 0, "--log-every must be >= 0")])
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """What `charlstm sample` draws, and how."""
+
+    seed: str = _opt("", "Text to start from; the model continues it.", "empty: start from a zero state primed with a newline")
+    seed_file: Path | None = _opt(
+        None, "Start from the text of this file instead (a long text primes the model's state; it is not echoed).", None
+    )
+    length: int = _opt(500, "Characters to generate (after the seed).")
+    temperature: float = _opt(1.0, "Divide the logits by this (> 0): below 1 is safer, above 1 wilder.")
+    greedy: bool = _opt(False, "Always take the most likely character (argmax); ignores temperature, top-k and top-p.", None)
+    top_k: int | None = _opt(None, "Sample only among the K most likely characters.", "all")
+    top_p: float | None = _opt(
+        None, "Nucleus sampling: only the smallest set of most likely characters with total probability ≥ P, in (0, 1].", "1, all"
+    )
+    num_samples: int = _opt(1, "Independent samples, drawn as one batch; each is printed after a '--- sample i of N ---' line.")
+    random_seed: int | None = _opt(None, "Seed of the sampler: same seed, same text.", "fresh randomness")
+    stop: str | None = _opt(None, "End a sample right after this text appears in it (\\n, \\t and \\f are understood).", "none")
+    no_seed_echo: bool = _opt(False, "Print only the generated characters, not the seed before them.", None)
+    drop_unknown: bool = _opt(
+        False, "Remove seed characters the model does not know (with a warning) instead of stopping.", None
+    )
+    kernels: str = _opt(
+        "numpy", "The per-step math: numpy (starts at once), numba (compiled, ~2× faster per character at batch 1, ~0.5 s "
+        "more to start; pip install 'charlstm[fast]'), or auto (numba when a run has already compiled it)."
+    )
+    threads: int | None = _opt(None, "Threads of the BLAS and numba kernels, fixed.", "automatic, as in charlstm train")
+
+    def __post_init__(self) -> None:
+        check([
+            (self.length >= 0, "--length must be >= 0"),
+            (self.greedy or self.temperature > 0, "--temperature must be > 0; use --greedy to always take the most likely character"),
+            (self.top_k is None or self.top_k >= 1, "--top-k must be at least 1"),
+            (self.top_p is None or 0 < self.top_p <= 1, "--top-p must be in (0, 1]"),
+            (self.num_samples >= 1, "--num-samples must be at least 1"),
+            (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
+            (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
+            (self.stop != "", "--stop must not be empty"),
+            (self.seed_file is None or not self.seed, "give --seed or --seed-file, not both"),
+        ])
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """What the views read and show: `neurons`, `gates`, `gradients` and `gradcheck`."""
+
+    max_chars: int = _opt(2000, "Use only the first N characters the model knows (the trace is one stream, step by step).")
+    layer: int | None = _opt(None, "Layer, from 0 at the bottom.", "the top layer; with --find: every layer")
+    unit: int | None = _opt(None, "Unit (cell) of the layer, from 0.", None)
+    what: str | None = _opt(
+        None, "Quantity: LSTM c, h, i, f, g or o; GRU h, r, z or n; RNN h.", "c for the LSTM, h otherwise"
+    )
+    find: str | None = _opt(
+        None, "Rank units by |Pearson r| with a feature of the text: quote (inside \"…\"), bracket (nesting depth of "
+        "([{), line (position in the line), indent (leading whitespace), or any other text as a regular expression "
+        "(inside a match).", None,
+    )
+    top: int = _opt(3, "With --find: how many units to show.")
+    max_lag: int = _opt(40, "Largest lag k, in steps back.")
+    positions: int = _opt(32, "Steps t to average over, evenly spread over the text.")
+    cell: str = _opt("all", f"The cell whose gradients to check: {', '.join(cells.names())} or all.")
+    random_seed: int = _opt(0, "Seed of the random model and data.")
+
+    def __post_init__(self) -> None:
+        check([
+            (self.max_chars >= 2, "--max-chars must be at least 2"),
+            (self.top >= 1, "--top must be at least 1"),
+            (self.max_lag >= 0, "--max-lag must be >= 0"),
+            (self.positions >= 1, "--positions must be at least 1"),
+            (self.cell in (*cells.names(), "all"), f"--cell must be one of {', '.join(cells.names())} or all"),
+        ])
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How `charlstm eval` scores a text (read as ReadConfig says), and what it shows of it."""
+
+    batch_size: int = _opt(
+        default_of(TrainConfig, "batch_size"), "Parallel streams (speed only; state is carried across windows as in training)."
+    )
+    seq_len: int = _opt(default_of(TrainConfig, "seq_len"), "Characters per window.")
+    show: bool = _opt(
+        False, "Also show the text with each character coloured by its surprisal in bits (one stream from the zero "
+        "state; plain rows when piped).", None,
+    )
+    top: int = _opt(0, "With --show: also list the model's K most likely guesses for each character (implies --show).")
+    max_chars: int = _opt(default_of(ViewConfig, "max_chars"), "With --show: show the first N characters the model knows.")
+
+    def __post_init__(self) -> None:
+        check([
+            (self.batch_size >= 1 and self.seq_len >= 1, "--batch-size and --seq-len must be at least 1"),
+            (self.top >= 0 and self.max_chars >= 2, "--top must be >= 0 and --max-chars at least 2"),
+        ])
+
+    @property
+    def shows_text(self) -> bool:
+        """--show, or --top (which implies it)."""
+        return self.show or self.top > 0
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What `charlstm report` computes for the views of its page (the training curves and samples
+    are read from the checkpoints as they are), with the terminal views' defaults."""
+
+    max_chars: int = _opt(
+        default_of(ViewConfig, "max_chars"),
+        "Characters of the text that the model views read (surprisal, neurons, gates, gradients).",
+    )
+    top: int = _opt(5, "Guesses shown for each character of the surprisal view.")
+    units: int = _opt(default_of(ViewConfig, "top"), "Units shown for each feature in the neurons view, best first.")
+    find: str | None = _opt(None, "A regular expression: its matches are one more feature for the neurons view.", None)
+    max_lag: int = _opt(default_of(ViewConfig, "max_lag"), "Largest lag k of the gradient-flow plot, in steps back.")
+    positions: int = _opt(
+        default_of(ViewConfig, "positions"), "Steps t the gradient norms are averaged over, spread over the text."
+    )
+
+    def __post_init__(self) -> None:
+        check([
             (self.max_chars >= 2, "--max-chars must be at least 2"),
             (self.top >= 1, "--top must be at least 1"),
             (self.units >= 1, "--units must be at least 1"),
             (self.max_lag >= 0, "--max-lag must be >= 0"),
             (self.positions >= 1, "--positions must be at least 1"),
             (self.find is None or self.find != "", "--find must not be empty"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+        ])
         if self.find:
             try:
                 re.compile(self.find)
             except re.error as e:
                 raise UsageError(f"--find {self.find!r} is not a valid regular expression ({e})") from None
-
-
-def default_of(cls: type, name: str) -> Any:
-    """The default value of field `name` of a config class."""
-    f = {f.name: f for f in fields(cls)}[name]
-    if f.default is MISSING:
-        raise KeyError(f"{cls.__name__}.{name} has no default")
-    return f.default
 
 
 def field_help(cls: type, name: str) -> str:

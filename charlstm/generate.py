@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charlstm import kernels as kernels_
-from charlstm import model
+from charlstm import model, stepping
 from charlstm.corpus import Vocab
 from charlstm.kernels import Kernels
 from charlstm.model import ModelConfig, State
@@ -89,23 +89,23 @@ def prime(
 ) -> tuple[np.ndarray, State]:
     """Run the seed ids (N,) through the model from a zero state. Returns the logits after the last
     seed character (num_samples, V) and the state."""
-    logits, st = _prime(model.prepare_stepper(params, config), ids, num_samples)
-    return logits.copy(), model.state_of(st)
+    logits, st = _prime(stepping.prepare_stepper(params, config), ids, num_samples)
+    return logits.copy(), stepping.state_of(st)
 
 
 def _prime(
-    stepper: model.Stepper, ids: np.ndarray, num_samples: int, state: State | None = None
-) -> tuple[np.ndarray, model.StepState]:
+    stepper: stepping.Stepper, ids: np.ndarray, num_samples: int, state: State | None = None
+) -> tuple[np.ndarray, stepping.StepState]:
     """The seed stepped through one character at a time from `state` (default: zero), as
     sampling continues (no window buffers or weight transposes to set up, which dominate for a
     short seed). Every sample shares the seed, so it runs once and its state is copied to each."""
-    st = model.step_state(stepper, state if state is not None else model.zero_state(stepper.config, 1))
+    st = stepping.step_state(stepper, state if state is not None else model.zero_state(stepper.config, 1))
     x = np.zeros(1, np.intp)
     for i in np.asarray(ids):
         x[0] = i
-        logits = model.step_in_place(stepper, x, st)
+        logits = stepping.step_in_place(stepper, x, st)
     if num_samples > 1:
-        st = model.step_state(stepper, tuple(np.repeat(s, num_samples, axis=1) for s in model.state_of(st)))
+        st = stepping.step_state(stepper, tuple(np.repeat(s, num_samples, axis=1) for s in stepping.state_of(st)))
     return np.repeat(logits, num_samples, axis=0), st
 
 
@@ -159,7 +159,7 @@ def generate(
     """Yield `length` steps of ids, each (num_samples,), continuing `seed` (not yielded). The model
     steps on `kernels` (`charlstm.kernels`; None: NumPy)."""
     rng = rng if rng is not None else np.random.default_rng()
-    stepper = model.prepare_stepper(params, config, kernels)
+    stepper = stepping.prepare_stepper(params, config, kernels)
     ids, state = prime_ids(vocab, seed), None
     if len(ids) > LONG_SEED:  # a long text (--seed-file): read it a window at a time
         state, ids = read_state(params, config, ids[:-1]), ids[-1:]
@@ -169,7 +169,7 @@ def generate(
         ids = next_ids(logits)
         yield ids
         if n + 1 < length:
-            logits = model.step_in_place(stepper, ids, st)
+            logits = stepping.step_in_place(stepper, ids, st)
 
 
 def stream_text(

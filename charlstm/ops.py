@@ -56,6 +56,13 @@ def embed_backward(x: np.ndarray, dout: np.ndarray, V: int, onehot: np.ndarray |
     return table_grad
 
 
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    """σ(a) = 1 / (1 + e^−a), as written (the cells' plain steps): a new array. Where e^−a
+    overflows to ∞, σ is 0, as it should be."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-a))
+
+
 def sigmoid_(a: np.ndarray) -> np.ndarray:
     """σ(a) in place, as ½ tanh(a/2) + ½: one transcendental pass and no overflow for large |a|."""
     a *= 0.5

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from helpers import HOSTILE, PANGRAMS, REPORT_CELLS, REPORT_TEXT, REPORT_VAL_FRACTION, run_cli
@@ -34,30 +33,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-EPS = 1e-6  # central-difference step, float64
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-12))
-
-
-def numeric_grad(f, x: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar f() w.r.t. every entry of x (perturbed in place)."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + EPS
-        plus = f()
-        x[i] = old - EPS
-        minus = f()
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * EPS)
-    return grad
-
-
-# ---------------------------------------------------------------------------------- the report
 
 
 @pytest.fixture(scope="session")

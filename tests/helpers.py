@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charlstm import model
+from charlstm import cells, model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ PANGRAMS = (
     "How vexingly quick daft zebras jump; the five boxing wizards jump quickly.\n"
 )
 
-CELL_NAMES = ("lstm", "gru", "rnn")
+CELL_NAMES = cells.names()  # the registered cells: each test parametrized by them runs on every cell
 
 
 # ----------------------------------------------------------------------------------- models
@@ -53,19 +53,20 @@ def assert_same_draws(ids: np.ndarray, cdf: np.ndarray, u: np.ndarray, rtol: flo
 
 def assert_sampled_as_reference(steps: np.ndarray, params, config, seed_ids, temperature: float, rng, rtol: float) -> None:
     """`steps` (length, N), the ids that sampling drew after the seed, are what the plain loop
-    draws — `model.step` on NumPy, `filter_probs`, one uniform per sample per step from `rng` —
+    draws — `stepping.step` on NumPy, `filter_probs`, one uniform per sample per step from `rng` —
     when fed the same ids (so one near tie cannot hide the rest of the sequence). Draws may differ
     only at near ties (`assert_same_draws`), and those must be rare."""
+    from charlstm import stepping
     from charlstm.generate import filter_probs, prime
 
     N = steps.shape[1]
     logits, state = prime(params, config, seed_ids, N)
-    stepper = model.prepare_stepper(params, config)
+    stepper = stepping.prepare_stepper(params, config)
     ties = 0
     for ids in steps:
         cdf = np.cumsum(filter_probs(logits, temperature), axis=1)
         ties += assert_same_draws(ids, cdf, rng.random(N), rtol)
-        logits, state = model.step(stepper, ids, state)
+        logits, state = stepping.step(stepper, ids, state)
     assert ties <= steps.size // 20, f"{ties} near ties in {steps.size} draws: the tolerance is too loose to test anything"
 
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 from rich.console import Console
+from rich.table import Table
 
-from charlstm import events, model, ui
+from charlstm import events, model, ui, ui_train
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.generate import LONG_SEED, prime, read_state
 
@@ -56,7 +55,7 @@ def test_the_live_line_shows_the_last_validation_under_its_summary(tiny_corpus, 
 
 def test_the_live_line_keeps_its_clock_running_after_the_last_step():
     """While the run validates and saves after a step, elapsed counts up and the ETA down."""
-    view = ui.TrainView(Console(file=open(os.devnull, "w"), width=200))
+    view = ui_train.TrainView(Console(file=open(os.devnull, "w"), width=200))
     view.started = started_event()
     view.last = (step_event(elapsed=45.0, eta=22.0), time.monotonic() - 5.0)
     text = view.live_line().plain
@@ -79,7 +78,7 @@ def started_event(total_steps: int | None = 495) -> events.Started:
 
 @pytest.mark.parametrize("width", [30, 50, 60, 79, 80, 100, 120, 160, 200])
 def test_the_status_line_drops_fields_by_width_but_never_the_step_counter(width):
-    line = ui.StatusLine()
+    line = ui_train.StatusLine()
     line.val_loss = 1.6
     for step in (step_event(), step_event(step=12_345, end_step=99_999, by_time=True, fraction=0.3)):
         text = line.render(step, started_event(), width).plain
@@ -91,7 +90,7 @@ def test_the_status_line_drops_fields_by_width_but_never_the_step_counter(width)
 
 
 def test_the_epoch_counter_bar_and_eta_follow_a_time_budget():
-    line = ui.StatusLine()
+    line = ui_train.StatusLine()
     text = line.render(step_event(step=200, end_step=400, by_time=True, fraction=0.5, eta=60.0), started_event(None), 160).plain
     assert "epoch 2/~3" in text and "step 200/~400" in text and "ETA 1:00" in text
     assert text.count("━") == 15 and text.count("─") == 15  # a full-width bar, half of it done
@@ -146,8 +145,8 @@ def compared_runs(tmp_path_factory):
     lighthouse-rnn-1x16 and lighthouse-gru-3x8."""
     work = tmp_path_factory.mktemp("compared")
     (work / "lighthouse.txt").write_text(PANGRAMS * 40, encoding="utf-8")
-    for model in (FAST, [*FAST, "--cell", "rnn"], ["-H", "8", "-L", "3", "-B", "4", "-T", "16", "--kernels", "numpy", "--cell", "gru"]):
-        result = run_cli("train", "lighthouse.txt", *model, "--max-steps", "20", "--sample-length", "0", cwd=work)
+    for shape in (FAST, [*FAST, "--cell", "rnn"], ["-H", "8", "-L", "3", "-B", "4", "-T", "16", "--kernels", "numpy", "--cell", "gru"]):
+        result = run_cli("train", "lighthouse.txt", *shape, "--max-steps", "20", "--sample-length", "0", cwd=work)
         assert result.returncode == 0, result.stderr
     return work
 
@@ -244,5 +243,5 @@ def test_the_summary_is_plain_when_piped():
     assert not console.is_terminal
     out = []
     console.file = type("F", (), {"write": lambda self, s: out.append(s), "flush": lambda self: None})()
-    ui.print_plain(console, ui.Table("a", "b"))
+    ui.print_plain(console, Table("a", "b"))
     assert all(line == line.rstrip() for line in "".join(out).splitlines())

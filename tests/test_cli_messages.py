@@ -3,13 +3,17 @@ errors, shell completion, resume notes, checkpoints that are not checkpoints."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+from dataclasses import fields
 
 import pytest
 
-from helpers import assert_clean_error, run_cli
+from charlstm.config import DisplayConfig, EvalConfig, ReadConfig, SampleConfig, ViewConfig, field_help
+
+from helpers import ROOT, assert_clean_error, run_cli
 
 FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
@@ -39,6 +43,43 @@ def test_help_shows_defaults_choices_and_flags_without_placeholders(command):
         assert "[constant|cosine|linear]" in lines["--schedule"] and "[strict|replace]" in lines["--errors"]
         assert "(default: utf-8)" in lines["--encoding"] and "(default: 10000)" in lines["--max-vocab"]
         assert "--max-minutes counts this run only" in help_text  # how each limit behaves on resume
+
+
+def names(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+@pytest.mark.parametrize(
+    "command, cls, options",
+    [
+        ("sample", SampleConfig, names(SampleConfig)),
+        ("eval", EvalConfig, names(EvalConfig)),
+        ("eval", ReadConfig, ["encoding", "errors"]),
+        ("train", ReadConfig, names(ReadConfig)),
+        ("train", DisplayConfig, names(DisplayConfig)),
+        ("neurons", ViewConfig, ["max_chars", "layer", "unit", "what", "find", "top"]),
+        ("gates", ViewConfig, ["max_chars"]),
+        ("gradients", ViewConfig, ["max_chars", "max_lag", "positions"]),
+        ("gradcheck", ViewConfig, ["cell", "random_seed"]),
+    ],
+)
+def test_help_is_the_configs_help_with_their_defaults(command, cls, options):
+    """Each option's help is its config field's, default included (`field_help`): the default
+    is written once, in charlstm/config.py."""
+    help_text = run_cli(command, "--help", env={"COLUMNS": "400"}).stdout
+    for name in options:
+        assert field_help(cls, name) in help_text, (command, name)
+
+
+def test_library_errors_become_one_line_in_one_place():
+    """Commands let a CharLSTMError rise; `errors.run` prints it, once, for every command. Only
+    `train` catches it, to close its display first and to keep torchrun's other ranks silent."""
+    catching = []
+    for path in sorted((ROOT / "charlstm" / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ExceptHandler) and node.type is not None and "CharLSTMError" in ast.unparse(node.type):
+                catching.append(path.name)
+    assert sorted(catching) == ["errors.py", "train.py"]
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,8 @@ def test_drop_unknown_seed_characters(small):
         (["--length", "-1"], "--length"),
         (["--top-k", "0"], "--top-k"),
         (["--num-samples", "0"], "--num-samples"),
+        (["--stop", ""], "--stop must not be empty"),
+        (["--seed", "ab", "--seed-file", "seed.txt"], "give --seed or --seed-file, not both"),
     ],
 )
 def test_bad_values_are_usage_errors(small, args, fragment):

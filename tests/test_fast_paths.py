@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlstm import model
+from charlstm import model, stepping
 from charlstm.vocab import Vocab
 from charlstm.generate import Sampling, generate, prime_ids
 
@@ -47,22 +47,22 @@ def test_step_in_place_equals_pure_step_and_round_trips_the_state(cell):
     config, params = random_model(V, H, L, dtype=np.float32, scale=0.4, cell=cell)
     rng = np.random.default_rng(1)
     state = tuple((rng.standard_normal((L, N, H)) * 0.3).astype(np.float32) for _ in model.state_names(config))
-    stepper = model.prepare_stepper(params, config)
-    st = model.step_state(stepper, state)
-    for a, b in zip(model.state_of(st), state):
+    stepper = stepping.prepare_stepper(params, config)
+    st = stepping.step_state(stepper, state)
+    for a, b in zip(stepping.state_of(st), state):
         np.testing.assert_array_equal(a, b)
     for _ in range(5):
         x = rng.integers(0, V, N)
-        expected, state = model.step(stepper, x, state)
-        logits = model.step_in_place(stepper, x, st)
+        expected, state = stepping.step(stepper, x, state)
+        logits = stepping.step_in_place(stepper, x, st)
         np.testing.assert_allclose(logits, expected, rtol=1e-6, atol=1e-6)
-    for a, b in zip(model.state_of(st), state):
+    for a, b in zip(stepping.state_of(st), state):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_generate_equals_sampling_with_the_pure_step(cell):
-    """generate (in-place stepping, the fused temperature draw) draws what a loop over model.step
+    """generate (in-place stepping, the fused temperature draw) draws what a loop over stepping.step
     with filter_probs and draw would, step after step (to the last few ulps of the CDF)."""
     V, H, L, N = 9, 8, 2, 3
     config, params = random_model(V, H, L, dtype=np.float32, scale=0.5, cell=cell)

@@ -329,7 +329,9 @@ def test_a_failing_cache_is_given_up_quietly(numba_impl):
             self.enabled = False
 
     broken = Broken()
-    cache = numba_impl._QuietCache(broken)
+    from charlstm.kernels.numba_jit import _QuietCache
+
+    cache = _QuietCache(broken)
     assert cache.load_overload(None, None) is None and not broken.enabled
     broken.enabled = True
     cache.save_overload(None, None)
@@ -368,13 +370,15 @@ def test_numba_lstm_step_equals_reference(numba_impl, K, H, N, dtype, ids):
     assert_close(ref_c, c_eq.T, dtype, factor=4 * K)
     assert_close(ref_z[-H:], h_eq.T, dtype, factor=4 * K)
     np.testing.assert_array_equal(ref_z[:-H], z[:-H])  # the input rows are untouched
-    for fused_max in (numba_impl.FUSED_MAX_N, 0, 64):
+    from charlstm.kernels import numba_lstm  # where lstm_step reads FUSED_MAX_N
+
+    for fused_max in (numba_lstm.FUSED_MAX_N, 0, 64):
         z2, c2 = z.copy(), c.copy()
-        saved, numba_impl.FUSED_MAX_N = numba_impl.FUSED_MAX_N, fused_max
+        saved, numba_lstm.FUSED_MAX_N = numba_lstm.FUSED_MAX_N, fused_max
         try:
             numba_impl.lstm_step(W, bias, rows, z2, c2, *scratch)
         finally:
-            numba_impl.FUSED_MAX_N = saved
+            numba_lstm.FUSED_MAX_N = saved
         assert_close(z2, ref_z, dtype, factor=4 * K)
         assert_close(c2, ref_c, dtype, factor=4 * K)
 
@@ -450,10 +454,12 @@ def test_numba_pairwise_sum_is_numpys(numba_impl):
     """numba's sum adds in NumPy's pairwise order: within a few ulps of `np.sum` (to the bit where
     NumPy's reduction is its plain C loop, but a build may vectorise it otherwise); adding from
     left to right is 46 ulps off these numbers' sum at n = 10,000."""
+    from charlstm.kernels import numba_sampling
+
     rng = np.random.default_rng(7)
     for n in [*range(0, 140), 255, 256, 1000, 4097, 10_000]:
         x = rng.random(n) ** 3
-        np.testing.assert_array_max_ulp(numba_impl._pairwise_sum(x), x.sum(), maxulp=8)
+        np.testing.assert_array_max_ulp(numba_sampling._pairwise_sum(x), x.sum(), maxulp=8)
 
 
 @pytest.mark.parametrize("N", [1, 3])

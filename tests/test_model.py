@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from charlstm import model, optim
+from charlstm import model, optim, stepping
 from charlstm.generate import prime
 
 from helpers import random_model
@@ -22,10 +22,10 @@ def test_step_by_step_equals_whole_window_forward():
     logits, final, _ = model.forward(params, config, x, state0)
     logits = logits.reshape(T, B, V).copy()
 
-    stepper = model.prepare_stepper(params, config)
+    stepper = stepping.prepare_stepper(params, config)
     state = state0
     for t in range(T):
-        step_logits, state = model.step(stepper, x[t], state)
+        step_logits, state = stepping.step(stepper, x[t], state)
         np.testing.assert_allclose(step_logits, logits[t], rtol=1e-5, atol=1e-5)
     for a, b in zip(state, final):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -50,10 +50,10 @@ def test_prime_with_seed_equals_stepping_through_it():
     config, params = random_model(V, H, L, dtype=np.float32)
     ids = np.array([1, 4, 2, 2, 5], dtype=np.uint8)
     logits, state = prime(params, config, ids, num_samples=2)
-    stepper = model.prepare_stepper(params, config)
+    stepper = stepping.prepare_stepper(params, config)
     s = model.zero_state(config, 1)
     for i in ids:
-        step_logits, s = model.step(stepper, np.array([i]), s)
+        step_logits, s = stepping.step(stepper, np.array([i]), s)
     np.testing.assert_allclose(logits[0], step_logits[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(logits[1], step_logits[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(state[0][:, :1], s[0], rtol=1e-5, atol=1e-6)

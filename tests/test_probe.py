@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import reference as ref
-from charlstm import model, probe
+from charlstm import model, probe, stepping
+from charlstm.cells import CELLS
 from charlstm.errors import UsageError
 from charlstm.evaluate import evaluate
 from charlstm.probe.finitediff import model_grads
@@ -22,15 +22,15 @@ def test_trace_equals_stepping_and_leaves_the_parameters_alone():
     before = {k: v.copy() for k, v in params.items()}
     ids = np.random.default_rng(0).integers(0, 6, 30).astype(np.uint8)
     tr = probe.trace(params, config, ids)
-    stepper = model.prepare_stepper(params, config)
+    stepper = stepping.prepare_stepper(params, config)
     state = model.zero_state(config, 1)
     for t, i in enumerate(ids):
-        logits, state = model.step(stepper, np.array([i]), state)
+        logits, state = stepping.step(stepper, np.array([i]), state)
         np.testing.assert_allclose(tr.logits[t], logits[0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(tr.values(1, "h")[t], state[0][1, 0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(tr.values(1, "c")[t], state[1][1, 0], rtol=1e-4, atol=1e-5)
     assert all(np.array_equal(before[k], params[k]) for k in params)
-    assert set(tr.layers[0]) == set(probe.QUANTITIES["lstm"])
+    assert set(tr.layers[0]) == set(probe.quantities(config)) and tr.sigmoid == probe.sigmoids(config) == set("ifo")
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_saturation_equals_a_plain_count(cell):
     ids = np.random.default_rng(3).integers(0, 6, 120).astype(np.uint8)
     tr = probe.trace(params, config, ids)
     rows = probe.saturation(tr, config)
-    assert [(g.layer, g.gate) for g in rows] == [(k, gate) for k in range(2) for gate in probe.GATES[cell]]
+    assert [(g.layer, g.gate) for g in rows] == [(k, gate) for k in range(2) for gate in CELLS[cell].GATES]
     for g in rows:
         values = tr.values(g.layer, g.gate)
         left = right = 0
@@ -100,60 +100,79 @@ def test_saturation_equals_a_plain_count(cell):
     assert any(g.left_fraction > 0 or g.right_fraction > 0 for g in rows)  # the check is not vacuous
 
 
+def test_what_is_counted_instead_of_gates_is_said():
+    """The cell says what `gates` counts: for the vanilla RNN its tanh output h, at ±0.9, which
+    the reader is told; the LSTM's and GRU's are all sigmoid gates, at 0.1 and 0.9."""
+    config = {cell: model.ModelConfig(5, 4, 1, cell) for cell in ("lstm", "gru", "rnn")}
+    assert probe.stand_ins(config["rnn"]) == "the RNN has no gates; shown instead: how often its h is below −0.9 or above 0.9"
+    assert probe.stand_ins(config["lstm"]) is None and probe.stand_ins(config["gru"]) is None
+    assert CELLS["lstm"].GATES == dict.fromkeys("ifo", (0.1, 0.9)) and CELLS["gru"].GATES == dict.fromkeys("rz", (0.1, 0.9))
+
+
 # ------------------------------------------------------------------------- gradient flow, exactly
 
 
-def _loss_at(params, cell, L, V, ids, t, hook):
-    """L_t from a plain forward (tests/reference.py) in which hook(layer, step, state, cache) may
+def _loss_at(params, config, ids, t, hook):
+    """L_t from a plain forward (the cells' plain steps) in which hook(layer, step, state, rec) may
     replace each new state."""
-    step, _ = ref.CELLS[cell]
-    H = params["head.weight"].shape[1]
-    states = [tuple(np.zeros((1, H)) for _ in model.CELLS[cell].STATE_NAMES) for _ in range(L)]
+    cell = model.cell_of(config)
+    H = config.hidden_size
+    states = [tuple(np.zeros((1, H)) for _ in cell.STATE_NAMES) for _ in range(config.num_layers)]
     for s in range(t + 1):
-        x = np.eye(V)[[ids[s]]]
-        for k in range(L):
-            states[k] = hook(k, s, *step(x, states[k], ref.layer(params, cell, k)))
+        x = np.eye(config.vocab_size)[[ids[s]]]
+        for k in range(config.num_layers):
+            W_ih, W_hh, b_ih, b_hh = model.layer_params(params, config, k)
+            states[k] = hook(k, s, *cell.step(x @ W_ih.T + b_ih, states[k], W_hh, b_hh))
             x = states[k][0]
     logits = x @ params["head.weight"].T + params["head.bias"]
     z = logits[0] - logits.max()
     return float(np.log(np.exp(z).sum()) - z[ids[t + 1]])
 
 
-def _fd_norm(params, cell, L, V, ids, t, layer, s, name, eps=1e-6):
-    """‖∂L_t/∂(name)^layer_s‖ by central differences: the state is nudged right after it is
-    computed (for the LSTM's c: before h = o ⊙ tanh(c) is taken from it)."""
-    H = params["head.weight"].shape[1]
-    grad = np.zeros(H)
-    for j in range(H):
-        delta = np.zeros((1, H))
+def _fd_norm(params, config, ids, t, layer, s, nudge):
+    """‖∂L_t/∂state^layer_s‖ by central differences, `nudge(state, rec, delta)` giving the state
+    of that step nudged by delta (1, H)."""
+    grad = np.zeros(config.hidden_size)
+    for j in range(config.hidden_size):
+        delta = np.zeros((1, config.hidden_size))
 
-        def hook(k, step, state, cache):
-            if (k, step) != (layer, s):
-                return state
-            if name == "h":
-                return (state[0] + delta, *state[1:])
-            c = state[1] + delta
-            return (cache[6] * np.tanh(c), c)  # cache[6] is the output gate o
+        def hook(k, step, state, rec):
+            return nudge(state, rec, delta) if (k, step) == (layer, s) else state
 
-        delta[0, j] = eps
-        plus = _loss_at(params, cell, L, V, ids, t, hook)
-        delta[0, j] = -eps
-        grad[j] = (plus - _loss_at(params, cell, L, V, ids, t, hook)) / (2 * eps)
+        delta[0, j] = 1e-6
+        plus = _loss_at(params, config, ids, t, hook)
+        delta[0, j] = -1e-6
+        grad[j] = (plus - _loss_at(params, config, ids, t, hook)) / 2e-6
     return np.linalg.norm(grad)
 
 
-@pytest.mark.parametrize("cell", CELL_NAMES)
-def test_gradient_flow_equals_finite_differences(cell):
+def _nudge_h(state, rec, delta):
+    return (state[0] + delta, *state[1:])
+
+
+def _nudge_lstm_c(state, rec, delta):
+    """c nudged before h = o ⊙ tanh(c) is taken from it: every path from c_s."""
+    c = state[1] + delta
+    return (rec["o"] * np.tanh(c), c)
+
+
+def _check_flow(cell, name, nudge):
     V, H, L, K, t = 5, 3, 2, 5, 8
     config, params = random_model(V, H, L, seed=1, cell=cell)
     ids = np.random.default_rng(2).integers(0, V, 11).astype(np.uint8)
     flow = probe.gradient_flow(params, config, ids, K, positions=np.array([t]))
-    names = ("h", "c") if cell == "lstm" else ("h",)
-    assert (flow.c is not None) == (cell == "lstm")
-    for name in names:
-        got = flow.h if name == "h" else flow.c
-        expected = [[_fd_norm(params, cell, L, V, ids, t, k, t - lag, name) for lag in range(K + 1)] for k in range(L)]
-        np.testing.assert_allclose(got[0], expected, rtol=1e-6)
+    assert list(flow.norms) == list(CELLS[cell].STATE_NAMES)
+    expected = [[_fd_norm(params, config, ids, t, k, t - lag, nudge) for lag in range(K + 1)] for k in range(L)]
+    np.testing.assert_allclose(flow.norms[name][0], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_gradient_flow_equals_finite_differences(cell):
+    _check_flow(cell, "h", _nudge_h)
+
+
+def test_gradient_flow_along_the_lstm_cell_state_equals_finite_differences():
+    _check_flow("lstm", "c", _nudge_lstm_c)
 
 
 def test_gradient_flow_positions_and_average():
@@ -162,6 +181,7 @@ def test_gradient_flow_positions_and_average():
     flow = probe.gradient_flow(params, config, ids, max_lag=6, positions=5)
     assert flow.positions.tolist() == [6, 14, 22, 30, 38]
     np.testing.assert_allclose(flow.mean_h, flow.h.mean(axis=0))
+    assert flow.c is None and flow.mean_c is None
     with pytest.raises(UsageError, match="too few"):
         probe.gradient_flow(params, config, ids[:6], max_lag=6)
 

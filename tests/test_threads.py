@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from charlstm import events, kernels, model, threads, ui
+from charlstm import events, kernels, model, stepping, threads, ui_train
 from charlstm.config import TrainConfig
 from charlstm.corpus import load_corpus
 from charlstm.train import train
@@ -161,7 +161,7 @@ def test_the_threads_option_is_applied_inside_a_run_and_put_back_after(tiny_corp
                 reports.append(event)
             elif isinstance(event, events.Step):
                 numba = sys.modules.get(threads.NUMBA_MODULE)
-                seen.append((blas_threads(), numba.get_threads() if numba else n, numba.get_num_threads() if numba else n))
+                seen.append((blas_threads(), numba.get_threads() if numba else n, sys.modules["numba"].get_num_threads() if numba else n))
 
         config = model.ModelConfig(corpus.vocab.size, 16, 1)
         train(corpus, config, TrainConfig(**SMALL, threads=n, kernels=path), tmp_path / f"m{n}.safetensors", on_event)
@@ -229,7 +229,7 @@ def test_a_count_in_the_environment_wins(tiny_corpus, tmp_path):
 
 def test_the_banner_names_the_choice_and_a_change_is_a_line(tmp_path):
     console = Console(file=io.StringIO(), width=120, force_terminal=False)
-    view = ui.TrainView(console)
+    view = ui_train.TrainView(console)
     view(events.ThreadsChanged(None, 2, "automatic: re-chosen as the load on the 2 cores changes"))
     config = model.ModelConfig(65)
     view(events.Started(config, TrainConfig(), "book", 10_000, 9_500, 500, 65, model.num_params(config), 165,
@@ -273,13 +273,13 @@ def test_the_math_does_not_change_with_the_count():
     if kernels.available():
         from charlstm.kernels import numba_impl
 
-        stepper = model.prepare_stepper(params, config, kernels.load("numba"))
+        stepper = stepping.prepare_stepper(params, config, kernels.load("numba"))
         logits = []
         with threads.as_before():
             for n in (1, 2):
                 numba_impl.set_threads(n)
-                st = model.step_state(stepper, model.zero_state(config, 3))
-                logits.append(model.step_in_place(stepper, np.array([1, 5, 9]), st).copy())
+                st = stepping.step_state(stepper, model.zero_state(config, 3))
+                logits.append(stepping.step_in_place(stepper, np.array([1, 5, 9]), st).copy())
         np.testing.assert_array_equal(logits[0], logits[1])
 
 

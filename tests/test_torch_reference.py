@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, model, optim
+from charlstm.cells import CELLS
 from charlstm.corpus import Vocab
 from charlstm.ops import softmax_cross_entropy
 
@@ -14,14 +15,14 @@ from helpers import CELL_NAMES, random_model
 
 torch = pytest.importorskip("torch")
 
+TORCH_CELLS = [cell for cell in CELL_NAMES if CELLS[cell].TORCH is not None]  # the cells a torch.nn module computes
+
 
 def torch_model(cell: str, V: int, H: int, L: int, state_dict: dict, dtype) -> "torch.nn.ModuleDict":
-    """PyTorch's own recurrent module + Linear head, loaded strictly from charlstm's tensors."""
-    rnn = {
-        "lstm": lambda: torch.nn.LSTM(V, H, L),
-        "gru": lambda: torch.nn.GRU(V, H, L),
-        "rnn": lambda: torch.nn.RNN(V, H, L, nonlinearity="tanh"),
-    }[cell]()
+    """PyTorch's own recurrent module (the cell's TORCH) + Linear head, loaded strictly from
+    charlstm's tensors."""
+    name, options = CELLS[cell].TORCH
+    rnn = getattr(torch.nn, name)(V, H, L, **options)
     net = torch.nn.ModuleDict({cell: rnn, "head": torch.nn.Linear(H, V)}).to(dtype)
     net.load_state_dict(state_dict)  # strict: every name and shape must match
     return net
@@ -31,7 +32,7 @@ def torch_loss_and_grads(net, cell, x, y, state0, V, dtype):
     """Loss and gradients by autograd, with one-hot input exactly as charlstm defines it."""
     xt = torch.nn.functional.one_hot(torch.from_numpy(x.astype(np.int64)), V).to(dtype)
     st = [torch.tensor(s, dtype=dtype, requires_grad=True) for s in state0]
-    out, _ = net[cell](xt, tuple(st) if cell == "lstm" else st[0])
+    out, _ = net[cell](xt, tuple(st) if len(st) > 1 else st[0])
     logits = net["head"](out).reshape(-1, V)
     loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y.astype(np.int64)).reshape(-1))
     net.zero_grad()
@@ -61,7 +62,7 @@ def close(a, b, rtol):
     assert np.abs(a - b).max() <= rtol * scale, f"max abs diff {np.abs(a - b).max():.3e} vs scale {scale:.3e}"
 
 
-@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("cell", TORCH_CELLS)
 def test_checkpoint_loads_into_torch_and_matches_loss_and_grads_float32(tmp_path, cell):
     config, params, x, y, state0 = problem(cell)
     vocab = Vocab(tuple("abcdefghijk"))
@@ -83,7 +84,7 @@ def test_checkpoint_loads_into_torch_and_matches_loss_and_grads_float32(tmp_path
         close(d, t, 1e-4)
 
 
-@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("cell", TORCH_CELLS)
 def test_matches_torch_in_float64(cell):
     config, params, x, y, state0 = problem(cell, dtype=np.float64)
     state = {k: torch.from_numpy(v) for k, v in params.items()}

@@ -125,8 +125,8 @@ def test_find_bracket_finds_a_depth_counting_unit(bracket_model):
     assert [abs(u["r"]) for u in out["units"]] == sorted((abs(u["r"]) for u in out["units"]), reverse=True)
     for unit in out["units"]:  # each score is the Pearson r of the printed values with the feature
         assert unit["r"] == pytest.approx(np.corrcoef(unit["values"], depth)[0, 1], abs=1e-5)
-    tr = probe.trace(ckpt.params, ckpt.config, first_chars(BRACKETS, ckpt, 2000))
-    np.testing.assert_allclose(best["values"], tr.values(best["layer"], "c")[:, best["unit"]], atol=2e-6)
+    trace = probe.trace(ckpt.params, ckpt.config, first_chars(BRACKETS, ckpt, 2000))
+    np.testing.assert_allclose(best["values"], trace.values(best["layer"], "c")[:, best["unit"]], atol=2e-6)
 
 
 def test_find_piped_rows_and_on_a_terminal_colours(bracket_model):
@@ -149,8 +149,8 @@ def test_one_unit_piped_values_are_the_trace(bracket_model):
     assert_plain(result)
     rows = [line.split() for line in result.stdout.splitlines()[2:]]
     values = np.array([float(r[-1]) for r in rows])
-    tr = probe.trace(ckpt.params, ckpt.config, first_chars(BRACKETS, ckpt, 120))
-    np.testing.assert_allclose(values, tr.values(0, "f")[:, 5], atol=6e-5)
+    trace = probe.trace(ckpt.params, ckpt.config, first_chars(BRACKETS, ckpt, 120))
+    np.testing.assert_allclose(values, trace.values(0, "f")[:, 5], atol=6e-5)
     code, out = run_tty("neurons", str(BRACKETS), "-c", str(path), "--unit", "5", "--max-chars", "120")
     assert code == 0 and re.search(r"\x1b\[[0-9;]*48;", out) and "layer 0 unit 5 (c)" in out
 
@@ -234,9 +234,9 @@ def test_gates_fractions_equal_a_plain_count(bracket_model):
     assert_plain(result)
     out = json.loads(result.stdout)
     assert [g["gate"] for g in out["gates"]] == ["i", "f", "o"]
-    tr = probe.trace(ckpt.params, ckpt.config, first_chars(BRACKETS, ckpt, 1000))
+    trace = probe.trace(ckpt.params, ckpt.config, first_chars(BRACKETS, ckpt, 1000))
     for g in out["gates"]:
-        values = tr.values(g["layer"], g["gate"])
+        values = trace.values(g["layer"], g["gate"])
         left = sum(1 for row in values for v in row if v < 0.1)
         right = sum(1 for row in values for v in row if v > 0.9)
         assert g["left_fraction"] == pytest.approx(left / values.size, abs=1e-12)

@@ -1,4 +1,5 @@
-"""The GRU cell, exactly as torch.nn.GRU computes it (gate order r, z, n):
+"""The GRU cell, exactly as torch.nn.GRU computes it (gate order r, z, n): its plain step, a
+window forward and backward, and a step in place for sampling.
 
     r   = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)          reset gate
     z   = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)          update gate
@@ -22,11 +23,43 @@ from typing import Any
 
 import numpy as np
 
+from charlstm.cells import SIGMOID_SATURATION, StepGrads
 from charlstm.cells.common import hidden_with_ones, recurrent_grads, recurrent_operand, uniform_layer
-from charlstm.ops import sigmoid_
+from charlstm.ops import sigmoid, sigmoid_
 
 NUM_GATES = 3
 STATE_NAMES = ("h",)
+QUANTITIES = ("h", "r", "z", "n")
+SIGMOID = frozenset("rz")
+GATES = {"r": SIGMOID_SATURATION, "z": SIGMOID_SATURATION}
+TORCH = ("GRU", {})  # torch.nn.GRU
+
+
+def step(
+    xa: np.ndarray, state: tuple[np.ndarray, ...], W_hh: np.ndarray, b_hh: np.ndarray
+) -> tuple[tuple[np.ndarray], dict[str, np.ndarray]]:
+    """One step as written above (the reference of `forward` and `step_into`): xa (B, 3H) =
+    W_ih x + b_ih, state = (h,), (B, H). Returns (h,) and the step's record."""
+    (h_prev,) = state
+    x_r, x_z, x_n = np.split(xa, 3, axis=1)
+    h_r, h_z, h_n = np.split(h_prev @ W_hh.T + b_hh, 3, axis=1)
+    r = sigmoid(x_r + h_r)
+    z = sigmoid(x_z + h_z)
+    n = np.tanh(x_n + r * h_n)
+    h = (1 - z) * n + z * h_prev
+    return (h,), {"h": h, "r": r, "z": z, "n": n, "h_prev": h_prev, "hn": h_n}
+
+
+def step_back(dstate: tuple[np.ndarray, ...], rec: dict[str, np.ndarray], W_hh: np.ndarray) -> StepGrads:
+    """Back through `step` (the reference of `backward`): dstate = (dh,)."""
+    (dh,) = dstate
+    r, z, n, h_prev = rec["r"], rec["z"], rec["n"], rec["h_prev"]
+    da_n = dh * (1 - z) * (1 - n**2)
+    da_r = da_n * rec["hn"] * r * (1 - r)
+    da_z = dh * (h_prev - n) * z * (1 - z)
+    dhh = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H) the gradient of W_hh h_{t-1} + b_hh
+    dxa = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
+    return StepGrads(dxa, dhh.T @ h_prev, dhh.sum(axis=0), (dh * z + dhh @ W_hh,), (dh,))
 
 
 def init_layer(rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32) -> dict[str, np.ndarray]:

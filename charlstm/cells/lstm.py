@@ -1,4 +1,5 @@
-"""The LSTM cell: forward over a window of T steps, backward through time, and a single step.
+"""The LSTM cell: its plain step, forward over a window of T steps, backward through time, and a
+single step in place for sampling.
 
 Gate order is PyTorch's, i, f, g, o, in blocks of H along the last axis of every (..., 4H) array,
 so torch.nn.LSTM's weight_ih_l{k} (4H, D), weight_hh_l{k} (4H, H), bias_ih_l{k} and bias_hh_l{k}
@@ -36,12 +37,44 @@ from dataclasses import dataclass
 import numpy as np
 
 from charlstm import kernels as kernels_
+from charlstm.cells import SIGMOID_SATURATION, StepGrads
 from charlstm.cells.common import hidden_with_ones, recurrent_grads, recurrent_operand, uniform_layer
 from charlstm.kernels import Kernels
+from charlstm.ops import sigmoid
 
 NUM_GATES = 4
 STATE_NAMES = ("h", "c")
+QUANTITIES = ("c", "h", "i", "f", "g", "o")  # the views show the cell state first
+SIGMOID = frozenset("ifo")
+GATES = {"i": SIGMOID_SATURATION, "f": SIGMOID_SATURATION, "o": SIGMOID_SATURATION}
+TORCH = ("LSTM", {})  # torch.nn.LSTM
 FORGET_BIAS = 1.0
+
+
+def step(
+    xa: np.ndarray, state: tuple[np.ndarray, ...], W_hh: np.ndarray, b_hh: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
+    """One step as written above (the reference of `forward` and `step_into`): xa (B, 4H) =
+    W_ih x + b_ih, state = (h, c), (B, H) each. Returns (h, c) and the step's record."""
+    h_prev, c_prev = state
+    a_i, a_f, a_g, a_o = np.split(xa + h_prev @ W_hh.T + b_hh, 4, axis=1)
+    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
+    c = f * c_prev + i * g
+    h = o * np.tanh(c)
+    return (h, c), {"c": c, "h": h, "i": i, "f": f, "g": g, "o": o, "h_prev": h_prev, "c_prev": c_prev}
+
+
+def step_back(dstate: tuple[np.ndarray, ...], rec: dict[str, np.ndarray], W_hh: np.ndarray) -> StepGrads:
+    """Back through `step` (the reference of `backward`): dstate = (dh, dc), dc the gradient
+    reaching c_t from c_{t+1}; the cell state's whole gradient adds the path through h_t."""
+    dh, dc = dstate
+    i, f, g, o, c = (rec[k] for k in "ifgoc")
+    tanh_c = np.tanh(c)
+    do = dh * tanh_c
+    dc = dc + dh * o * (1 - tanh_c**2)
+    di, df, dg = dc * g, dc * rec["c_prev"], dc * i
+    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1)  # (B, 4H)
+    return StepGrads(da, da.T @ rec["h_prev"], da.sum(axis=0), (da @ W_hh, dc * f), (dh, dc))
 
 
 def init_layer(rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
-"""The vanilla (Elman) RNN cell, as torch.nn.RNN(nonlinearity="tanh"):
+"""The vanilla (Elman) RNN cell, as torch.nn.RNN(nonlinearity="tanh"): its plain step, a window
+forward and backward, and a step in place for sampling.
 
     h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
 
@@ -18,10 +19,32 @@ from typing import Any
 
 import numpy as np
 
+from charlstm.cells import StepGrads
 from charlstm.cells.common import hidden_with_ones, recurrent_grads, recurrent_operand, uniform_layer
 
 NUM_GATES = 1
 STATE_NAMES = ("h",)
+QUANTITIES = ("h",)
+SIGMOID: frozenset[str] = frozenset()
+GATES = {"h": (-0.9, 0.9)}  # no gates: `charlstm gates` counts h pinned near ±1, where tanh' < 0.2
+TORCH = ("RNN", {"nonlinearity": "tanh"})  # torch.nn.RNN
+
+
+def step(
+    xa: np.ndarray, state: tuple[np.ndarray, ...], W_hh: np.ndarray, b_hh: np.ndarray
+) -> tuple[tuple[np.ndarray], dict[str, np.ndarray]]:
+    """One step as written above (the reference of `forward` and `step_into`): xa (B, H) =
+    W_ih x + b_ih, state = (h,), (B, H). Returns (h,) and the step's record."""
+    (h_prev,) = state
+    h = np.tanh(xa + h_prev @ W_hh.T + b_hh)
+    return (h,), {"h": h, "h_prev": h_prev}
+
+
+def step_back(dstate: tuple[np.ndarray, ...], rec: dict[str, np.ndarray], W_hh: np.ndarray) -> StepGrads:
+    """Back through `step` (the reference of `backward`): dstate = (dh,)."""
+    (dh,) = dstate
+    da = dh * (1 - rec["h"] ** 2)
+    return StepGrads(da, da.T @ rec["h_prev"], da.sum(axis=0), (da @ W_hh,), (dh,))
 
 
 def init_layer(rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32) -> dict[str, np.ndarray]:

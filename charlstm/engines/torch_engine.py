@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -39,9 +40,16 @@ from charlstm.engines.team import Solo, local_rank, world_size
 from charlstm.errors import UsageError
 from charlstm.evaluate import Evaluation
 
-RECURRENT = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN's default nonlinearity is tanh
 TORCH_BUFFERS = {"momentum": "momentum_buffer"}  # optim.py's buffer names where torch.optim's differ
 DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def recurrent_layer(config: ModelConfig) -> Any:
+    """The torch.nn class that computes the model's cell (`Cell.TORCH`: nn.LSTM, nn.GRU, nn.RNN),
+    its options bound; a UsageError for a cell that none computes."""
+    if (declared := model.cell_of(config).TORCH) is None:
+        raise UsageError(f"--engine torch: PyTorch has no module that computes the {config.cell} cell; train it with --engine numpy")
+    return functools.partial(getattr(nn, declared[0]), **declared[1])
 
 
 def check_device(device: str, precision: str, ranks: int = 1) -> torch.device:
@@ -89,7 +97,8 @@ class Net(nn.Module):
         super().__init__()
         V, H = config.vocab_size, config.hidden_size
         self.V, self.drop, self.generator = V, drop, generator
-        self.layers = nn.ModuleList(RECURRENT[config.cell](V if k == 0 else H, H) for k in range(config.num_layers))
+        layer = recurrent_layer(config)
+        self.layers = nn.ModuleList(layer(V if k == 0 else H, H) for k in range(config.num_layers))
         self.head = nn.Linear(H, V)
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
@@ -167,6 +176,7 @@ class TorchEngine:
 
     def __init__(self, config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = np.float32) -> None:
         self.config, self.cfg = config, cfg
+        recurrent_layer(config)  # a cell that PyTorch cannot compute is refused before anything is set up
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         K = world_size()

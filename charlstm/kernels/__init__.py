@@ -1,8 +1,9 @@
 """The per-step LSTM gate math, the Adam update and a sampling step, in one of two implementations:
 
 - "numpy" (`numpy_ref`): plain NumPy, the readable reference, always there;
-- "numba" (`numba_impl`): the same math fused into one compiled pass per kernel, when numba is
-  installed (`pip install 'charlstm[fast]'`).
+- "numba" (`numba_impl`, which gathers `numba_lstm`, `numba_adam` and `numba_sampling`): the
+  same math fused into one compiled pass per kernel, when numba is installed
+  (`pip install 'charlstm[fast]'`).
 
 "auto" picks numba when it can be imported (`load`); sampling's auto (`for_sampling`) only when its
 compiled code is on disk already. Nothing here imports numba or the kernels until asked:
@@ -75,14 +76,14 @@ def compiled_on_disk() -> bool:
     if importlib.util.find_spec("numba") is None:
         return False
     folder = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba")
-    kernel = "_lstm_step_fused"
+    module, kernel = "numba_lstm", "_lstm_step_fused"
     try:
-        # numba names an index file after the function and the line of its first decorator
-        lines = Path(__file__).with_name("numba_impl.py").read_text(encoding="utf-8").splitlines()
+        # numba names an index file after the file, the function and the line of its first decorator
+        lines = Path(__file__).with_name(f"{module}.py").read_text(encoding="utf-8").splitlines()
         first = next(n for n, line in enumerate(lines) if line.startswith(f"def {kernel}("))
         while first > 0 and lines[first - 1].startswith("@"):
             first -= 1
-        name = f"numba_impl.{kernel}-{first + 1}.py{sys.version_info.major}{sys.version_info.minor}.nbi"
+        name = f"{module}.{kernel}-{first + 1}.py{sys.version_info.major}{sys.version_info.minor}.nbi"
         return any(folder.rglob(name))
     except (OSError, StopIteration):
         return False

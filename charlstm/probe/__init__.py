@@ -5,23 +5,27 @@
                  units whose values correlate with them best
     scoring      surprisal: bits of every predicted character and the model's top guesses
     gates        saturation: how often each gate is below 0.1 or above 0.9 (for the RNN: |h| > 0.9)
-    gradflow     gradient_flow: ‖∂L_t/∂h_{t−k}‖ (and ‖∂L_t/∂c_{t−k}‖) against k, exact, by backprop;
-                 decay: how much of it is left K steps back
-    backstep     the plain one-step backward of each cell that gradflow walks back with
-    finitediff   gradcheck: analytic against central-difference gradients of a small random model
+    gradflow     gradient_flow: ‖∂L_t/∂h_{t−k}‖ (and ‖∂L_t/∂c_{t−k}‖) against k, exact, by backprop
+                 with the cell's plain one-step backward; decay: how much of it is left K steps back
+    reference    the model computed plainly from each cell's plain step, one step at a time
+    finitediff   central differences; gradcheck: analytic against central-difference gradients of
+                 a small random model
+
+Which quantities a cell has, which lie in (0, 1) and which are counted as gates, each cell says
+(`charlstm.cells.Cell`); `quantities`, `sigmoids`, `saturation` and `stand_ins` read it for a model.
 """
 
 from charlstm.probe.features import NAMED as NAMED_FEATURES
 from charlstm.probe.features import UnitScore, correlations, feature, rank_units
 from charlstm.probe.finitediff import GradcheckResult, Problem, TensorCheck, gradcheck, model_grads, random_problem
+from charlstm.probe.gates import GateSaturation, saturation, stand_ins
 from charlstm.probe.gradflow import GradientFlow, choose_positions, decay, gradient_flow
-from charlstm.probe.gates import GATES, GateSaturation, saturation
 from charlstm.probe.scoring import Surprisal, surprisal
-from charlstm.probe.tracing import QUANTITIES, SIGMOID, TextIds, Trace, text_ids, trace
+from charlstm.probe.tracing import TextIds, Trace, quantities, sigmoids, text_ids, trace
 
 __all__ = [
-    "GATES", "NAMED_FEATURES", "QUANTITIES", "SIGMOID", "GateSaturation", "GradcheckResult", "GradientFlow",
-    "Problem", "Surprisal", "TensorCheck", "TextIds", "Trace", "UnitScore", "choose_positions", "correlations", "decay",
-    "feature", "gradcheck", "gradient_flow", "model_grads", "random_problem", "rank_units", "saturation",
-    "surprisal", "text_ids", "trace",
+    "NAMED_FEATURES", "GateSaturation", "GradcheckResult", "GradientFlow", "Problem", "Surprisal", "TensorCheck",
+    "TextIds", "Trace", "UnitScore", "choose_positions", "correlations", "decay", "feature", "gradcheck",
+    "gradient_flow", "model_grads", "quantities", "random_problem", "rank_units", "saturation", "sigmoids",
+    "stand_ins", "surprisal", "text_ids", "trace",
 ]

@@ -10,8 +10,9 @@ error of the difference ~1e-16·loss/ε ≈ 3e-10 in absolute terms, so entries 
 are measured against FLOOR (relative to it, that noise is ~3e-6). Correct gradients then give
 errors of 1e-9 .. 5e-6, and a wrong derivation errors near 1.
 
-The analytic gradient is a parameter, `grad_fn`, so a caller (a test) can hand in a wrong one and
-see the check fail; the default is the model's own backward.
+The analytic gradient is a parameter, `grad_fn`: the model's own backward by default,
+`reference_grads` for the plain reference (`probe.reference`), or a wrong one, for a test to see
+the check fail. `numeric_grad` and `max_error` are the check's two halves, for any function.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from charlstm import model
 from charlstm.model import ModelConfig, State
 from charlstm.ops import softmax_cross_entropy
+from charlstm.probe import reference
 
 EPS = 1e-6
 TOLERANCE = 1e-4
@@ -70,22 +72,34 @@ def model_grads(params: dict[str, np.ndarray], config: ModelConfig, x: np.ndarra
     return out
 
 
+def reference_grads(params: dict[str, np.ndarray], config: ModelConfig, x: np.ndarray, y: np.ndarray, state: State) -> Grads:
+    """The gradients of the plain reference (`probe.reference`: the cells' plain `step_back`),
+    named as `model_grads` names them."""
+    logits, _, records = reference.forward(params, config, x, state)
+    _, dlogits = reference.loss_and_dlogits(logits, y.reshape(-1))
+    grads, dstate = reference.backward(params, config, dlogits, records)
+    return {**grads, **{f"state0.{n}": d for n, d in zip(model.state_names(config), dstate)}}
+
+
+def numeric_grad(f: Callable[[], float], x: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """Central differences of the scalar f() w.r.t. every entry of x, which is perturbed in place
+    and restored exactly."""
+    grad = np.zeros_like(x)
+    for j in np.ndindex(x.shape):
+        old = x[j]
+        x[j] = old + eps
+        plus = f()
+        x[j] = old - eps
+        minus = f()
+        x[j] = old
+        grad[j] = (plus - minus) / (2 * eps)
+    return grad
+
+
 def numeric_grads(p: Problem) -> Grads:
     """Central differences of `loss` w.r.t. every entry of every parameter and initial state."""
     tensors = {**p.params, **{f"state0.{n}": s for n, s in zip(model.state_names(p.config), p.state)}}
-    out = {}
-    for name, tensor in tensors.items():
-        grad = np.zeros_like(tensor)
-        for j in np.ndindex(tensor.shape):
-            old = tensor[j]
-            tensor[j] = old + EPS
-            plus = loss(p.params, p.config, p.x, p.y, p.state)
-            tensor[j] = old - EPS
-            minus = loss(p.params, p.config, p.x, p.y, p.state)
-            tensor[j] = old
-            grad[j] = (plus - minus) / (2 * EPS)
-        out[name] = grad
-    return out
+    return {name: numeric_grad(lambda: loss(p.params, p.config, p.x, p.y, p.state), t) for name, t in tensors.items()}
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,14 @@ def entry_errors(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
     return np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), FLOOR)
 
 
+def max_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    """The largest entry error of a tensor (see the module docstring); inf for a missing or
+    misshapen analytic gradient."""
+    if analytic is None or np.shape(analytic) != np.shape(numeric):
+        return float("inf")
+    return float(entry_errors(analytic, numeric).max(initial=0.0))
+
+
 def gradcheck(p: Problem, grad_fn: GradFn = model_grads, tolerance: float = TOLERANCE) -> GradcheckResult:
     """Compare grad_fn's gradients with central differences, tensor by tensor. The problem's
     tensors are perturbed in place and restored exactly."""
@@ -118,7 +140,6 @@ def gradcheck(p: Problem, grad_fn: GradFn = model_grads, tolerance: float = TOLE
     analytic = grad_fn(p.params, p.config, p.x, p.y, p.state)
     checks = []
     for name, n in numeric.items():
-        a = analytic.get(name)
-        error = float(entry_errors(a, n).max()) if a is not None and a.shape == n.shape else float("inf")
+        error = max_error(analytic.get(name), n)
         checks.append(TensorCheck(name, n.shape, error, error < tolerance))
     return GradcheckResult(p.config.cell, tuple(checks), tolerance)

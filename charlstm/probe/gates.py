@@ -2,9 +2,10 @@
 nearly shut or nearly fully open.
 
 A gate is left-saturated at a step when its value is below `low` and right-saturated when above
-`high`: 0.1 and 0.9 for the sigmoid gates (LSTM i, f, o; GRU r, z). A vanilla RNN has no gates;
-for it the same counts are made of its tanh output h with −0.9 and 0.9, so its row says how often
-units are pinned at ±1 (where tanh' ≈ 0 and the gradient through them vanishes).
+`high`. Each cell says what is counted and where (`Cell.GATES`): 0.1 and 0.9 for the sigmoid gates
+(LSTM i, f, o; GRU r, z). A vanilla RNN has no gates; for it the same counts are made of its tanh
+output h with −0.9 and 0.9, so its row says how often units are pinned at ±1 (where tanh' ≈ 0 and
+the gradient through them vanishes).
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from charlstm import model
 from charlstm.model import ModelConfig
 from charlstm.probe.tracing import Trace
-
-GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ("h",)}
-THRESHOLDS = {"h": (-0.9, 0.9)}  # tanh; every other entry of GATES is a sigmoid gate
-SIGMOID_THRESHOLDS = (0.1, 0.9)
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,27 @@ class GateSaturation:
 
 
 def saturation(tr: Trace, config: ModelConfig) -> list[GateSaturation]:
-    """Every layer's gates (`GATES[config.cell]`), layer by layer."""
+    """Every layer's gates (what the cell counts: `Cell.GATES`), layer by layer."""
     out = []
     for k in range(config.num_layers):
-        for gate in GATES[config.cell]:
-            low, high = THRESHOLDS.get(gate, SIGMOID_THRESHOLDS)
+        for gate, (low, high) in model.cell_of(config).GATES.items():
             values = tr.values(k, gate)  # (N, H)
             out.append(GateSaturation(k, gate, low, high, (values < low).mean(axis=0), (values > high).mean(axis=0)))
     return out
+
+
+def stand_ins(config: ModelConfig) -> str | None:
+    """A line for the reader when some of what `saturation` counts are no gates (the vanilla
+    RNN's tanh output h), else None."""
+    cell = model.cell_of(config)
+    others = [(q, lo, hi) for q, (lo, hi) in cell.GATES.items() if q not in cell.SIGMOID]
+    if not others:
+        return None
+    counted = "; ".join(f"its {q} is below {_number(lo)} or above {_number(hi)}" for q, lo, hi in others)
+    if len(others) == len(cell.GATES):
+        return f"the {config.cell.upper()} has no gates; shown instead: how often {counted}"
+    return f"besides the gates of the {config.cell.upper()}, shown: how often {counted}"
+
+
+def _number(x: float) -> str:
+    return f"{x:g}".replace("-", "−")

@@ -12,11 +12,16 @@ from charlstm import model
 from charlstm.corpus import Vocab
 from charlstm.model import ModelConfig
 
-QUANTITIES = {"lstm": ("c", "h", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n"), "rnn": ("h",)}
-"""The per-unit quantities `trace` records for each cell, the default (shown first) first."""
 
-SIGMOID = frozenset({"i", "f", "o", "r", "z"})
-"""Quantities in (0, 1) (gates); the others are tanh-like, in (−1, 1), or the LSTM's c."""
+def quantities(config: ModelConfig) -> tuple[str, ...]:
+    """The per-unit quantities `trace` records for the model's cell, the views' default first."""
+    return model.cell_of(config).QUANTITIES
+
+
+def sigmoids(config: ModelConfig) -> frozenset[str]:
+    """The quantities of the model's cell that lie in (0, 1) (gates); the others are tanh-like,
+    in (−1, 1), or unbounded (the LSTM's c)."""
+    return model.cell_of(config).SIGMOID
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,9 @@ class Trace:
     """One forward over ids (N,) from the zero state, one stream. Step t has read ids[t]."""
 
     ids: np.ndarray  # (N,)
-    layers: tuple[dict[str, np.ndarray], ...]  # per layer {quantity: (N, H)}, see QUANTITIES
+    layers: tuple[dict[str, np.ndarray], ...]  # per layer {quantity: (N, H)}, see `quantities`
     logits: np.ndarray  # (N, V) float64: the prediction of ids[t + 1] after step t
+    sigmoid: frozenset[str]  # the quantities in (0, 1), see `sigmoids`
 
     def values(self, layer: int, what: str) -> np.ndarray:
         """(N, H) values of one quantity of one layer."""
@@ -65,4 +71,4 @@ def trace(params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarray) -
         {name: np.ascontiguousarray(v[:, 0, :]) for name, v in cell.activations(cache.layers[k]).items()}
         for k in range(config.num_layers)
     )
-    return Trace(np.asarray(ids).copy(), layers, logits.astype(np.float64))
+    return Trace(np.asarray(ids).copy(), layers, logits.astype(np.float64), cell.SIGMOID)

@@ -269,7 +269,7 @@ def model_views(ckpt: Checkpoint, text: str, source: str, cfg: ReportConfig) -> 
         return None, f"{source} has fewer than two characters this model knows"
     config = ckpt.config
     tr = probe.trace(ckpt.params, config, tx.ids)
-    what = probe.QUANTITIES[config.cell][0]
+    what = probe.quantities(config)[0]
     names = list(probe.NAMED_FEATURES) + ([cfg.find] if cfg.find and cfg.find not in probe.NAMED_FEATURES else [])
     max_lag = min(cfg.max_lag, len(tx.ids) - 2)
     views = Views(

@@ -18,7 +18,7 @@ import numpy as np
 from charlstm.units import nats_to_bits
 from charlstm.report import colours, svg
 from charlstm.report.assets import CSS, SCRIPT
-from charlstm.probe import SIGMOID
+from charlstm.probe import sigmoids
 from charlstm.report.gather import FeatureUnits, Report, RunReport, Series, Views
 
 SECTIONS = (
@@ -297,7 +297,7 @@ def feature_block(run: RunReport, v: Views, f: FeatureUnits, open_: bool) -> str
     )
     peak = float(np.abs(f.values).max()) or 1.0
     lines = [text_row(f"feature '{f.name}'", v.text.text, [colours.diverging_class(float(x) / peak) for x in f.values])]
-    sigmoid = v.what in SIGMOID
+    sigmoid = v.what in sigmoids(run.ckpt.config)
     for s, values in zip(f.scores, f.units):
         mid, half = colours.centred_scale([float(x) for x in values], sigmoid)
         classes = [colours.diverging_class((float(x) - mid) / half) for x in values]

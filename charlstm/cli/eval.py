@@ -1,0 +1,100 @@
+"""`charlstm eval`: score a text with a model (`inference.score_text`) and show the score as a
+table or JSON, with --show the text coloured by surprisal before it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from charlstm.cli.options import choice, given, option
+from charlstm.cli.render import note, print_json, report_console
+from charlstm.config import ENCODING_ERRORS, EvalConfig, ReadConfig
+from charlstm.errors import UsageError
+
+Errors = choice("Errors", ENCODING_ERRORS)
+
+
+def eval_(
+    text_file: Annotated[Path, typer.Argument(readable=False, help="Text file to score, all of it.", show_default=False)],
+    old_form: Annotated[Optional[Path], typer.Argument(readable=False, hidden=True, show_default=False)] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to score with. (default: the newest in ./checkpoints)", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], option(EvalConfig, "batch_size", "--batch-size", "-B")] = None,
+    seq_len: Annotated[Optional[int], option(EvalConfig, "seq_len", "--seq-len", "-T")] = None,
+    encoding: Annotated[Optional[str], option(ReadConfig, "encoding")] = None,
+    errors: Annotated[Optional[Errors], option(ReadConfig, "errors", choices=ENCODING_ERRORS)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    show: Annotated[bool, option(EvalConfig, "show")] = False,
+    top: Annotated[Optional[int], option(EvalConfig, "top")] = None,
+    max_chars: Annotated[Optional[int], option(EvalConfig, "max_chars")] = None,
+) -> None:
+    """Score a text file with a model: loss in nats/char, bits/char and perplexity.
+
+    `charlstm eval TEXT_FILE` uses the newest checkpoint in ./checkpoints; --checkpoint/-c
+    names another (`charlstm eval CHECKPOINT TEXT_FILE` works too).
+
+    The text is cut into --batch-size contiguous streams and read window by window with the
+    hidden state carried across windows, exactly as training scores its validation split; every
+    character but the first of each stream is predicted and scored. Characters outside the
+    model's vocabulary cannot be scored: they are left out (the text around them is scored as if
+    they were not there) and counted in the report.
+
+    --show colours the first --max-chars characters by their surprisal, −log2 p of each
+    character given the ones before it, read as one stream from the zero state; their mean
+    equals this command's bits/char with -B 1 on those characters.
+    """
+    from charlstm import ui, ui_tables
+    from charlstm.inference import score_text
+
+    if old_form is not None:  # `eval CHECKPOINT TEXT_FILE`, as before --checkpoint
+        if checkpoint is not None:
+            raise UsageError("give the checkpoint once: charlstm eval TEXT_FILE --checkpoint PATH")
+        checkpoint, text_file = text_file, old_form
+    cfg = given(EvalConfig, batch_size=batch_size, seq_len=seq_len, show=show, top=top, max_chars=max_chars)
+    read = given(ReadConfig, encoding=encoding, errors=errors)
+    progress = ui_tables.ScoringProgress(ui.make_console())
+    try:
+        score = score_text(cfg, read, text_file, checkpoint, note, on_progress=progress)
+    finally:
+        progress.close()
+    record = _record(score, text_file)
+    if cfg.shows_text:
+        record["surprisal"] = _surprisal(score, cfg.top, as_json)
+    if as_json:
+        print_json(record, indent=2)
+    else:
+        ui_tables.eval_table(record, ui.make_console(stdout=True))
+
+
+def _record(score: Any, text_file: Path) -> dict[str, Any]:
+    """The score as `--json` prints it and the table shows it."""
+    from charlstm.ui import model_name
+
+    return {
+        "checkpoint": str(score.path),
+        "model": model_name(score.ckpt.config),
+        "file": str(text_file),
+        "chars": len(score.text),
+        "chars_evaluated": score.result.chars,
+        "chars_outside_vocab": score.unknown,
+        "unknown_chars": score.ckpt.vocab.unknown(score.text) if score.unknown else [],
+        "loss": score.result.loss,
+        "bits_per_char": score.result.bits_per_char,
+        "perplexity": score.result.perplexity,
+    }
+
+
+def _surprisal(score: Any, top: int, as_json: bool) -> dict[str, Any] | None:
+    """eval --show: the surprisal view, drawn before the score (or, with --json, its record;
+    None where the text had fewer than two characters to show)."""
+    from charlstm import ui_views
+
+    if score.surprisal is None:
+        return None
+    chars = score.ckpt.vocab.chars
+    if as_json:
+        return ui_views.surprisal_record(score.shown.text, score.surprisal, chars)
+    with report_console() as console:
+        ui_views.surprisal_view(console, score.shown.text, score.surprisal, chars, top)
+    return None

@@ -1,0 +1,67 @@
+"""Where the commands' output goes: dim notes on stderr, JSON and reports on stdout (made UTF-8),
+the generated text to stdout or a file, and a reader that goes away (`| head`) ending a command
+quietly. Rich is imported only when there is something to draw, so `charlstm sample` reaches its
+first character sooner."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import typer
+
+from charlstm.errors import UsageError
+
+
+def note(message: str) -> None:
+    """A dim diagnostic line on stderr."""
+    from charlstm import ui
+
+    ui.note(ui.make_console(), message)
+
+
+def print_json(record: Any, indent: int | None = None) -> None:
+    """`record` as JSON on stdout: one line, or indented."""
+    try:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=indent) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_broken_pipe()
+
+
+@contextmanager
+def report_console() -> Iterator[Any]:
+    """The console a view draws on (stdout, made UTF-8); a reader that goes away (`| head`)
+    ends the command quietly."""
+    from charlstm import ui_views
+
+    open_output(None)
+    try:
+        yield ui_views.make_console()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_broken_pipe()
+
+
+def open_output(path: Path | None) -> TextIO:
+    """The text stream for generated text: a UTF-8 file, or stdout (made UTF-8 if it is not)."""
+    if path is None:
+        if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+            sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write --output {path}: {e.strerror or e}") from None
+
+
+def quiet_broken_pipe() -> None:
+    """The reader went away (`| head`): stop quietly, without Python's flush error at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)

@@ -1,0 +1,92 @@
+"""`charlstm sample`: the options into a SampleConfig, the sampler (`inference.open_sampler`), and
+its characters streamed to stdout (or --output) as they come; notes go to stderr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional, TextIO
+
+import typer
+
+from charlstm.cli.options import given, option
+from charlstm.cli.render import note, open_output, quiet_broken_pipe
+from charlstm.config import SampleConfig
+
+
+def sample(
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to sample from. (default: the newest in ./checkpoints)", show_default=False)] = None,
+    seed: Annotated[Optional[str], option(SampleConfig, "seed", "--seed", "-s")] = None,
+    seed_file: Annotated[Optional[Path], option(SampleConfig, "seed_file", readable=False)] = None,
+    length: Annotated[Optional[int], option(SampleConfig, "length", "--length", "-n")] = None,
+    temperature: Annotated[Optional[float], option(SampleConfig, "temperature", "--temperature", "-t")] = None,
+    greedy: Annotated[bool, option(SampleConfig, "greedy")] = False,
+    top_k: Annotated[Optional[int], option(SampleConfig, "top_k")] = None,
+    top_p: Annotated[Optional[float], option(SampleConfig, "top_p")] = None,
+    num_samples: Annotated[Optional[int], option(SampleConfig, "num_samples", "--num-samples", "-N")] = None,
+    random_seed: Annotated[Optional[int], option(SampleConfig, "random_seed")] = None,
+    stop: Annotated[Optional[str], option(SampleConfig, "stop")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", readable=False, help="Write the text to this file. (default: stdout)", show_default=False)] = None,
+    no_seed_echo: Annotated[bool, option(SampleConfig, "no_seed_echo")] = False,
+    drop_unknown: Annotated[bool, option(SampleConfig, "drop_unknown")] = False,
+    kernels: Annotated[Optional[str], option(SampleConfig, "kernels")] = None,
+    threads: Annotated[Optional[int], option(SampleConfig, "threads")] = None,
+) -> None:
+    """Generate text from a trained model, streamed to stdout as it is made.
+
+    Only the text goes to stdout; which checkpoint was used and any warnings go to stderr.
+    """
+    options = dict(locals())
+    from charlstm.inference import open_sampler
+
+    checkpoint, output = options.pop("checkpoint"), options.pop("output")
+    if stop is not None:
+        options["stop"] = stop.replace("\\n", "\n").replace("\\t", "\t").replace("\\f", "\f")
+    cfg = given(SampleConfig, **options)
+    out: TextIO | None = None
+    try:
+        sampler = open_sampler(cfg, checkpoint, note)
+        out = open_output(output)
+        if cfg.num_samples == 1:
+            _write_one(out, sampler.prefix, sampler.steps)
+        else:
+            _write_all(out, sampler.prefix, sampler.steps, cfg.num_samples)
+    except BrokenPipeError:
+        quiet_broken_pipe()
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    finally:
+        if out is not None and out is not sys.stdout:
+            out.close()
+    if output is not None:
+        note(f"wrote {output}")
+
+
+def _write_one(out: TextIO, prefix: str, steps: Any) -> None:
+    """One sample, each character written as it comes."""
+    out.write(prefix)
+    out.flush()
+    last = prefix[-1:]
+    for (ch,) in steps:
+        out.write(ch)
+        out.flush()
+        last = ch or last
+    out.write(_end_line(last))
+    out.flush()
+
+
+def _write_all(out: TextIO, prefix: str, steps: Any, n: int) -> None:
+    """n samples drawn as one batch, each written whole after a '--- sample i of n ---' line."""
+    texts = [[prefix] for _ in range(n)]
+    for chars in steps:
+        for text, ch in zip(texts, chars):
+            text.append(ch)
+    for i, text in enumerate(texts, 1):
+        body = "".join(text)
+        out.write(f"--- sample {i} of {n} ---\n{body}{_end_line(body[-1:])}")
+    out.flush()
+
+
+def _end_line(last: str) -> str:
+    """The newline that ends a sample's output, unless its last character was one (--stop '\\n')."""
+    return "" if last == "\n" else "\n"
