@@ -40,7 +40,8 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 from charlstm import events, model
-from charlstm import train as tr
+from charlstm.config import TrainConfig
+from charlstm.train import train
 from charlstm.corpus import load_corpus
 
 corpus_path, out, seconds, threads, kernels = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -52,9 +53,9 @@ def on_event(e):
     elif isinstance(e, events.ThreadsChanged):
         changes.append({"at": time.perf_counter() - steps[0] if steps else 0.0, "old": e.old, "new": e.new, "why": e.why})
 stop = lambda: bool(steps) and steps[-1] - steps[0] >= seconds
-cfg = tr.TrainConfig(batch_size=%d, seq_len=%d, val_fraction=0.01, sample_length=0, save_minutes=1e6, kernels=kernels,
+cfg = TrainConfig(batch_size=%d, seq_len=%d, val_fraction=0.01, sample_length=0, save_minutes=1e6, kernels=kernels,
                      threads=None if threads == "auto" else int(threads))
-tr.train(corpus, model.ModelConfig(corpus.vocab.size), cfg, Path(out), on_event, stop)
+train(corpus, model.ModelConfig(corpus.vocab.size), cfg, Path(out), on_event, stop)
 print(json.dumps({"steps": len(steps) - 1, "seconds": steps[-1] - steps[0], "changes": changes}))
 """ % (B, T)
 

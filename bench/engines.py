@@ -8,10 +8,10 @@ depends on the machine (bench/README.md, "Engines"):
 - CPU, always: for bench/speed.py's four configurations, characters per second of the training
   step exactly as `charlstm train` runs it — `train.train_step` on a run set up by
   `train.start_run` (the engine plus the run's own work: schedule, divergence guard, events) — on
-  the NumPy engine (numpy and numba kernels) and the torch engine, beside bench/speed.py's plain
-  PyTorch loop (imported, not copied), alternately. "engine/plain" is the cost of the seam
-  (target: ≥ 0.9). Then two ranks on the CPU (torchrun, gloo): the same per-step losses as one
-  process, their speed, and what the ranks' per-step agreement costs.
+  the NumPy engine (numpy and numba kernels) and the torch engine, beside the speed benchmarks'
+  plain PyTorch loop (bench/timing.py: imported, not copied), alternately. "engine/plain" is the
+  cost of the seam (target: ≥ 0.9). Then two ranks on the CPU (torchrun, gloo): the same per-step
+  losses as one process, their speed, and what the ranks' per-step agreement costs.
 - A GPU (torch sees CUDA): the torch engine against the NumPy engine with TF32 off (float32 and
   float64, every cell; bf16 against fp32); speed at 2×512 and 3×1024 with B 64, 128, 256 (fp32,
   bf16 and the plain loop on the first GPU, fp32 on each GPU); with two or more GPUs, DDP across
@@ -20,6 +20,8 @@ depends on the machine (bench/README.md, "Engines"):
   and on all.
 - --quick: tiny configurations, a 2 MB corpus, 3 timed rounds: a smoke test of every path this
   machine has.
+
+The runs across ranks are bench/engines_ddp.py's.
 """
 
 from __future__ import annotations
@@ -34,19 +36,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-import speed
+import timing
 from corpus_scale import make_corpus
-
-ROOT = speed.ROOT
-V, LR = speed.V, speed.LR
+from engines_ddp import bench_ddp, print_ddp, tf32, torchrun, train_steps
+from timing import ROOT, V, fmt, log
 GPU_CONFIGS = [(L, H, B, 100) for L, H in ((2, 512), (3, 1024)) for B in (64, 128, 256)]
 QUICK_CONFIGS = [(1, 64, 16, 32), (2, 128, 32, 32)]
 TARGET_SEAM = 0.9  # torch engine / plain PyTorch loop, on the CPU
-
-
-def log(*args: object) -> None:
-    print(*args, file=sys.stderr, flush=True)
 
 
 # -------------------------------------------------------------------------------- one run's step
@@ -66,18 +62,18 @@ def synthetic_corpus(folder: Path, chars: int, seed: int = 0):
 def run_stepper(corpus, folder: Path, L: int, H: int, B: int, T: int, **train):
     """One training step of a real run (train.start_run, then train.train_step on the next window)
     with `train`'s options (engine, kernels, device, precision); dropout off, as the plain loop."""
-    from charlstm import train as tr
     from charlstm.config import ModelConfig, TrainConfig
     from charlstm.corpus import window
+    from charlstm.train import start_run, train_step
 
     cfg = TrainConfig(seq_len=T, batch_size=B, dropout=0.0, epochs=None, max_steps=10**9, sample_length=0, **train)
-    run = tr.start_run(corpus, ModelConfig(corpus.vocab.size, H, L), cfg, folder / "unused.safetensors")
+    run = start_run(corpus, ModelConfig(corpus.vocab.size, H, L), cfg, folder / "unused.safetensors")
     k = {"window": 0}
 
     def step() -> float:
         x, y = window(run.train_ids, B, T, k["window"] % run.steps_per_epoch)
         k["window"] += 1
-        return tr.train_step(run, x, y).loss
+        return train_step(run, x, y).loss
 
     return step
 
@@ -91,7 +87,7 @@ def chars_per_s(times: list[float], B: int, T: int) -> float:
 
 def bench_cpu(torch, configs, reps: int, folder: Path) -> list[dict]:
     """The NumPy engine on each kernel path, the torch engine and the plain loop, alternately."""
-    paths = [name for name in speed.KERNELS if name == "numpy" or speed.numba_available()]
+    paths = [name for name in timing.KERNELS if name == "numpy" or timing.numba_available()]
     rows = []
     for L, H, B, T in configs:
         log(f"cpu L={L} H={H} B={B} T={T} …")
@@ -99,8 +95,8 @@ def bench_cpu(torch, configs, reps: int, folder: Path) -> list[dict]:
         fns = {f"numpy/{p}": run_stepper(corpus, folder, L, H, B, T, kernels=p) for p in paths}
         if torch is not None:
             fns["torch engine"] = run_stepper(corpus, folder, L, H, B, T, engine="torch", device="cpu")
-            fns["plain torch"] = speed.torch_trainer(torch, L, H, B, T)
-        times = speed.alternate(fns, reps)
+            fns["plain torch"] = timing.torch_trainer(torch, L, H, B, T)
+        times = timing.alternate(fns, reps)
         row = {"config": {"L": L, "H": H, "B": B, "T": T, "V": V}, **{name: round(chars_per_s(t, B, T), 1) for name, t in times.items()}}
         if torch is not None:
             row["engine/plain"] = round(row["torch engine"] / row["plain torch"], 3)
@@ -109,125 +105,19 @@ def bench_cpu(torch, configs, reps: int, folder: Path) -> list[dict]:
     return rows
 
 
-# ------------------------------------------------------------------------------------------ DDP
-
-
-def torchrun(nproc: int, *args: str, env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """`torchrun --nproc-per-node nproc ARGS` on this machine, on the loopback address alone."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-               "--master-addr", "127.0.0.1", "--master-port", str(port), *args]
-    full = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", **(env or {})}
-    return subprocess.run(command, capture_output=True, text=True, env=full, timeout=timeout, cwd=ROOT)
-
-
-def ddp(nproc: int, device: str, L: int, H: int, B: int, T: int, steps: int, env: dict | None = None) -> dict:
-    """`nproc` ranks sharing B streams (`ddp_child`); what rank 0 reports."""
-    spec = json.dumps({"device": device, "L": L, "H": H, "B": B, "T": T, "steps": steps})
-    done = torchrun(nproc, str(Path(__file__).resolve()), "--ddp-child", spec, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"torchrun failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def ddp_child(spec: dict) -> None:
-    """Runs under torchrun: `steps` steps of the torch engine with the agreement `train._after_step`
-    makes (once a step), then the agreement alone; rank 0 prints losses, timings and chars/s."""
-    from charlstm import engines, model
-    from charlstm.config import ModelConfig, TrainConfig
-    from charlstm.corpus import window
-
-    L, H, B, T, steps = (spec[k] for k in ("L", "H", "B", "T", "steps"))
-    config = ModelConfig(V, H, L)
-    cfg = TrainConfig(seq_len=T, batch_size=B, dropout=0.0, max_steps=steps, engine="torch", device=spec["device"])
-    engine = engines.make_engine(config, cfg, model.init_params(config, 0))
-    team, state = engine.team, engine.zero_state()
-    ids = np.random.default_rng(1).integers(0, V, 21 * B * T + 1, dtype=np.uint8)
-    losses, times = [], []
-    for k in range(steps):
-        t0 = time.perf_counter()
-        x, y = window(ids, B, T, k % 20)
-        loss, norm, state = engine.forward_backward(x, y, state)
-        engine.update(LR)
-        team.agree(lead=[0.0, 0.0], flags=[False])
-        times.append(time.perf_counter() - t0)
-        losses.append(loss)
-    t0 = time.perf_counter()
-    for _ in range(200):
-        team.agree(lead=[0.0, 0.0], flags=[False])
-    agree = (time.perf_counter() - t0) / 200
-    if team.leader:
-        step = float(np.median(times[len(times) // 2 :]))
-        print(json.dumps({"ranks": team.size, "losses": losses, "step_ms": step * 1e3, "agree_us": agree * 1e6,
-                          "agree_share": agree / step, "chars_per_s": B * T / step, "engine": engine.describe()}))
-    engine.close()
-
-
-def one_process_losses(device: str, L: int, H: int, B: int, T: int, steps: int) -> list[float]:
-    """`ddp_child`'s losses from one process: the reference for the ranks' equivalence."""
-    from charlstm import engines, model
-    from charlstm.config import ModelConfig, TrainConfig
-    from charlstm.corpus import window
-
-    config = ModelConfig(V, H, L)
-    cfg = TrainConfig(seq_len=T, batch_size=B, dropout=0.0, max_steps=steps, engine="torch", device=device)
-    engine, losses = engines.make_engine(config, cfg, model.init_params(config, 0)), []
-    state = engine.zero_state()
-    ids = np.random.default_rng(1).integers(0, V, 21 * B * T + 1, dtype=np.uint8)
-    for k in range(steps):
-        loss, _, state = engine.forward_backward(*window(ids, B, T, k % 20), state)
-        engine.update(LR)
-        losses.append(loss)
-    return losses
-
-
-def bench_ddp(torch, nproc: int, device: str, configs, steps: int, env: dict | None = None) -> dict:
-    """Equivalence of `nproc` ranks with one process (first config; TF32 off on both sides), then
-    each config's speed (TF32 as PyTorch has it by default)."""
-    L, H, B, T = configs[0]
-    log(f"ddp ×{nproc} on {device}: equivalence …")
-    ranks = ddp(nproc, device, L, H, B, T, 30, {**(env or {}), "NVIDIA_TF32_OVERRIDE": "0"})
-    tf32(torch, False)
-    one = one_process_losses("cuda:0" if device == "cuda" else device, L, H, B, T, 30)
-    tf32(torch, True)
-    rel = float(np.max(np.abs(np.array(ranks["losses"]) - one) / np.abs(one)))
-    result = {"ranks": nproc, "device": device, "equivalence": {"config": [L, H, B, T], "max_rel_loss_diff": rel}, "speed": []}
-    for L, H, B, T in configs:
-        log(f"ddp ×{nproc} on {device} L={L} H={H} B={B} T={T} …")
-        r = ddp(nproc, device, L, H, B, T, steps, env)
-        result["speed"].append({"config": {"L": L, "H": H, "B": B, "T": T}, **{k: v for k, v in r.items() if k != "losses"}})
-    return result
-
-
 # ------------------------------------------------------------------------------------------ GPU
-
-
-def tf32(torch, allowed: bool) -> None:
-    """TF32 in cuDNN's RNNs (on by default from Ampere on) and in matmuls: off where exactness is checked."""
-    torch.backends.cudnn.allow_tf32 = allowed
-    torch.backends.cuda.matmul.allow_tf32 = allowed
 
 
 def engine_losses(cell: str, dtype, steps: int = 50, **train) -> tuple[np.ndarray, dict]:
     """`steps` steps of an engine at L=2 H=64 B=16 T=32 from model.init_params: losses, weights."""
     from charlstm import engines, model
     from charlstm.config import ModelConfig, TrainConfig
-    from charlstm.corpus import window
 
     L, H, B, T = 2, 64, 16, 32
     config = ModelConfig(V, H, L, cell)
     engine = engines.make_engine(config, TrainConfig(seq_len=T, batch_size=B, dropout=0.0, max_steps=steps, **train),
                                  model.init_params(config, 0), dtype)
-    ids = np.random.default_rng(1).integers(0, V, 21 * B * T + 1, dtype=np.uint8)
-    state, losses = engine.zero_state(), []
-    for k in range(steps):
-        loss, _, state = engine.forward_backward(*window(ids, B, T, k % 20), state)
-        engine.update(LR)
-        losses.append(loss)
+    losses, _ = train_steps(engine, B, T, steps)
     return np.array(losses), {k: np.array(v, np.float64) for k, v in engine.params_numpy().items()}
 
 
@@ -264,8 +154,8 @@ def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
         fns = {"engine fp32": run_stepper(corpus, folder, L, H, B, T, engine="torch", device="cuda:0")}
         if bf16:
             fns["engine bf16"] = run_stepper(corpus, folder, L, H, B, T, engine="torch", device="cuda:0", precision="bf16")
-        fns["plain fp32"] = speed.torch_trainer(torch, L, H, B, T, device="cuda:0")
-        times = speed.alternate(fns, reps, pause=0.0)
+        fns["plain fp32"] = timing.torch_trainer(torch, L, H, B, T, device="cuda:0")
+        times = timing.alternate(fns, reps, pause=0.0)
         row = {"config": {"L": L, "H": H, "B": B, "T": T}, **{k: round(chars_per_s(t, B, T), 1) for k, t in times.items()}}
         row["engine/plain"] = round(row["engine fp32"] / row["plain fp32"], 3)
         rows.append(row)
@@ -275,7 +165,7 @@ def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
     each = {}
     for i in range(torch.cuda.device_count()):
         log(f"gpu cuda:{i} …")
-        times = speed.alternate({"step": run_stepper(corpus, folder, L, H, B, T, engine="torch", device=f"cuda:{i}")}, reps, pause=0.0)
+        times = timing.alternate({"step": run_stepper(corpus, folder, L, H, B, T, engine="torch", device=f"cuda:{i}")}, reps, pause=0.0)
         each[f"cuda:{i} {torch.cuda.get_device_name(i)}"] = round(chars_per_s(times["step"], B, T), 1)
     return {"configs": rows, "each_gpu": {"config": {"L": L, "H": H, "B": B, "T": T}, "chars_per_s": each}}
 
@@ -329,10 +219,6 @@ def bench_corpus(megabytes: int, folder: Path, device: str, nproc: int, L: int, 
 # ---------------------------------------------------------------------------------------- report
 
 
-def fmt(v, spec: str = ",.0f") -> str:
-    return "—" if v is None else format(v, spec)
-
-
 def print_cpu(rows: list[dict]) -> None:
     names = [k for k in rows[0] if k not in ("config", "engine/plain", "step_ms")]
     print("\nCPU: chars/s of one training step as `charlstm train` runs it (median of alternating runs)")
@@ -342,16 +228,6 @@ def print_cpu(rows: list[dict]) -> None:
         c = r["config"]
         print(f"{'L=%d H=%d B=%d T=%d' % (c['L'], c['H'], c['B'], c['T']):<22}" + "".join(f"{fmt(r[n]):>14}" for n in names)
               + f"{fmt(r.get('engine/plain'), '.3f'):>14}")
-
-
-def print_ddp(res: dict) -> None:
-    eq = res["equivalence"]
-    print(f"\nDDP, {res['ranks']} ranks on {res['device']}: per-step losses against one process "
-          f"({'L=%d H=%d B=%d T=%d' % tuple(eq['config'])}, 30 steps): max relative difference {eq['max_rel_loss_diff']:.2e}")
-    for r in res["speed"]:
-        c = r["config"]
-        print(f"  L={c['L']} H={c['H']} B={c['B']} (all ranks) T={c['T']}: {r['chars_per_s']:>12,.0f} chars/s   step {r['step_ms']:.2f} ms   "
-              f"agreement {r['agree_us']:.0f} µs a step ({r['agree_share']:.1%} of it)")
 
 
 def print_gpu(eq: dict, gpu: dict) -> None:
@@ -378,23 +254,20 @@ def print_corpus(res: dict) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] == "--ddp-child":
-        ddp_child(json.loads(sys.argv[2]))
-        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "engines.json", help="JSON results file")
     ap.add_argument("--reps", type=int, default=7, help="timed rounds per measurement (median)")
     ap.add_argument("--quick", action="store_true", help="tiny configurations and a 2 MB corpus: a smoke test")
     args = ap.parse_args()
     reps = 3 if args.quick else max(3, args.reps)
-    torch = speed.try_torch()
+    torch = timing.try_torch()
     started = time.perf_counter()
-    res: dict = {"commit": speed.git_commit(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick,
+    res: dict = {"commit": timing.git_commit(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick,
                  "torch": torch.__version__ if torch else None, "cores": os.cpu_count(),
                  "load_before": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        res["cpu"] = bench_cpu(torch, QUICK_CONFIGS if args.quick else speed.CONFIGS, reps, folder)
+        res["cpu"] = bench_cpu(torch, QUICK_CONFIGS if args.quick else timing.CONFIGS, reps, folder)
         print_cpu(res["cpu"])
         if torch is None:
             log("torch is not installed: only the NumPy engine was measured (pip install -e '.[torch]')")

@@ -2,13 +2,14 @@
 the same minutes on the same machine, both on the first 90% of a text, both scored on the last 10%.
 
     python bench/quality.py CORPUS [CORPUS ...] --minutes 10 [--charlstm "--dropout 0"] [--no-torch]
-                            [--reference-json EARLIER.json] [--out FILE.json]
+                            [--reference-script SCRIPT] [--reference-json EARLIER.json] [--out FILE.json]
 
 For each corpus, one after the other (never at once: two runs on 2 cores halve each other):
 1. `charlstm train CORPUS --val-fraction 0.1 --max-minutes M` plus any `--charlstm` options, into
    a temporary folder; its best checkpoint (by its own validation on the last 10%) is kept.
-2. `../shared/reference/torch_quality.py CORPUS --minutes M` (the PyTorch anchor: nn.LSTM 2×256,
-   Adam 2e-3, no dropout, B64 T100), whose best held-out loss over its epochs is read.
+2. `SCRIPT CORPUS --minutes M`, the PyTorch anchor (nn.LSTM 2×256, Adam 2e-3, no dropout, B64
+   T100; `--reference-script`, by default ../shared/reference/torch_quality.py from the
+   repository's folder), whose best held-out loss over its epochs is read.
 3. charlstm's best checkpoint is scored on the held-out text exactly as the reference scores its
    own model: the characters from int(0.9·n) on, one stream, state carried from the first
    character. charlstm's own split puts its boundary at n − round(0.1·n); the two differ by at
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import shlex
 import subprocess
@@ -38,8 +38,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from charlstm.units import nats_to_bits
+
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference" / "torch_quality.py"
+REFERENCE = "../shared/reference/torch_quality.py"  # the PyTorch anchor, relative to the repository's folder
 HELD_OUT = 0.1
 
 
@@ -58,9 +60,9 @@ def run_charlstm(corpus: Path, minutes: float, extra: list[str], folder: Path) -
     return {"checkpoint": out, "records": records, "wall_s": wall, "stderr": done.stderr, "command": shlex.join(cmd[1:])}
 
 
-def run_reference(corpus: Path, minutes: float) -> dict:
+def run_reference(script: Path, corpus: Path, minutes: float) -> dict:
     """The PyTorch anchor's JSON lines: one per epoch, then its best held-out loss."""
-    cmd = [sys.executable, str(REFERENCE), str(corpus), "--minutes", str(minutes)]
+    cmd = [sys.executable, str(script), str(corpus), "--minutes", str(minutes)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"torch reference failed ({done.returncode}):\n{done.stderr}")
@@ -113,11 +115,15 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--charlstm", default="", help="extra options for charlstm train, one string")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    ap.add_argument("--reference-script", type=Path, help=f"the PyTorch anchor's script (default: {REFERENCE}, from the repository's folder)")
     ap.add_argument("--reference-json", type=Path, help="reuse the PyTorch anchor of this earlier output (same corpus, same minutes)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
     args = ap.parse_args()
     if args.no_torch and args.reference_json:
         ap.error("--no-torch and --reference-json contradict each other; give one")
+    script = args.reference_script or ROOT / REFERENCE
+    if not (args.no_torch or args.reference_json or script.is_file()):
+        ap.error(f"no PyTorch anchor at {script}; give its script with --reference-script, or pass --no-torch")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     date = time.strftime("%Y-%m-%dT%H:%M:%S")
     reused = reused_references(args.reference_json, args.corpora, args.minutes) if args.reference_json else {}
@@ -130,7 +136,7 @@ def main() -> None:
             ref = reused[corpus]
             row.update(torch_best=ref["best_val_loss"], torch_epochs=ref["epochs"], torch_reused_from=ref["reused_from"])
         elif not args.no_torch:
-            ref = run_reference(corpus, args.minutes)
+            ref = run_reference(script, corpus, args.minutes)
             row.update(torch_best=ref["best_val_loss"], torch_epochs=ref["epochs"])
         if "torch_best" in row:
             row["difference"] = row["charlstm_held_out"] - row["torch_best"]
@@ -155,11 +161,11 @@ def measure_charlstm(corpus: Path, minutes: float, options: str) -> dict:
 
 def _print_row(row: dict) -> None:
     ours = row["charlstm_held_out"]
-    line = f"{row['corpus']:<24} charlstm {ours:.4f} nats ({ours / math.log(2):.3f} bpc, {row['charlstm_chars_per_s'] or 0:,.0f} chars/s)"
+    line = f"{row['corpus']:<24} charlstm {ours:.4f} nats ({nats_to_bits(ours):.3f} bpc, {row['charlstm_chars_per_s'] or 0:,.0f} chars/s)"
     if "torch_best" in row:
         ref = row["torch_best"]
         speed = row["torch_epochs"][-1]["chars_per_s"] if row["torch_epochs"] else 0
-        line += f"   torch {ref:.4f} ({ref / math.log(2):.3f}, {speed:,.0f} chars/s)   charlstm − torch {row['difference']:+.4f}"
+        line += f"   torch {ref:.4f} ({nats_to_bits(ref):.3f}, {speed:,.0f} chars/s)   charlstm − torch {row['difference']:+.4f}"
     if "torch_reused_from" in row:
         source = row["torch_reused_from"]
         line += f"\n{'':<24} (torch REUSED from {source['file']}: measured {source['measured_at']} at {source['commit']})"

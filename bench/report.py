@@ -36,7 +36,7 @@ ROOT = HERE.parent
 def make_runs(folder: Path, hidden: int) -> tuple[Path, Path]:
     """Three checkpoints in folder/runs and a view text; returns (runs folder, text file)."""
     from charlstm import checkpoint, model
-    from charlstm.corpus import Vocab
+    from charlstm.vocab import Vocab
 
     text = (ROOT / "corpora" / "lighthouse.txt").read_text(encoding="utf-8")
     vocab = Vocab.from_text(text)

@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Corpus": ("charlstm.corpus", "Corpus"),
-    "Vocab": ("charlstm.corpus", "Vocab"),
+    "Vocab": ("charlstm.vocab", "Vocab"),
     "load_corpus": ("charlstm.corpus", "load_corpus"),
     "ModelConfig": ("charlstm.config", "ModelConfig"),
     "TrainConfig": ("charlstm.config", "TrainConfig"),

@@ -14,7 +14,9 @@ whole file for a weights-only checkpoint — loads into `torch.nn.LSTM(V, H, L)`
 `torch.nn.Linear(H, V)` by `load_state_dict`. Writing is atomic (a temporary file in the same
 folder, fsync, rename), so a crash never leaves a half-written checkpoint under the real name.
 Loading parses and checks the header before touching the data, never unpickles anything, and turns
-every defect into a CheckpointError with a message that says what is wrong.
+every defect into a CheckpointError with a message that says what is wrong. A run's files — their
+names, the epoch snapshots, the lock while a run writes them, the runs of a folder — are
+`charlstm.runs`'s.
 """
 
 from __future__ import annotations
@@ -29,15 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from charlstm.units import nats_to_bits
-from charlstm.corpus import Vocab
+from charlstm.config import ModelConfig
 from charlstm.errors import CharLSTMError, CheckpointError
-from charlstm.model import ModelConfig, param_shapes
+from charlstm.model import param_shapes
+from charlstm.vocab import Vocab
 
 FORMAT = "charlstm"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
-RESUME_SUFFIX = ".resume" + SUFFIX
 EXTRA_PREFIXES = ("optim.", "state.", "average.")
 _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64, "U8": np.uint8}
 _MAX_HEADER = 100 * 1024 * 1024
@@ -135,73 +136,6 @@ def _remove_stale_temporaries(path: Path) -> None:
             tmp.unlink(missing_ok=True)
         except (ValueError, PermissionError, OSError):
             pass
-
-
-class Lock:
-    """An exclusive lock on a checkpoint path for the length of a training run, so two runs never
-    write the same files. An flock on a hidden file beside it, removed when the run ends; the
-    system drops the flock when the holder exits, even by kill -9, so a lock file left behind
-    never blocks anyone."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path.with_name(f".{path.name}.lock")
-        self.fd: int | None = None
-
-    def __enter__(self) -> Lock:
-        fd = self._acquire()
-        while not self._still_there(fd):  # the holder before us removed the file we locked
-            os.close(fd)
-            fd = self._acquire()
-        self.fd = fd
-        probe = self.path.with_name(f"{self.path.name}.{os.getpid()}.probe")
-        try:  # fail now, not after an epoch of training, if checkpoints cannot be written here
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            self.__exit__()
-            raise CheckpointError(
-                f"cannot write checkpoints in {self.path.parent}: {e.strerror or e}; "
-                f"check the folder's permissions, or pass a different --out"
-            ) from None
-        return self
-
-    def _acquire(self) -> int:
-        """The lock file, open and flocked; a CheckpointError naming the holder if it is taken."""
-        import fcntl
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise CheckpointError(f"cannot write in {self.path.parent}: {e.strerror or e}; choose another --out") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            target = self.path.name[1 : -len(".lock")]
-            raise CheckpointError(
-                f"another charlstm train (pid {holder}) is writing {self.path.parent / target}; "
-                f"wait for it to finish, or pass a different --out"
-            ) from None
-        return fd
-
-    def _still_there(self, fd: int) -> bool:
-        try:
-            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            return False
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            try:
-                self.path.unlink(missing_ok=True)  # while still holding it, so no one else's is removed
-            except OSError:
-                pass  # a folder we may not write in: the file stays, and blocks no one
-            os.close(self.fd)  # releases the flock
-            self.fd = None
 
 
 def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], dict[str, str]]:
@@ -386,18 +320,6 @@ def load(path: str | os.PathLike) -> Checkpoint:
     return ckpt
 
 
-def find_latest(directory: str | os.PathLike = "checkpoints", name_one: str = "pass --checkpoint PATH") -> Path:
-    """The most recently written model checkpoint in `directory` (resume files only if alone).
-    `name_one`: how the command at hand is given a checkpoint, for the error when there is none."""
-    folder = Path(directory)
-    files = [p for p in folder.glob(f"*{SUFFIX}") if p.is_file()] if folder.is_dir() else []
-    if not files:
-        raise CheckpointError(f"no checkpoint in {folder}/; train one with `charlstm train FILE` or {name_one}")
-    models = [p for p in files if not p.name.endswith(RESUME_SUFFIX)] or files
-    return max(models, key=lambda p: p.stat().st_mtime_ns)
-
-
-
 def read_metadata(path: Path) -> dict[str, Any]:
     """The config and training state of a charlstm checkpoint, read from its header alone (no
     tensors), for listings. Raises CheckpointError for anything else."""
@@ -414,61 +336,6 @@ def read_metadata(path: Path) -> dict[str, Any]:
         return {key: json.loads(meta[key]) for key in ("config", "train") if key in meta}
     except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
         raise CheckpointError(f"{path}: not a charlstm checkpoint") from None
-
-
-def run_files(folder: Path) -> dict[str, list[Path]]:
-    """The .safetensors files of a folder by run: NAME.safetensors, NAME.resume.safetensors and
-    the epoch snapshots NAME.epochNNNN.safetensors under NAME."""
-    if not folder.is_dir():
-        raise CheckpointError(f"{folder}: no such folder; train a model with `charlstm train FILE`, or name the folder that holds its checkpoints")
-    stems: dict[str, list[Path]] = {}
-    for path in sorted(folder.glob(f"*{SUFFIX}")):
-        stem = path.name[: -len(RESUME_SUFFIX)] if path.name.endswith(RESUME_SUFFIX) else path.name[: -len(SUFFIX)]
-        base, _, number = stem.rpartition(".epoch")
-        stems.setdefault(base if base and number.isdigit() else stem, []).append(path)
-    return stems
-
-
-def list_runs(directory: str | os.PathLike = "checkpoints") -> list[dict[str, Any]]:
-    """The runs in a folder, newest first: each model file NAME.safetensors with the resume file
-    beside it (or a resume file alone), described from the latest of the two — corpus, model,
-    steps, best validation loss, status, date and size. Epoch snapshots count in their run's
-    size; files that are not charlstm checkpoints are left out."""
-    folder = Path(directory)
-    runs = []
-    for stem, files in run_files(folder).items():
-        latest = folder / (stem + RESUME_SUFFIX)
-        model_file = folder / (stem + SUFFIX)
-        try:
-            meta = read_metadata(latest if latest.is_file() else model_file)
-        except CheckpointError:
-            continue
-        newest = max(f.stat().st_mtime for f in files)
-        runs.append((newest, _run_summary(stem, model_file if model_file.is_file() else latest, meta, files, newest)))
-    return [summary for _, summary in sorted(runs, key=lambda r: r[0], reverse=True)]
-
-
-def _run_summary(name: str, path: Path, meta: dict[str, Any], files: list[Path], mtime: float) -> dict[str, Any]:
-    from datetime import datetime
-
-    config, train = meta.get("config", {}), meta.get("train", {})
-    best = train.get("best_val_loss")
-    step, per_epoch = train.get("step", 0), train.get("steps_per_epoch") or 0
-    return {
-        "name": name,
-        "path": str(path),
-        "corpus": train.get("corpus", {}).get("name"),
-        "model": f"{config.get('num_layers')}×{config.get('hidden_size')} {str(config.get('cell', 'lstm')).upper()}",
-        "config": config,
-        "step": step,
-        "epochs": round(step / per_epoch, 4) if per_epoch else 0,
-        "best_val_loss": best,
-        "best_val_bpc": nats_to_bits(best) if best is not None else None,
-        "status": train.get("status"),
-        "date": datetime.fromtimestamp(mtime).isoformat(timespec="seconds"),
-        "bytes": sum(f.stat().st_size for f in files),
-        "files": sorted(str(f) for f in files),
-    }
 
 
 def describe(ckpt: Checkpoint) -> dict[str, Any]:

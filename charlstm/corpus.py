@@ -19,7 +19,7 @@ import numpy as np
 from charlstm.errors import CorpusError, VocabularyError
 from charlstm.idcache import MAX_VOCAB, encode_file, release_pages, spool_stream, too_many_characters
 from charlstm.textio import read_text
-from charlstm.vocab import Vocab, code_points, describe_chars, id_dtype  # noqa: F401  (re-exported)
+from charlstm.vocab import Vocab, describe_chars
 
 
 def one_hot(ids: np.ndarray, V: int, dtype: np.dtype | type = np.float32) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from charlstm import checkpoint as ckpt_io
 from charlstm.config import EvalConfig, ReadConfig, SampleConfig
 from charlstm.errors import CorpusError, UsageError
+from charlstm.runs import find_latest
 from charlstm.textio import read_text
 from charlstm.vocab import Vocab, describe_chars
 
@@ -45,7 +46,7 @@ def open_sampler(cfg: SampleConfig, checkpoint: Path | None, note: Note) -> Samp
     from charlstm import kernels, threads
     from charlstm.generate import Sampling, stream_text
 
-    path = checkpoint or ckpt_io.find_latest()
+    path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
     seed, echo = _seed(cfg, ckpt.vocab, note)
     if checkpoint is None:
@@ -101,7 +102,7 @@ def score_text(
     known), then after every window."""
     from charlstm.evaluate import evaluate
 
-    path = checkpoint or ckpt_io.find_latest()
+    path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
     if checkpoint is None:
         note(f"scoring with {path}")

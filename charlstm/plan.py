@@ -1,5 +1,6 @@
 """Planning a training run before any weight moves: fresh, resumed, or started from another
-checkpoint's weights; which files it writes; its configs and batch size; the corpus, loaded.
+checkpoint's weights; which files it writes (named by `charlstm.runs`); its configs and batch
+size; the corpus, loaded; and advice on the model's size for that corpus (`size_notes`).
 
 Everything `charlstm train` decides lives here, so the Python API decides it the same way. Bad
 choices raise UsageError (or CorpusError, CheckpointError) with a one-line message naming the
@@ -15,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from charlstm import checkpoint as ckpt_io
-from charlstm import engines
+from charlstm import engines, runs
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, ENCODING_ERRORS, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
-from charlstm.corpus import Corpus, corpus_files, describe_chars, load_corpus, prepare_source, source_name
+from charlstm.corpus import Corpus, corpus_files, load_corpus, num_windows, prepare_source
 from charlstm.errors import UsageError
+from charlstm.model import num_params
 from charlstm.textio import check_readable
+from charlstm.vocab import describe_chars
 
 MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses
 RESUME_FIXED = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")  # a resumed run keeps these
@@ -40,7 +43,7 @@ class RunPlan:
 
     @property
     def resume_path(self) -> Path:
-        return resume_path_for(self.model_path)
+        return runs.resume_file(self.model_path)
 
 
 def plan_run(
@@ -65,6 +68,8 @@ def plan_run(
     model_given = _given(model_overrides)
     train_given = _given(train_overrides)
     _check_options(corpus_path, model_given, train_given, resume, init_from, fresh, errors, max_vocab)
+    if out is not None:
+        runs.check_model_path(out)
     load = partial(load_corpus, encoding=encoding, errors=errors, on_progress=on_progress, max_vocab=max_vocab)
     if resume is not None:
         plan = _plan_resume(corpus_path, resume, model_given, train_given, out, load)
@@ -115,7 +120,12 @@ def _plan_resume(
     out: Path | None, load: Callable[[Path, Any], Corpus],
 ) -> RunPlan:
     """Continue a run from its resume file (or the model file beside it)."""
-    resume_file = resume if resume.name.endswith(ckpt_io.RESUME_SUFFIX) else resume_path_for(resume)
+    if runs.is_snapshot(resume):
+        raise UsageError(
+            f"{resume} is an epoch snapshot: it holds weights, not a run to continue; start a new run from it "
+            f"with --init-from {resume}, or continue its run with --resume {runs.resume_file(resume)}"
+        )
+    resume_file = runs.resume_file(resume)
     ckpt = ckpt_io.load(resume_file)
     check_same_shape(
         ckpt.config, model_given, "the checkpoint's",
@@ -123,7 +133,7 @@ def _plan_resume(
     )
     cfg, changes = resume_config(ckpt, train_given)
     corpus = load(corpus_path or saved_source(ckpt), ckpt.vocab, val_fraction=cfg.val_fraction)
-    model_path = out or Path(str(resume_file)[: -len(ckpt_io.RESUME_SUFFIX)] + ckpt_io.SUFFIX)
+    model_path = out or runs.model_file(resume_file)
     notes = tuple(f"resuming with {c}" for c in changes)
     return RunPlan(corpus, ckpt.config, cfg, model_path, resume=ckpt, notes=notes)
 
@@ -139,8 +149,8 @@ def _plan_new(
     init = ckpt_io.load(init_from) if init_from is not None else None
     if init is not None:
         check_same_shape(init.config, model_given, "--init-from's", "; --init-from keeps the checkpoint's model: drop the option")
-    model_path = out or default_model_path(corpus_path, init.config.to_dict() if init else model_given)
-    existing = resume_path_for(model_path)
+    model_path = out or runs.default_model_path(corpus_path, init.config.to_dict() if init else model_given)
+    existing = runs.resume_file(model_path)
     if existing.exists() and not fresh:
         raise UsageError(
             f"{existing} exists from an earlier run; pass --resume {existing} to continue it, --fresh to start "
@@ -233,29 +243,17 @@ def auto_batch_size(n_train: int, T: int, preferred: int = default_of(TrainConfi
     return max(1, min(preferred, (n_train - 1) // (T * AUTO_MIN_STEPS)))
 
 
-def resume_path_for(model_path: Path) -> Path:
-    """Where the resumable state of the model at `model_path` lives."""
-    name = model_path.name
-    stem = name[: -len(ckpt_io.SUFFIX)] if name.endswith(ckpt_io.SUFFIX) else name
-    return model_path.with_name(stem + ckpt_io.RESUME_SUFFIX)
-
-
-def default_model_path(
-    corpus_path: Path | list[Path], model: dict[str, Any] | None = None, folder: Path = Path("checkpoints"),
-) -> Path:
-    """checkpoints/CORPUS.safetensors: the model file of a run on `corpus_path` (a file, a
-    folder, or several files; see corpus.source_name). A model other than the default one adds
-    what differs, so runs of different cells or shapes on one text do not collide:
-    CORPUS-rnn.safetensors for `--cell rnn`, CORPUS-gru-3x512.safetensors for `--cell gru -L 3
-    -H 512`, CORPUS-1x128.safetensors for `-L 1 -H 128`."""
-    model = {k: v for k, v in (model or {}).items() if k in MODEL_OPTIONS}
-    chosen = {k: model.get(k, default_of(ModelConfig, k)) for k in MODEL_OPTIONS}
-    parts = [source_name(corpus_path)]
-    if chosen["cell"] != default_of(ModelConfig, "cell"):
-        parts.append(chosen["cell"])
-    if any(chosen[k] != default_of(ModelConfig, k) for k in ("hidden_size", "num_layers")):
-        parts.append(f"{chosen['num_layers']}x{chosen['hidden_size']}")
-    return folder / ("-".join(parts) + ckpt_io.SUFFIX)
+def windows_per_epoch(n_train: int, B: int, T: int) -> int:
+    """Full windows per epoch; a training split too short for one is a UsageError saying what fits."""
+    steps = num_windows(n_train, B, T)
+    if steps < 1:
+        most = (n_train - 1) // T
+        fix = f"use --batch-size {most} or less" if most >= 1 else f"use --seq-len {n_train - 2} or less"
+        raise UsageError(
+            f"the training split ({n_train} chars) is too short for one window of "
+            f"--batch-size {B} × --seq-len {T}; {fix}, or give a longer text"
+        )
+    return steps
 
 
 def check_source(corpus_path: Path | list[Path]) -> None:
@@ -276,3 +274,37 @@ def saved_source(ckpt: Checkpoint) -> Path | list[Path]:
     path = Path(corpus.get("path", ""))
     files = corpus.get("files")
     return [Path(f) for f in files] if files and not path.is_dir() else path
+
+
+def size_notes(config: ModelConfig, train_chars: int, dropout: float = 0.0) -> tuple[str, ...]:
+    """Advice on the model's size for the corpus, by char-rnn's rule of thumb: parameters of the
+    same order as training characters (within a factor of 10). The advice names a hidden size
+    that fits, and more dropout only above the `dropout` already set."""
+    n = num_params(config)
+    fits = hidden_size_that_fits(config, train_chars)
+    if n > 10 * train_chars:
+        advice = [f"a smaller --hidden-size (-H {fits}: {num_params(replace(config, hidden_size=fits)):,} parameters)"] if fits < config.hidden_size else []
+        if dropout < 0.5:
+            advice.append(f"more dropout (--dropout {min(0.5, dropout + 0.2):g})")
+        remedy = " or ".join(advice) or "a longer text"
+        return (
+            f"{n:,} parameters for {train_chars:,} training characters: the model will memorise "
+            f"the text in long runs (the best checkpoint by validation is kept); if val loss "
+            f"climbs early, {remedy} would suit it better",
+        )
+    if n * 10 < train_chars:
+        return (
+            f"{n:,} parameters for {train_chars:,} training characters: a larger --hidden-size "
+            f"(-H {fits}) would likely learn more",
+        )
+    return ()
+
+
+def hidden_size_that_fits(config: ModelConfig, train_chars: int) -> int:
+    """The largest power-of-two hidden size (16 to 2048) whose model has no more parameters than
+    training characters: the middle of the rule of thumb's range."""
+    fits = 16
+    for H in (32, 64, 128, 256, 512, 1024, 2048):
+        if num_params(replace(config, hidden_size=H)) <= train_chars:
+            fits = H
+    return fits

@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from charlstm import model
+from charlstm import model, runs
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpus import Corpus
 from charlstm.engines import Engine, State
 from charlstm.errors import UsageError
 from charlstm.events import Event
-from charlstm.plan import resume_path_for
 from charlstm.threads import Tuner
 
 LOSS_EMA = 0.05
@@ -132,7 +131,7 @@ class Run:
 
     @property
     def resume_path(self) -> Path:
-        return resume_path_for(self.model_path)
+        return runs.resume_file(self.model_path)
 
     @property
     def leader(self) -> bool:

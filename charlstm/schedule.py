@@ -22,14 +22,37 @@ the resume step with the rate it had reached: the rate goes on smoothly from the
 floor at the new end, instead of jumping back up the old curve. A changed `--lr` scales the whole
 curve, as r0 is relative to the peak. A time budget counts seconds of one process only, so it is
 never bit-reproducible: q_time depends on the machine's speed.
+
+Under a time budget B (--max-minutes) training stops at the deadline D, early enough for the last
+validation, sample and checkpoints to end within it:
+
+    D = B − (RESERVE_MARGIN · wrap-up + RESERVE_SECONDS + one step)
+
+where the wrap-up is the measured time of an end of epoch (before one is measured: the validation
+split at FORWARD_SHARE of a training step's time per character). The functions at the end of
+this module apply these rules to a training run (`charlstm.run.Run`) as it goes.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from charlstm.config import SCHEDULES, TrainConfig  # noqa: F401  (SCHEDULES re-exported)
+from charlstm.config import TrainConfig
+
+if TYPE_CHECKING:
+    from charlstm.run import Progress, Run
+
+DECAYS: dict[str, Callable[[float], float]] = {
+    "cosine": lambda q: 0.5 * (1.0 + math.cos(math.pi * q)),
+    "linear": lambda q: 1.0 - q,
+}
+"""shape(q) of each decaying schedule, from 1 at q = 0 to 0 at q = 1; "constant" does not decay."""
+RESERVE_MARGIN = 1.5  # a time budget keeps back this many times the expected end-of-run work…
+RESERVE_SECONDS = 1.0  # …plus this, and one step, for the last validation, sample and checkpoints
+FORWARD_SHARE = 0.5  # validation's time per character, as a share of a training step's (about 1/3)
 
 
 @dataclass(frozen=True)
@@ -60,8 +83,7 @@ def lr_ratio(cfg: TrainConfig, q: float, start_ratio: float = 1.0) -> float:
     """The rate as a fraction of the peak at decay progress q, starting from `start_ratio`."""
     if cfg.schedule == "constant":
         return start_ratio
-    shape = 0.5 * (1.0 + math.cos(math.pi * q)) if cfg.schedule == "cosine" else 1.0 - q
-    return cfg.min_lr_ratio + (start_ratio - cfg.min_lr_ratio) * shape
+    return cfg.min_lr_ratio + (start_ratio - cfg.min_lr_ratio) * DECAYS[cfg.schedule](q)
 
 
 def warmup_ratio(cfg: TrainConfig, step: int) -> float | None:
@@ -120,3 +142,65 @@ def outlook(
         if total_steps is not None:
             end_step = min(end_step, total_steps)
     return Outlook(max(0.0, budget - seconds), end_step, min(1.0, seconds / budget), True)
+
+
+# ------------------------------------------------------------------------- a run, as it goes
+
+
+def new_end(saved: TrainConfig, cfg: TrainConfig, steps_per_epoch: int) -> bool:
+    """Does a resumed run end elsewhere than the run it continues? A time budget (then or now)
+    always counts as a new end: it counts the seconds of one process."""
+    moved = saved.step_limit(steps_per_epoch) != cfg.step_limit(steps_per_epoch)
+    return moved or saved.max_minutes is not None or cfg.max_minutes is not None
+
+
+def start_segment(p: Progress, cfg: TrainConfig) -> None:
+    """Begin a new decay segment at the current step, from the rate the run has reached. During
+    the warm-up nothing changes: the decay begins when it ends."""
+    if p.step >= cfg.warmup_steps and p.schedule_ratio is not None:
+        p.segment_step, p.segment_ratio = p.step, p.schedule_ratio
+
+
+def scheduled_ratio(run: Run) -> float:
+    """The learning rate of the run's next update as a fraction of the peak: warm-up, then the
+    decay of the current segment by steps and by time, whichever is further along."""
+    p, cfg = run.progress, run.cfg
+    warm = warmup_ratio(cfg, p.step)
+    if warm is not None:
+        return warm
+    if p.segment_step is None:  # the warm-up ends here (or ended before this run kept segments)
+        p.segment_step, p.segment_ratio = cfg.warmup_steps, 1.0
+        run.segment_seconds = run.seconds() if p.step == cfg.warmup_steps else 0.0
+    segment = Segment(p.segment_step, p.segment_ratio, run.segment_seconds)
+    q = decay_progress(p.step, segment, run.total_steps, run.seconds(), deadline(run))
+    run.decay = max(run.decay, q)
+    return lr_ratio(cfg, run.decay, segment.ratio)
+
+
+def deadline(run: Run) -> float | None:
+    """When, in this process's seconds, training must stop so that the last validation, sample
+    and checkpoints still end within --max-minutes: the budget less a reserve of RESERVE_MARGIN
+    times their expected time, RESERVE_SECONDS and one step. None without a time budget."""
+    if run.budget is None:
+        return None
+    return run.budget - (RESERVE_MARGIN * wrapup_estimate(run) + RESERVE_SECONDS + (run.step_time or 0.0))
+
+
+def wrapup_estimate(run: Run) -> float:
+    """Seconds an end of epoch takes (validation, sample, saves): as last measured in this
+    process, or, before that, the validation split at FORWARD_SHARE of the time a training step
+    takes per character (validation runs forward only, a third of a step's work: this errs long)."""
+    if run.wrapup_time is not None:
+        return run.wrapup_time
+    if run.step_time is None or run.timed_steps < 2:  # not until a step free of one-time costs
+        return 0.0
+    return FORWARD_SHARE * len(run.val_ids) * run.step_time / (run.cfg.batch_size * run.cfg.seq_len)
+
+
+def run_outlook(run: Run) -> Outlook:
+    """The run's ETA, final step and fraction done (`outlook`) as of now."""
+    p = run.progress
+    return outlook(
+        p.step, run.total_steps, run.steps_per_epoch, run.step_time, wrapup_estimate(run),
+        run.seconds(), run.budget, deadline(run),
+    )

@@ -11,7 +11,9 @@ best-by-validation weights to the model file and the full state (weights, optimi
 carried state, counters, RNG, history) to the resume file. `finish` writes the last checkpoint.
 
 The loop never prints: it reports through `on_event` with the dataclasses of events.py, and checks
-`should_stop()` after every step so the caller can stop it cleanly (Ctrl-C).
+`should_stop()` after every step so the caller can stop it cleanly (Ctrl-C). It carries a `Run`
+(run.py); the rate and the time budget's deadline are schedule.py's, the names and lock of its
+files runs.py's, the checks before it starts (windows per epoch, size advice) plan.py's.
 
 Under torchrun every rank runs this loop on its share of the streams, and the engine's team makes
 each decision the same on all of them: the loss the divergence guard sees is the mean over ranks,
@@ -32,30 +34,26 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from charlstm import checkpoint as ckpt_io
-from charlstm import engines, model, threads
+from charlstm import engines, model, runs, threads
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
-from charlstm.corpus import Corpus, num_windows, window
-from charlstm.errors import CheckpointError, TrainingError, UsageError
+from charlstm.config import ModelConfig, TrainConfig
+from charlstm.corpus import Corpus, window
+from charlstm.engines.team import rank
+from charlstm.errors import TrainingError, UsageError
 from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step, ThreadsChanged
 from charlstm.generate import Sampling, sample
-from charlstm.plan import RunPlan, resume_path_for, saved_config
-from charlstm.run import Progress, Run, restore, to_checkpoint
-from charlstm.run import corpus_fingerprint  # noqa: F401  (re-exported)
-from charlstm.schedule import SCHEDULES, learning_rate  # noqa: F401  (re-exported)
-from charlstm.schedule import Outlook, Segment, decay_progress, lr_ratio, outlook, warmup_ratio
+from charlstm.plan import RunPlan, saved_config, size_notes, windows_per_epoch
+from charlstm.run import Progress, Run, corpus_fingerprint, restore, to_checkpoint
+from charlstm.schedule import deadline, new_end, run_outlook, scheduled_ratio, start_segment
 
 MAX_RECOVERIES = 4
 RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corpus already read
-RESERVE_MARGIN = 1.5  # a time budget keeps back this many times the expected end-of-run work…
-RESERVE_SECONDS = 1.0  # …plus this, and one step, for the last validation, sample and checkpoints
-FORWARD_SHARE = 0.5  # validation's time per character, as a share of a training step's (about 1/3)
 
 
 @dataclass(frozen=True)
@@ -88,10 +86,8 @@ def train(
     same files is refused.
     """
     cfg.validate()
-    for target in (model_path, resume_path_for(model_path)):
-        if target.is_dir():
-            raise CheckpointError(f"{target}: is a directory; pass --out with a file name ending in {ckpt_io.SUFFIX}")
-    with ckpt_io.Lock(model_path) if engines.rank() == 0 else nullcontext(), threads.as_before():
+    runs.check_model_path(model_path)
+    with runs.Lock(model_path) if rank() == 0 else nullcontext(), threads.as_before():
         run = start_run(corpus, config, cfg, model_path, on_event, resume, init, clock)
         try:
             return finish(run, _loop(run, should_stop))
@@ -141,7 +137,7 @@ def start_run(
     if corpus.vocab.size != config.vocab_size:
         raise UsageError("the corpus vocabulary does not match the model config")
     train_ids, val_ids = corpus.split(cfg.val_fraction)
-    steps_per_epoch = _steps_per_epoch(len(train_ids), cfg.batch_size, cfg.seq_len)
+    steps_per_epoch = windows_per_epoch(len(train_ids), cfg.batch_size, cfg.seq_len)
     total_steps = cfg.step_limit(steps_per_epoch)
     fingerprint = corpus_fingerprint(corpus)
     if resume is not None and fingerprint["sha256"] != resume.train.get("corpus", {}).get("sha256"):
@@ -157,7 +153,7 @@ def start_run(
         state, progress = engine.zero_state(), Progress()
         if resume is not None:
             progress, state = restore(resume, engine, config, cfg.batch_size)
-            if _new_end(saved_config(resume), cfg, steps_per_epoch):
+            if new_end(saved_config(resume), cfg, steps_per_epoch):
                 start_segment(progress, cfg)
     except BaseException:
         engine.close()
@@ -176,65 +172,6 @@ def start_run(
 
 def _ignore(event: Event) -> None:
     """The events of a rank other than 0: rank 0 reports the run."""
-
-
-def _new_end(saved: TrainConfig, cfg: TrainConfig, steps_per_epoch: int) -> bool:
-    """Does a resumed run end elsewhere than the run it continues? A time budget (then or now)
-    always counts as a new end: it counts the seconds of one process."""
-    moved = saved.step_limit(steps_per_epoch) != cfg.step_limit(steps_per_epoch)
-    return moved or saved.max_minutes is not None or cfg.max_minutes is not None
-
-
-def start_segment(p: Progress, cfg: TrainConfig) -> None:
-    """Begin a new decay segment at the current step, from the rate the run has reached (see
-    schedule.py). During the warm-up nothing changes: the decay begins when it ends."""
-    if p.step >= cfg.warmup_steps and p.schedule_ratio is not None:
-        p.segment_step, p.segment_ratio = p.step, p.schedule_ratio
-
-
-def scheduled_ratio(run: Run) -> float:
-    """The learning rate of the next update as a fraction of the peak: warm-up, then the decay of
-    the current segment by steps and by time, whichever is further along."""
-    p, cfg = run.progress, run.cfg
-    warm = warmup_ratio(cfg, p.step)
-    if warm is not None:
-        return warm
-    if p.segment_step is None:  # the warm-up ends here (or ended before this run kept segments)
-        p.segment_step, p.segment_ratio = cfg.warmup_steps, 1.0
-        run.segment_seconds = run.seconds() if p.step == cfg.warmup_steps else 0.0
-    segment = Segment(p.segment_step, p.segment_ratio, run.segment_seconds)
-    q = decay_progress(p.step, segment, run.total_steps, run.seconds(), deadline(run))
-    run.decay = max(run.decay, q)
-    return lr_ratio(cfg, run.decay, segment.ratio)
-
-
-def deadline(run: Run) -> float | None:
-    """When, in this process's seconds, training must stop so that the last validation, sample
-    and checkpoints still end within --max-minutes: the budget less a reserve of RESERVE_MARGIN
-    times their expected time, RESERVE_SECONDS and one step."""
-    if run.budget is None:
-        return None
-    return run.budget - (RESERVE_MARGIN * wrapup_estimate(run) + RESERVE_SECONDS + (run.step_time or 0.0))
-
-
-def wrapup_estimate(run: Run) -> float:
-    """Seconds an end of epoch takes (validation, sample, saves): as last measured in this
-    process, or, before that, the validation split at FORWARD_SHARE of the time a training step
-    takes per character (validation runs forward only, a third of a step's work: this errs long)."""
-    if run.wrapup_time is not None:
-        return run.wrapup_time
-    if run.step_time is None or run.timed_steps < 2:  # not until a step free of one-time costs
-        return 0.0
-    return FORWARD_SHARE * len(run.val_ids) * run.step_time / (run.cfg.batch_size * run.cfg.seq_len)
-
-
-def run_outlook(run: Run) -> Outlook:
-    """The run's ETA, final step and fraction done (schedule.outlook) as of now."""
-    p = run.progress
-    return outlook(
-        p.step, run.total_steps, run.steps_per_epoch, run.step_time, wrapup_estimate(run),
-        run.seconds(), run.budget, deadline(run),
-    )
 
 
 def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
@@ -341,8 +278,8 @@ def save(run: Run, kind: str, status: str | None = None) -> None:
     elif kind == "best":
         _write(run, to_checkpoint(run, False, status), run.model_path, kind)
     elif kind == "snapshot":
-        _write(run, to_checkpoint(run, False, status), _epoch_path(run.model_path, run.progress.epoch), kind)
-        _prune_snapshots(run)
+        _write(run, to_checkpoint(run, False, status), runs.snapshot_file(run.model_path, run.progress.epoch), kind)
+        run.files.difference_update(runs.prune_snapshots(run.model_path, run.cfg.keep))
     else:
         raise ValueError(f"unknown checkpoint kind {kind!r}")
 
@@ -416,7 +353,7 @@ def _report_step(run: Run, result: StepResult, seconds: float) -> None:
 
 def _started(run: Run, resumed: bool) -> Started:
     p = run.progress
-    notes = () if resumed else _size_notes(run.config, len(run.train_ids), run.cfg.dropout)  # said when the run began
+    notes = () if resumed else size_notes(run.config, len(run.train_ids), run.cfg.dropout)  # said when the run began
     if run.total_steps is not None and p.step >= run.total_steps:
         notes += (
             f"this run already did {p.step} of its {run.total_steps} steps; "
@@ -431,19 +368,6 @@ def _started(run: Run, resumed: bool) -> Started:
     )
 
 
-def _steps_per_epoch(n_train: int, B: int, T: int) -> int:
-    """Full windows per epoch; a training split too short for one is a UsageError saying what fits."""
-    steps = num_windows(n_train, B, T)
-    if steps < 1:
-        most = (n_train - 1) // T
-        fix = f"use --batch-size {most} or less" if most >= 1 else f"use --seq-len {n_train - 2} or less"
-        raise UsageError(
-            f"the training split ({n_train} chars) is too short for one window of "
-            f"--batch-size {B} × --seq-len {T}; {fix}, or give a longer text"
-        )
-    return steps
-
-
 def divergence_limit(V: int) -> float:
     """A loss per character above this is divergence, not learning: 4 × the uniform guess, ln V."""
     return max(10.0, 4.0 * math.log(V))
@@ -453,23 +377,6 @@ def _write(run: Run, ckpt: Checkpoint, path: Path, kind: str) -> None:
     ckpt_io.save(ckpt, path)
     run.files.add(path)
     run.on_event(Saved(path, kind))
-
-
-def _epoch_path(model_path: Path, epoch: int) -> Path:
-    return model_path.with_name(f"{_stem(model_path)}.epoch{epoch:04d}{ckpt_io.SUFFIX}")
-
-
-def _prune_snapshots(run: Run) -> None:
-    """Delete all but the newest `keep` epoch snapshots beside the model."""
-    pattern = f"{_stem(run.model_path)}.epoch[0-9][0-9][0-9][0-9]{ckpt_io.SUFFIX}"
-    for stale in sorted(run.model_path.parent.glob(pattern))[: -run.cfg.keep]:
-        stale.unlink(missing_ok=True)
-        run.files.discard(stale)
-
-
-def _stem(model_path: Path) -> str:
-    name = model_path.name
-    return name[: -len(ckpt_io.SUFFIX)] if name.endswith(ckpt_io.SUFFIX) else name
 
 
 def _sample(run: Run) -> str:
@@ -491,37 +398,3 @@ def default_sample_seed(corpus: Corpus) -> str:
     head = corpus.vocab.decode(corpus.ids[:20])
     word = head.split(maxsplit=1)[0] if head.strip() else ""
     return word or head[:1]
-
-
-def _size_notes(config: ModelConfig, train_chars: int, dropout: float = 0.0) -> tuple[str, ...]:
-    """char-rnn's rule of thumb: parameters of the same order as training characters (within a
-    factor of 10). The advice names a hidden size that fits, and more dropout only above the
-    `dropout` already set."""
-    n = model.num_params(config)
-    fits = _hidden_size_that_fits(config, train_chars)
-    if n > 10 * train_chars:
-        advice = [f"a smaller --hidden-size (-H {fits}: {model.num_params(replace(config, hidden_size=fits)):,} parameters)"] if fits < config.hidden_size else []
-        if dropout < 0.5:
-            advice.append(f"more dropout (--dropout {min(0.5, dropout + 0.2):g})")
-        remedy = " or ".join(advice) or "a longer text"
-        return (
-            f"{n:,} parameters for {train_chars:,} training characters: the model will memorise "
-            f"the text in long runs (the best checkpoint by validation is kept); if val loss "
-            f"climbs early, {remedy} would suit it better",
-        )
-    if n * 10 < train_chars:
-        return (
-            f"{n:,} parameters for {train_chars:,} training characters: a larger --hidden-size "
-            f"(-H {fits}) would likely learn more",
-        )
-    return ()
-
-
-def _hidden_size_that_fits(config: ModelConfig, train_chars: int) -> int:
-    """The largest power-of-two hidden size (16 to 2048) whose model has no more parameters than
-    training characters: the middle of the rule of thumb's range."""
-    fits = 16
-    for H in (32, 64, 128, 256, 512, 1024, 2048):
-        if model.num_params(replace(config, hidden_size=H)) <= train_chars:
-            fits = H
-    return fits

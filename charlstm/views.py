@@ -20,6 +20,7 @@ from charlstm import probe
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, ViewConfig
 from charlstm.errors import CorpusError, UsageError
+from charlstm.runs import find_latest
 from charlstm.textio import read_text
 
 Note = Callable[[str], None]
@@ -37,7 +38,7 @@ def view_input(checkpoint: Path | None, text_file: Path, max_chars: int, note: N
     """The checkpoint and the first `max_chars` characters of the text that it knows. A text
     mostly outside its vocabulary (a model of another kind of text) is an error, not a view of
     the few characters it knows."""
-    path = checkpoint or ckpt_io.find_latest()
+    path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
     tx = probe.text_ids(ckpt.vocab, read_text(text_file), max_chars)
     if tx.unknown > tx.total:  # most of the text: this model was trained on another kind of text

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, model
-from charlstm import train as tr
 from charlstm.average import WeightAverage
 from charlstm.config import TrainConfig
 from charlstm.corpus import load_corpus, split
 from charlstm.engines.numpy_engine import NumpyEngine
 from charlstm.evaluate import evaluate
+from charlstm.events import EpochEnd, Step
+from charlstm.train import train
 
 SMALL = dict(seq_len=16, batch_size=4, sample_length=20, kernels="numpy")
 
@@ -48,7 +49,7 @@ def test_the_average_is_the_bias_corrected_ema_even_when_the_decay_changes():
 def run(corpus, tmp_path, cfg, name, **kwargs):
     events = []
     config = model.ModelConfig(corpus.vocab.size, 24, 2)
-    tr.train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, **kwargs)
+    train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, **kwargs)
     return events
 
 
@@ -56,10 +57,10 @@ def test_validation_and_the_model_file_use_the_average_and_training_is_undisturb
     corpus = load_corpus(tiny_corpus)
     plain = run(corpus, tmp_path, TrainConfig(**SMALL, epochs=2, dropout=0.1), "plain")
     averaged = run(corpus, tmp_path, TrainConfig(**SMALL, epochs=2, dropout=0.1, ema=0.9), "ema")
-    steps = lambda events: [e.loss for e in events if isinstance(e, tr.Step)]  # noqa: E731
+    steps = lambda events: [e.loss for e in events if isinstance(e, Step)]  # noqa: E731
     assert steps(averaged) == steps(plain)  # the same training, to the bit
-    ends = [e for e in averaged if isinstance(e, tr.EpochEnd)]
-    assert ends[-1].best and ends[-1].val_loss != [e for e in plain if isinstance(e, tr.EpochEnd)][-1].val_loss
+    ends = [e for e in averaged if isinstance(e, EpochEnd)]
+    assert ends[-1].best and ends[-1].val_loss != [e for e in plain if isinstance(e, EpochEnd)][-1].val_loss
 
     resume = checkpoint.load(tmp_path / "ema.resume.safetensors")
     average = {k: np.divide(resume.extra[f"average.{k}"], resume.train["average_weight"]) for k in resume.params}

@@ -16,7 +16,7 @@ from charlstm.ops import project, project_backward, softmax_cross_entropy
 from charlstm.probe import reference
 from charlstm.probe.finitediff import TOLERANCE, gradcheck, max_error, numeric_grad, random_problem, reference_grads
 
-from conftest import CELL_NAMES, random_model
+from helpers import CELL_NAMES, random_model
 
 
 def problem(cell: str, L: int, V=5, H=4, T=6, B=3, seed=0):

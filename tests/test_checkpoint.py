@@ -10,9 +10,10 @@ import pytest
 
 from charlstm import checkpoint
 from charlstm.checkpoint import Checkpoint
-from charlstm.corpus import Vocab
+from charlstm.vocab import Vocab
 from charlstm.errors import CheckpointError
-from charlstm.model import ModelConfig, init_params
+from charlstm.config import ModelConfig
+from charlstm.model import init_params
 
 
 def make(V=5, H=4, L=2) -> Checkpoint:
@@ -102,21 +103,9 @@ def test_wrong_shape_for_config(tmp_path):
         checkpoint.load(path)
 
 
-def test_missing_file_and_empty_folder(tmp_path):
+def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         checkpoint.load(tmp_path / "nope.safetensors")
-    with pytest.raises(CheckpointError, match="no checkpoint in"):
-        checkpoint.find_latest(tmp_path)
-
-
-def test_find_latest_prefers_model_files(tmp_path):
-    import os
-
-    a = checkpoint.save(make(), tmp_path / "a.safetensors")
-    r = checkpoint.save(make(), tmp_path / "a.resume.safetensors")
-    os.utime(a, ns=(1, 1))
-    os.utime(r, ns=(2, 2))
-    assert checkpoint.find_latest(tmp_path) == a
 
 
 # ------------------------------------------------------------------------------------ fuzzing

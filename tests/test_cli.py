@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, assert_clean_error, run_cli
+from helpers import ROOT, assert_clean_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +48,9 @@ def test_sample_continues_the_seed_in_the_corpus_style(trained):
 
 def test_same_random_seed_same_text(trained):
     work, _ = trained
-    a = run_cli("sample", "--seed", "A", "--length", "80", "--random-seed", "3", cwd=work).stdout
-    b = run_cli("sample", "--seed", "A", "--length", "80", "--random-seed", "3", cwd=work).stdout
-    c = run_cli("sample", "--seed", "A", "--length", "80", "--random-seed", "4", cwd=work).stdout
-    assert a == b and a != c
+    a, b, c = (run_cli("sample", "--seed", "A", "--length", "80", "--random-seed", seed, cwd=work) for seed in ("3", "3", "4"))
+    assert a.returncode == b.returncode == c.returncode == 0, (a.stderr, b.stderr, c.stderr)
+    assert a.stdout == b.stdout and a.stdout != c.stdout
 
 
 def test_inspect_table_shows_config_vocab_and_history(trained):

@@ -18,9 +18,9 @@ from charlstm import events, model, ui, ui_train
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.generate import LONG_SEED, prime, read_state
 
-from conftest import PANGRAMS, ROOT, assert_clean_error, run_cli, run_tty
+from helpers import PANGRAMS, ROOT, assert_clean_error, run_cli, run_tty
 
-FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16"]
+FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
 
 
@@ -145,7 +145,7 @@ def compared_runs(tmp_path_factory):
     lighthouse-rnn-1x16 and lighthouse-gru-3x8."""
     work = tmp_path_factory.mktemp("compared")
     (work / "lighthouse.txt").write_text(PANGRAMS * 40, encoding="utf-8")
-    for shape in (FAST, [*FAST, "--cell", "rnn"], ["-H", "8", "-L", "3", "-B", "4", "-T", "16", "--cell", "gru"]):
+    for shape in (FAST, [*FAST, "--cell", "rnn"], ["-H", "8", "-L", "3", "-B", "4", "-T", "16", "--kernels", "numpy", "--cell", "gru"]):
         result = run_cli("train", "lighthouse.txt", *shape, "--max-steps", "20", "--sample-length", "0", cwd=work)
         assert result.returncode == 0, result.stderr
     return work
@@ -229,12 +229,12 @@ def test_the_size_note_is_given_when_a_run_begins_not_on_every_resume(tiny_corpu
 
 
 def test_size_advice_never_suggests_what_is_set():
-    from charlstm.train import _size_notes
+    from charlstm.plan import size_notes
 
     big = ModelConfig(vocab_size=74, hidden_size=256, num_layers=2)
-    (note,) = _size_notes(big, 44_000, dropout=0.2)
+    (note,) = size_notes(big, 44_000, dropout=0.2)
     assert "--dropout 0.4" in note and "--dropout 0.2" not in note and "-H 32" in note
-    (note,) = _size_notes(big, 44_000, dropout=0.5)
+    (note,) = size_notes(big, 44_000, dropout=0.5)
     assert "dropout" not in note and "-H 32" in note
 
 

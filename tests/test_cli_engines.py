@@ -12,7 +12,7 @@ import pytest
 
 from charlstm import checkpoint
 
-from conftest import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli
 
 FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0"]
 NUMPY = ["--kernels", "numpy"]  # no ~1 s numba load per run

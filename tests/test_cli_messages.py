@@ -13,7 +13,7 @@ import pytest
 
 from charlstm.config import DisplayConfig, EvalConfig, ReadConfig, SampleConfig, ViewConfig, field_help
 
-from conftest import ROOT, assert_clean_error, run_cli
+from helpers import ROOT, assert_clean_error, run_cli
 
 FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
@@ -141,7 +141,7 @@ def test_a_file_that_is_not_a_checkpoint(tmp_path, tiny_corpus):
 def test_the_readme_first_command(tmp_path):
     """README line 2 installs and trains on a shipped corpus; its options are accepted (here cut
     to a few seconds), and the start banner gives no advice to set what is already set."""
-    from conftest import ROOT
+    from helpers import ROOT
 
     line = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()[1]
     prefix = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/charlstm train corpora/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 from charlstm import checkpoint
 from charlstm.corpus import Vocab
 
-from conftest import ROOT, assert_clean_error, assert_sampled_as_reference, random_model, run_cli
+from helpers import ROOT, assert_clean_error, assert_sampled_as_reference, random_model, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +101,17 @@ def test_bad_values_are_usage_errors(small, args, fragment):
 
 def test_greedy_is_deterministic(small):
     work, path = small
-    a = run_cli("sample", "-c", path, "--greedy", "-n", "30", cwd=work).stdout
-    b = run_cli("sample", "-c", path, "--greedy", "-n", "30", "--random-seed", "9", cwd=work).stdout
-    assert a == b
+    a = run_cli("sample", "-c", path, "--greedy", "-n", "30", cwd=work)
+    b = run_cli("sample", "-c", path, "--greedy", "-n", "30", "--random-seed", "9", cwd=work)
+    assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
+    assert a.stdout == b.stdout and len(a.stdout) == 31  # 30 characters and the final newline
 
 
 def test_closing_the_pipe_early_is_clean(small):
     work, path = small
-    proc = subprocess.run(
-        f"{sys.executable} -m charlstm sample -c {path} -n 200000 | head -c 100",
-        shell=True, cwd=work, capture_output=True, text=True, timeout=120,
-    )
+    pipeline = f"{shlex.quote(sys.executable)} -m charlstm sample -c {shlex.quote(path)} -n 200000 | head -c 100; exit ${{PIPESTATUS[0]}}"
+    proc = subprocess.run(["bash", "-c", pipeline], cwd=work, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr  # charlstm's exit status, not head's
     assert len(proc.stdout) == 100
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
 

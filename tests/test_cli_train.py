@@ -13,7 +13,7 @@ import pytest
 
 from charlstm import checkpoint
 
-from conftest import ROOT, assert_clean_error, run_cli, run_tty
+from helpers import ROOT, assert_clean_error, run_cli, run_tty
 
 FAST = ["-H", "32", "-L", "1", "-B", "4", "-T", "16", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint
-from charlstm import train as tr
+from charlstm.events import Step
 from charlstm.plan import plan_run
+from charlstm.train import train_plan
 
-from conftest import run_cli
+from helpers import run_cli
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -58,8 +59,8 @@ def test_two_ranks_compute_what_one_process_computes(tiny_corpus, tmp_path):
     train = {"batch_size": 4, "seq_len": 16, "sample_length": 0, "dropout": 0.0, "max_steps": 30, "engine": "torch", "device": "cpu"}
     plan = plan_run(tiny_corpus, options, train, out=tmp_path / "one" / "tiny.safetensors")
     events = []
-    tr.train_plan(plan, events.append)
-    one = np.array([e.loss for e in events if isinstance(e, tr.Step)])
+    train_plan(plan, events.append)
+    one = np.array([e.loss for e in events if isinstance(e, Step)])
     assert len(ddp) == len(one) == 30
     np.testing.assert_allclose(ddp, one, rtol=1e-5)
 

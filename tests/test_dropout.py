@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, model
-from charlstm import train as tr
 from charlstm.cells import CELLS
 from charlstm.config import TrainConfig
 from charlstm.corpus import load_corpus, split
 from charlstm.engines.numpy_engine import NumpyEngine
 from charlstm.evaluate import evaluate
 from charlstm.ops import softmax_cross_entropy
+from charlstm.train import train
 
 from charlstm.probe.finitediff import TOLERANCE, max_error, numeric_grad
 
-from conftest import CELL_NAMES, random_model
+from helpers import CELL_NAMES, random_model
 
 LEVERS = model.Dropout(p=0.4, mask="window", weight_hh=0.3)
 
@@ -110,6 +110,7 @@ def torch_masked_loss(torch, params, config, x, y, masks, hh_masks):
     return loss.item(), leaves
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_gradients_match_torch_autograd_on_the_same_weights_and_masks(cell):
     torch = pytest.importorskip("torch")
@@ -122,6 +123,7 @@ def test_gradients_match_torch_autograd_on_the_same_weights_and_masks(cell):
         np.testing.assert_allclose(grads[name], leaf.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_a_training_step_equals_a_hand_built_one():
     """The engine's step with every lever of the step on (dropout per window, weight drop, Adam's
     β₂ 0.99) equals PyTorch on the same masks: autograd, clipping, torch.optim.Adam."""
@@ -149,7 +151,7 @@ def test_checkpoints_hold_the_plain_weights(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
     cfg = TrainConfig(seq_len=16, batch_size=4, sample_length=0, max_steps=40, weight_drop=0.5, dropout_mask="window", kernels="numpy")
     config = model.ModelConfig(corpus.vocab.size, 16, 2)
-    tr.train(corpus, config, cfg, tmp_path / "m.safetensors")
+    train(corpus, config, cfg, tmp_path / "m.safetensors")
     saved = checkpoint.load(tmp_path / "m.safetensors")
     for k in range(2):
         assert (saved.params[f"lstm.weight_hh_l{k}"] == 0).mean() < 0.01

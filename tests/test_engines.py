@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, engines, model
-from charlstm import train as tr
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpus import load_corpus, num_windows, window
 from charlstm.engines.team import Solo
+from charlstm.events import EpochEnd, Started, Step
+from charlstm.train import train
 
-from conftest import CELL_NAMES
+from helpers import CELL_NAMES
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -70,17 +71,17 @@ def test_the_other_optimisers_are_the_same_update(tiny_corpus, optimizer):
 
 
 def run(corpus, tmp_path, cfg, name, cell="lstm", stop_after=None, resume=None, H=16):
-    """tr.train with events collected; `stop_after` steps stops it as Ctrl-C does."""
+    """train with events collected; `stop_after` steps stops it as Ctrl-C does."""
     events = []
     config = resume.config if resume else ModelConfig(corpus.vocab.size, H, 2, cell)
-    count = lambda: sum(isinstance(e, tr.Step) for e in events)  # noqa: E731
+    count = lambda: sum(isinstance(e, Step) for e in events)  # noqa: E731
     should_stop = (lambda: count() >= stop_after) if stop_after else (lambda: False)
-    finished = tr.train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume)
+    finished = train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume)
     return finished, events
 
 
 def losses(events):
-    return np.array([e.loss for e in events if isinstance(e, tr.Step)])
+    return np.array([e.loss for e in events if isinstance(e, Step)])
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
@@ -94,7 +95,7 @@ def test_in_float32_a_torch_run_follows_a_numpy_run(tiny_corpus, tmp_path, cell)
     a, b = losses(ours), losses(theirs)
     assert len(a) == len(b) == 50
     np.testing.assert_allclose(b, a, rtol=1e-3)
-    started = [next(e for e in events if isinstance(e, tr.Started)) for events in (ours, theirs)]
+    started = [next(e for e in events if isinstance(e, Started)) for events in (ours, theirs)]
     assert started[0].engine == "numpy (numpy kernels)" and started[1].engine.startswith("torch 2.") and started[1].engine.endswith(" on cpu")
 
 
@@ -123,7 +124,7 @@ def test_a_run_moves_between_engines_through_its_resume_file(tiny_corpus, tmp_pa
     resume = checkpoint.load(tmp_path / "moved.resume.safetensors")
     resumed_cfg = TrainConfig(**{**cfg, "engine": then})
     finished, events2 = run(corpus, tmp_path, resumed_cfg, "moved", resume=resume)
-    assert finished.step == 60 and next(e for e in events2 if isinstance(e, tr.Started)).engine.startswith(then)
+    assert finished.step == 60 and next(e for e in events2 if isinstance(e, Started)).engine.startswith(then)
     np.testing.assert_allclose(np.concatenate([losses(events1), losses(events2)]), losses(straight), rtol=1e-4)
     want = checkpoint.load(tmp_path / "straight.resume.safetensors").params
     got = checkpoint.load(tmp_path / "moved.resume.safetensors").params
@@ -151,7 +152,7 @@ def test_the_torch_engine_validates_as_evaluate_scores(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
     cfg = TrainConfig(**dict(SMALL, dropout=0.0, max_steps=10, engine="torch"))
     _, events = run(corpus, tmp_path, cfg, "m")
-    (end,) = [e for e in events if isinstance(e, tr.EpochEnd)]
+    (end,) = [e for e in events if isinstance(e, EpochEnd)]
     saved = checkpoint.load(tmp_path / "m.safetensors")
     again = evaluate(saved.params, saved.config, corpus.split(cfg.val_fraction)[1], B, T)
     assert end.val_loss == pytest.approx(again.loss, rel=1e-5)
@@ -176,7 +177,7 @@ def test_ranks_other_than_0_write_and_report_nothing(tiny_corpus, tmp_path, monk
         return engine
 
     monkeypatch.setattr(engines, "make_engine", as_follower)
-    monkeypatch.setattr(tr.engines, "rank", lambda: 1)
+    monkeypatch.setattr("charlstm.train.rank", lambda: 1)
     corpus = load_corpus(tiny_corpus)
     finished, events = run(corpus, tmp_path, TrainConfig(**SMALL, epochs=2), "m")
     assert finished.step > 0 and events == []
@@ -231,8 +232,8 @@ def test_a_torch_run_with_every_lever_resumes_exactly(tiny_corpus, tmp_path):
     assert any(k.startswith("average.") for k in resume.extra)
     _, second = run(corpus, tmp_path, cfg, "split", resume=resume)
     np.testing.assert_array_equal(losses(second), losses(straight)[25:])
-    ends = [e.val_loss for e in straight if isinstance(e, tr.EpochEnd)]
-    assert [e.val_loss for e in second if isinstance(e, tr.EpochEnd)][-1] == ends[-1]
+    ends = [e.val_loss for e in straight if isinstance(e, EpochEnd)]
+    assert [e.val_loss for e in second if isinstance(e, EpochEnd)][-1] == ends[-1]
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, model
-from charlstm.corpus import Vocab, num_windows, window
+from charlstm.corpus import num_windows, window
+from charlstm.vocab import Vocab
 from charlstm.evaluate import evaluate
 
-from conftest import assert_clean_error, random_model, run_cli
+from helpers import assert_clean_error, random_model, run_cli
 
 
 def test_evaluate_equals_the_training_loss_over_an_epoch():

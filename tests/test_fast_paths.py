@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from charlstm import model, stepping
-from charlstm.corpus import Vocab
+from charlstm.vocab import Vocab
 from charlstm.generate import Sampling, generate, prime_ids
 
-from conftest import CELL_NAMES, assert_sampled_as_reference, random_model
+from helpers import CELL_NAMES, assert_sampled_as_reference, random_model
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)

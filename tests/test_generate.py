@@ -8,7 +8,7 @@ import pytest
 from charlstm.corpus import Vocab
 from charlstm.generate import Sampling, draw, filter_probs, sample, stream_text
 
-from conftest import random_model
+from helpers import random_model
 
 
 @pytest.fixture

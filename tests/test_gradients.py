@@ -11,7 +11,7 @@ from charlstm.ops import softmax_cross_entropy
 
 from charlstm.probe.finitediff import TOLERANCE, max_error, numeric_grad
 
-from conftest import random_model
+from helpers import random_model
 
 @pytest.mark.parametrize("V", [7, 600])
 def test_first_layer_gather_equals_one_hot_matmul(V):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from charlstm import idcache, textio
-from charlstm.corpus import Vocab
+from charlstm.vocab import Vocab
 from charlstm.errors import CorpusError, VocabularyError
 
 TEXT = "Grüße aus Köln! 世界は広い 🌊🐟\nΑβγ δέλτα — ещё раз.\n" * 50

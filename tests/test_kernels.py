@@ -254,7 +254,7 @@ def test_a_training_step_on_numba_equals_numpy(numba_impl, L):
     an Adam update, on the numba kernels equal the NumPy path (float32: to ~1e-5 relative)."""
     from charlstm import model, optim
 
-    from conftest import random_model
+    from helpers import random_model
 
     V, H, T, B = 11, 32, 9, 6
     config, params = random_model(V, H, L, seed=2, dtype=np.float32, scale=0.3)
@@ -420,7 +420,7 @@ def test_softmax_draw_is_filter_probs_and_draw(numba_impl_or_none, N):
     falls within that rounding of a CDF step.)"""
     from charlstm.generate import draw, filter_probs
 
-    from conftest import assert_same_draws
+    from helpers import assert_same_draws
 
     rng = np.random.default_rng(6)
     impls = [numpy_ref] + ([numba_impl_or_none] if numba_impl_or_none is not None else [])
@@ -470,7 +470,7 @@ def test_generating_on_numba_equals_numpy(numba_impl, N):
     from charlstm.corpus import Vocab
     from charlstm.generate import Sampling, generate, prime_ids
 
-    from conftest import assert_sampled_as_reference, random_model
+    from helpers import assert_sampled_as_reference, random_model
 
     config, params = random_model(9, 24, 2, seed=3, dtype=np.float32, scale=0.4)
     vocab = Vocab(tuple("abcdefghi"))

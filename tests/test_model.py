@@ -9,7 +9,7 @@ import numpy as np
 from charlstm import model, optim, stepping
 from charlstm.generate import prime
 
-from conftest import random_model
+from helpers import random_model
 
 
 def test_step_by_step_equals_whole_window_forward():

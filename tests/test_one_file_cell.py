@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PANGRAMS, assert_clean_error, assert_ends_with_clean_error, run_cli
+from helpers import PANGRAMS, assert_clean_error, assert_ends_with_clean_error, run_cli
 
 TESTS = Path(__file__).resolve().parent
 BOOTSTRAP = "import mgu; from charlstm.cli import main; main()"

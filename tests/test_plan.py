@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from charlstm import checkpoint
-from charlstm import train as tr
 from charlstm.errors import UsageError
 from charlstm.plan import plan_run
+from charlstm.train import train_plan
 
 SMALL = {"seq_len": 16, "batch_size": 4, "sample_length": 0}
 SHAPE = {"hidden_size": 16, "num_layers": 1}
@@ -24,7 +24,7 @@ def in_tmp(tmp_path, monkeypatch):
 def first_run(corpus: Path, steps: int = 2, **model) -> Path:
     """Plan and train a short run; returns its resume file."""
     plan = plan_run(corpus, {**SHAPE, **model}, {**SMALL, "max_steps": steps})
-    tr.train_plan(plan)
+    train_plan(plan)
     return plan.resume_path
 
 
@@ -56,7 +56,7 @@ def test_resume_keeps_the_run_and_reports_changed_options(tiny_corpus, in_tmp):
     assert plan.train.lr == 0.01 and plan.train.batch_size == 4
     assert "resuming with --lr: 0.004 → 0.01" in plan.notes  # options as typed, not fields
     assert "resuming with --max-steps: 2 → 5" in plan.notes
-    finished = tr.train_plan(plan)
+    finished = train_plan(plan)
     assert finished.step == 5
     with pytest.raises(UsageError, match="--hidden-size 64 conflicts with the checkpoint's 16"):
         plan_run(None, {"hidden_size": 64}, {}, resume=resume_file)
@@ -68,7 +68,7 @@ def test_a_resume_does_not_keep_the_thread_count(tiny_corpus, in_tmp):
     """--threads suits the machine as it was when given: a resume uses it only if given again."""
     plan = plan_run(tiny_corpus, SHAPE, {**SMALL, "max_steps": 2, "threads": 1})
     assert plan.train.threads == 1
-    tr.train_plan(plan)
+    train_plan(plan)
     again = plan_run(None, {}, {"max_steps": 3}, resume=plan.resume_path)
     assert again.train.threads is None and not any("--threads" in note for note in again.notes)
     assert plan_run(None, {}, {"max_steps": 3, "threads": 2}, resume=plan.resume_path).train.threads == 2

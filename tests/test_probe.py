@@ -12,7 +12,7 @@ from charlstm.errors import UsageError
 from charlstm.evaluate import evaluate
 from charlstm.probe.finitediff import model_grads
 
-from conftest import CELL_NAMES, random_model
+from helpers import CELL_NAMES, random_model
 
 
 def test_trace_equals_stepping_and_leaves_the_parameters_alone():

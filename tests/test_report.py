@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, model
-from charlstm.corpus import Vocab, load_corpus
+from charlstm.config import TrainConfig
+from charlstm.corpus import load_corpus
 from charlstm.errors import CheckpointError
-from charlstm.train import TrainConfig, train
+from charlstm.train import train
+from charlstm.vocab import Vocab
 
-from conftest import HOSTILE, REPORT_CELLS, REPORT_TEXT, assert_clean_error, run_cli
+from helpers import HOSTILE, REPORT_CELLS, REPORT_TEXT, assert_clean_error, run_cli
 from htmlpage import parse
 
 TOP = 5  # the report's default number of guesses (ReportConfig.top)

@@ -15,7 +15,7 @@ import pytest
 
 from charlstm import checkpoint
 
-from conftest import HOSTILE, REPORT_CELLS, run_cli
+from helpers import HOSTILE, REPORT_CELLS, run_cli
 
 try:
     from playwright.sync_api import expect, sync_playwright

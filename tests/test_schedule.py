@@ -7,13 +7,14 @@ import math
 import pytest
 
 from charlstm import checkpoint, model, plan
-from charlstm import train as tr
-from charlstm.config import default_of
+from charlstm.config import TrainConfig, default_of
 from charlstm.corpus import load_corpus
 from charlstm.engines.numpy_engine import NumpyEngine
-from charlstm.schedule import outlook
+from charlstm.events import EpochEnd, Saved, Step
+from charlstm.schedule import learning_rate, outlook
+from charlstm.train import train
 
-LR = default_of(tr.TrainConfig, "lr")  # the default peak; the floor is 0.1 × it
+LR = default_of(TrainConfig, "lr")  # the default peak; the floor is 0.1 × it
 SMALL = dict(seq_len=16, batch_size=4, sample_length=0)
 
 
@@ -37,13 +38,13 @@ class FakeClock:
         return self.now
 
 
-def train(corpus, tmp_path, cfg, clock=None, resume=None, stop_after=None, name="m", H=16):
+def run(corpus, tmp_path, cfg, clock=None, resume=None, stop_after=None, name="m", H=16):
     events = []
     config = resume.config if resume else model.ModelConfig(corpus.vocab.size, H, 1)
-    steps = lambda: sum(isinstance(e, tr.Step) for e in events)  # noqa: E731
+    steps = lambda: sum(isinstance(e, Step) for e in events)  # noqa: E731
     should_stop = (lambda: steps() >= stop_after) if stop_after else (lambda: False)
     kwargs = {"clock": clock} if clock else {}
-    finished = tr.train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume, **kwargs)
+    finished = train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume, **kwargs)
     return finished, events
 
 
@@ -54,13 +55,13 @@ def of(events, kind):
 def test_a_time_budget_ends_at_its_deadline_with_the_rate_at_its_floor(tiny_corpus, tmp_path, monkeypatch):
     clock = FakeClock(monkeypatch, step=0.2, validation=1.5)
     start = clock.now
-    cfg = tr.TrainConfig(**SMALL, epochs=None, max_minutes=1.0, lr=0.01, warmup_steps=5)
-    finished, events = train(load_corpus(tiny_corpus), tmp_path, cfg, clock)
+    cfg = TrainConfig(**SMALL, epochs=None, max_minutes=1.0, lr=0.01, warmup_steps=5)
+    finished, events = run(load_corpus(tiny_corpus), tmp_path, cfg, clock)
     assert finished.reason == "time_budget"
     assert 55 < clock.now - start <= 60  # the last validation and checkpoint inside the minute
-    steps, ends = of(events, tr.Step), of(events, tr.EpochEnd)
+    steps, ends = of(events, Step), of(events, EpochEnd)
     assert ends[-1].step == finished.step and len(ends) >= 2  # validated at the end, and per epoch before
-    assert isinstance(events[-2], tr.Saved) and events[-2].kind == "resume"
+    assert isinstance(events[-2], Saved) and events[-2].kind == "resume"
     lrs = [s.lr for s in steps]
     assert lrs[4] == pytest.approx(0.01)  # the peak, at the end of the warm-up
     assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))  # then only down…
@@ -79,52 +80,52 @@ def test_epochs_are_unlimited_under_a_time_budget_and_the_first_limit_wins(tiny_
     assert planned.train.epochs is None  # --max-minutes alone: no epoch limit
     clock = FakeClock(monkeypatch, step=0.1, validation=0.2)
     corpus = load_corpus(tiny_corpus)
-    finished, events = train(corpus, tmp_path, planned.train, clock, name="unlimited")
+    finished, events = run(corpus, tmp_path, planned.train, clock, name="unlimited")
     assert finished.reason == "time_budget" and finished.epoch > 10  # past the default 10 epochs
-    finished, events = train(corpus, tmp_path, tr.TrainConfig(**quick, epochs=3, max_minutes=0.5), clock, name="both")
+    finished, events = run(corpus, tmp_path, TrainConfig(**quick, epochs=3, max_minutes=0.5), clock, name="both")
     assert finished.reason == "completed" and finished.epoch == 3  # the epochs came first
-    lrs = [s.lr for s in of(events, tr.Step)]
-    assert lrs[-1] == pytest.approx(0.1 * LR, rel=1e-3) and not any(s.by_time for s in of(events, tr.Step)[1:])
+    lrs = [s.lr for s in of(events, Step)]
+    assert lrs[-1] == pytest.approx(0.1 * LR, rel=1e-3) and not any(s.by_time for s in of(events, Step)[1:])
 
 
 def test_raising_max_steps_on_resume_continues_the_rate_smoothly(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
-    cfg = tr.TrainConfig(**SMALL, max_steps=60, warmup_steps=5)
-    _, before = train(corpus, tmp_path, cfg, stop_after=30)
+    cfg = TrainConfig(**SMALL, max_steps=60, warmup_steps=5)
+    _, before = run(corpus, tmp_path, cfg, stop_after=30)
     resumed = checkpoint.load(tmp_path / "m.resume.safetensors")
     new_cfg, notes = plan.resume_config(resumed, {"max_steps": 120})
     assert "--max-steps: 60 → 120" in notes
-    _, after = train(corpus, tmp_path, new_cfg, resume=resumed)
-    lr_before, lr_after = [s.lr for s in of(before, tr.Step)], [s.lr for s in of(after, tr.Step)]
+    _, after = run(corpus, tmp_path, new_cfg, resume=resumed)
+    lr_before, lr_after = [s.lr for s in of(before, Step)], [s.lr for s in of(after, Step)]
     assert lr_after[0] == pytest.approx(lr_before[-1], rel=0.01)  # no jump back towards the peak
-    assert lr_after[0] < tr.learning_rate(new_cfg, 30, 120)  # where the old rule would have put it
+    assert lr_after[0] < learning_rate(new_cfg, 30, 120)  # where the old rule would have put it
     assert all(a >= b for a, b in zip(lr_after, lr_after[1:]))
     assert lr_after[-1] == pytest.approx(0.1 * LR, rel=1e-3) and len(lr_after) == 90
 
 
 def test_a_capped_run_resumed_with_epochs_trains_on(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
-    _, first = train(corpus, tmp_path, tr.TrainConfig(**SMALL, max_steps=10))
+    _, first = run(corpus, tmp_path, TrainConfig(**SMALL, max_steps=10))
     resumed = checkpoint.load(tmp_path / "m.resume.safetensors")
     new_cfg, notes = plan.resume_config(resumed, {"epochs": 2})
     assert new_cfg.max_steps is None and "--max-steps: 10 → none" in notes
-    finished, after = train(corpus, tmp_path, new_cfg, resume=resumed)
+    finished, after = run(corpus, tmp_path, new_cfg, resume=resumed)
     assert finished.reason == "completed" and finished.epoch == 2
-    assert of(after, tr.Step)[0].lr == pytest.approx(of(first, tr.Step)[-1].lr, rel=0.01)
+    assert of(after, Step)[0].lr == pytest.approx(of(first, Step)[-1].lr, rel=0.01)
 
 
 def test_a_new_time_budget_on_resume_continues_the_rate_and_is_not_carried(tiny_corpus, tmp_path, monkeypatch):
     clock = FakeClock(monkeypatch, step=0.2, validation=0.5)
     corpus = load_corpus(tiny_corpus)
-    cfg = tr.TrainConfig(**SMALL, epochs=None, max_minutes=1.0)
-    _, before = train(corpus, tmp_path, cfg, clock, stop_after=100)  # Ctrl-C a third of the way
+    cfg = TrainConfig(**SMALL, epochs=None, max_minutes=1.0)
+    _, before = run(corpus, tmp_path, cfg, clock, stop_after=100)  # Ctrl-C a third of the way
     resumed = checkpoint.load(tmp_path / "m.resume.safetensors")
     again, _ = plan.resume_config(resumed, {})
     assert again.max_minutes is None and again.max_steps == 100  # not carried: this run is done
     new_cfg, _ = plan.resume_config(resumed, {"max_minutes": 0.5})
     start = clock.now
-    finished, after = train(corpus, tmp_path, new_cfg, clock, resume=resumed)
-    lr_before, lr_after = [s.lr for s in of(before, tr.Step)], [s.lr for s in of(after, tr.Step)]
+    finished, after = run(corpus, tmp_path, new_cfg, clock, resume=resumed)
+    lr_before, lr_after = [s.lr for s in of(before, Step)], [s.lr for s in of(after, Step)]
     assert 0.25 * LR < lr_before[-1] < 0.95 * LR
     assert lr_after[0] == pytest.approx(lr_before[-1], rel=0.01)
     assert all(a >= b for a, b in zip(lr_after, lr_after[1:]))

@@ -15,10 +15,11 @@ import pytest
 from rich.console import Console
 
 from charlstm import events, kernels, model, stepping, threads, ui_train
-from charlstm import train as tr
+from charlstm.config import TrainConfig
 from charlstm.corpus import load_corpus
+from charlstm.train import train
 
-from conftest import ROOT, random_model, run_cli
+from helpers import ROOT, random_model, run_cli
 
 SMALL = dict(seq_len=16, batch_size=4, sample_length=20, max_steps=6)
 
@@ -163,7 +164,7 @@ def test_the_threads_option_is_applied_inside_a_run_and_put_back_after(tiny_corp
                 seen.append((blas_threads(), numba.get_threads() if numba else n, sys.modules["numba"].get_num_threads() if numba else n))
 
         config = model.ModelConfig(corpus.vocab.size, 16, 1)
-        tr.train(corpus, config, tr.TrainConfig(**SMALL, threads=n, kernels=path), tmp_path / f"m{n}.safetensors", on_event)
+        train(corpus, config, TrainConfig(**SMALL, threads=n, kernels=path), tmp_path / f"m{n}.safetensors", on_event)
         assert seen and all(s == (n, n, n) for s in seen), seen
         assert reports == [events.ThreadsChanged(None, n, "--threads")]
     assert blas_threads() == before
@@ -194,7 +195,8 @@ import json, sys
 from pathlib import Path
 from threadpoolctl import threadpool_info
 from charlstm import events, kernels, model, threads
-from charlstm import train as tr
+from charlstm.config import TrainConfig
+from charlstm.train import train
 from charlstm.corpus import load_corpus
 corpus = load_corpus(sys.argv[1])
 out = []
@@ -205,8 +207,8 @@ def on_event(e):
         numba = sys.modules.get(threads.NUMBA_MODULE)
         out.append(["step", min(l["num_threads"] for l in threadpool_info() if l["user_api"] == "blas"),
                     numba.get_threads() if numba else None])
-cfg = tr.TrainConfig(seq_len=16, batch_size=4, sample_length=0, max_steps=4, kernels="auto")
-tr.train(corpus, model.ModelConfig(corpus.vocab.size, 16, 1), cfg, Path(sys.argv[2]), on_event)
+cfg = TrainConfig(seq_len=16, batch_size=4, sample_length=0, max_steps=4, kernels="auto")
+train(corpus, model.ModelConfig(corpus.vocab.size, 16, 1), cfg, Path(sys.argv[2]), on_event)
 print(json.dumps(out))
 """
 
@@ -230,7 +232,7 @@ def test_the_banner_names_the_choice_and_a_change_is_a_line(tmp_path):
     view = ui_train.TrainView(console)
     view(events.ThreadsChanged(None, 2, "automatic: re-chosen as the load on the 2 cores changes"))
     config = model.ModelConfig(65)
-    view(events.Started(config, tr.TrainConfig(), "book", 10_000, 9_500, 500, 65, model.num_params(config), 165,
+    view(events.Started(config, TrainConfig(), "book", 10_000, 9_500, 500, 65, model.num_params(config), 165,
                         495, tmp_path / "m.safetensors", tmp_path / "m.resume.safetensors", 0, False))
     view(events.ThreadsChanged(2, 1, "other processes keep 1.4 of the 2 cores busy"))
     out = console.file.getvalue()

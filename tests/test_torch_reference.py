@@ -11,7 +11,7 @@ from charlstm.cells import CELLS
 from charlstm.corpus import Vocab
 from charlstm.ops import softmax_cross_entropy
 
-from conftest import CELL_NAMES, random_model
+from helpers import CELL_NAMES, random_model
 
 torch = pytest.importorskip("torch")
 

@@ -7,13 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, model
-from charlstm import plan
-from charlstm import train as tr
-from charlstm.corpus import load_corpus
+from charlstm import checkpoint, model, plan
+from charlstm.config import TrainConfig
+from charlstm.corpus import load_corpus, split
 from charlstm.errors import TrainingError, UsageError
 from charlstm.evaluate import evaluate
-from charlstm.corpus import split
+from charlstm.events import Diverged, EpochEnd, Sampled, Step
+from charlstm.plan import size_notes
+from charlstm.schedule import learning_rate
+from charlstm.train import train
 
 SMALL = dict(seq_len=16, batch_size=4, sample_length=20)
 
@@ -22,26 +24,26 @@ def run(corpus, tmp_path, cfg, stop_after=None, resume=None, init=None, H=32, L=
     """Train and collect events; `stop_after` steps simulates Ctrl-C."""
     events = []
     config = resume.config if resume else model.ModelConfig(corpus.vocab.size, H, L, cell)
-    steps = lambda: sum(isinstance(e, tr.Step) for e in events)  # noqa: E731
+    steps = lambda: sum(isinstance(e, Step) for e in events)  # noqa: E731
     should_stop = (lambda: steps() >= stop_after) if stop_after else (lambda: False)
-    finished = tr.train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume, init)
+    finished = train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume, init)
     return finished, events
 
 
 def losses(events):
-    return [e.loss for e in events if isinstance(e, tr.Step)]
+    return [e.loss for e in events if isinstance(e, Step)]
 
 
 def val_losses(events):
-    return [e.val_loss for e in events if isinstance(e, tr.EpochEnd)]
+    return [e.val_loss for e in events if isinstance(e, EpochEnd)]
 
 
 def test_same_seed_same_losses(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
-    cfg = tr.TrainConfig(**SMALL, max_steps=15, dropout=0.1)
+    cfg = TrainConfig(**SMALL, max_steps=15, dropout=0.1)
     _, a = run(corpus, tmp_path, cfg, name="a")
     _, b = run(corpus, tmp_path, cfg, name="b")
-    _, c = run(corpus, tmp_path, tr.TrainConfig(**SMALL, max_steps=15, dropout=0.1, seed=1), name="c")
+    _, c = run(corpus, tmp_path, TrainConfig(**SMALL, max_steps=15, dropout=0.1, seed=1), name="c")
     assert losses(a) == losses(b)
     assert losses(a) != losses(c)
 
@@ -57,7 +59,7 @@ def test_resume_is_exact(tiny_corpus, tmp_path, cell, levers):
     cell's carried state; with `levers`, also dropout per window, weight drop, Adam's decays and
     the average of the weights (what validation scores)."""
     corpus = load_corpus(tiny_corpus)
-    cfg = tr.TrainConfig(**SMALL, epochs=2, dropout=0.2, **(LEVERS if levers else {}))
+    cfg = TrainConfig(**SMALL, epochs=2, dropout=0.2, **(LEVERS if levers else {}))
     straight, events = run(corpus, tmp_path, cfg, name="straight", cell=cell)
     full = losses(events)
     N = len(full)
@@ -88,9 +90,9 @@ def test_best_checkpoint_keeps_the_best_validation_weights(tmp_path):
     path = tmp_path / "overfit.txt"
     path.write_text(train_text + val_text, encoding="utf-8")
     corpus = load_corpus(path)
-    cfg = tr.TrainConfig(seq_len=24, batch_size=4, epochs=6, lr=0.01, val_fraction=800 / (len(train_text) + 800), sample_length=0)
+    cfg = TrainConfig(seq_len=24, batch_size=4, epochs=6, lr=0.01, val_fraction=800 / (len(train_text) + 800), sample_length=0)
     _, events = run(corpus, tmp_path, cfg, H=48, L=1)
-    ends = [e for e in events if isinstance(e, tr.EpochEnd)]
+    ends = [e for e in events if isinstance(e, EpochEnd)]
     vals = [e.val_loss for e in ends]
     best = int(np.argmin(vals))
     assert best < len(vals) - 1, vals  # it did get worse later: the test means something
@@ -105,7 +107,7 @@ def test_best_checkpoint_keeps_the_best_validation_weights(tmp_path):
 
 def test_divergence_never_reaches_a_checkpoint(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
-    good, _ = run(corpus, tmp_path, tr.TrainConfig(**SMALL, epochs=1))
+    good, _ = run(corpus, tmp_path, TrainConfig(**SMALL, epochs=1))
     resume_file = tmp_path / "m.resume.safetensors"
     before = resume_file.read_bytes()
     model_before = (tmp_path / "m.safetensors").read_bytes()
@@ -120,7 +122,7 @@ def test_divergence_never_reaches_a_checkpoint(tiny_corpus, tmp_path):
 
 def test_divergence_recovery_lowers_the_learning_rate(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
-    cfg = tr.TrainConfig(**SMALL, max_steps=30, lr=0.002)
+    cfg = TrainConfig(**SMALL, max_steps=30, lr=0.002)
     events = []
     config = model.ModelConfig(corpus.vocab.size, 16, 1)
     original = model.loss_and_grads
@@ -133,15 +135,15 @@ def test_divergence_recovery_lowers_the_learning_rate(tiny_corpus, tmp_path):
             grads["head.bias"][0] = np.nan
         return loss, grads, state, cache
 
-    tr.model.loss_and_grads = nan_once
+    model.loss_and_grads = nan_once
     try:
-        tr.train(corpus, config, cfg, tmp_path / "m.safetensors", events.append)
+        train(corpus, config, cfg, tmp_path / "m.safetensors", events.append)
     finally:
-        tr.model.loss_and_grads = original
-    diverged = [e for e in events if isinstance(e, tr.Diverged)]
+        model.loss_and_grads = original
+    diverged = [e for e in events if isinstance(e, Diverged)]
     assert len(diverged) == 1 and "halved" in diverged[0].action
-    lrs = [e.lr for e in events if isinstance(e, tr.Step)]
-    assert lrs[-1] < 0.5 * tr.learning_rate(cfg, 28, 30) + 1e-12
+    lrs = [e.lr for e in events if isinstance(e, Step)]
+    assert lrs[-1] < 0.5 * learning_rate(cfg, 28, 30) + 1e-12
     saved = checkpoint.load(tmp_path / "m.resume.safetensors")
     assert all(np.isfinite(p).all() for p in saved.params.values())
     assert saved.train["lr_scale"] == 0.5
@@ -149,14 +151,14 @@ def test_divergence_recovery_lowers_the_learning_rate(tiny_corpus, tmp_path):
 
 def test_keep_bounds_the_snapshots(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
-    run(corpus, tmp_path, tr.TrainConfig(seq_len=16, batch_size=16, epochs=4, keep=2, sample_length=0), H=16, L=1)
+    run(corpus, tmp_path, TrainConfig(seq_len=16, batch_size=16, epochs=4, keep=2, sample_length=0), H=16, L=1)
     names = sorted(p.name for p in tmp_path.glob("*.safetensors"))
     assert names == ["m.epoch0003.safetensors", "m.epoch0004.safetensors", "m.resume.safetensors", "m.safetensors"]
 
 
 def test_resume_rejects_conflicting_and_reports_compatible_changes(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
-    run(corpus, tmp_path, tr.TrainConfig(**SMALL, max_steps=3))
+    run(corpus, tmp_path, TrainConfig(**SMALL, max_steps=3))
     resumed = checkpoint.load(tmp_path / "m.resume.safetensors")
     cfg, changes = plan.resume_config(resumed, {"lr": 0.01, "epochs": 5})
     assert cfg.lr == 0.01 and cfg.epochs == 5 and cfg.seq_len == 16
@@ -166,15 +168,15 @@ def test_resume_rejects_conflicting_and_reports_compatible_changes(tiny_corpus, 
 
 
 def test_learning_rate_schedules():
-    cfg = tr.TrainConfig(lr=1.0, schedule="cosine", warmup_steps=10, min_lr_ratio=0.1)
-    assert tr.learning_rate(cfg, 0, 110) == pytest.approx(0.1)
-    assert tr.learning_rate(cfg, 9, 110) == pytest.approx(1.0)
-    assert tr.learning_rate(cfg, 109, 110) == pytest.approx(0.1)
-    mid = tr.learning_rate(cfg, 10 + 49, 110)
+    cfg = TrainConfig(lr=1.0, schedule="cosine", warmup_steps=10, min_lr_ratio=0.1)
+    assert learning_rate(cfg, 0, 110) == pytest.approx(0.1)
+    assert learning_rate(cfg, 9, 110) == pytest.approx(1.0)
+    assert learning_rate(cfg, 109, 110) == pytest.approx(0.1)
+    mid = learning_rate(cfg, 10 + 49, 110)
     assert 0.5 < mid < 0.6
-    assert tr.learning_rate(tr.TrainConfig(lr=0.5, schedule="constant"), 1000, 10) == 0.5
-    lin = tr.TrainConfig(lr=1.0, schedule="linear", min_lr_ratio=0.0)
-    assert tr.learning_rate(lin, 50, 101) == pytest.approx(0.5)
+    assert learning_rate(TrainConfig(lr=0.5, schedule="constant"), 1000, 10) == 0.5
+    lin = TrainConfig(lr=1.0, schedule="linear", min_lr_ratio=0.0)
+    assert learning_rate(lin, 50, 101) == pytest.approx(0.5)
 
 
 def test_auto_batch_size_keeps_enough_steps_per_epoch():
@@ -189,33 +191,33 @@ def test_too_short_for_one_window_is_a_usage_error(tmp_path):
     path = tmp_path / "short.txt"
     path.write_text("hello there, general kenobi\n" * 3, encoding="utf-8")
     with pytest.raises(UsageError, match="too short"):
-        run(load_corpus(path), tmp_path, tr.TrainConfig(seq_len=50, batch_size=8))
+        run(load_corpus(path), tmp_path, TrainConfig(seq_len=50, batch_size=8))
 
 
 def test_val_loss_is_in_nats_and_bits(tiny_corpus, tmp_path):
-    _, events = run(load_corpus(tiny_corpus), tmp_path, tr.TrainConfig(**SMALL, epochs=1))
-    (end,) = [e for e in events if isinstance(e, tr.EpochEnd)]
+    _, events = run(load_corpus(tiny_corpus), tmp_path, TrainConfig(**SMALL, epochs=1))
+    (end,) = [e for e in events if isinstance(e, EpochEnd)]
     assert end.val_bpc == pytest.approx(end.val_loss / math.log(2))
     assert end.sample.startswith("The")  # default sample seed: the corpus's first word
 
 
 def test_time_budget_ends_cleanly_with_a_checkpoint(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
-    finished, _ = run(corpus, tmp_path, tr.TrainConfig(**SMALL, epochs=10_000, max_minutes=0.02))
+    finished, _ = run(corpus, tmp_path, TrainConfig(**SMALL, epochs=10_000, max_minutes=0.02))
     assert finished.reason == "time_budget" and 0 < finished.step < 10_000 * 95
     saved = checkpoint.load(tmp_path / "m.resume.safetensors")
     assert saved.train["status"] == "time_budget" and saved.train["step"] == finished.step
 
 
 def test_sample_every_reports_samples_between_epochs(tiny_corpus, tmp_path):
-    _, events = run(load_corpus(tiny_corpus), tmp_path, tr.TrainConfig(**SMALL, max_steps=30, sample_every=10))
-    sampled = [e for e in events if isinstance(e, tr.Sampled)]
+    _, events = run(load_corpus(tiny_corpus), tmp_path, TrainConfig(**SMALL, max_steps=30, sample_every=10))
+    sampled = [e for e in events if isinstance(e, Sampled)]
     assert [e.step for e in sampled] == [10, 20] and all(e.text.startswith("The") for e in sampled)
 
 
 def test_size_warning_follows_the_rule_of_thumb():
     big = model.ModelConfig(vocab_size=65, hidden_size=512, num_layers=3)
     small = model.ModelConfig(vocab_size=65, hidden_size=16, num_layers=1)
-    assert "memorise" in tr._size_notes(big, 50_000)[0]
-    assert "larger --hidden-size" in tr._size_notes(small, 10_000_000)[0]
-    assert tr._size_notes(model.ModelConfig(vocab_size=65), 1_000_000) == ()
+    assert "memorise" in size_notes(big, 50_000)[0]
+    assert "larger --hidden-size" in size_notes(small, 10_000_000)[0]
+    assert size_notes(model.ModelConfig(vocab_size=65), 1_000_000) == ()

@@ -23,8 +23,8 @@ import pytest
 from charlstm import checkpoint, probe
 from charlstm.evaluate import evaluate
 
-import conftest
-from conftest import ROOT, random_model, run_cli
+import helpers
+from helpers import ROOT, random_model, run_cli
 
 BRACKETS = ROOT / "corpora" / "brackets.txt"
 ESC = "\x1b["
@@ -39,9 +39,9 @@ FIND_BRACKET_THRESHOLD = 0.8
 TRAIN = """
 import sys
 from pathlib import Path
+from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpus import load_corpus
-from charlstm.model import ModelConfig
-from charlstm.train import TrainConfig, train
+from charlstm.train import train
 corpus = load_corpus(sys.argv[1])
 cfg = TrainConfig(seq_len=50, batch_size=32, lr=0.02, epochs=100, max_steps=300, dropout=0.0,
                   sample_length=0, seed=0)
@@ -164,7 +164,7 @@ def test_neurons_colours_keep_their_order_on_a_16_colour_terminal(bracket_model)
     path, _ = bracket_model
     args = ("neurons", str(BRACKETS), "-c", str(path), "--unit", "5", "--max-chars", "120")
     values = json.loads(run_cli(*args, "--json").stdout)["values"]
-    code, out = conftest.run_tty(*args, cwd=ROOT, columns=120, term="xterm")
+    code, out = helpers.run_tty(*args, cwd=ROOT, columns=120, term="xterm")
     assert code == 0, out
     assert "48;5;" not in out and "48;2;" not in out  # no 256 or 24-bit colours
     body = out[out.index("(c) of a 1×32 LSTM"):out.index("value  ")]

@@ -10,18 +10,21 @@ import json
 import os
 import random
 import resource
+import shlex
+import shutil
 import signal
 import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from charlstm import checkpoint
 
-from conftest import ROOT, assert_clean_error, assert_ends_with_clean_error, run_cli
+from helpers import PANGRAMS, ROOT, assert_clean_error, assert_ends_with_clean_error, run_cli
 
 FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
@@ -30,12 +33,23 @@ def cli(*args: str, **kwargs) -> list[str]:
     return [sys.executable, "-m", "charlstm", *args]
 
 
-def trained(tmp_path, corpus, *extra: str):
-    """Train a tiny model for one epoch; return (model file, resume file)."""
-    result = run_cli("train", str(corpus), *FAST, "--epochs", "1", *extra, cwd=tmp_path)
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> Path:
+    """The checkpoints folder of a tiny model trained for one epoch on the tiny text, through the
+    CLI, once for the module: the earlier run that many rows need."""
+    work = tmp_path_factory.mktemp("first_run")
+    (work / "tiny.txt").write_text(PANGRAMS * 40, encoding="utf-8")
+    result = run_cli("train", "tiny.txt", *FAST, "--epochs", "1", cwd=work)
     assert result.returncode == 0, result.stderr
-    folder = tmp_path / "checkpoints"
-    return folder / f"{corpus.stem}-1x16.safetensors", folder / f"{corpus.stem}-1x16.resume.safetensors"
+    return work / "checkpoints"
+
+
+@pytest.fixture
+def trained(tmp_path, tiny_corpus, first_run) -> tuple[Path, Path]:
+    """An earlier run beside tiny_corpus: the first run's checkpoints, copied into
+    tmp_path/checkpoints; (model file, resume file)."""
+    folder = shutil.copytree(first_run, tmp_path / "checkpoints")
+    return folder / "tiny-1x16.safetensors", folder / "tiny-1x16.resume.safetensors"
 
 
 def without_root_override(args: list[str]) -> list[str]:
@@ -53,16 +67,15 @@ def test_corpus_missing(tmp_path):
     assert_clean_error(run_cli("train", "nope.txt", cwd=tmp_path), "nope.txt: no such file", code=1)
 
 
-def test_corpus_misspelt_beside_an_earlier_run(tmp_path, tiny_corpus):
+def test_corpus_misspelt_beside_an_earlier_run(tmp_path, trained):
     """The corpus is looked at before the files of an earlier run: a typo is a typo."""
-    trained(tmp_path, tiny_corpus)
     result = run_cli("train", "tny.txt", *FAST, cwd=tmp_path)
     assert_clean_error(result, "tny.txt: no such file", code=1)
     assert "earlier run" not in result.stderr
 
 
-def test_corpus_is_a_checkpoint(tmp_path, tiny_corpus):
-    model, resume = trained(tmp_path, tiny_corpus)
+def test_corpus_is_a_checkpoint(tmp_path, trained):
+    model, resume = trained
     result = run_cli("train", str(model.relative_to(tmp_path)), cwd=tmp_path)
     assert_clean_error(result, "is a checkpoint, not a text", f"charlstm sample -c {model.relative_to(tmp_path)}",
                        f"charlstm train --resume {model.relative_to(tmp_path)}", code=2)
@@ -138,10 +151,9 @@ def test_batch_size_larger_than_the_corpus_allows(tmp_path, tiny_corpus):
 # ------------------------------------------------------------------------------- checkpoints
 
 
-def _bad_checkpoint(tmp_path, tiny_corpus, mutate) -> str:
-    model, _ = trained(tmp_path, tiny_corpus)
+def _bad_checkpoint(tmp_path, first_run, mutate) -> str:
     bad = tmp_path / "bad.safetensors"
-    bad.write_bytes(mutate(model.read_bytes()))
+    bad.write_bytes(mutate((first_run / "tiny-1x16.safetensors").read_bytes()))
     return str(bad)
 
 
@@ -170,9 +182,9 @@ def test_no_checkpoint_in_the_folder(tmp_path, command, suggested):
     assert_clean_error(named, "x: no such checkpoint", code=1)  # the suggestion is understood
 
 
-def test_view_of_a_text_the_model_does_not_know(tmp_path, tiny_corpus):
+def test_view_of_a_text_the_model_does_not_know(tmp_path, trained):
     """The newest checkpoint was trained on English; the bracket corpus is not in its vocabulary."""
-    model, _ = trained(tmp_path, tiny_corpus)
+    model, _ = trained
     brackets = ROOT / "corpora" / "brackets.txt"
     result = run_cli("neurons", str(brackets), "--find", "bracket", cwd=tmp_path)
     unknown = sum(ch not in "\n" for ch in brackets.read_text(encoding="utf-8"))  # all but the newlines
@@ -189,38 +201,38 @@ def test_checkpoint_not_a_safetensors_file(tmp_path, tiny_corpus):
 
 
 @pytest.mark.parametrize("cut", [0, 3, 8, 20, 200, -100, -1])
-def test_checkpoint_truncated(tmp_path, tiny_corpus, cut):
-    bad = _bad_checkpoint(tmp_path, tiny_corpus, lambda d: d[:cut])
+def test_checkpoint_truncated(tmp_path, first_run, cut):
+    bad = _bad_checkpoint(tmp_path, first_run, lambda d: d[:cut])
     result = run_cli("inspect", bad, cwd=tmp_path)
     assert_clean_error(result, code=1)
     assert "truncated" in result.stderr or "not a safetensors" in result.stderr or "corrupt" in result.stderr
 
 
-def test_checkpoint_header_json_corrupted(tmp_path, tiny_corpus):
-    bad = _bad_checkpoint(tmp_path, tiny_corpus, lambda d: d[:20] + b"\x00\xff{" + d[23:])
+def test_checkpoint_header_json_corrupted(tmp_path, first_run):
+    bad = _bad_checkpoint(tmp_path, first_run, lambda d: d[:20] + b"\x00\xff{" + d[23:])
     assert_clean_error(run_cli("sample", "-c", bad, cwd=tmp_path), "not valid JSON", code=1)
 
 
 @pytest.mark.parametrize("field, value", [("shape", [3, 3]), ("dtype", "I64")])
-def test_checkpoint_tensor_with_wrong_shape_or_dtype(tmp_path, tiny_corpus, field, value):
+def test_checkpoint_tensor_with_wrong_shape_or_dtype(tmp_path, first_run, field, value):
     def edit(header):
         entry = header["head.bias"]
         entry[field] = value
         if field == "dtype":  # keep the byte length consistent so only the dtype is wrong
             entry["shape"] = [(entry["data_offsets"][1] - entry["data_offsets"][0]) // 8]
 
-    bad = _bad_checkpoint(tmp_path, tiny_corpus, lambda d: _edit_header(d, edit))
+    bad = _bad_checkpoint(tmp_path, first_run, lambda d: _edit_header(d, edit))
     result = run_cli("sample", "-c", bad, cwd=tmp_path)
     assert_clean_error(result, "head.bias", code=1)
 
 
-def test_checkpoint_from_a_newer_format_version(tmp_path, tiny_corpus):
-    bad = _bad_checkpoint(tmp_path, tiny_corpus, lambda d: _edit_header(d, lambda h: h["__metadata__"].update(format_version="7")))
+def test_checkpoint_from_a_newer_format_version(tmp_path, first_run):
+    bad = _bad_checkpoint(tmp_path, first_run, lambda d: _edit_header(d, lambda h: h["__metadata__"].update(format_version="7")))
     assert_clean_error(run_cli("sample", "-c", bad, cwd=tmp_path), "newer charlstm", "upgrade", code=1)
 
 
-def test_checkpoint_vocabulary_does_not_match_tensors(tmp_path, tiny_corpus):
-    bad = _bad_checkpoint(tmp_path, tiny_corpus, lambda d: _edit_header(d, lambda h: h["__metadata__"].update(vocab='["a", "b"]')))
+def test_checkpoint_vocabulary_does_not_match_tensors(tmp_path, first_run):
+    bad = _bad_checkpoint(tmp_path, first_run, lambda d: _edit_header(d, lambda h: h["__metadata__"].update(vocab='["a", "b"]')))
     assert_clean_error(run_cli("sample", "-c", bad, cwd=tmp_path), "vocabulary has 2 characters", code=1)
 
 
@@ -240,8 +252,8 @@ def test_checkpoint_cannot_run_code(tmp_path, tiny_corpus):
 # ---------------------------------------------------------------------------------- output
 
 
-def test_checkpoint_folder_not_writable(tmp_path, tiny_corpus):
-    model, resume = trained(tmp_path, tiny_corpus)
+def test_checkpoint_folder_not_writable(tmp_path, trained):
+    model, resume = trained
     before = (model.read_bytes(), resume.read_bytes())
     folder = model.parent
     folder.chmod(0o555)
@@ -255,10 +267,10 @@ def test_checkpoint_folder_not_writable(tmp_path, tiny_corpus):
     assert not list(folder.glob(".*.tmp"))
 
 
-def test_disk_full_during_a_checkpoint_write(tmp_path, tiny_corpus):
+def test_disk_full_during_a_checkpoint_write(tmp_path, trained):
     """A real failing write: the file-size limit (RLIMIT_FSIZE) makes write() fail with EFBIG,
     as a full disk makes it fail with ENOSPC."""
-    model, resume = trained(tmp_path, tiny_corpus)
+    model, resume = trained
     before = (model.read_bytes(), resume.read_bytes())
     limit = len(before[0]) // 2
 
@@ -288,10 +300,9 @@ def test_log_json_on_a_full_disk(tmp_path, tiny_corpus):
     assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])["reason"] == "completed"
 
 
-def test_a_run_of_another_cell_or_shape_beside_an_earlier_run(tmp_path, tiny_corpus):
+def test_a_run_of_another_cell_or_shape_beside_an_earlier_run(tmp_path, tiny_corpus, trained):
     """Comparing models on one text: another cell or shape is another file; the same one again is
     refused with every way on."""
-    trained(tmp_path, tiny_corpus)
     rnn = run_cli("train", str(tiny_corpus), *FAST, "--cell", "rnn", "--max-steps", "2", cwd=tmp_path)
     assert rnn.returncode == 0, rnn.stderr
     assert (tmp_path / "checkpoints" / "tiny-rnn-1x16.safetensors").is_file()
@@ -378,16 +389,15 @@ def test_two_runs_writing_the_same_checkpoint(tmp_path, tiny_corpus):
 # --------------------------------------------------------------------------------- sampling
 
 
-def test_sample_into_a_pipe_that_closes(tmp_path, tiny_corpus):
-    trained(tmp_path, tiny_corpus)
-    proc = subprocess.run(f"{sys.executable} -m charlstm sample -n 1000000 | head -c 50", shell=True, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+def test_sample_into_a_pipe_that_closes(tmp_path, trained):
+    pipeline = f"{shlex.quote(sys.executable)} -m charlstm sample -n 1000000 | head -c 50; exit ${{PIPESTATUS[0]}}"
+    proc = subprocess.run(["bash", "-c", pipeline], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr  # charlstm's exit status, not head's
     assert len(proc.stdout) == 50
     assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr
 
 
-def test_sample_interrupted_with_ctrl_c(tmp_path, tiny_corpus):
-    trained(tmp_path, tiny_corpus)
+def test_sample_interrupted_with_ctrl_c(tmp_path, trained):
     # SIGINT as a terminal delivers it: a shell's background job (CI under `cmd &`) starts with it
     # ignored, and Python then keeps ignoring it
     proc = subprocess.Popen(cli("sample", "-n", "100000000"), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -399,6 +409,6 @@ def test_sample_interrupted_with_ctrl_c(tmp_path, tiny_corpus):
     assert b"Traceback" not in err
 
 
-def test_sample_seed_with_unknown_characters(tmp_path, tiny_corpus):
-    model, _ = trained(tmp_path, tiny_corpus)
+def test_sample_seed_with_unknown_characters(tmp_path, trained):
+    model, _ = trained
     assert_clean_error(run_cli("sample", "-c", str(model), "--seed", "Ωmega", cwd=tmp_path), "'Ω'", "--drop-unknown", code=2)

@@ -16,9 +16,10 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of a table.")] = False,
 ) -> None:
     """List the runs in a folder, newest first: corpus, model, steps, best validation loss, date, size."""
-    from charlstm import checkpoint, ui, ui_tables
+    from charlstm import ui, ui_tables
+    from charlstm.runs import list_runs
 
-    found = checkpoint.list_runs(folder)
+    found = list_runs(folder)
     if as_json:
         return print_json(found, indent=2)
     ui_tables.runs_table(found, str(folder).rstrip("/"), ui.make_console(stdout=True))
@@ -31,10 +32,11 @@ def inspect(
 ) -> None:
     """Describe a checkpoint: config, parameters, vocabulary, training history."""
     from charlstm import checkpoint, ui, ui_tables
+    from charlstm.runs import find_latest
 
     if path is not None and path.is_dir():
         return runs(path, as_json)
-    info = checkpoint.describe(checkpoint.load(path or checkpoint.find_latest(name_one="give its path: charlstm inspect PATH")))
+    info = checkpoint.describe(checkpoint.load(path or find_latest(name_one="give its path: charlstm inspect PATH")))
     if as_json:
         return print_json(info, indent=2)
     ui_tables.checkpoint_table(info, ui.make_console(stdout=True), show_samples=samples)

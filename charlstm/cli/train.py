@@ -106,7 +106,7 @@ def train(
 def _train(o: dict[str, Any]) -> None:
     """Read the options `o` into configs, plan the run, train it; every event is shown and logged."""
     from charlstm import ui
-    from charlstm.engines import rank
+    from charlstm.engines.team import rank
     from charlstm.plan import plan_run
     from charlstm.train import train_plan
 

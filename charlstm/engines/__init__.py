@@ -1,8 +1,8 @@
 """Engines: one training run, two ways to compute it.
 
-The run (train.py: planning, schedule, time budget, divergence guard, validation, samples,
-checkpoints, events) never computes anything itself: it asks an engine, chosen once when the run
-starts (`make_engine`) and passed along:
+The run (train.py: the loop, divergence guard, validation, samples, checkpoints, events; with
+plan.py, schedule.py and runs.py) never computes anything itself: it asks an engine, chosen once
+when the run starts (`make_engine`) and passed along:
 
 - "numpy" (`numpy_engine`): the hand-written model, optimisers and kernels of this package on the
   CPU — the readable reference, and the default;
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from charlstm.engines.team import Solo, Team, rank, world_size  # noqa: F401  (re-exported)
+from charlstm.engines.team import Team, world_size
 from charlstm.errors import UsageError
 
 if TYPE_CHECKING:

@@ -5,6 +5,7 @@
     svg      line charts (linear or log axes, legends) and scatter plots as inline SVG
     colours  colour-blind-safe palettes: diverging for signed values, sequential for surprisal
     page     the page: sections, coloured text, tooltips; every outside string escaped
+    assets   the page's inline style sheet and its one script (the tooltips)
 
     from charlstm.report import write_report
     written = write_report([Path("checkpoints")])   # every run in the folder, overlaid

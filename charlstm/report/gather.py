@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from charlstm.units import nats_to_bits
 from charlstm import checkpoint as ckpt_io
-from charlstm import probe
-from charlstm.checkpoint import CURVE_FIELDS, Checkpoint
+from charlstm import probe, runs
+from charlstm.checkpoint import CURVE_FIELDS, SUFFIX, Checkpoint
 from charlstm.config import ReportConfig
 from charlstm.errors import CharLSTMError, CheckpointError, UsageError
-
+from charlstm.units import nats_to_bits
 
 
 @dataclass(frozen=True)
@@ -122,43 +121,43 @@ def gather(paths: list[Path], text_file: Path | None, cfg: ReportConfig) -> Repo
         from charlstm.textio import read_text
 
         text = read_text(text_file)
-    runs, notes = [], []
+    reports, notes = [], []
     for files in found:
         try:
             run = read_run(files, text, text_file, cfg, skipped)
         except CheckpointError as e:
             skipped.append((str(files.weights), str(e)))
             continue
-        runs.append(run)
+        reports.append(run)
         if run.no_views:
             notes.append(f"{run.name}: no model views: {run.no_views}")
-    if not runs:
+    if not reports:
         raise CheckpointError(skipped[0][1] if len(skipped) == 1 else f"no charlstm checkpoint could be read: {'; '.join(why for _, why in skipped)}")
-    return Report(runs, skipped, cfg, notes)
+    return Report(reports, skipped, cfg, notes)
 
 
 def find_runs(paths: list[Path]) -> tuple[list[RunFiles], list[tuple[str, str]]]:
     """The runs that paths name, each once, and the paths that name none."""
     if not paths:
         try:
-            paths = [ckpt_io.find_latest()]
+            paths = [runs.find_latest()]
         except CheckpointError:
             raise CheckpointError("no checkpoint in checkpoints/; train one with `charlstm train FILE`, or name a checkpoint or a folder of them") from None
-    runs: list[RunFiles] = []
+    found: list[RunFiles] = []
     skipped: list[tuple[str, str]] = []
     for path in paths:
         if path.is_dir():
-            groups = ckpt_io.run_files(path)
+            groups = runs.run_files(path)
             if not groups:
                 skipped.append((str(path), f"{path}: no .safetensors files in this folder"))
-            runs.extend(folder_run(path, name) for name in sorted(groups))
+            found.extend(folder_run(path, name) for name in sorted(groups))
         elif path.is_file():
-            runs.append(file_run(path))
+            found.append(file_run(path))
         else:
             skipped.append((str(path), f"{path}: no such checkpoint or folder"))
     seen: set[Path] = set()
     unique = []
-    for run in runs:  # a run named twice (a folder and a file in it) is reported once
+    for run in found:  # a run named twice (a folder and a file in it) is reported once
         if run.weights.resolve() not in seen:
             seen.add(run.weights.resolve())
             unique.append(run)
@@ -166,19 +165,19 @@ def find_runs(paths: list[Path]) -> tuple[list[RunFiles], list[tuple[str, str]]]
 
 
 def folder_run(folder: Path, name: str) -> RunFiles:
-    model, resume = folder / (name + ckpt_io.SUFFIX), folder / (name + ckpt_io.RESUME_SUFFIX)
+    model, resume = folder / (name + SUFFIX), folder / (name + runs.RESUME_SUFFIX)
     return RunFiles(name, model if model.is_file() else resume, resume if resume.is_file() else model)
 
 
 def file_run(path: Path) -> RunFiles:
     """A checkpoint named on its own: its weights; the history of the resume file beside it, if
-    it is a model file that has one."""
-    name = path.name
-    if name.endswith(ckpt_io.RESUME_SUFFIX):
-        return RunFiles(name[: -len(ckpt_io.RESUME_SUFFIX)], path, path)
-    stem = name[: -len(ckpt_io.SUFFIX)] if name.endswith(ckpt_io.SUFFIX) else path.stem
-    resume = path.with_name(stem + ckpt_io.RESUME_SUFFIX)
-    return RunFiles(stem, path, resume if resume.is_file() else path)
+    it is a run's model file that has one (an epoch snapshot keeps its own history)."""
+    if path.name.endswith(runs.RESUME_SUFFIX):
+        return RunFiles(runs.stem(path), path, path)
+    resume = runs.resume_file(path)
+    if path == runs.model_file(path) and resume.is_file():
+        return RunFiles(runs.stem(path), path, resume)
+    return RunFiles(path.name.removesuffix(SUFFIX), path, path)
 
 
 def read_run(
