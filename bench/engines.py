@@ -36,10 +36,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 import timing
 from corpus_scale import make_corpus
 from engines_ddp import bench_ddp, print_ddp, tf32, torchrun, train_steps
 from timing import ROOT, V, fmt, log
+
 GPU_CONFIGS = [(L, H, B, 100) for L, H in ((2, 512), (3, 1024)) for B in (64, 128, 256)]
 QUICK_CONFIGS = [(1, 64, 16, 32), (2, 128, 32, 32)]
 TARGET_SEAM = 0.9  # torch engine / plain PyTorch loop, on the CPU

@@ -40,11 +40,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from speed_process import bench_cli, bench_memory
 from speed_sampling import bench_sampling, print_sampling, sampling_targets
 from timing import (
-    CONFIGS, KERNELS, ROOT, V, alternate, charlstm_trainer, fmt, gemm_probe, git_commit, log, numba_available,
-    torch_trainer, training_flops_per_char, try_torch,
+    CONFIGS,
+    KERNELS,
+    ROOT,
+    V,
+    alternate,
+    charlstm_trainer,
+    fmt,
+    gemm_probe,
+    git_commit,
+    log,
+    numba_available,
+    torch_trainer,
+    training_flops_per_char,
+    try_torch,
 )
 
 TARGETS = {

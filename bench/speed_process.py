@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from timing import ROOT, SAMPLE_MODEL, V, charlstm_trainer, log
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from timing import SAMPLE_MODEL, V, alternate, fmt, gemm_probe, log, training_flops_per_char
 
 TARGETS = {

@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from charlstm import kernels as kernels_
-from charlstm.errors import UsageError
 from charlstm.config import TrainConfig, default_of
+from charlstm.errors import UsageError
 from charlstm.kernels import Kernels
 
 # The hyper-parameters, written once (the torch engine gives torch.optim the same)

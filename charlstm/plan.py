@@ -18,7 +18,17 @@ from typing import Any
 from charlstm import checkpoint as ckpt_io
 from charlstm import engines, runs
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, ENCODING_ERRORS, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
+from charlstm.config import (
+    AUTO_MIN_STEPS,
+    CELL_NAMES,
+    ENCODING_ERRORS,
+    LIMITS,
+    MAX_VOCAB,
+    ModelConfig,
+    TrainConfig,
+    default_of,
+    flag,
+)
 from charlstm.corpus import Corpus, corpus_files, load_corpus, num_windows, prepare_source
 from charlstm.errors import UsageError
 from charlstm.model import num_params

@@ -10,10 +10,10 @@ import pytest
 
 from charlstm import checkpoint
 from charlstm.checkpoint import Checkpoint
-from charlstm.vocab import Vocab
-from charlstm.errors import CheckpointError
 from charlstm.config import ModelConfig
+from charlstm.errors import CheckpointError
 from charlstm.model import init_params
+from charlstm.vocab import Vocab
 
 
 def make(V=5, H=4, L=2) -> Checkpoint:

@@ -14,9 +14,8 @@ from charlstm.corpus import load_corpus, split
 from charlstm.engines.numpy_engine import NumpyEngine
 from charlstm.evaluate import evaluate
 from charlstm.ops import softmax_cross_entropy
-from charlstm.train import train
-
 from charlstm.probe.finitediff import TOLERANCE, max_error, numeric_grad
+from charlstm.train import train
 
 from helpers import CELL_NAMES, random_model
 

@@ -10,8 +10,8 @@ import pytest
 
 from charlstm import checkpoint, model
 from charlstm.corpus import num_windows, window
-from charlstm.vocab import Vocab
 from charlstm.evaluate import evaluate
+from charlstm.vocab import Vocab
 
 from helpers import assert_clean_error, random_model, run_cli
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from charlstm import model, stepping
-from charlstm.vocab import Vocab
 from charlstm.generate import Sampling, generate, prime_ids
+from charlstm.vocab import Vocab
 
 from helpers import CELL_NAMES, assert_sampled_as_reference, random_model
 

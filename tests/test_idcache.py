@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from charlstm import idcache, textio
-from charlstm.vocab import Vocab
 from charlstm.errors import CorpusError, VocabularyError
+from charlstm.vocab import Vocab
 
 TEXT = "Grüße aus Köln! 世界は広い 🌊🐟\nΑβγ δέλτα — ещё раз.\n" * 50
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from htmlpage import parse
 
 from charlstm import checkpoint, model
 from charlstm.config import TrainConfig
@@ -25,7 +26,6 @@ from charlstm.train import train
 from charlstm.vocab import Vocab
 
 from helpers import HOSTILE, REPORT_CELLS, REPORT_TEXT, assert_clean_error, run_cli
-from htmlpage import parse
 
 TOP = 5  # the report's default number of guesses (ReportConfig.top)
 

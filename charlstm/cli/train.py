@@ -13,8 +13,17 @@ import typer
 
 from charlstm.cli.options import choice, given, option
 from charlstm.config import (
-    CELL_NAMES, DROPOUT_MASKS, ENCODING_ERRORS, ENGINE_NAMES, OPTIMIZER_NAMES, PRECISIONS, SCHEDULES, DisplayConfig,
-    ModelConfig, ReadConfig, TrainConfig,
+    CELL_NAMES,
+    DROPOUT_MASKS,
+    ENCODING_ERRORS,
+    ENGINE_NAMES,
+    OPTIMIZER_NAMES,
+    PRECISIONS,
+    SCHEDULES,
+    DisplayConfig,
+    ModelConfig,
+    ReadConfig,
+    TrainConfig,
 )
 from charlstm.errors import CharLSTMError
 

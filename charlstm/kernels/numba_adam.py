@@ -8,6 +8,7 @@ import numpy as np
 
 from charlstm.kernels.numba_jit import jit
 
+
 @jit
 def _adam(p, g, m, v, beta1, beta2, inv_sqrt_bc2, eps, step):
     """The update on flat arrays, with the scalars in their dtype (1/√(1 − β2ᵗ), lr / (1 − β1ᵗ))."""

@@ -27,6 +27,7 @@ from numba.extending import intrinsic, overload
 
 from charlstm.kernels.numba_jit import REASSOC, get_threads, jit
 
+
 @intrinsic
 def _row(typingctx, arr, b):
     """arr[b] of a 2-D array whose rows have unit stride, typed as contiguous: loops over the row of

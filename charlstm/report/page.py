@@ -15,11 +15,11 @@ from html import escape
 
 import numpy as np
 
-from charlstm.units import nats_to_bits
+from charlstm.probe import sigmoids
 from charlstm.report import colours, svg
 from charlstm.report.assets import CSS, SCRIPT
-from charlstm.probe import sigmoids
 from charlstm.report.gather import FeatureUnits, Report, RunReport, Series, Views
+from charlstm.units import nats_to_bits
 
 SECTIONS = (
     ("curves", "Learning curves"),
