@@ -77,7 +77,10 @@ def choose_positions(n_chars: int, max_lag: int, count: int) -> np.ndarray:
 
 
 def gradient_flow(
-    params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarray, max_lag: int,
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    ids: np.ndarray,
+    max_lag: int,
     positions: int | np.ndarray = 32,
 ) -> GradientFlow:
     """The norms for `positions` steps t (a count, spread by `choose_positions`, or the steps)."""
