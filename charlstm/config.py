@@ -130,8 +130,8 @@ class TrainConfig:
         "checkpoints hold the plain weights."
     )
     ema: float = _opt(
-        0.0, "Validate, sample and save a moving average of the weights, of this decay per step, in [0, 1) "
-        "(0.99: ~the last 100 steps); 0: off."
+        0.995, "Validate, sample and save a moving average of the weights, of this decay per step, in [0, 1) "
+        "(0.995: ~the last 200 steps count most); 0: off, the trained weights themselves."
     )
     schedule: str = _opt(
         "cosine", "Learning-rate schedule over the run: cosine, linear or constant (decay ends at --min-lr-ratio × lr)."
