@@ -84,8 +84,22 @@ def train_for(setting: str, seconds: float, corpus: Path, work: Path, kernels: s
     env = {k: v for k, v in os.environ.items() if k not in FIXED_BY}
     env["PYTHONPATH"] = str(ROOT)
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(corpus), str(work / f"{setting}.safetensors"), str(seconds), setting, kernels],
-        env=env, capture_output=True, text=True, preexec_fn=pinned(cpus), cwd=work, timeout=30 * seconds + 600,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(corpus),
+            str(work / f"{setting}.safetensors"),
+            str(seconds),
+            setting,
+            kernels,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=pinned(cpus),
+        cwd=work,
+        timeout=30 * seconds + 600,
     )
     if result.returncode != 0:
         raise SystemExit(f"the training run ({setting}) failed:\n{result.stderr}")
@@ -128,19 +142,30 @@ def describe_changes(changes: list[dict]) -> str:
 def print_report(res: dict) -> None:
     settings = res["settings"]
     forced = [f"forced {s}" for s in settings[1:]]
-    print(f"\ncharlstm {res['commit']}, {res['cores']} cores{' (CPUs ' + str(res['cpus']) + ')' if res['cpus'] else ''}, "
-          f"kernels {res['kernels']}, {res['seconds']:.0f} s per run, load {res['load_before']} → {res['load_after']}")
+    print(
+        f"\ncharlstm {res['commit']}, {res['cores']} cores{' (CPUs ' + str(res['cpus']) + ')' if res['cpus'] else ''}, "
+        f"kernels {res['kernels']}, {res['seconds']:.0f} s per run, load {res['load_before']} → {res['load_after']}"
+    )
     print("training chars/s of the default model (2×256, B64 T100) beside busy processes\n")
-    head = f"{'busy':>4}  {'automatic':>10}" + "".join(f"{f:>10}" for f in forced) + f"  {'auto/best':>9}  automatic's threads"
+    head = (
+        f"{'busy':>4}  {'automatic':>10}"
+        + "".join(f"{f:>10}" for f in forced)
+        + f"  {'auto/best':>9}  automatic's threads"
+    )
     print(head)
     print("-" * len(head))
     for r in res["rows"]:
         runs = r["runs"]
         mark = "" if r["ratio"] >= TARGET else "  below target"
-        print(f"{r['busy']:>4}  {runs['auto']['chars_per_s']:>10,.0f}" + "".join(f"{runs[s]['chars_per_s']:>10,.0f}" for s in settings[1:])
-              + f"  {r['ratio']:>9.2f}  {describe_changes(runs['auto']['changes'])}{mark}")
+        print(
+            f"{r['busy']:>4}  {runs['auto']['chars_per_s']:>10,.0f}"
+            + "".join(f"{runs[s]['chars_per_s']:>10,.0f}" for s in settings[1:])
+            + f"  {r['ratio']:>9.2f}  {describe_changes(runs['auto']['changes'])}{mark}"
+        )
     met = all(r["ratio"] >= TARGET for r in res["rows"])
-    print(f"\ntarget (automatic ≥ {TARGET:.2f} × the better forced setting in every row): {'met' if met else 'NOT met'}")
+    print(
+        f"\ntarget (automatic ≥ {TARGET:.2f} × the better forced setting in every row): {'met' if met else 'NOT met'}"
+    )
 
 
 def main() -> None:
@@ -148,9 +173,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40.0, help="training seconds per run (default 40)")
     ap.add_argument("--busy", default="0,1,2", help="numbers of busy processes, one row each (default 0,1,2)")
     ap.add_argument("--cpus", default=None, help="pin everything to these CPUs, e.g. 0,1 (default: as this process)")
-    ap.add_argument("--kernels", default="auto", choices=("auto", "numpy", "numba"), help="charlstm's --kernels (default auto)")
+    ap.add_argument(
+        "--kernels", default="auto", choices=("auto", "numpy", "numba"), help="charlstm's --kernels (default auto)"
+    )
     ap.add_argument("--quick", action="store_true", help="8 s per run: a smoke test, not a measurement")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "contention.json", help="JSON results file")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "contention.json", help="JSON results file"
+    )
     args = ap.parse_args()
     cpus = {int(c) for c in args.cpus.split(",")} if args.cpus else None
     seconds = 8.0 if args.quick else args.seconds
@@ -158,9 +187,17 @@ def main() -> None:
         log(f"note: {', '.join(k for k in FIXED_BY if os.environ.get(k))} removed for the training runs")
     load_before = round(os.getloadavg()[0], 2)
     res = bench([int(n) for n in args.busy.split(",")], seconds, args.kernels, cpus)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    res.update(commit=commit or "unknown", kernels=args.kernels, seconds=seconds, load_before=load_before,
-               load_after=round(os.getloadavg()[0], 2), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    res.update(
+        commit=commit or "unknown",
+        kernels=args.kernels,
+        seconds=seconds,
+        load_before=load_before,
+        load_after=round(os.getloadavg()[0], 2),
+        time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
     print_report(res)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -93,19 +93,29 @@ def main() -> None:
             first = in_fresh_process(ENCODE.format(path=str(path)), env)
             cached = in_fresh_process(ENCODE.format(path=str(path)), env)
             trained = in_fresh_process(TRAIN.format(path=str(path), out=str(tmp / f"m{mb}.safetensors")), env)
-            rows.append({
-                "megabytes": path.stat().st_size / 1e6, "chars": first["chars"], "vocab": first["vocab"],
-                "generate_s": made, "encode_s": first["seconds"], "encode_peak_rss_mb": first["maxrss_mb"],
-                "cached_start_s": cached["seconds"], "memory_mapped": cached["mapped"],
-                "train20_s": trained["seconds"], "train20_peak_rss_mb": trained["maxrss_mb"],
-                "train20_peak_rss_1mb_corpus_mb": baseline["maxrss_mb"],
-            })
+            rows.append(
+                {
+                    "megabytes": path.stat().st_size / 1e6,
+                    "chars": first["chars"],
+                    "vocab": first["vocab"],
+                    "generate_s": made,
+                    "encode_s": first["seconds"],
+                    "encode_peak_rss_mb": first["maxrss_mb"],
+                    "cached_start_s": cached["seconds"],
+                    "memory_mapped": cached["mapped"],
+                    "train20_s": trained["seconds"],
+                    "train20_peak_rss_mb": trained["maxrss_mb"],
+                    "train20_peak_rss_1mb_corpus_mb": baseline["maxrss_mb"],
+                }
+            )
             print(f"done {mb} MB", file=sys.stderr)
     header = f"{'corpus':>9} {'chars':>12} {'V':>4} {'encode':>8} {'enc RSS':>8} {'cached':>8} {'train RSS':>10} {'1MB RSS':>8} {'train s':>8}"
     print(header)
     for r in rows:
-        print(f"{r['megabytes']:>7.1f}MB {r['chars']:>12,} {r['vocab']:>4} {r['encode_s']:>7.2f}s {r['encode_peak_rss_mb']:>6.0f}MB "
-              f"{r['cached_start_s']:>7.3f}s {r['train20_peak_rss_mb']:>8.0f}MB {r['train20_peak_rss_1mb_corpus_mb']:>6.0f}MB {r['train20_s']:>7.1f}s")
+        print(
+            f"{r['megabytes']:>7.1f}MB {r['chars']:>12,} {r['vocab']:>4} {r['encode_s']:>7.2f}s {r['encode_peak_rss_mb']:>6.0f}MB "
+            f"{r['cached_start_s']:>7.3f}s {r['train20_peak_rss_mb']:>8.0f}MB {r['train20_peak_rss_1mb_corpus_mb']:>6.0f}MB {r['train20_s']:>7.1f}s"
+        )
     out = HERE / "results" / "corpus_scale.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))

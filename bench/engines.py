@@ -36,10 +36,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 import timing
 from corpus_scale import make_corpus
 from engines_ddp import bench_ddp, print_ddp, tf32, torchrun, train_steps
 from timing import ROOT, V, fmt, log
+
 GPU_CONFIGS = [(L, H, B, 100) for L, H in ((2, 512), (3, 1024)) for B in (64, 128, 256)]
 QUICK_CONFIGS = [(1, 64, 16, 32), (2, 128, 32, 32)]
 TARGET_SEAM = 0.9  # torch engine / plain PyTorch loop, on the CPU
@@ -97,7 +99,10 @@ def bench_cpu(torch, configs, reps: int, folder: Path) -> list[dict]:
             fns["torch engine"] = run_stepper(corpus, folder, L, H, B, T, engine="torch", device="cpu")
             fns["plain torch"] = timing.torch_trainer(torch, L, H, B, T)
         times = timing.alternate(fns, reps)
-        row = {"config": {"L": L, "H": H, "B": B, "T": T, "V": V}, **{name: round(chars_per_s(t, B, T), 1) for name, t in times.items()}}
+        row = {
+            "config": {"L": L, "H": H, "B": B, "T": T, "V": V},
+            **{name: round(chars_per_s(t, B, T), 1) for name, t in times.items()},
+        }
         if torch is not None:
             row["engine/plain"] = round(row["torch engine"] / row["plain torch"], 3)
         row["step_ms"] = {name: [round(s * 1e3, 2) for s in t] for name, t in times.items()}
@@ -115,8 +120,12 @@ def engine_losses(cell: str, dtype, steps: int = 50, **train) -> tuple[np.ndarra
 
     L, H, B, T = 2, 64, 16, 32
     config = ModelConfig(V, H, L, cell)
-    engine = engines.make_engine(config, TrainConfig(seq_len=T, batch_size=B, dropout=0.0, max_steps=steps, **train),
-                                 model.init_params(config, 0), dtype)
+    engine = engines.make_engine(
+        config,
+        TrainConfig(seq_len=T, batch_size=B, dropout=0.0, max_steps=steps, **train),
+        model.init_params(config, 0),
+        dtype,
+    )
     losses, _ = train_steps(engine, B, T, steps)
     return np.array(losses), {k: np.array(v, np.float64) for k, v in engine.params_numpy().items()}
 
@@ -133,12 +142,18 @@ def gpu_equivalence(torch) -> dict:
         for name, dtype in (("fp32", np.float32), ("fp64", np.float64)):
             a, wa = engine_losses(cell, dtype, kernels="numpy")
             b, wb = engine_losses(cell, dtype, engine="torch", device="cuda:0")
-            out[f"{cell}.{name}"] = {"max_rel_loss_diff": float(np.max(np.abs(a - b) / a)),
-                                     "max_abs_weight_diff": float(max(np.abs(wa[k] - wb[k]).max() for k in wa))}
+            out[f"{cell}.{name}"] = {
+                "max_rel_loss_diff": float(np.max(np.abs(a - b) / a)),
+                "max_abs_weight_diff": float(max(np.abs(wa[k] - wb[k]).max() for k in wa)),
+            }
     if torch.cuda.is_bf16_supported():
         a, _ = engine_losses("lstm", np.float32, engine="torch", device="cuda:0")
         b, _ = engine_losses("lstm", np.float32, engine="torch", device="cuda:0", precision="bf16")
-        out["lstm.bf16_vs_fp32"] = {"max_rel_loss_diff": float(np.max(np.abs(a - b) / a)), "last_fp32": float(a[-1]), "last_bf16": float(b[-1])}
+        out["lstm.bf16_vs_fp32"] = {
+            "max_rel_loss_diff": float(np.max(np.abs(a - b) / a)),
+            "last_fp32": float(a[-1]),
+            "last_bf16": float(b[-1]),
+        }
     tf32(torch, True)
     return out
 
@@ -153,10 +168,15 @@ def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
         corpus = synthetic_corpus(folder, 21 * B * T)
         fns = {"engine fp32": run_stepper(corpus, folder, L, H, B, T, engine="torch", device="cuda:0")}
         if bf16:
-            fns["engine bf16"] = run_stepper(corpus, folder, L, H, B, T, engine="torch", device="cuda:0", precision="bf16")
+            fns["engine bf16"] = run_stepper(
+                corpus, folder, L, H, B, T, engine="torch", device="cuda:0", precision="bf16"
+            )
         fns["plain fp32"] = timing.torch_trainer(torch, L, H, B, T, device="cuda:0")
         times = timing.alternate(fns, reps, pause=0.0)
-        row = {"config": {"L": L, "H": H, "B": B, "T": T}, **{k: round(chars_per_s(t, B, T), 1) for k, t in times.items()}}
+        row = {
+            "config": {"L": L, "H": H, "B": B, "T": T},
+            **{k: round(chars_per_s(t, B, T), 1) for k, t in times.items()},
+        }
         row["engine/plain"] = round(row["engine fp32"] / row["plain fp32"], 3)
         rows.append(row)
         torch.cuda.empty_cache()
@@ -165,7 +185,9 @@ def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
     each = {}
     for i in range(torch.cuda.device_count()):
         log(f"gpu cuda:{i} …")
-        times = timing.alternate({"step": run_stepper(corpus, folder, L, H, B, T, engine="torch", device=f"cuda:{i}")}, reps, pause=0.0)
+        times = timing.alternate(
+            {"step": run_stepper(corpus, folder, L, H, B, T, engine="torch", device=f"cuda:{i}")}, reps, pause=0.0
+        )
         each[f"cuda:{i} {torch.cuda.get_device_name(i)}"] = round(chars_per_s(times["step"], B, T), 1)
     return {"configs": rows, "each_gpu": {"config": {"L": L, "H": H, "B": B, "T": T}, "chars_per_s": each}}
 
@@ -174,9 +196,38 @@ def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
 
 
 def train_command(corpus: Path, folder: Path, device: str, L: int, H: int, B: int, T: int, steps: int) -> list[str]:
-    return ["train", str(corpus), "--engine", "torch", "--device", device, "-L", str(L), "-H", str(H), "-B", str(B),
-            "-T", str(T), "--max-steps", str(steps), "--val-fraction", "0.001", "--sample-length", "0", "--dropout", "0",
-            "--log-every", "10", "--log-json", str(folder / "log.jsonl"), "--out", str(folder / "m.safetensors"), "--fresh", "-q"]
+    return [
+        "train",
+        str(corpus),
+        "--engine",
+        "torch",
+        "--device",
+        device,
+        "-L",
+        str(L),
+        "-H",
+        str(H),
+        "-B",
+        str(B),
+        "-T",
+        str(T),
+        "--max-steps",
+        str(steps),
+        "--val-fraction",
+        "0.001",
+        "--sample-length",
+        "0",
+        "--dropout",
+        "0",
+        "--log-every",
+        "10",
+        "--log-json",
+        str(folder / "log.jsonl"),
+        "--out",
+        str(folder / "m.safetensors"),
+        "--fresh",
+        "-q",
+    ]
 
 
 def read_log(folder: Path) -> dict:
@@ -186,10 +237,16 @@ def read_log(folder: Path) -> dict:
     (folder / "log.jsonl").unlink()
     steps = [r["chars_per_s"] for r in records if r["type"] == "step"]
     end = [r for r in records if r["type"] == "end"][-1]
-    return {"step_chars_per_s": float(np.median(steps[len(steps) // 2 :])), "run_chars_per_s": end["chars_per_s"], "elapsed_s": end["elapsed"]}
+    return {
+        "step_chars_per_s": float(np.median(steps[len(steps) // 2 :])),
+        "run_chars_per_s": end["chars_per_s"],
+        "elapsed_s": end["elapsed"],
+    }
 
 
-def bench_corpus(megabytes: int, folder: Path, device: str, nproc: int, L: int, H: int, B: int, T: int, steps: int) -> dict:
+def bench_corpus(
+    megabytes: int, folder: Path, device: str, nproc: int, L: int, H: int, B: int, T: int, steps: int
+) -> dict:
     """A corpus of `megabytes` MB encoded once into the id cache (timed), then trained from it by
     `charlstm train` in one process and, with nproc > 1, by torchrun across nproc ranks."""
     corpus = folder / f"corpus{megabytes}.txt"
@@ -197,20 +254,39 @@ def bench_corpus(megabytes: int, folder: Path, device: str, nproc: int, L: int, 
     make_corpus(corpus, megabytes)
     env = {**os.environ, "CHARLSTM_CACHE": str(folder / "cache")}
     t0 = time.perf_counter()
-    first = subprocess.run([sys.executable, "-m", "charlstm", *train_command(corpus, folder, device, L, H, B, T, 2)],
-                           capture_output=True, text=True, env=env, cwd=ROOT)
+    first = subprocess.run(
+        [sys.executable, "-m", "charlstm", *train_command(corpus, folder, device, L, H, B, T, 2)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert first.returncode == 0, first.stderr
-    result = {"megabytes": megabytes, "encode_and_2_steps_s": round(time.perf_counter() - t0, 1), "config": [L, H, B, T]}
+    result = {
+        "megabytes": megabytes,
+        "encode_and_2_steps_s": round(time.perf_counter() - t0, 1),
+        "config": [L, H, B, T],
+    }
     (folder / "log.jsonl").unlink()
     log(f"{megabytes} MB corpus: one process on {device} …")
-    done = subprocess.run([sys.executable, "-m", "charlstm", *train_command(corpus, folder, device, L, H, B, T, steps)],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "charlstm", *train_command(corpus, folder, device, L, H, B, T, steps)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     result["one_process"] = read_log(folder)
     if nproc > 1:
         log(f"{megabytes} MB corpus: {nproc} ranks …")
-        done = torchrun(nproc, "-m", "charlstm", *train_command(corpus, folder, "cuda" if device.startswith("cuda") else device, L, H, nproc * B, T, steps),
-                        env={"CHARLSTM_CACHE": str(folder / "cache")})
+        done = torchrun(
+            nproc,
+            "-m",
+            "charlstm",
+            *train_command(corpus, folder, "cuda" if device.startswith("cuda") else device, L, H, nproc * B, T, steps),
+            env={"CHARLSTM_CACHE": str(folder / "cache")},
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         result[f"{nproc}_ranks"] = read_log(folder)
     return result
@@ -226,8 +302,11 @@ def print_cpu(rows: list[dict]) -> None:
     print(head + "\n" + "-" * len(head))
     for r in rows:
         c = r["config"]
-        print(f"{'L=%d H=%d B=%d T=%d' % (c['L'], c['H'], c['B'], c['T']):<22}" + "".join(f"{fmt(r[n]):>14}" for n in names)
-              + f"{fmt(r.get('engine/plain'), '.3f'):>14}")
+        print(
+            f"{'L=%d H=%d B=%d T=%d' % (c['L'], c['H'], c['B'], c['T']):<22}"
+            + "".join(f"{fmt(r[n]):>14}" for n in names)
+            + f"{fmt(r.get('engine/plain'), '.3f'):>14}"
+        )
 
 
 def print_gpu(eq: dict, gpu: dict) -> None:
@@ -241,16 +320,22 @@ def print_gpu(eq: dict, gpu: dict) -> None:
         cols = "   ".join(f"{k} {fmt(v)}" for k, v in r.items() if k not in ("config",))
         print(f"  L={c['L']} H={c['H']} B={c['B']} T={c['T']}:  {cols}")
     each = gpu["each_gpu"]
-    print(f"  each GPU at L={each['config']['L']} H={each['config']['H']} B={each['config']['B']}: "
-          + ", ".join(f"{k}: {fmt(v)}" for k, v in each["chars_per_s"].items()))
+    print(
+        f"  each GPU at L={each['config']['L']} H={each['config']['H']} B={each['config']['B']}: "
+        + ", ".join(f"{k}: {fmt(v)}" for k, v in each["chars_per_s"].items())
+    )
 
 
 def print_corpus(res: dict) -> None:
-    print(f"\n{res['megabytes']} MB corpus from the id cache (`charlstm train`, L={res['config'][0]} H={res['config'][1]} "
-          f"B={res['config'][2]} per rank): encode + 2 steps {res['encode_and_2_steps_s']} s")
+    print(
+        f"\n{res['megabytes']} MB corpus from the id cache (`charlstm train`, L={res['config'][0]} H={res['config'][1]} "
+        f"B={res['config'][2]} per rank): encode + 2 steps {res['encode_and_2_steps_s']} s"
+    )
     for key, r in res.items():
         if isinstance(r, dict):
-            print(f"  {key:<12} step {r['step_chars_per_s']:>12,.0f} chars/s   whole run {r['run_chars_per_s']:>12,.0f} chars/s")
+            print(
+                f"  {key:<12} step {r['step_chars_per_s']:>12,.0f} chars/s   whole run {r['run_chars_per_s']:>12,.0f} chars/s"
+            )
 
 
 def main() -> None:
@@ -262,9 +347,14 @@ def main() -> None:
     reps = 3 if args.quick else max(3, args.reps)
     torch = timing.try_torch()
     started = time.perf_counter()
-    res: dict = {"commit": timing.git_commit(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick,
-                 "torch": torch.__version__ if torch else None, "cores": os.cpu_count(),
-                 "load_before": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
+    res: dict = {
+        "commit": timing.git_commit(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "quick": args.quick,
+        "torch": torch.__version__ if torch else None,
+        "cores": os.cpu_count(),
+        "load_before": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         res["cpu"] = bench_cpu(torch, QUICK_CONFIGS if args.quick else timing.CONFIGS, reps, folder)
@@ -276,8 +366,10 @@ def main() -> None:
     res["seconds"] = round(time.perf_counter() - started, 1)
     seam = [r["engine/plain"] for r in res["cpu"] if "engine/plain" in r]
     if seam:
-        print(f"\ntarget: torch engine / plain loop on the CPU ≥ {TARGET_SEAM}: {'met' if min(seam) >= TARGET_SEAM else 'NOT met'} "
-              f"(lowest {min(seam):.3f})")
+        print(
+            f"\ntarget: torch engine / plain loop on the CPU ≥ {TARGET_SEAM}: {'met' if min(seam) >= TARGET_SEAM else 'NOT met'} "
+            f"(lowest {min(seam):.3f})"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\n{res['seconds']:.0f} s; results in {args.out}")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from timing import LR, ROOT, V, log
 
 
@@ -23,7 +24,9 @@ def synthetic_ids(B: int, T: int) -> np.ndarray:
     return np.random.default_rng(1).integers(0, V, 21 * B * T + 1, dtype=np.uint8)
 
 
-def train_steps(engine, B: int, T: int, steps: int, after: Callable[[], object] = lambda: None) -> tuple[list[float], list[float]]:
+def train_steps(
+    engine, B: int, T: int, steps: int, after: Callable[[], object] = lambda: None
+) -> tuple[list[float], list[float]]:
     """`steps` steps of `engine` at rate LR on `synthetic_ids`, `after()` after each (the ranks'
     agreement): the losses and the seconds of each step."""
     from charlstm.corpus import window
@@ -57,8 +60,18 @@ def torchrun(nproc: int, *args: str, env: dict | None = None, timeout: float = 1
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-               "--master-addr", "127.0.0.1", "--master-port", str(port), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(nproc),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+        *args,
+    ]
     full = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, env=full, timeout=timeout, cwd=ROOT)
 
@@ -70,7 +83,6 @@ def ddp(nproc: int, device: str, L: int, H: int, B: int, T: int, steps: int, env
     if done.returncode != 0:
         raise RuntimeError(f"torchrun failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
 
 
 def ddp_child(spec: dict) -> None:
@@ -86,8 +98,19 @@ def ddp_child(spec: dict) -> None:
     agree = (time.perf_counter() - t0) / 200
     if team.leader:
         step = float(np.median(times[len(times) // 2 :]))
-        print(json.dumps({"ranks": team.size, "losses": losses, "step_ms": step * 1e3, "agree_us": agree * 1e6,
-                          "agree_share": agree / step, "chars_per_s": B * T / step, "engine": engine.describe()}))
+        print(
+            json.dumps(
+                {
+                    "ranks": team.size,
+                    "losses": losses,
+                    "step_ms": step * 1e3,
+                    "agree_us": agree * 1e6,
+                    "agree_share": agree / step,
+                    "chars_per_s": B * T / step,
+                    "engine": engine.describe(),
+                }
+            )
+        )
     engine.close()
 
 
@@ -112,23 +135,33 @@ def bench_ddp(torch, nproc: int, device: str, configs, steps: int, env: dict | N
     one = one_process_losses("cuda:0" if device == "cuda" else device, L, H, B, T, 30)
     tf32(torch, True)
     rel = float(np.max(np.abs(np.array(ranks["losses"]) - one) / np.abs(one)))
-    result = {"ranks": nproc, "device": device, "equivalence": {"config": [L, H, B, T], "max_rel_loss_diff": rel}, "speed": []}
+    result = {
+        "ranks": nproc,
+        "device": device,
+        "equivalence": {"config": [L, H, B, T], "max_rel_loss_diff": rel},
+        "speed": [],
+    }
     for L, H, B, T in configs:
         log(f"ddp ×{nproc} on {device} L={L} H={H} B={B} T={T} …")
         r = ddp(nproc, device, L, H, B, T, steps, env)
-        result["speed"].append({"config": {"L": L, "H": H, "B": B, "T": T}, **{k: v for k, v in r.items() if k != "losses"}})
+        result["speed"].append(
+            {"config": {"L": L, "H": H, "B": B, "T": T}, **{k: v for k, v in r.items() if k != "losses"}}
+        )
     return result
 
 
 def print_ddp(res: dict) -> None:
     eq = res["equivalence"]
-    print(f"\nDDP, {res['ranks']} ranks on {res['device']}: per-step losses against one process "
-          f"({'L=%d H=%d B=%d T=%d' % tuple(eq['config'])}, 30 steps): max relative difference {eq['max_rel_loss_diff']:.2e}")
+    print(
+        f"\nDDP, {res['ranks']} ranks on {res['device']}: per-step losses against one process "
+        f"({'L=%d H=%d B=%d T=%d' % tuple(eq['config'])}, 30 steps): max relative difference {eq['max_rel_loss_diff']:.2e}"
+    )
     for r in res["speed"]:
         c = r["config"]
-        print(f"  L={c['L']} H={c['H']} B={c['B']} (all ranks) T={c['T']}: {r['chars_per_s']:>12,.0f} chars/s   step {r['step_ms']:.2f} ms   "
-              f"agreement {r['agree_us']:.0f} µs a step ({r['agree_share']:.1%} of it)")
-
+        print(
+            f"  L={c['L']} H={c['H']} B={c['B']} (all ranks) T={c['T']}: {r['chars_per_s']:>12,.0f} chars/s   step {r['step_ms']:.2f} ms   "
+            f"agreement {r['agree_us']:.0f} µs a step ({r['agree_share']:.1%} of it)"
+        )
 
 
 if __name__ == "__main__":

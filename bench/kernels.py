@@ -115,13 +115,20 @@ def time_sampling(k: kernels.Kernels, H: int, N: int, dtype: type, reps: int) ->
         rows = rng.integers(0, R, N)
         z0, c0 = rng.standard_normal((K, N)).astype(dtype), rng.standard_normal((H, N)).astype(dtype)
         z, c = z0.copy(), c0.copy()
-        scratch = (np.empty((4 * H, N), dtype), np.empty((N, 4 * H), dtype), np.empty((N, K), dtype), np.empty((H, N), dtype))
+        scratch = (
+            np.empty((4 * H, N), dtype),
+            np.empty((N, 4 * H), dtype),
+            np.empty((N, K), dtype),
+            np.empty((H, N), dtype),
+        )
 
         def reset(z=z, c=c, z0=z0, c0=c0) -> None:
             np.copyto(z, z0)
             np.copyto(c, c0)
 
-        out[label] = best_us(reset, lambda W=W, bias=bias, rows=rows, z=z, c=c, s=scratch: k.lstm_step(W, bias, rows, z, c, *s), reps)
+        out[label] = best_us(
+            reset, lambda W=W, bias=bias, rows=rows, z=z, c=c, s=scratch: k.lstm_step(W, bias, rows, z, c, *s), reps
+        )
     logits = rng.standard_normal((65, N)).astype(dtype).T
     u, zz, ids = rng.random(N), np.empty((N, 65)), np.empty(N, np.intp)
     out["draw"] = best_us(lambda: None, lambda: k.softmax_draw(logits, 1.0, u.copy(), zz, ids), reps)
@@ -148,7 +155,17 @@ def scalar_times(configs: list[tuple[int, int]], dtype: str, reps: int) -> dict[
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_LOOP_VECTORIZE": "0", "NUMBA_SLP_VECTORIZE": "0", "NUMBA_CACHE_DIR": cache}
         configs_arg = ",".join(f"{B}x{H}" for B, H in configs)
-        cmd = [sys.executable, __file__, "--configs", configs_arg, "--dtype", dtype, "--reps", str(reps), "--numba-json"]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--configs",
+            configs_arg,
+            "--dtype",
+            dtype,
+            "--reps",
+            str(reps),
+            "--numba-json",
+        ]
         return json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
 
 
@@ -173,11 +190,16 @@ def main() -> int:
     print(f"load average {os.getloadavg()[0]:.2f}; {args.dtype}; min of {args.reps} calls, µs per call")
     if not args.no_compile:
         (import_s, compile_s), (import2_s, load_s) = compile_times(args.dtype)
-        print(f"first compile (empty cache): {compile_s:.2f} s (+ {import_s:.2f} s import); "
-              f"from the disk cache: {load_s:.2f} s (+ {import2_s:.2f} s import)")
+        print(
+            f"first compile (empty cache): {compile_s:.2f} s (+ {import_s:.2f} s import); "
+            f"from the disk cache: {load_s:.2f} s (+ {import2_s:.2f} s import)"
+        )
     scalar = None if args.no_scalar else scalar_times(configs, args.dtype, args.reps)
     slow = []
-    print(f"{'B':>4} {'H':>5}  {'kernel':<9} {'numpy':>9} {'numba':>9} {'speedup':>8}" + ("" if scalar is None else f" {'scalar build':>13} {'speedup':>8}"))
+    print(
+        f"{'B':>4} {'H':>5}  {'kernel':<9} {'numpy':>9} {'numba':>9} {'speedup':>8}"
+        + ("" if scalar is None else f" {'scalar build':>13} {'speedup':>8}")
+    )
     for B, H in configs:
         ref = time_kernels(numpy_k, B, H, dtype, args.reps)
         fast = time_kernels(numba_k, B, H, dtype, args.reps)
@@ -185,7 +207,9 @@ def main() -> int:
             speedup = ref[name] / fast[name]
             line = f"{B:>4} {H:>5}  {name:<9} {ref[name]:>9.1f} {fast[name]:>9.1f} {speedup:>7.2f}×"
             if speedup < MIN_SPEEDUP:
-                slow.append(f"kernel {name} runs at scalar speed at B={B} H={H}: {speedup:.2f}× NumPy, below {MIN_SPEEDUP}×")
+                slow.append(
+                    f"kernel {name} runs at scalar speed at B={B} H={H}: {speedup:.2f}× NumPy, below {MIN_SPEEDUP}×"
+                )
             if scalar is not None:
                 slow_build = scalar[f"{B}x{H}"][name]
                 vectorised = slow_build / fast[name]
@@ -196,7 +220,9 @@ def main() -> int:
                         f"{vectorised:.2f}× its unvectorised build, below {MIN_SPEEDUP}×"
                     )
             print(line)
-    print(f"\nsampling kernels, H=512 (µs per call; no guard)\n{'N':>4}  {'kernel':<12} {'numpy':>9} {'numba':>9} {'speedup':>8}")
+    print(
+        f"\nsampling kernels, H=512 (µs per call; no guard)\n{'N':>4}  {'kernel':<12} {'numpy':>9} {'numba':>9} {'speedup':>8}"
+    )
     for N in (1, 16):
         ref, fast = time_sampling(numpy_k, 512, N, dtype, args.reps), time_sampling(numba_k, 512, N, dtype, args.reps)
         for name in ref:

@@ -39,14 +39,32 @@ CLOSERS, OPENERS = ")]}", "([{"
 def train(corpus: Path, cell: str, limit: list[str], folder: Path) -> dict:
     """One `charlstm train` as the document shows it; its end record and checkpoint."""
     log = folder / f"{cell}.jsonl"
-    cmd = [sys.executable, "-m", "charlstm", "train", str(corpus), *MODELS[cell], *COMMON, *limit, "--log-json", str(log), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "charlstm",
+        "train",
+        str(corpus),
+        *MODELS[cell],
+        *COMMON,
+        *limit,
+        "--log-json",
+        str(log),
+        "--quiet",
+    ]
     done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"charlstm train failed ({done.returncode}):\n{done.stderr}")
     records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     header, end = records[0], records[-1]
-    return {"command": shlex.join(["charlstm", *cmd[3:-3]]), "params": header["num_params"], "step": end["step"],
-            "best_val_bpc": end["best_val_bpc"], "chars_per_s": end["chars_per_s"], "checkpoint": header["model_path"]}
+    return {
+        "command": shlex.join(["charlstm", *cmd[3:-3]]),
+        "params": header["num_params"],
+        "step": end["step"],
+        "best_val_bpc": end["best_val_bpc"],
+        "chars_per_s": end["chars_per_s"],
+        "checkpoint": header["model_path"],
+    }
 
 
 def closer_distances(text: str) -> list[int]:
@@ -75,14 +93,21 @@ def where_it_pays(checkpoint: Path, corpus: Path) -> dict:
 
     ckpt = ckpt_io.load(checkpoint)
     text = corpus.read_text(encoding="utf-8")
-    val = text[len(text) - int(round(len(text) * 0.05)):]  # the validation split (--val-fraction 0.05)
+    val = text[len(text) - int(round(len(text) * 0.05)) :]  # the validation split (--val-fraction 0.05)
     ids = probe.text_ids(ckpt.vocab, val, None).ids
     bits = probe.surprisal(probe.trace(ckpt.params, ckpt.config, ids), 1).bits  # bits[t]: character t + 1
     dist = np.array(closer_distances(val))[1:]
-    by_distance = {f"{lo}" if hi == lo + 1 else f"{lo}-{hi - 1}": float(bits[(dist >= lo) & (dist < hi)].mean()) for lo, hi in DISTANCES}
+    by_distance = {
+        f"{lo}" if hi == lo + 1 else f"{lo}-{hi - 1}": float(bits[(dist >= lo) & (dist < hi)].mean())
+        for lo, hi in DISTANCES
+    }
     flow = probe.gradient_flow(ckpt.params, ckpt.config, probe.text_ids(ckpt.vocab, text, 2000).ids, 40, 32)
     left = probe.decay(flow.mean_h[-1])
-    return {"bits_by_distance": by_distance, "others": float(bits[dist == 0].mean()), "top_h_left_at_40": left[0] if left else None}
+    return {
+        "bits_by_distance": by_distance,
+        "others": float(bits[dist == 0].mean()),
+        "top_h_left_at_40": left[0] if left else None,
+    }
 
 
 def main() -> None:
@@ -93,7 +118,9 @@ def main() -> None:
     limit.add_argument("--steps", type=int, help="the same number of steps instead of the same minutes")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "lstm_vs_rnn.json")
     args = ap.parse_args()
-    limit_options = ["--epochs", "100", "--max-steps", str(args.steps)] if args.steps else ["--max-minutes", f"{args.minutes:g}"]
+    limit_options = (
+        ["--epochs", "100", "--max-steps", str(args.steps)] if args.steps else ["--max-minutes", f"{args.minutes:g}"]
+    )
     print(f"{args.corpus.name}, {' '.join(limit_options)}  load {os.getloadavg()[0]:.2f}", flush=True)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,10 +129,15 @@ def main() -> None:
             row.update(where_it_pays(Path(tmp) / row["checkpoint"], args.corpus))
             rows[cell] = row
             far = "  ".join(f"{k}: {v:.2f}" for k, v in row["bits_by_distance"].items())
-            print(f"{cell:<5} {row['params']:,} parameters  {row['step']:,} steps  best val {row['best_val_bpc']:.3f} bpc  "
-                  f"{row['chars_per_s']:,.0f} chars/s  | closers, bits by distance {far}  | others {row['others']:.2f}  "
-                  f"| top h at k=40 / k=0 {row['top_h_left_at_40']:.1e}", flush=True)
-    print(f"RNN − LSTM: {rows['rnn']['best_val_bpc'] - rows['lstm']['best_val_bpc']:+.3f} bits/char  load {os.getloadavg()[0]:.2f}")
+            print(
+                f"{cell:<5} {row['params']:,} parameters  {row['step']:,} steps  best val {row['best_val_bpc']:.3f} bpc  "
+                f"{row['chars_per_s']:,.0f} chars/s  | closers, bits by distance {far}  | others {row['others']:.2f}  "
+                f"| top h at k=40 / k=0 {row['top_h_left_at_40']:.1e}",
+                flush=True,
+            )
+    print(
+        f"RNN − LSTM: {rows['rnn']['best_val_bpc'] - rows['lstm']['best_val_bpc']:+.3f} bits/char  load {os.getloadavg()[0]:.2f}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"limit": limit_options, "rows": rows}, indent=2))
     print(f"figures in {args.out}")

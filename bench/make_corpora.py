@@ -40,7 +40,9 @@ def python_reference(limit: int = 600_000) -> str:
     try:
         from pydoc_data.topics import topics
     except ImportError:
-        raise SystemExit("this Python has no pydoc_data (the help() topics); install its full standard library") from None
+        raise SystemExit(
+            "this Python has no pydoc_data (the help() topics); install its full standard library"
+        ) from None
     parts, size = [], 0
     for name in sorted(topics):
         chunk = topics[name].strip() + "\n\n"

@@ -49,15 +49,36 @@ def run_charlstm(corpus: Path, minutes: float, extra: list[str], folder: Path) -
     """Train with the real CLI; return its last log records and the best checkpoint's path."""
     out = folder / (corpus.stem + ".safetensors")
     log = folder / "log.jsonl"
-    cmd = [sys.executable, "-m", "charlstm", "train", str(corpus), "--val-fraction", str(HELD_OUT),
-           "--max-minutes", str(minutes), "--out", str(out), "--log-json", str(log), "--quiet", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "charlstm",
+        "train",
+        str(corpus),
+        "--val-fraction",
+        str(HELD_OUT),
+        "--max-minutes",
+        str(minutes),
+        "--out",
+        str(out),
+        "--log-json",
+        str(log),
+        "--quiet",
+        *extra,
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"charlstm train failed ({done.returncode}):\n{done.stderr}")
     records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {"checkpoint": out, "records": records, "wall_s": wall, "stderr": done.stderr, "command": shlex.join(cmd[1:])}
+    return {
+        "checkpoint": out,
+        "records": records,
+        "wall_s": wall,
+        "stderr": done.stderr,
+        "command": shlex.join(cmd[1:]),
+    }
 
 
 def run_reference(script: Path, corpus: Path, minutes: float) -> dict:
@@ -84,11 +105,21 @@ def reused_references(path: Path, corpora: list[Path], minutes: float) -> dict[P
     found = {}
     for corpus in corpora:
         digest = corpus_hash(corpus)
-        rows = [r for r in earlier.get("results", []) if r.get("corpus_sha256") == digest and r.get("minutes") == minutes and "torch_best" in r]
+        rows = [
+            r
+            for r in earlier.get("results", [])
+            if r.get("corpus_sha256") == digest and r.get("minutes") == minutes and "torch_best" in r
+        ]
         if not rows:
-            raise SystemExit(f"--reference-json {path}: no PyTorch anchor for {corpus} at {minutes:g} minutes; run without it first")
+            raise SystemExit(
+                f"--reference-json {path}: no PyTorch anchor for {corpus} at {minutes:g} minutes; run without it first"
+            )
         row = rows[-1]
-        source = row.get("torch_reused_from") or {"file": str(path), "commit": earlier.get("commit"), "measured_at": earlier.get("date")}
+        source = row.get("torch_reused_from") or {
+            "file": str(path),
+            "commit": earlier.get("commit"),
+            "measured_at": earlier.get("date"),
+        }
         found[corpus] = {"best_val_loss": row["torch_best"], "epochs": row["torch_epochs"], "reused_from": source}
     return found
 
@@ -115,8 +146,16 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--charlstm", default="", help="extra options for charlstm train, one string")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
-    ap.add_argument("--reference-script", type=Path, help=f"the PyTorch anchor's script (default: {REFERENCE}, from the repository's folder)")
-    ap.add_argument("--reference-json", type=Path, help="reuse the PyTorch anchor of this earlier output (same corpus, same minutes)")
+    ap.add_argument(
+        "--reference-script",
+        type=Path,
+        help=f"the PyTorch anchor's script (default: {REFERENCE}, from the repository's folder)",
+    )
+    ap.add_argument(
+        "--reference-json",
+        type=Path,
+        help="reuse the PyTorch anchor of this earlier output (same corpus, same minutes)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
     args = ap.parse_args()
     if args.no_torch and args.reference_json:
@@ -124,7 +163,9 @@ def main() -> None:
     script = args.reference_script or ROOT / REFERENCE
     if not (args.no_torch or args.reference_json or script.is_file()):
         ap.error(f"no PyTorch anchor at {script}; give its script with --reference-script, or pass --no-torch")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     date = time.strftime("%Y-%m-%dT%H:%M:%S")
     reused = reused_references(args.reference_json, args.corpora, args.minutes) if args.reference_json else {}
     anchor = f"  PyTorch anchor REUSED from {args.reference_json}" if reused else ""
@@ -134,7 +175,9 @@ def main() -> None:
         row = measure_charlstm(corpus, args.minutes, args.charlstm)
         if corpus in reused:
             ref = reused[corpus]
-            row.update(torch_best=ref["best_val_loss"], torch_epochs=ref["epochs"], torch_reused_from=ref["reused_from"])
+            row.update(
+                torch_best=ref["best_val_loss"], torch_epochs=ref["epochs"], torch_reused_from=ref["reused_from"]
+            )
         elif not args.no_torch:
             ref = run_reference(script, corpus, args.minutes)
             row.update(torch_best=ref["best_val_loss"], torch_epochs=ref["epochs"])
@@ -154,9 +197,18 @@ def measure_charlstm(corpus: Path, minutes: float, options: str) -> dict:
         loss, chars = held_out_loss(ours["checkpoint"], corpus)
     epochs = [r for r in ours["records"] if r.get("type") == "epoch"]
     speeds = [r["chars_per_s"] for r in ours["records"] if r.get("chars_per_s")]
-    return {"corpus": corpus.name, "corpus_sha256": corpus_hash(corpus), "minutes": minutes, "charlstm_options": options,
-            "charlstm_held_out": loss, "charlstm_chars_scored": chars, "charlstm_wall_s": ours["wall_s"],
-            "charlstm_chars_per_s": speeds[-1] if speeds else None, "charlstm_epochs": epochs, "charlstm_stderr": ours["stderr"]}
+    return {
+        "corpus": corpus.name,
+        "corpus_sha256": corpus_hash(corpus),
+        "minutes": minutes,
+        "charlstm_options": options,
+        "charlstm_held_out": loss,
+        "charlstm_chars_scored": chars,
+        "charlstm_wall_s": ours["wall_s"],
+        "charlstm_chars_per_s": speeds[-1] if speeds else None,
+        "charlstm_epochs": epochs,
+        "charlstm_stderr": ours["stderr"],
+    }
 
 
 def _print_row(row: dict) -> None:
@@ -168,7 +220,9 @@ def _print_row(row: dict) -> None:
         line += f"   torch {ref:.4f} ({nats_to_bits(ref):.3f}, {speed:,.0f} chars/s)   charlstm − torch {row['difference']:+.4f}"
     if "torch_reused_from" in row:
         source = row["torch_reused_from"]
-        line += f"\n{'':<24} (torch REUSED from {source['file']}: measured {source['measured_at']} at {source['commit']})"
+        line += (
+            f"\n{'':<24} (torch REUSED from {source['file']}: measured {source['measured_at']} at {source['commit']})"
+        )
     print(line, flush=True)
 
 

@@ -44,8 +44,18 @@ def make_runs(folder: Path, hidden: int) -> tuple[Path, Path]:
     for seed, cell in enumerate(("lstm", "gru", "rnn")):
         config = model.ModelConfig(vocab.size, hidden, 2, cell)
         history = [
-            {"epoch": e, "step": 100 * e, "train_loss": 2.0, "val_loss": 2.1, "val_bpc": 2.1 / math.log(2), "lr": 0.004,
-             "elapsed": 30.0 * e, "chars_per_s": 20000.0, "best": True, "sample": "".join(rng.choice(list(vocab.chars), 200))}
+            {
+                "epoch": e,
+                "step": 100 * e,
+                "train_loss": 2.0,
+                "val_loss": 2.1,
+                "val_bpc": 2.1 / math.log(2),
+                "lr": 0.004,
+                "elapsed": 30.0 * e,
+                "chars_per_s": 20000.0,
+                "best": True,
+                "sample": "".join(rng.choice(list(vocab.chars), 200)),
+            }
             for e in range(1, 21)
         ]
         curve = [[s, 0.3 * s, 2.0 + 1 / s, 0.004, 20000.0] for s in range(10, 2001, 10)]
@@ -113,9 +123,7 @@ def main() -> None:
             "three runs": time_report([runs], view, three, args.repeats),
         }
         shown = browser_times([one, three])
-    results = {
-        name: {"write_s": round(t, 3), "bytes": size, **b} for (name, (t, size)), b in zip(rows.items(), shown)
-    }
+    results = {name: {"write_s": round(t, 3), "bytes": size, **b} for (name, (t, size)), b in zip(rows.items(), shown)}
     results["start"] = {
         "report --help s": round(start_time(["report", "--help"], args.repeats), 3),
         "--help s": round(start_time(["--help"], args.repeats), 3),
@@ -123,8 +131,12 @@ def main() -> None:
     print(f"{'page':<12} {'write s':>8} {'size':>10} {'load ms':>8} {'paint ms':>9}")
     for name in ("one run", "three runs"):
         r = results[name]
-        print(f"{name:<12} {r['write_s']:>8.3f} {r['bytes']:>10,} {r.get('load_ms', '-')!s:>8} {r.get('first_paint_ms', '-')!s:>9}")
-    print(f"start-up: charlstm report --help {results['start']['report --help s']:.3f} s, charlstm --help {results['start']['--help s']:.3f} s")
+        print(
+            f"{name:<12} {r['write_s']:>8.3f} {r['bytes']:>10,} {r.get('load_ms', '-')!s:>8} {r.get('first_paint_ms', '-')!s:>9}"
+        )
+    print(
+        f"start-up: charlstm report --help {results['start']['report --help s']:.3f} s, charlstm --help {results['start']['--help s']:.3f} s"
+    )
     out = HERE / "results" / "report.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"quick": args.quick, **results}, indent=2) + "\n")

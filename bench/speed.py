@@ -40,11 +40,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from speed_process import bench_cli, bench_memory
 from speed_sampling import bench_sampling, print_sampling, sampling_targets
 from timing import (
-    CONFIGS, KERNELS, ROOT, V, alternate, charlstm_trainer, fmt, gemm_probe, git_commit, log, numba_available,
-    torch_trainer, training_flops_per_char, try_torch,
+    CONFIGS,
+    KERNELS,
+    ROOT,
+    V,
+    alternate,
+    charlstm_trainer,
+    fmt,
+    gemm_probe,
+    git_commit,
+    log,
+    numba_available,
+    torch_trainer,
+    training_flops_per_char,
+    try_torch,
 )
 
 TARGETS = {
@@ -57,7 +70,12 @@ TARGETS = {
 }
 # The NumPy path before the kernels were split out (commit dfd6efa, the same machine, load
 # 0.76 → 1.91): without the extra, no configuration may be slower than this.
-BEFORE_CHARS_PER_S = {(1, 128, 32, 64): 56_578, (2, 256, 64, 100): 14_837, (2, 512, 64, 100): 4_318, (3, 512, 32, 100): 2_476}
+BEFORE_CHARS_PER_S = {
+    (1, 128, 32, 64): 56_578,
+    (2, 256, 64, 100): 14_837,
+    (2, 512, 64, 100): 4_318,
+    (3, 512, 32, 100): 2_476,
+}
 
 
 def peak_gemm_gflops(reps: int = 5) -> dict:
@@ -132,7 +150,11 @@ def bench_compile() -> dict:
         env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
         env.update(CHARLSTM_CACHE=cache, PYTHONPATH=str(ROOT))
         runs = [
-            float(subprocess.run([sys.executable, "-c", COMPILE], env=env, capture_output=True, text=True, check=True).stdout)
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", COMPILE], env=env, capture_output=True, text=True, check=True
+                ).stdout
+            )
             for _ in range(2)
         ]
     return {"first_compile_s": round(runs[0], 2), "cached_load_s": round(runs[1], 2)}
@@ -140,8 +162,10 @@ def bench_compile() -> dict:
 
 def print_report(res: dict) -> None:
     paths = res["paths"]
-    print(f"\ncharlstm {res['commit']}  numpy {res['numpy']}  torch {res['torch'] or 'absent'}  "
-          f"peak GEMM {res['peak_gemm']['gflops']:.0f} GFLOP/s  load {res['load_before']} → {res['load_after']}")
+    print(
+        f"\ncharlstm {res['commit']}  numpy {res['numpy']}  torch {res['torch'] or 'absent'}  "
+        f"peak GEMM {res['peak_gemm']['gflops']:.0f} GFLOP/s  load {res['load_before']} → {res['load_after']}"
+    )
     print("\ntraining (chars/s, median of alternating runs; torch: nn.LSTM on one-hot input;")
     print("limit: GEMM rate measured between the steps / training FLOPs per char; before: the NumPy path")
     print("before the kernels, at dfd6efa)")
@@ -153,25 +177,33 @@ def print_report(res: dict) -> None:
         name = f"L={c['L']} H={c['H']} B={c['B']} T={c['T']}"
         for path in paths:
             m = r[path]
-            print(f"{name:<22}{path:>8}{fmt(m['chars_per_s']):>10}{fmt(r['torch_chars_per_s']):>10}"
-                  f"{fmt(m['ratio'], '.2f'):>7}{r['gemm_gflops']:>9.0f}{fmt(r['limit_chars_per_s']):>10}"
-                  f"{m['utilisation']:>7.0%}{fmt(r['before_chars_per_s']):>9}")
+            print(
+                f"{name:<22}{path:>8}{fmt(m['chars_per_s']):>10}{fmt(r['torch_chars_per_s']):>10}"
+                f"{fmt(m['ratio'], '.2f'):>7}{r['gemm_gflops']:>9.0f}{fmt(r['limit_chars_per_s']):>10}"
+                f"{m['utilisation']:>7.0%}{fmt(r['before_chars_per_s']):>9}"
+            )
             name = ""
     if res.get("compile"):
         cm = res["compile"]
-        print(f"\nnumba kernels: first compile {cm['first_compile_s']:.2f} s (empty cache, numba import included), "
-              f"cached load {cm['cached_load_s']:.2f} s")
+        print(
+            f"\nnumba kernels: first compile {cm['first_compile_s']:.2f} s (empty cache, numba import included), "
+            f"cached load {cm['cached_load_s']:.2f} s"
+        )
     print_sampling(res["sampling"], paths)
     print("\nmemory of a training step (peak RSS over the post-import baseline)")
     for m in res["memory"]:
         c = m["config"]
         name = f"L={c['L']} H={c['H']} B={c['B']} T={c['T']}"
-        print(f"  {name:<22} {m['peak_delta_mb']:>7.1f} MB   need {m['need_mb']:>7.1f} MB   ×{m['ratio']:.2f}   "
-              f"drift {m['drift_mb']:+.2f} MB ({m['drift_steps']} steps)")
+        print(
+            f"  {name:<22} {m['peak_delta_mb']:>7.1f} MB   need {m['need_mb']:>7.1f} MB   ×{m['ratio']:.2f}   "
+            f"drift {m['drift_mb']:+.2f} MB ({m['drift_steps']} steps)"
+        )
     cli = res["cli"]
     numba_first = f"   with --kernels numba {cli['first_char_numba_s']:.3f} s" if cli.get("first_char_numba_s") else ""
-    print(f"\ncommand line: --help {cli['help_s']:.3f} s   first sampled character {cli['first_char_s']:.3f} s{numba_first}   "
-          f"torch imported by `sample`: {'yes' if cli['sample_imports_torch'] else 'no'}")
+    print(
+        f"\ncommand line: --help {cli['help_s']:.3f} s   first sampled character {cli['first_char_s']:.3f} s{numba_first}   "
+        f"torch imported by `sample`: {'yes' if cli['sample_imports_torch'] else 'no'}"
+    )
     print("\ntargets")
     for name, ok, detail in res["targets"]:
         print(f"  {'met    ' if ok else 'NOT met'}  {name}: {detail}")
@@ -189,18 +221,31 @@ def check_targets(res: dict) -> list:
             out.append((f"numba: ratio {name} ≥ {want}", ratio >= want, f"{ratio:.2f}"))
         if "numba" in paths and (c["L"], c["H"], c["B"]) == (2, 512, 64):
             util = r["numba"]["utilisation"]
-            out.append((f"numba: utilisation {name} ≥ {TARGETS['utilisation_2x512']:.0%}", util >= TARGETS["utilisation_2x512"], f"{util:.0%}"))
+            out.append(
+                (
+                    f"numba: utilisation {name} ≥ {TARGETS['utilisation_2x512']:.0%}",
+                    util >= TARGETS["utilisation_2x512"],
+                    f"{util:.0%}",
+                )
+            )
         if r["before_chars_per_s"] is not None:
             ours, before = r["numpy"]["chars_per_s"], r["before_chars_per_s"]
             out.append((f"numpy: {name} not slower than before ({before:,})", ours >= before, f"{ours:,.0f}"))
     out += sampling_targets(res["sampling"], paths)
     for m in res["memory"]:
         c = m["config"]
-        out.append((f"memory L={c['L']} H={c['H']} B={c['B']} ≤ 1.5× need, no drift",
-                    m["ratio"] <= TARGETS["memory_ratio"] and abs(m["drift_mb"]) < 1.0, f"×{m['ratio']}, drift {m['drift_mb']:+.2f} MB"))
+        out.append(
+            (
+                f"memory L={c['L']} H={c['H']} B={c['B']} ≤ 1.5× need, no drift",
+                m["ratio"] <= TARGETS["memory_ratio"] and abs(m["drift_mb"]) < 1.0,
+                f"×{m['ratio']}, drift {m['drift_mb']:+.2f} MB",
+            )
+        )
     cli = res["cli"]
     out.append(("--help < 0.3 s", cli["help_s"] < TARGETS["help_s"], f"{cli['help_s']:.3f} s"))
-    out.append(("first sampled char < 0.5 s", cli["first_char_s"] < TARGETS["first_char_s"], f"{cli['first_char_s']:.3f} s"))
+    out.append(
+        ("first sampled char < 0.5 s", cli["first_char_s"] < TARGETS["first_char_s"], f"{cli['first_char_s']:.3f} s")
+    )
     out.append(("no torch import in `charlstm sample`", not cli["sample_imports_torch"], "checked with -X importtime"))
     return out
 
@@ -225,7 +270,11 @@ def main() -> None:
     res: dict = {
         "commit": git_commit(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "numpy": np.__version__,
         "torch": torch.__version__ if torch is not None else None,
         "reps": reps,
@@ -238,8 +287,10 @@ def main() -> None:
     if args.sampling:
         res["sampling"] = bench_sampling(torch, reps, paths)
         res["load_after"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-        print(f"\ncharlstm {res['commit']}  numpy {res['numpy']}  torch {res['torch'] or 'absent'}  "
-              f"load {res['load_before']} → {res['load_after']}")
+        print(
+            f"\ncharlstm {res['commit']}  numpy {res['numpy']}  torch {res['torch'] or 'absent'}  "
+            f"load {res['load_before']} → {res['load_after']}"
+        )
         print_sampling(res["sampling"], paths)
         for name, ok, detail in sampling_targets(res["sampling"], paths):
             print(f"  {'met    ' if ok else 'NOT met'}  {name}: {detail}")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from timing import ROOT, SAMPLE_MODEL, V, charlstm_trainer, log
 
 
@@ -44,8 +45,18 @@ def memory_child(L: int, H: int, B: int, T: int, steps: int) -> None:
         step()
     after_many = _rss_kib("VmRSS")
     arrays_peak = tracemalloc.get_traced_memory()[1] // 1024
-    print(json.dumps({"baseline_kib": baseline, "peak_kib": _rss_kib("VmHWM"), "after_3_kib": after_few,
-                      f"after_{3 + steps}_kib": after_many, "steps": 3 + steps, "arrays_peak_kib": arrays_peak}))
+    print(
+        json.dumps(
+            {
+                "baseline_kib": baseline,
+                "peak_kib": _rss_kib("VmHWM"),
+                "after_3_kib": after_few,
+                f"after_{3 + steps}_kib": after_many,
+                "steps": 3 + steps,
+                "arrays_peak_kib": arrays_peak,
+            }
+        )
+    )
 
 
 def memory_need_bytes(L: int, H: int, B: int, T: int, itemsize: int = 4) -> dict:
@@ -55,8 +66,12 @@ def memory_need_bytes(L: int, H: int, B: int, T: int, itemsize: int = 4) -> dict
     P = sum(4 * H * ((V if k == 0 else H) + H + 2) for k in range(L)) + V * H + V
     weights = 4 * P * itemsize
     activations = T * B * (L * 7 * H + V + H) * itemsize
-    return {"params": P, "weights_grads_adam_bytes": weights, "activations_bytes": activations,
-            "total_bytes": weights + activations}
+    return {
+        "params": P,
+        "weights_grads_adam_bytes": weights,
+        "activations_bytes": activations,
+        "total_bytes": weights + activations,
+    }
 
 
 def bench_memory(configs, steps: int) -> list[dict]:
@@ -65,22 +80,27 @@ def bench_memory(configs, steps: int) -> list[dict]:
         log(f"memory L={L} H={H} B={B} T={T} …")
         out = subprocess.run(
             [sys.executable, __file__, str(L), str(H), str(B), str(T), str(steps)],
-            capture_output=True, text=True, check=True, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
         ).stdout
         m = json.loads(out)
         need = memory_need_bytes(L, H, B, T)
         used = (m["peak_kib"] - m["baseline_kib"]) * 1024
         drift = (m[f"after_{m['steps']}_kib"] - m["after_3_kib"]) * 1024
-        rows.append({
-            "config": {"L": L, "H": H, "B": B, "T": T, "V": V},
-            "peak_delta_mb": round(used / 1e6, 1),
-            "need_mb": round(need["total_bytes"] / 1e6, 1),
-            "ratio": round(used / need["total_bytes"], 2),
-            "drift_mb": round(drift / 1e6, 2),
-            "drift_steps": f"3 → {m['steps']}",
-            "raw": m,
-            "need": need,
-        })
+        rows.append(
+            {
+                "config": {"L": L, "H": H, "B": B, "T": T, "V": V},
+                "peak_delta_mb": round(used / 1e6, 1),
+                "need_mb": round(need["total_bytes"] / 1e6, 1),
+                "ratio": round(used / need["total_bytes"], 2),
+                "drift_mb": round(drift / 1e6, 2),
+                "drift_steps": f"3 → {m['steps']}",
+                "raw": m,
+                "need": need,
+            }
+        )
     return rows
 
 
@@ -107,14 +127,20 @@ def bench_cli(reps: int, with_numba: bool = False) -> dict:
     vocab = Vocab(tuple(chr(48 + k) for k in range(V)))
     seed = "0123456789"
     with tempfile.TemporaryDirectory() as tmp:
-        path = checkpoint.save(checkpoint.Checkpoint(config, vocab, model.init_params(config, 0)), Path(tmp) / "m.safetensors")
+        path = checkpoint.save(
+            checkpoint.Checkpoint(config, vocab, model.init_params(config, 0)), Path(tmp) / "m.safetensors"
+        )
 
         def first_char(*extra: str) -> list[float]:
             runs = []
             for _ in range(reps):
                 t0 = time.perf_counter()
-                proc = subprocess.Popen(cmd + ["sample", "--checkpoint", str(path), "--seed", seed, "--length", "50", *extra],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                proc = subprocess.Popen(
+                    cmd + ["sample", "--checkpoint", str(path), "--seed", seed, "--length", "50", *extra],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                )
                 got = b""
                 while len(got) < len(seed) + 1:  # the seed is echoed, then the first sampled character
                     chunk = os.read(proc.stdout.fileno(), 64)
@@ -129,8 +155,24 @@ def bench_cli(reps: int, with_numba: bool = False) -> dict:
         # the numba kernels from the disk cache (the training and sampling benchmarks filled it)
         first_numba = first_char("--kernels", "numba") if with_numba else None
         imports = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "charlstm", "sample", "--checkpoint", str(path),
-             "--seed", seed, "--length", "5"], capture_output=True, text=True, env=env)
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                "-m",
+                "charlstm",
+                "sample",
+                "--checkpoint",
+                str(path),
+                "--seed",
+                seed,
+                "--length",
+                "5",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
     torch_imported = any(line.split("|")[-1].strip() == "torch" for line in imports.stderr.splitlines())
     return {
         "help_s": round(float(np.median(help_times)), 3),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from timing import SAMPLE_MODEL, V, alternate, fmt, gemm_probe, log, training_flops_per_char
 
 TARGETS = {
@@ -67,7 +68,11 @@ def parallel_passes():
         return sums.sum()
 
     threads = numba.get_num_threads()
-    return (lambda dst, src: parts_copy(dst, src, threads)), (lambda src: parts_read(src, threads)), f"numba, {threads} threads"
+    return (
+        (lambda dst, src: parts_copy(dst, src, threads)),
+        (lambda src: parts_read(src, threads)),
+        f"numba, {threads} threads",
+    )
 
 
 def bandwidth_probes(nbytes: int) -> dict:
@@ -89,11 +94,15 @@ def bandwidth_probes(nbytes: int) -> dict:
                 t0 = time.perf_counter()
                 fn()
                 seconds.append(time.perf_counter() - t0)
+
         return run
 
     copies, reads = [], []
-    return {"copy": (passes(lambda: copy(dst, src), copies), 2 * src.nbytes, copies),
-            "read": (passes(lambda: read(src), reads), src.nbytes, reads), "kind": kind}
+    return {
+        "copy": (passes(lambda: copy(dst, src), copies), 2 * src.nbytes, copies),
+        "read": (passes(lambda: read(src), reads), src.nbytes, reads),
+        "kind": kind,
+    }
 
 
 def torch_sampler(torch, L: int, H: int, seed_ids: list[int], n: int, mkldnn: bool):
@@ -135,6 +144,7 @@ def sampling_pieces(params, config, k, repeat: int = 100) -> dict:
         def run():
             for _ in range(repeat):
                 fn()
+
         return run
 
     pieces = {}
@@ -153,12 +163,18 @@ def breakdown(times: dict, name: str, per_char: float, repeat: int = 100) -> dic
     """µs per character: each piece of `sampling_pieces` (median), the Python of the step between
     its kernels, and the rest of generate's character (the draw's bookkeeping, the loop, and the
     setup — weights scaled, seed primed — spread over its characters)."""
-    us = {piece.split(".", 1)[1]: float(np.median(t)) / repeat * 1e6 for piece, t in times.items() if piece.startswith(name + ".")}
+    us = {
+        piece.split(".", 1)[1]: float(np.median(t)) / repeat * 1e6
+        for piece, t in times.items()
+        if piece.startswith(name + ".")
+    }
     kernels_us = sum(v for piece, v in us.items() if piece.startswith("layer") or piece == "head")
-    return {**{piece: round(v, 1) for piece, v in us.items()},
-            "python in the step": round(us["step"] - kernels_us, 1),
-            "rest of the character": round(per_char * 1e6 - us["step"] - us["draw"], 1),
-            "character": round(per_char * 1e6, 1)}
+    return {
+        **{piece: round(v, 1) for piece, v in us.items()},
+        "python in the step": round(us["step"] - kernels_us, 1),
+        "rest of the character": round(per_char * 1e6 - us["step"] - us["draw"], 1),
+        "character": round(per_char * 1e6, 1),
+    }
 
 
 N_OURS, N_TORCH = 400, 100  # characters a timed call samples: charlstm, PyTorch
@@ -183,6 +199,7 @@ def sampling_runs(torch, paths) -> tuple[dict, dict]:
             rng = np.random.default_rng(0)
             for _ in generate(params, config, vocab, SEED, N_OURS, Sampling(1.0), num_samples, rng, k):
                 pass
+
         return run
 
     fns = {}
@@ -193,7 +210,9 @@ def sampling_runs(torch, paths) -> tuple[dict, dict]:
         fns[f"samples16.{name}"] = ours(16, k)
         fns.update({f"{name}.{piece}": fn for piece, fn in sampling_pieces(params, config, k).items()})
     for name in ("native", "onednn") if torch is not None else ():
-        fns[f"torch.{name}"] = torch_sampler(torch, L, H, [ord(ch) - 48 for ch in SEED], N_TORCH, mkldnn=name == "onednn")
+        fns[f"torch.{name}"] = torch_sampler(
+            torch, L, H, [ord(ch) - 48 for ch in SEED], N_TORCH, mkldnn=name == "onednn"
+        )
     fns["gemm"], probe_flops = gemm_probe()
     probes = {**bandwidth_probes(weights_read_per_char(L, H)), "gemm_flops": probe_flops}
     for probe in ("copy", "read"):
@@ -213,7 +232,9 @@ def bench_sampling(torch, reps: int, paths) -> dict:
     weights = weights_read_per_char(L, H)
     bandwidths = {probe: probes[probe][1] / float(np.median(probes[probe][2])) for probe in ("copy", "read")}  # bytes/s
     batch1_limit = max(bandwidths.values()) / weights  # the machine reads at least this fast
-    torch_rates = {name[len("torch."):]: N_TORCH / float(np.median(t)) for name, t in times.items() if name.startswith("torch.")}
+    torch_rates = {
+        name[len("torch.") :]: N_TORCH / float(np.median(t)) for name, t in times.items() if name.startswith("torch.")
+    }
     best = max(torch_rates, key=torch_rates.get) if torch_rates else None
     result: dict = {
         "model": {"L": L, "H": H, "V": V},
@@ -224,8 +245,10 @@ def bench_sampling(torch, reps: int, paths) -> dict:
         "read_gb_per_s": round(bandwidths["read"] / 1e9, 1),
         "bandwidth_probes": probes["kind"],
         "batch1_limit_chars_per_s": round(batch1_limit, 1),
-        "torch": {name: {"batch1_chars_per_s": round(rate, 1), "batch1_share": round(rate / batch1_limit, 3)}
-                  for name, rate in torch_rates.items()},
+        "torch": {
+            name: {"batch1_chars_per_s": round(rate, 1), "batch1_share": round(rate / batch1_limit, 3)}
+            for name, rate in torch_rates.items()
+        },
         "torch_best": best,
         "torch_batch1_chars_per_s": round(torch_rates[best], 1) if best else None,
     }
@@ -253,18 +276,26 @@ def path_result(times: dict, name: str, batch1_limit: float, limit: float, torch
 
 def print_sampling(s: dict, paths: list[str]) -> None:
     print(f"\nsampling, L={s['model']['L']} H={s['model']['H']} (chars/s, median of alternating runs)")
-    print(f"  batch-1 limit: {s['weights_bytes'] / 1e6:.1f} MB of weights read per character at the faster of "
-          f"{s['copy_gb_per_s']:.0f} GB/s (a copy that size, read + write counted) and {s['read_gb_per_s']:.0f} GB/s "
-          f"(a sum of it; both on {s['bandwidth_probes']}) = {fmt(s['batch1_limit_chars_per_s'])}")
-    print(f"  16-sample limit: GEMM rate {s['gemm_gflops']:.0f} GFLOP/s / forward FLOPs per char = {fmt(s['limit_chars_per_s'])}")
+    print(
+        f"  batch-1 limit: {s['weights_bytes'] / 1e6:.1f} MB of weights read per character at the faster of "
+        f"{s['copy_gb_per_s']:.0f} GB/s (a copy that size, read + write counted) and {s['read_gb_per_s']:.0f} GB/s "
+        f"(a sum of it; both on {s['bandwidth_probes']}) = {fmt(s['batch1_limit_chars_per_s'])}"
+    )
+    print(
+        f"  16-sample limit: GEMM rate {s['gemm_gflops']:.0f} GFLOP/s / forward FLOPs per char = {fmt(s['limit_chars_per_s'])}"
+    )
     for name, m in s["torch"].items():
         best = "  (the faster: charlstm is compared with it)" if name == s["torch_best"] else ""
-        print(f"  torch {name:<6} batch 1 {m['batch1_chars_per_s']:>9,.0f}  {m['batch1_share']:>4.0%} of the limit{best}")
+        print(
+            f"  torch {name:<6} batch 1 {m['batch1_chars_per_s']:>9,.0f}  {m['batch1_share']:>4.0%} of the limit{best}"
+        )
     for path in paths:
         m = s[path]
-        print(f"  {path:<12} batch 1 {m['batch1_chars_per_s']:>9,.0f}  {m['batch1_share']:>4.0%} of the limit  "
-              f"×{fmt(m['batch1_vs_torch'], '.1f')} torch   num_samples=16 {m['samples16_chars_per_s']:>9,.0f}  "
-              f"{m['samples16_utilisation']:.0%} of its limit, ×{m['samples16_vs_batch1']:.2f} batch 1")
+        print(
+            f"  {path:<12} batch 1 {m['batch1_chars_per_s']:>9,.0f}  {m['batch1_share']:>4.0%} of the limit  "
+            f"×{fmt(m['batch1_vs_torch'], '.1f')} torch   num_samples=16 {m['samples16_chars_per_s']:>9,.0f}  "
+            f"{m['samples16_utilisation']:.0%} of its limit, ×{m['samples16_vs_batch1']:.2f} batch 1"
+        )
     print(f"  a batch-1 character, µs (the weights read once at that bandwidth: {s['batch1_limit_us']:.0f} µs):")
     for path in paths:
         print(f"    {path:<6} " + ",  ".join(f"{piece} {us:.1f}" for piece, us in s[path]["batch1_us"].items()))

@@ -146,7 +146,9 @@ def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], 
     if data[8:9] not in (b"{", b""):  # a safetensors header is JSON: the byte after its length is "{"
         raise CheckpointError(f"{name}: not a safetensors checkpoint; `charlstm train` writes them")
     if n > _MAX_HEADER or 8 + n > len(data):
-        raise CheckpointError(f"{name}: truncated, or not a safetensors checkpoint (its header alone would need {n:,} bytes; the file has {len(data):,})")
+        raise CheckpointError(
+            f"{name}: truncated, or not a safetensors checkpoint (its header alone would need {n:,} bytes; the file has {len(data):,})"
+        )
     try:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -200,7 +202,15 @@ def _json_field(metadata: dict[str, str], key: str, name: str, required: bool = 
 
 
 _TRAIN_NUMBERS = (
-    "step", "window", "epoch", "chars", "elapsed", "lr_scale", "optimizer_steps", "steps_per_epoch", "segment_ratio",
+    "step",
+    "window",
+    "epoch",
+    "chars",
+    "elapsed",
+    "lr_scale",
+    "optimizer_steps",
+    "steps_per_epoch",
+    "segment_ratio",
     "average_weight",
 )
 _TRAIN_OPTIONAL = ("best_val_loss", "best_epoch", "smoothed_loss", "schedule_ratio", "segment_step")
@@ -226,26 +236,34 @@ def _check_training_metadata(train: Any, history: Any, name: str) -> None:
     ok = ok and all(_is_number(h[k]) for h in history for k in _HISTORY_OPTIONAL if k in h)
     ok = ok and all(isinstance(h.get("sample", ""), str) for h in history)
     curve, stride = (train.get("curve", []), train.get("curve_stride", 1)) if isinstance(train, dict) else ([], 1)
-    ok = ok and isinstance(curve, list) and all(
-        isinstance(row, list) and len(row) == len(CURVE_FIELDS) and all(map(_is_number, row)) for row in curve
+    ok = (
+        ok
+        and isinstance(curve, list)
+        and all(isinstance(row, list) and len(row) == len(CURVE_FIELDS) and all(map(_is_number, row)) for row in curve)
     )
     ok = ok and isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1
     if not ok:
         raise CheckpointError(f"{name}: malformed training metadata; the file is corrupt")
 
 
-def _check_average(header: dict[str, Any], shapes: dict[str, tuple[int, ...]], train: dict[str, Any], name: str) -> None:
+def _check_average(
+    header: dict[str, Any], shapes: dict[str, tuple[int, ...]], train: dict[str, Any], name: str
+) -> None:
     """The average of the weights (--ema) belongs to a resume file: one `average.<name>` tensor
     for every parameter, of its shape, with `average_weight` in the training metadata."""
     keys = [k for k in header if k.startswith("average.")]
     if not keys:
         return
     if not any(k.startswith("optim.") for k in header):
-        raise CheckpointError(f"{name}: holds an average of the weights ({keys[0]!r}) but is not a resume file; the file is corrupt")
+        raise CheckpointError(
+            f"{name}: holds an average of the weights ({keys[0]!r}) but is not a resume file; the file is corrupt"
+        )
     for key in shapes:
         entry = header.get(f"average.{key}")
         if entry is None or tuple(entry["shape"]) != shapes[key] or entry["dtype"] not in ("F32", "F64"):
-            raise CheckpointError(f"{name}: tensor 'average.{key}' is missing or not shaped like {key!r}; the file is corrupt")
+            raise CheckpointError(
+                f"{name}: tensor 'average.{key}' is missing or not shaped like {key!r}; the file is corrupt"
+            )
     if len(keys) != len(shapes) or "average_weight" not in train:
         raise CheckpointError(f"{name}: its average of the weights does not fit the model; the file is corrupt")
 
@@ -347,8 +365,7 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
     if steps_per_epoch:
         train["epochs"] = round(train.get("step", 0) / steps_per_epoch, 4)
     tensors = {
-        name: {"shape": list(p.shape), "count": int(p.size), "dtype": str(p.dtype)}
-        for name, p in ckpt.params.items()
+        name: {"shape": list(p.shape), "count": int(p.size), "dtype": str(p.dtype)} for name, p in ckpt.params.items()
     }
     return {
         "path": str(ckpt.path) if ckpt.path else None,

@@ -73,10 +73,12 @@ def check(checks: list[tuple[bool, str]]) -> None:
 class ModelConfig:
     """The shape of a model; stored in every checkpoint."""
 
+    # fmt: off
     vocab_size: int
     hidden_size: int = _opt(256, "Hidden units per layer.")
     num_layers: int = _opt(2, "Stacked recurrent layers.")
     cell: str = _opt("lstm", f"Recurrent cell: {', '.join(cells.names()[:-1])} or {cells.names()[-1]}.")
+    # fmt: on
 
     def __post_init__(self) -> None:
         if self.cell not in cells.names():
@@ -99,6 +101,7 @@ class TrainConfig:
     """How to train. Stored in checkpoints; `--resume` restores it, with lr/epochs/... overridable.
     Invalid values raise UsageError when the config is made."""
 
+    # fmt: off
     seq_len: int = _opt(100, "Characters per window of truncated backpropagation through time.")
     batch_size: int = _opt(
         64, "Parallel streams per step.", f"{{value}}, fewer for small corpora so an epoch has ≥ {AUTO_MIN_STEPS} steps"
@@ -127,8 +130,8 @@ class TrainConfig:
         "checkpoints hold the plain weights."
     )
     ema: float = _opt(
-        0.0, "Validate, sample and save a moving average of the weights, of this decay per step, in [0, 1) "
-        "(0.99: ~the last 100 steps); 0: off."
+        0.995, "Validate, sample and save a moving average of the weights, of this decay per step, in [0, 1) "
+        "(0.995: ~the last 200 steps count most); 0: off, the trained weights themselves."
     )
     schedule: str = _opt(
         "cosine", "Learning-rate schedule over the run: cosine, linear or constant (decay ends at --min-lr-ratio × lr)."
@@ -162,6 +165,7 @@ class TrainConfig:
         "automatic: the cores other processes leave free, where steps run faster on them; "
         "OPENBLAS_NUM_THREADS, MKL_NUM_THREADS or OMP_NUM_THREADS fix it too",
     )
+    # fmt: on
 
     def __post_init__(self) -> None:
         self.validate()
@@ -179,7 +183,10 @@ class TrainConfig:
             (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
             (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
             (self.engine in ENGINE_NAMES, f"--engine must be one of {', '.join(ENGINE_NAMES)}"),
-            (re.fullmatch(DEVICE_PATTERN, self.device) is not None, "--device must be auto, cpu, cuda, cuda:N (N a number) or mps"),
+            (
+                re.fullmatch(DEVICE_PATTERN, self.device) is not None,
+                "--device must be auto, cpu, cuda, cuda:N (N a number) or mps",
+            ),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (self.optimizer in OPTIMIZER_NAMES, f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)}"),
             (self.clip >= 0, "--clip must be >= 0 (0 disables clipping)"),
@@ -206,7 +213,9 @@ class TrainConfig:
         check(checks)
         betas = [flag(f) for f in ("adam_beta1", "adam_beta2") if getattr(self, f) != default_of(TrainConfig, f)]
         if betas and self.optimizer != "adam":
-            raise UsageError(f"{' and '.join(betas)} set Adam's decays; add --optimizer adam, or drop {'them' if len(betas) > 1 else 'it'}")
+            raise UsageError(
+                f"{' and '.join(betas)} set Adam's decays; add --optimizer adam, or drop {'them' if len(betas) > 1 else 'it'}"
+            )
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
             raise UsageError("a run needs an end: give --epochs, --max-steps or --max-minutes")
 
@@ -215,11 +224,13 @@ class TrainConfig:
 class ReadConfig:
     """How a text file is read: train's corpus, eval's text."""
 
+    # fmt: off
     encoding: str = _opt("utf-8", "Text encoding of the text files.")
     errors: str = _opt("strict", "What to do with undecodable bytes: strict (stop with an error) or replace (use U+FFFD).")
     max_vocab: int = _opt(
         MAX_VOCAB, "Refuse corpora with more distinct characters than this (a binary file read as text has thousands)."
     )
+    # fmt: on
 
     def __post_init__(self) -> None:
         check([(self.errors in ENCODING_ERRORS, f"--errors must be {' or '.join(ENCODING_ERRORS)}")])
@@ -229,8 +240,10 @@ class ReadConfig:
 class DisplayConfig:
     """What `charlstm train` shows and logs as it goes."""
 
+    # fmt: off
     quiet: bool = _opt(False, "Print only the final summary.", None)
     log_every: int = _opt(0, "Steps between plain log lines and --log-json step records.", "{value}, about 10 per epoch")
+    # fmt: on
 
     def __post_init__(self) -> None:
         check([(self.log_every >= 0, "--log-every must be >= 0")])
@@ -240,6 +253,7 @@ class DisplayConfig:
 class SampleConfig:
     """What `charlstm sample` draws, and how."""
 
+    # fmt: off
     seed: str = _opt("", "Text to start from; the model continues it.", "empty: start from a zero state primed with a newline")
     seed_file: Path | None = _opt(
         None, "Start from the text of this file instead (a long text primes the model's state; it is not echoed).", None
@@ -263,25 +277,32 @@ class SampleConfig:
         "more to start; pip install 'charlstm[fast]'), or auto (numba when a run has already compiled it)."
     )
     threads: int | None = _opt(None, "Threads of the BLAS and numba kernels, fixed.", "automatic, as in charlstm train")
+    # fmt: on
 
     def __post_init__(self) -> None:
-        check([
-            (self.length >= 0, "--length must be >= 0"),
-            (self.greedy or self.temperature > 0, "--temperature must be > 0; use --greedy to always take the most likely character"),
-            (self.top_k is None or self.top_k >= 1, "--top-k must be at least 1"),
-            (self.top_p is None or 0 < self.top_p <= 1, "--top-p must be in (0, 1]"),
-            (self.num_samples >= 1, "--num-samples must be at least 1"),
-            (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
-            (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
-            (self.stop != "", "--stop must not be empty"),
-            (self.seed_file is None or not self.seed, "give --seed or --seed-file, not both"),
-        ])
+        check(
+            [
+                (self.length >= 0, "--length must be >= 0"),
+                (
+                    self.greedy or self.temperature > 0,
+                    "--temperature must be > 0; use --greedy to always take the most likely character",
+                ),
+                (self.top_k is None or self.top_k >= 1, "--top-k must be at least 1"),
+                (self.top_p is None or 0 < self.top_p <= 1, "--top-p must be in (0, 1]"),
+                (self.num_samples >= 1, "--num-samples must be at least 1"),
+                (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
+                (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
+                (self.stop != "", "--stop must not be empty"),
+                (self.seed_file is None or not self.seed, "give --seed or --seed-file, not both"),
+            ]
+        )
 
 
 @dataclass(frozen=True)
 class ViewConfig:
     """What the views read and show: `neurons`, `gates`, `gradients` and `gradcheck`."""
 
+    # fmt: off
     max_chars: int = _opt(2000, "Use only the first N characters the model knows (the trace is one stream, step by step).")
     layer: int | None = _opt(None, "Layer, from 0 at the bottom.", "the top layer; with --find: every layer")
     unit: int | None = _opt(None, "Unit (cell) of the layer, from 0.", None)
@@ -298,21 +319,25 @@ class ViewConfig:
     positions: int = _opt(32, "Steps t to average over, evenly spread over the text.")
     cell: str = _opt("all", f"The cell whose gradients to check: {', '.join(cells.names())} or all.")
     random_seed: int = _opt(0, "Seed of the random model and data.")
+    # fmt: on
 
     def __post_init__(self) -> None:
-        check([
-            (self.max_chars >= 2, "--max-chars must be at least 2"),
-            (self.top >= 1, "--top must be at least 1"),
-            (self.max_lag >= 0, "--max-lag must be >= 0"),
-            (self.positions >= 1, "--positions must be at least 1"),
-            (self.cell in (*cells.names(), "all"), f"--cell must be one of {', '.join(cells.names())} or all"),
-        ])
+        check(
+            [
+                (self.max_chars >= 2, "--max-chars must be at least 2"),
+                (self.top >= 1, "--top must be at least 1"),
+                (self.max_lag >= 0, "--max-lag must be >= 0"),
+                (self.positions >= 1, "--positions must be at least 1"),
+                (self.cell in (*cells.names(), "all"), f"--cell must be one of {', '.join(cells.names())} or all"),
+            ]
+        )
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     """How `charlstm eval` scores a text (read as ReadConfig says), and what it shows of it."""
 
+    # fmt: off
     batch_size: int = _opt(
         default_of(TrainConfig, "batch_size"), "Parallel streams (speed only; state is carried across windows as in training)."
     )
@@ -323,12 +348,15 @@ class EvalConfig:
     )
     top: int = _opt(0, "With --show: also list the model's K most likely guesses for each character (implies --show).")
     max_chars: int = _opt(default_of(ViewConfig, "max_chars"), "With --show: show the first N characters the model knows.")
+    # fmt: on
 
     def __post_init__(self) -> None:
-        check([
-            (self.batch_size >= 1 and self.seq_len >= 1, "--batch-size and --seq-len must be at least 1"),
-            (self.top >= 0 and self.max_chars >= 2, "--top must be >= 0 and --max-chars at least 2"),
-        ])
+        check(
+            [
+                (self.batch_size >= 1 and self.seq_len >= 1, "--batch-size and --seq-len must be at least 1"),
+                (self.top >= 0 and self.max_chars >= 2, "--top must be >= 0 and --max-chars at least 2"),
+            ]
+        )
 
     @property
     def shows_text(self) -> bool:
@@ -341,6 +369,7 @@ class ReportConfig:
     """What `charlstm report` computes for the views of its page (the training curves and samples
     are read from the checkpoints as they are), with the terminal views' defaults."""
 
+    # fmt: off
     max_chars: int = _opt(
         default_of(ViewConfig, "max_chars"),
         "Characters of the text that the model views read (surprisal, neurons, gates, gradients).",
@@ -352,16 +381,19 @@ class ReportConfig:
     positions: int = _opt(
         default_of(ViewConfig, "positions"), "Steps t the gradient norms are averaged over, spread over the text."
     )
+    # fmt: on
 
     def __post_init__(self) -> None:
-        check([
-            (self.max_chars >= 2, "--max-chars must be at least 2"),
-            (self.top >= 1, "--top must be at least 1"),
-            (self.units >= 1, "--units must be at least 1"),
-            (self.max_lag >= 0, "--max-lag must be >= 0"),
-            (self.positions >= 1, "--positions must be at least 1"),
-            (self.find is None or self.find != "", "--find must not be empty"),
-        ])
+        check(
+            [
+                (self.max_chars >= 2, "--max-chars must be at least 2"),
+                (self.top >= 1, "--top must be at least 1"),
+                (self.units >= 1, "--units must be at least 1"),
+                (self.max_lag >= 0, "--max-lag must be >= 0"),
+                (self.positions >= 1, "--positions must be at least 1"),
+                (self.find is None or self.find != "", "--find must not be empty"),
+            ]
+        )
         if self.find:
             try:
                 re.compile(self.find)

@@ -140,9 +140,15 @@ def corpus_files(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
         return [f for p in path for f in corpus_files(p)]
     path = Path(path)
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*.txt") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        found = sorted(
+            p
+            for p in path.rglob("*.txt")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
         if not found:
-            raise CorpusError(f"{path}: is a directory with no .txt files in it; give a text file, or a folder of .txt files")
+            raise CorpusError(
+                f"{path}: is a directory with no .txt files in it; give a text file, or a folder of .txt files"
+            )
         return found
     return [spool_stream(path)]
 
@@ -170,8 +176,13 @@ SEPARATOR = "\f"  # joins the files of a corpus: a form feed, which ordinary tex
 
 
 def load_files(
-    files: Sequence[Path], path: Path, vocab: Vocab | None, encoding: str, errors: str,
-    max_vocab: int | None, val_fraction: float,
+    files: Sequence[Path],
+    path: Path,
+    vocab: Vocab | None,
+    encoding: str,
+    errors: str,
+    max_vocab: int | None,
+    val_fraction: float,
 ) -> Corpus:
     """Several text files as one corpus, read into memory. Each file's last `val_fraction` is
     held out for validation, so every file is scored in proportion to its length and none is
@@ -190,6 +201,8 @@ def load_files(
         raise too_many_characters(path, max_vocab or MAX_VOCAB)
     missing = vocab.unknown("".join(own.chars)) if vocab is not None else []
     if missing:
-        raise VocabularyError(f"{path}: {len(missing)} character(s) are not in the model's vocabulary: {describe_chars(missing)}")
+        raise VocabularyError(
+            f"{path}: {len(missing)} character(s) are not in the model's vocabulary: {describe_chars(missing)}"
+        )
     target = vocab or own
     return Corpus(path, target, np.concatenate([target.encode(train), target.encode(val)]), tuple(files), len(train))

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlstm.units import nats_to_bits
 from charlstm import model
 from charlstm.corpus import iter_windows, stream_length
 from charlstm.kernels import Kernels
 from charlstm.model import ModelConfig
 from charlstm.ops import cross_entropy_sum
+from charlstm.units import nats_to_bits
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ def read_state(params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarr
     what stepping through them gives, at the speed of the batched forward pass."""
     state, cache = model.zero_state(config, 1), None
     for start in range(0, len(ids), LONG_SEED):
-        _, state, cache = model.forward(params, config, np.asarray(ids[start : start + LONG_SEED])[:, None], state, cache)
+        _, state, cache = model.forward(
+            params, config, np.asarray(ids[start : start + LONG_SEED])[:, None], state, cache
+        )
     return state
 
 
@@ -122,7 +124,11 @@ class Sampling:
 
     def tempered_only(self, V: int) -> bool:
         """True when only the temperature shapes the distribution (no greedy, top-k or top-p)."""
-        return self.temperature > 0 and (self.top_k is None or self.top_k >= V) and (self.top_p is None or self.top_p >= 1.0)
+        return (
+            self.temperature > 0
+            and (self.top_k is None or self.top_k >= V)
+            and (self.top_p is None or self.top_p >= 1.0)
+        )
 
 
 def drawer(sampling: Sampling, N: int, V: int, rng: np.random.Generator, kernels: Kernels | None = None):

@@ -149,7 +149,6 @@ def encode_file(
     return vocab, _store(folder, derived, vocab, lambda: (table[ids[i : i + step]] for i in range(0, len(ids), step)))
 
 
-
 def map_ids(path: Path, dtype: np.dtype, n: int) -> np.ndarray:
     """The id file memory-mapped read-only, as an (n,) array.
 

@@ -54,7 +54,15 @@ def open_sampler(cfg: SampleConfig, checkpoint: Path | None, note: Note) -> Samp
     sampling = Sampling(0) if cfg.greedy else Sampling(cfg.temperature, cfg.top_k, cfg.top_p)
     rng = np.random.default_rng(cfg.random_seed)
     steps = stream_text(
-        ckpt.params, ckpt.config, ckpt.vocab, seed, cfg.length, sampling, cfg.num_samples, rng, cfg.stop,
+        ckpt.params,
+        ckpt.config,
+        ckpt.vocab,
+        seed,
+        cfg.length,
+        sampling,
+        cfg.num_samples,
+        rng,
+        cfg.stop,
         kernels.for_sampling(cfg.kernels),
     )
     return Sampler(seed if echo else "", threads.timed(steps, threads.tuner(cfg.threads), threads.SAMPLING_BLOCK))
@@ -94,7 +102,11 @@ class Score:
 
 
 def score_text(
-    cfg: EvalConfig, read: ReadConfig, text_file: Path, checkpoint: Path | None, note: Note,
+    cfg: EvalConfig,
+    read: ReadConfig,
+    text_file: Path,
+    checkpoint: Path | None,
+    note: Note,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Score:
     """Score `text_file` as training scores its validation split: B streams, the state carried

@@ -39,33 +39,61 @@ class JsonLog:
                 self.val = self._val(event.val_loss)
             self._write(self._header(event))
         elif isinstance(event, ev.Step) and event.step % self.every == 0:
-            self._write({
-                "type": "step", "step": event.step, "epoch": round(event.epoch, 4), "step_loss": event.loss,
-                **self._train(event.smoothed_loss), **self.val, "lr": event.lr, "grad_norm": event.grad_norm,
-                "chars_per_s": round(event.chars_per_s, 1), "elapsed": round(event.elapsed, 3),
-                **({"eta": round(event.eta, 1)} if event.eta != float("inf") else {}),
-            })
+            self._write(self._step(event))
         elif isinstance(event, ev.EpochEnd):
             self.val = self._val(event.val_loss)
-            self._write({
-                "type": "epoch", "step": event.step, "epoch": event.epoch, **self._train(event.smoothed_loss),
-                "epoch_train_loss": event.train_loss, **self.val, "best": event.best, "lr": event.lr,
-                "chars_per_s": event.chars_per_s, "elapsed": round(event.elapsed, 3), "sample": event.sample,
-            })
+            self._write(self._epoch(event))
         elif isinstance(event, ev.Finished):
-            best = {} if event.best_val_loss is None else {"best_val_loss": event.best_val_loss, "best_val_bpc": nats_to_bits(event.best_val_loss), "best_epoch": event.best_epoch}
-            self._write({
-                "type": "end", "reason": event.reason, "step": event.step, "epoch": round(event.epoch, 4), **best,
-                "chars_per_s": round(event.chars_per_s, 1), "elapsed": round(event.elapsed, 3),
-                "files": [str(f) for f in event.files],
-            })
+            self._write(self._end(event))
+
+    def _step(self, e: ev.Step) -> dict[str, Any]:
+        eta = {"eta": round(e.eta, 1)} if e.eta != float("inf") else {}
+        return {
+            "type": "step", "step": e.step, "epoch": round(e.epoch, 4), "step_loss": e.loss,
+            **self._train(e.smoothed_loss), **self.val, "lr": e.lr, "grad_norm": e.grad_norm,
+            "chars_per_s": round(e.chars_per_s, 1), "elapsed": round(e.elapsed, 3), **eta,
+        }  # fmt: skip
+
+    def _epoch(self, e: ev.EpochEnd) -> dict[str, Any]:
+        return {
+            "type": "epoch", "step": e.step, "epoch": e.epoch, **self._train(e.smoothed_loss),
+            "epoch_train_loss": e.train_loss, **self.val, "best": e.best, "lr": e.lr,
+            "chars_per_s": e.chars_per_s, "elapsed": round(e.elapsed, 3), "sample": e.sample,
+        }  # fmt: skip
+
+    def _end(self, e: ev.Finished) -> dict[str, Any]:
+        best = {}
+        if e.best_val_loss is not None:
+            best = {
+                "best_val_loss": e.best_val_loss,
+                "best_val_bpc": nats_to_bits(e.best_val_loss),
+                "best_epoch": e.best_epoch,
+            }
+        return {
+            "type": "end", "reason": e.reason, "step": e.step, "epoch": round(e.epoch, 4), **best,
+            "chars_per_s": round(e.chars_per_s, 1), "elapsed": round(e.elapsed, 3), "files": [str(f) for f in e.files],
+        }  # fmt: skip
 
     def _header(self, e: ev.Started) -> dict[str, Any]:
         return {
-            "type": "header", "schema": 1, "corpus": {"name": e.corpus, "chars": e.corpus_chars, "train_chars": e.train_chars, "val_chars": e.val_chars},
-            "vocab_size": e.vocab_size, "num_params": e.num_params, "model": e.config.to_dict(), "train": asdict(e.train),
-            "steps_per_epoch": e.steps_per_epoch, **({"total_steps": e.total_steps} if e.total_steps is not None else {}),
-            "start_step": e.start_step, "resumed": e.resumed, "model_path": str(e.model_path), "resume_path": str(e.resume_path),
+            "type": "header",
+            "schema": 1,
+            "corpus": {
+                "name": e.corpus,
+                "chars": e.corpus_chars,
+                "train_chars": e.train_chars,
+                "val_chars": e.val_chars,
+            },
+            "vocab_size": e.vocab_size,
+            "num_params": e.num_params,
+            "model": e.config.to_dict(),
+            "train": asdict(e.train),
+            "steps_per_epoch": e.steps_per_epoch,
+            **({"total_steps": e.total_steps} if e.total_steps is not None else {}),
+            "start_step": e.start_step,
+            "resumed": e.resumed,
+            "model_path": str(e.model_path),
+            "resume_path": str(e.resume_path),
             "engine": e.engine,
         }
 

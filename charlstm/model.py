@@ -237,7 +237,10 @@ def backward(
     W_hy = params["head.weight"]
     if cache.dtop is None or cache.dtop.shape != cache.top.shape or cache.dtop.dtype != dlogits.dtype:
         cache.dtop = np.empty(cache.top.shape, dlogits.dtype)
-        cache.head_grads = {"head.weight": np.empty(W_hy.shape, dlogits.dtype), "head.bias": np.empty(W_hy.shape[0], dlogits.dtype)}
+        cache.head_grads = {
+            "head.weight": np.empty(W_hy.shape, dlogits.dtype),
+            "head.bias": np.empty(W_hy.shape[0], dlogits.dtype),
+        }
     grads: dict[str, np.ndarray] = {
         "head.weight": np.matmul(dlogits.T, cache.top, out=cache.head_grads["head.weight"]),
         "head.bias": np.sum(dlogits, axis=0, out=cache.head_grads["head.bias"]),

@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from charlstm import kernels as kernels_
-from charlstm.errors import UsageError
 from charlstm.config import TrainConfig, default_of
+from charlstm.errors import UsageError
 from charlstm.kernels import Kernels
 
 # The hyper-parameters, written once (the torch engine gives torch.optim the same)
@@ -53,9 +53,7 @@ class Optimizer:
 
     def __init__(self, params: dict[str, np.ndarray]) -> None:
         self.steps = 0
-        self.state = {
-            f"{buf}.{name}": np.zeros_like(p) for buf in self.buffers for name, p in params.items()
-        }
+        self.state = {f"{buf}.{name}": np.zeros_like(p) for buf in self.buffers for name, p in params.items()}
 
     def state_tensors(self) -> dict[str, np.ndarray]:
         """The moment buffers, named `<buffer>.<parameter name>`."""
@@ -128,7 +126,11 @@ class Adam(Optimizer):
     buffers = ("exp_avg", "exp_avg_sq")
 
     def __init__(
-        self, params: dict[str, np.ndarray], beta1: float = ADAM_BETAS[0], beta2: float = ADAM_BETAS[1], eps: float = EPS,
+        self,
+        params: dict[str, np.ndarray],
+        beta1: float = ADAM_BETAS[0],
+        beta2: float = ADAM_BETAS[1],
+        eps: float = EPS,
         kernels: Kernels | None = None,
     ) -> None:
         super().__init__(params)

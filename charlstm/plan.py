@@ -18,7 +18,17 @@ from typing import Any
 from charlstm import checkpoint as ckpt_io
 from charlstm import engines, runs
 from charlstm.checkpoint import Checkpoint
-from charlstm.config import AUTO_MIN_STEPS, CELL_NAMES, ENCODING_ERRORS, LIMITS, MAX_VOCAB, ModelConfig, TrainConfig, default_of, flag
+from charlstm.config import (
+    AUTO_MIN_STEPS,
+    CELL_NAMES,
+    ENCODING_ERRORS,
+    LIMITS,
+    MAX_VOCAB,
+    ModelConfig,
+    TrainConfig,
+    default_of,
+    flag,
+)
 from charlstm.corpus import Corpus, corpus_files, load_corpus, num_windows, prepare_source
 from charlstm.errors import UsageError
 from charlstm.model import num_params
@@ -88,8 +98,14 @@ def _given(overrides: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _check_options(
-    corpus_path: Path | list[Path] | None, model_given: dict[str, Any], train_given: dict[str, Any],
-    resume: Path | None, init_from: Path | None, fresh: bool, errors: str, max_vocab: int,
+    corpus_path: Path | list[Path] | None,
+    model_given: dict[str, Any],
+    train_given: dict[str, Any],
+    resume: Path | None,
+    init_from: Path | None,
+    fresh: bool,
+    errors: str,
+    max_vocab: int,
 ) -> None:
     """Option checks that need no file."""
     if errors not in ENCODING_ERRORS:
@@ -116,8 +132,12 @@ def _check_options(
 
 
 def _plan_resume(
-    corpus_path: Path | list[Path] | None, resume: Path, model_given: dict[str, Any], train_given: dict[str, Any],
-    out: Path | None, load: Callable[[Path, Any], Corpus],
+    corpus_path: Path | list[Path] | None,
+    resume: Path,
+    model_given: dict[str, Any],
+    train_given: dict[str, Any],
+    out: Path | None,
+    load: Callable[[Path, Any], Corpus],
 ) -> RunPlan:
     """Continue a run from its resume file (or the model file beside it)."""
     if runs.is_snapshot(resume):
@@ -128,7 +148,9 @@ def _plan_resume(
     resume_file = runs.resume_file(resume)
     ckpt = ckpt_io.load(resume_file)
     check_same_shape(
-        ckpt.config, model_given, "the checkpoint's",
+        ckpt.config,
+        model_given,
+        "the checkpoint's",
         "; a resumed run keeps its model: drop the option, or leave out --resume to train a new model beside it",
     )
     cfg, changes = resume_config(ckpt, train_given)
@@ -139,8 +161,13 @@ def _plan_resume(
 
 
 def _plan_new(
-    corpus_path: Path | list[Path], model_given: dict[str, Any], train_given: dict[str, Any], init_from: Path | None,
-    fresh: bool, out: Path | None, load: Callable[[Path, Any], Corpus],
+    corpus_path: Path | list[Path],
+    model_given: dict[str, Any],
+    train_given: dict[str, Any],
+    init_from: Path | None,
+    fresh: bool,
+    out: Path | None,
+    load: Callable[[Path, Any], Corpus],
 ) -> RunPlan:
     """A new run: fresh weights, or those of `init_from` (fine-tuning). The corpus is checked
     first, so a misspelt path is reported as such; then an earlier run writing the same files is
@@ -148,7 +175,9 @@ def _plan_new(
     check_source(corpus_path)
     init = ckpt_io.load(init_from) if init_from is not None else None
     if init is not None:
-        check_same_shape(init.config, model_given, "--init-from's", "; --init-from keeps the checkpoint's model: drop the option")
+        check_same_shape(
+            init.config, model_given, "--init-from's", "; --init-from keeps the checkpoint's model: drop the option"
+        )
     model_path = out or runs.default_model_path(corpus_path, init.config.to_dict() if init else model_given)
     existing = runs.resume_file(model_path)
     if existing.exists() and not fresh:
@@ -191,7 +220,9 @@ def new_run_options(given: dict[str, Any]) -> dict[str, Any]:
 
 def saved_config(ckpt: Checkpoint) -> TrainConfig:
     """The TrainConfig a checkpoint was trained with (fields it lacks take their defaults)."""
-    return TrainConfig(**{k: v for k, v in ckpt.train.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
+    return TrainConfig(
+        **{k: v for k, v in ckpt.train.get("config", {}).items() if k in TrainConfig.__dataclass_fields__}
+    )
 
 
 def resume_limits(saved: TrainConfig, overrides: dict[str, Any], step: int) -> dict[str, Any]:
@@ -283,7 +314,11 @@ def size_notes(config: ModelConfig, train_chars: int, dropout: float = 0.0) -> t
     n = num_params(config)
     fits = hidden_size_that_fits(config, train_chars)
     if n > 10 * train_chars:
-        advice = [f"a smaller --hidden-size (-H {fits}: {num_params(replace(config, hidden_size=fits)):,} parameters)"] if fits < config.hidden_size else []
+        advice = (
+            [f"a smaller --hidden-size (-H {fits}: {num_params(replace(config, hidden_size=fits)):,} parameters)"]
+            if fits < config.hidden_size
+            else []
+        )
         if dropout < 0.5:
             advice.append(f"more dropout (--dropout {min(0.5, dropout + 0.2):g})")
         remedy = " or ".join(advice) or "a longer text"

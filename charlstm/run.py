@@ -72,7 +72,13 @@ class Progress:
         every = max(1, steps_per_epoch // CURVE_PER_EPOCH) * self.curve_stride
         if self.step % every or self.smoothed_loss is None:
             return
-        point = [self.step, round(self.elapsed, 3), round(self.smoothed_loss, 6), float(f"{lr:.6g}"), round(chars_per_s, 1)]  # CURVE_FIELDS
+        point = [
+            self.step,
+            round(self.elapsed, 3),
+            round(self.smoothed_loss, 6),
+            float(f"{lr:.6g}"),
+            round(chars_per_s, 1),
+        ]  # CURVE_FIELDS
         self.curve.append(point)
         if len(self.curve) > MAX_CURVE:
             self.curve_stride *= 2
@@ -117,7 +123,9 @@ class Run:
     progress: Progress
     on_event: Callable[[Event], None]
     files: set[Path] = field(default_factory=set)  # written by this run
-    snapshot: Any = None  # the last good weights and optimiser state (engine.snapshot), taken at every resume checkpoint
+    snapshot: Any = (
+        None  # the last good weights and optimiser state (engine.snapshot), taken at every resume checkpoint
+    )
     clock: Callable[[], float] = time.perf_counter  # seconds; tests pass a fake one
     last_save: float = 0.0  # clock() at the last resume checkpoint
     started_at: float = 0.0  # clock() when this process began stepping
@@ -183,7 +191,9 @@ def restore(resume: Checkpoint, engine: Engine, config: ModelConfig, B: int) -> 
         fields = {k: meta[k] for k in Progress.__dataclass_fields__ if k in meta and k != "history"}
         progress = Progress(**fields, history=list(resume.history))
     except (KeyError, TypeError, ValueError) as e:
-        raise UsageError(f"{resume.path}: not a resumable checkpoint (missing {e}); use --init-from to start from its weights") from None
+        raise UsageError(
+            f"{resume.path}: not a resumable checkpoint (missing {e}); use --init-from to start from its weights"
+        ) from None
     return progress, state
 
 
@@ -198,7 +208,12 @@ def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-    found = {"name": corpus.name, "path": str(corpus.path.resolve()), "chars": len(corpus), "sha256": h.hexdigest()[:16]}
+    found = {
+        "name": corpus.name,
+        "path": str(corpus.path.resolve()),
+        "chars": len(corpus),
+        "sha256": h.hexdigest()[:16],
+    }
     if corpus.files:
         found["files"] = [str(p.resolve()) for p in corpus.files]
     return found

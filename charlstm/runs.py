@@ -74,7 +74,9 @@ def check_model_path(path: Path) -> None:
 
 
 def default_model_path(
-    corpus_path: Path | list[Path], model: dict[str, Any] | None = None, folder: Path = Path("checkpoints"),
+    corpus_path: Path | list[Path],
+    model: dict[str, Any] | None = None,
+    folder: Path = Path("checkpoints"),
 ) -> Path:
     """checkpoints/CORPUS.safetensors: the model file of a run on `corpus_path` (a file, a
     folder, or several files; see corpus.source_name). A model other than the default one adds
@@ -92,7 +94,9 @@ def default_model_path(
 
 def snapshots(model_path: Path) -> list[Path]:
     """The epoch snapshots of the run beside `model_path`, oldest epoch first."""
-    found = [p for p in model_path.parent.glob(f"*{SNAPSHOT}*{SUFFIX}") if is_snapshot(p) and stem(p) == stem(model_path)]
+    found = [
+        p for p in model_path.parent.glob(f"*{SNAPSHOT}*{SUFFIX}") if is_snapshot(p) and stem(p) == stem(model_path)
+    ]
     return sorted(found, key=lambda p: int(p.name[: -len(SUFFIX)].rpartition(SNAPSHOT)[2]))
 
 
@@ -143,7 +147,9 @@ class Lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise CheckpointError(f"cannot write in {self.path.parent}: {e.strerror or e}; choose another --out") from None
+            raise CheckpointError(
+                f"cannot write in {self.path.parent}: {e.strerror or e}; choose another --out"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -186,7 +192,9 @@ def find_latest(directory: str | os.PathLike = "checkpoints", name_one: str = "p
 def run_files(folder: Path) -> dict[str, list[Path]]:
     """The .safetensors files of a folder by the run they belong to (`stem`)."""
     if not folder.is_dir():
-        raise CheckpointError(f"{folder}: no such folder; train a model with `charlstm train FILE`, or name the folder that holds its checkpoints")
+        raise CheckpointError(
+            f"{folder}: no such folder; train a model with `charlstm train FILE`, or name the folder that holds its checkpoints"
+        )
     found: dict[str, list[Path]] = {}
     for path in sorted(folder.glob(f"*{SUFFIX}")):
         found.setdefault(stem(path), []).append(path)

@@ -201,6 +201,12 @@ def run_outlook(run: Run) -> Outlook:
     """The run's ETA, final step and fraction done (`outlook`) as of now."""
     p = run.progress
     return outlook(
-        p.step, run.total_steps, run.steps_per_epoch, run.step_time, wrapup_estimate(run),
-        run.seconds(), run.budget, deadline(run),
+        p.step,
+        run.total_steps,
+        run.steps_per_epoch,
+        run.step_time,
+        wrapup_estimate(run),
+        run.seconds(),
+        run.budget,
+        deadline(run),
     )

@@ -36,9 +36,7 @@ class Stepper:
 def prepare_stepper(params: dict[str, np.ndarray], config: ModelConfig, kernels: Kernels | None = None) -> Stepper:
     """The model's weights laid out for `step_in_place`, which steps on `kernels` (None: NumPy)."""
     cell = cell_of(config)
-    layers = tuple(
-        cell.prepare(*layer_params(params, config, k), ids=(k == 0)) for k in range(config.num_layers)
-    )
+    layers = tuple(cell.prepare(*layer_params(params, config, k), ids=(k == 0)) for k in range(config.num_layers))
     return Stepper(config, cell, layers, params["head.weight"], params["head.bias"][:, None].copy(), kernels)
 
 
@@ -65,7 +63,7 @@ class StepState:
     def __post_init__(self) -> None:
         L = len(self.work)
         H = self.h.shape[0] // L
-        self.inputs = [self.h[: H]] + [self.h[(k - 1) * H : (k + 1) * H] for k in range(1, L)]
+        self.inputs = [self.h[:H]] + [self.h[(k - 1) * H : (k + 1) * H] for k in range(1, L)]
         self.rests = [tuple(s[k] for s in self.rest) for k in range(L)]
         self.top = self.h[-H:]
 

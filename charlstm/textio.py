@@ -69,7 +69,9 @@ def decoded_chunks(
             final = not chunk
             nul = chunk.find(b"\x00") if utf8 else -1
             if nul >= 0:
-                raise CorpusError(f"{path}: looks like a binary file (NUL byte at offset {offset + nul}); give a text file")
+                raise CorpusError(
+                    f"{path}: looks like a binary file (NUL byte at offset {offset + nul}); give a text file"
+                )
             pending = decoder.getstate()[0]
             try:
                 text = decoder.decode(chunk, final)
@@ -99,7 +101,9 @@ def _error_offset(data: bytes, encoding: str, base: int) -> int:
     return base + len(data)  # an incomplete sequence at the very end of the file
 
 
-def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict", allow_empty: bool = False) -> str:
+def read_text(
+    path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict", allow_empty: bool = False
+) -> str:
     """The whole text of a (small) file; large corpora go through `decoded_chunks`. An empty
     regular file is an error (nothing to learn from or look at) unless `allow_empty` (a seed)."""
     if allow_empty:

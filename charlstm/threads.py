@@ -91,8 +91,13 @@ class OtherLoad:
     time. `available()` is False where it cannot be read, or where it means nothing for this
     process (a CPU quota: the other processes are then the host's)."""
 
-    def __init__(self, cpus: set[int], clock: Callable[[], float] = time.perf_counter,
-                 cpu_clock: Callable[[], float] = time.process_time, path: str = "/proc/stat") -> None:
+    def __init__(
+        self,
+        cpus: set[int],
+        clock: Callable[[], float] = time.perf_counter,
+        cpu_clock: Callable[[], float] = time.process_time,
+        path: str = "/proc/stat",
+    ) -> None:
         self.names = {f"cpu{k}" for k in cpus}
         self.clock, self.cpu_clock, self.path = clock, cpu_clock, path
         self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -141,9 +146,17 @@ class Tuner:
     MARGIN = 0.05  # a new count must step this much faster to be taken
     SHARE_DROP = 0.6  # CPU time per thread below this fraction of the usual: the threads lack cores
 
-    def __init__(self, set_threads: Callable[[int], None], cores: int, start: int = 1, report: Report | None = None,
-                 load: Callable[[], float | None] | None = None, fixed: bool = False, clock: Callable[[], float] = time.perf_counter,
-                 cpu_clock: Callable[[], float] = time.process_time) -> None:
+    def __init__(
+        self,
+        set_threads: Callable[[int], None],
+        cores: int,
+        start: int = 1,
+        report: Report | None = None,
+        load: Callable[[], float | None] | None = None,
+        fixed: bool = False,
+        clock: Callable[[], float] = time.perf_counter,
+        cpu_clock: Callable[[], float] = time.process_time,
+    ) -> None:
         self.set_threads, self.cores, self.threads = set_threads, cores, start
         self.report = report or (lambda old, new, why: None)
         self.load, self.fixed = load, fixed or cores <= 1

@@ -40,17 +40,16 @@ from pathlib import Path
 import numpy as np
 
 from charlstm import checkpoint as ckpt_io
-from charlstm import engines, model, runs, threads
+from charlstm import engines, model, reporting, runs, threads
 from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpus import Corpus, window
 from charlstm.engines.team import rank
 from charlstm.errors import TrainingError, UsageError
-from charlstm.events import Diverged, EpochEnd, Event, Finished, Sampled, Saved, Started, Step, ThreadsChanged
-from charlstm.generate import Sampling, sample
-from charlstm.plan import RunPlan, saved_config, size_notes, windows_per_epoch
+from charlstm.events import Diverged, Event, Finished, Sampled, Saved, ThreadsChanged
+from charlstm.plan import RunPlan, saved_config, windows_per_epoch
 from charlstm.run import Progress, Run, corpus_fingerprint, restore, to_checkpoint
-from charlstm.schedule import deadline, new_end, run_outlook, scheduled_ratio, start_segment
+from charlstm.schedule import deadline, new_end, scheduled_ratio, start_segment
 
 MAX_RECOVERIES = 4
 RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corpus already read
@@ -116,7 +115,11 @@ def _loop(run: Run, should_stop: Callable[[], bool]) -> str:
         reason = _after_step(run, should_stop)
         if reason is not None:
             return reason
-    if cfg.max_steps is not None and cfg.max_steps <= p.step and (cfg.epochs is None or p.step < cfg.epochs * run.steps_per_epoch):
+    if (
+        cfg.max_steps is not None
+        and cfg.max_steps <= p.step
+        and (cfg.epochs is None or p.step < cfg.epochs * run.steps_per_epoch)
+    ):
         return "max_steps"
     return "completed"
 
@@ -148,7 +151,11 @@ def start_run(
     source = resume or init
     engine = engines.make_engine(config, cfg, source.params if source else model.init_params(config, cfg.seed))
     tell = on_event if engine.team.leader else _ignore
-    tuner = threads.tuner(cfg.threads, lambda old, new, why: tell(ThreadsChanged(old, new, why))) if cfg.engine == "numpy" else threads.Tuner.off()
+    tuner = (
+        threads.tuner(cfg.threads, lambda old, new, why: tell(ThreadsChanged(old, new, why)))
+        if cfg.engine == "numpy"
+        else threads.Tuner.off()
+    )
     try:
         state, progress = engine.zero_state(), Progress()
         if resume is not None:
@@ -160,10 +167,9 @@ def start_run(
         raise
     run = Run(
         corpus, config, cfg, model_path, train_ids, val_ids, steps_per_epoch, total_steps,
-        divergence_limit(config.vocab_size), fingerprint, engine, state, progress,
-        tell, clock=clock, tuner=tuner,
-    )
-    run.on_event(_started(run, resumed=resume is not None))
+        divergence_limit(config.vocab_size), fingerprint, engine, state, progress, tell, clock=clock, tuner=tuner,
+    )  # fmt: skip
+    run.on_event(reporting.started(run, resumed=resume is not None))
     run.snapshot = engine.snapshot()
     run.last_save = run.started_at = clock()
     run.elapsed_before = progress.elapsed
@@ -194,7 +200,7 @@ def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
     p.schedule_ratio = ratio
     result = StepResult(loss, norm, lr, applied=True)
     seconds = run.clock() - t0
-    _report_step(run, result, seconds)
+    reporting.report_step(run, result.loss, result.grad_norm, result.lr, seconds)
     run.tuner.after_step(seconds)  # may change the thread count of the next steps
     return result
 
@@ -233,7 +239,7 @@ def end_epoch(run: Run, train_loss: float) -> None:
     if best:
         p.best_val_loss = ev.loss
         p.best_epoch = p.step / run.steps_per_epoch
-    text = _sample(run)
+    text = reporting.display_sample(run)
     record = {
         "epoch": round(p.step / run.steps_per_epoch, 4),
         "step": p.step,
@@ -247,10 +253,7 @@ def end_epoch(run: Run, train_loss: float) -> None:
         "sample": text,
     }
     p.history.append(record)
-    run.on_event(EpochEnd(
-        record["epoch"], p.step, train_loss, ev.loss, ev.bits_per_char, best, text, p.elapsed,
-        p.smoothed_loss, record["lr"], record["chars_per_s"],
-    ))
+    run.on_event(reporting.epoch_end(run, record))
     if best:
         save(run, "best")
     if cfg.keep > 0:
@@ -294,10 +297,7 @@ def finish(run: Run, reason: str) -> Finished:
         save(run, "best", "latest")
     p.elapsed = run.elapsed_before + run.seconds()
     save(run, "resume", reason)
-    finished = Finished(
-        reason, p.step, p.step / run.steps_per_epoch, p.best_val_loss, p.best_epoch, p.elapsed,
-        p.chars / max(p.elapsed, 1e-9), tuple(sorted(run.files)),
-    )
+    finished = reporting.finished(run, reason)
     run.on_event(finished)
     return finished
 
@@ -312,8 +312,13 @@ def _after_step(run: Run, should_stop: Callable[[], bool]) -> str | None:
         end_epoch(run, p.take_epoch_loss())
         save(run, "resume")
         run.wrapup_time = run.clock() - t0
-    elif cfg.sample_every and p.step % cfg.sample_every == 0 and (run.total_steps is None or p.step < run.total_steps) and run.leader:
-        run.on_event(Sampled(p.step, _sample(run)))
+    elif (
+        cfg.sample_every
+        and p.step % cfg.sample_every == 0
+        and (run.total_steps is None or p.step < run.total_steps)
+        and run.leader
+    ):
+        run.on_event(Sampled(p.step, reporting.display_sample(run)))
     end = deadline(run)
     time_up, save_due = end is not None and run.seconds() >= end, run.clock() - run.last_save >= cfg.save_minutes * 60
     (time_up, save_due), (stop,) = run.engine.team.agree(lead=[time_up, save_due], flags=[should_stop()])
@@ -334,40 +339,6 @@ def current_lr(run: Run) -> float:
     return run.cfg.lr * (p.schedule_ratio if p.schedule_ratio is not None else 1.0) * p.lr_scale
 
 
-def _report_step(run: Run, result: StepResult, seconds: float) -> None:
-    p = run.progress
-    chars = run.cfg.batch_size * run.cfg.seq_len
-    p.elapsed = run.elapsed_before + run.seconds()
-    run.timed_steps += 1
-    if run.timed_steps <= 2:  # the first step pays one-time costs (allocation): the second replaces it
-        run.step_time = seconds
-    else:
-        run.step_time = 0.9 * run.step_time + 0.1 * seconds
-    ahead = run_outlook(run)
-    p.record(run.steps_per_epoch, result.lr, chars / run.step_time)
-    run.on_event(
-        Step(p.step, p.step / run.steps_per_epoch, result.loss, p.smoothed_loss, result.lr, result.grad_norm,
-             chars / run.step_time, p.elapsed, ahead.eta, ahead.end_step, ahead.fraction, ahead.by_time)
-    )
-
-
-def _started(run: Run, resumed: bool) -> Started:
-    p = run.progress
-    notes = () if resumed else size_notes(run.config, len(run.train_ids), run.cfg.dropout)  # said when the run began
-    if run.total_steps is not None and p.step >= run.total_steps:
-        notes += (
-            f"this run already did {p.step} of its {run.total_steps} steps; "
-            f"pass a larger --epochs or --max-steps, or --max-minutes, to train on",
-        )
-    c = run.corpus
-    last_val = p.history[-1]["val_loss"] if p.history else None
-    return Started(
-        run.config, run.cfg, c.name, len(c), len(run.train_ids), len(run.val_ids), c.vocab.size,
-        model.num_params(run.config), run.steps_per_epoch, run.total_steps, run.model_path, run.resume_path,
-        p.step, resumed, notes, last_val, run.engine.describe(),
-    )
-
-
 def divergence_limit(V: int) -> float:
     """A loss per character above this is divergence, not learning: 4 × the uniform guess, ln V."""
     return max(10.0, 4.0 * math.log(V))
@@ -377,24 +348,3 @@ def _write(run: Run, ckpt: Checkpoint, path: Path, kind: str) -> None:
     ckpt_io.save(ckpt, path)
     run.files.add(path)
     run.on_event(Saved(path, kind))
-
-
-def _sample(run: Run) -> str:
-    """A sample for the progress display, from its own RNG so training is not disturbed."""
-    cfg = run.cfg
-    if cfg.sample_length == 0:
-        return ""
-    seed = cfg.sample_seed if cfg.sample_seed is not None else default_sample_seed(run.corpus)
-    rng = np.random.default_rng([cfg.seed, run.progress.step])
-    text = sample(
-        run.engine.model_numpy(), run.config, run.corpus.vocab, seed, cfg.sample_length, Sampling(cfg.sample_temperature),
-        rng=rng, kernels=run.engine.kernels,
-    )
-    return text[0]
-
-
-def default_sample_seed(corpus: Corpus) -> str:
-    """The corpus's first word (up to 20 characters), so samples start like the text does."""
-    head = corpus.vocab.decode(corpus.ids[:20])
-    word = head.split(maxsplit=1)[0] if head.strip() else ""
-    return word or head[:1]

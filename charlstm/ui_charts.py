@@ -56,16 +56,31 @@ def gates_view(console: Console, rows: list[GateSaturation], steps: int) -> None
         table.add_column(col, justify="right")
     for g in rows:
         neither = 1.0 - g.left_fraction - g.right_fraction
-        table.add_row(str(g.layer), g.gate, f"{g.low:g}", f"{g.high:g}", f"{g.left_fraction:.1%}", f"{g.right_fraction:.1%}", f"{neither:.1%}")
+        table.add_row(
+            str(g.layer),
+            g.gate,
+            f"{g.low:g}",
+            f"{g.high:g}",
+            f"{g.left_fraction:.1%}",
+            f"{g.right_fraction:.1%}",
+            f"{neither:.1%}",
+        )
     console.print(table)
     levels = dot_levels(len(rows[0].left))
     key = ", ".join(f"{d} {m}+" for d, m in zip(DOTS, levels))
-    console.print(Text(f"per unit: x = fraction of steps left-saturated, y = right-saturated (units per cell: {key})", style="dim"), soft_wrap=True)
+    console.print(
+        Text(
+            f"per unit: x = fraction of steps left-saturated, y = right-saturated (units per cell: {key})", style="dim"
+        ),
+        soft_wrap=True,
+    )
     for layer in sorted({g.layer for g in rows}):
         gates = [g for g in rows if g.layer == layer]
         plots = [scatter(g.left, g.right) for g in gates]
         width = SCATTER_W + 6
-        console.print(Text("".join(f"layer {layer} {g.gate}".ljust(width) for g in gates), style="bold"), soft_wrap=True)
+        console.print(
+            Text("".join(f"layer {layer} {g.gate}".ljust(width) for g in gates), style="bold"), soft_wrap=True
+        )
         for parts in zip(*plots):
             line = Text()
             for part in parts:
@@ -76,9 +91,14 @@ def gates_view(console: Console, rows: list[GateSaturation], steps: int) -> None
 def gates_record(rows: list[GateSaturation]) -> list[dict[str, Any]]:
     return [
         {
-            "layer": g.layer, "gate": g.gate, "low": g.low, "high": g.high,
-            "left_fraction": g.left_fraction, "right_fraction": g.right_fraction,
-            "left_per_unit": g.left.tolist(), "right_per_unit": g.right.tolist(),
+            "layer": g.layer,
+            "gate": g.gate,
+            "low": g.low,
+            "high": g.high,
+            "left_fraction": g.left_fraction,
+            "right_fraction": g.right_fraction,
+            "left_per_unit": g.left.tolist(),
+            "right_per_unit": g.right.tolist(),
         }
         for g in rows
     ]
@@ -120,25 +140,38 @@ def gradients_view(console: Console, models: list[tuple[str, GradientFlow]]) -> 
     lo = max(min(positive, default=1.0), hi * 1e-12)
     most = max(len(series) for series in all_series)
     width = max(8, min(BAR, (console.width - 6) // most - 11))  # 4 series fit 80 columns
-    console.print(Text(
-        f"mean ‖∂L_t/∂state_(t−k)‖ over positions t; bars on {'one' if len(models) > 1 else 'a'} log scale "
-        f"from {lo:.1e} to {hi:.1e}", style="bold"), soft_wrap=True)
+    console.print(
+        Text(
+            f"mean ‖∂L_t/∂state_(t−k)‖ over positions t; bars on {'one' if len(models) > 1 else 'a'} log scale "
+            f"from {lo:.1e} to {hi:.1e}",
+            style="bold",
+        ),
+        soft_wrap=True,
+    )
     colours = ["cyan", "magenta", "green", "yellow"]
     for (label, flow), series in zip(models, all_series):
         console.print(Text(f"\n{label}, over {len(flow.positions)} positions", style="bold"), soft_wrap=True)
-        console.print((f"{'k':>4}  " + "  ".join(f"{name:<{width + 9}}" for name, _ in series)).rstrip(), markup=False, soft_wrap=True)
+        console.print(
+            (f"{'k':>4}  " + "  ".join(f"{name:<{width + 9}}" for name, _ in series)).rstrip(),
+            markup=False,
+            soft_wrap=True,
+        )
         for k in range(len(series[0][1])):
             row = Text(f"{k:>4}")
             for j, (_, s) in enumerate(series):
                 row.append("  ")
-                row.append(log_bar(float(s[k]), lo, hi, width), style=colours[j % len(colours)] if console.is_terminal else "")
+                row.append(
+                    log_bar(float(s[k]), lo, hi, width), style=colours[j % len(colours)] if console.is_terminal else ""
+                )
                 row.append(f" {s[k]:.2e}")
             console.print(row, soft_wrap=True)
         for name, s in series:
             left = decay(s)
             if left is not None:
                 K = len(s) - 1
-                console.print(f"{name}: k={K} / k=0 = {left[0]:.2e}, ×{left[1]:.3f} per step back", markup=False, soft_wrap=True)
+                console.print(
+                    f"{name}: k={K} / k=0 = {left[0]:.2e}, ×{left[1]:.3f} per step back", markup=False, soft_wrap=True
+                )
 
 
 def gradients_record(flow: GradientFlow) -> dict[str, Any]:
@@ -163,7 +196,10 @@ def gradients_record(flow: GradientFlow) -> dict[str, Any]:
 def gradcheck_view(console: Console, results: list[GradcheckResult], eps: float) -> None:
     """A table per cell: tensor, shape, largest error, ok/MISMATCH; then one verdict line each."""
     for r in results:
-        console.print(Text(f"{r.cell.upper()}: analytic vs central differences (ε = {eps:g}, float64)", style="bold"), soft_wrap=True)
+        console.print(
+            Text(f"{r.cell.upper()}: analytic vs central differences (ε = {eps:g}, float64)", style="bold"),
+            soft_wrap=True,
+        )
         table = Table()
         for col, justify in (("tensor", "left"), ("shape", "left"), ("max rel. error", "right"), ("", "left")):
             table.add_column(col, justify=justify)
@@ -174,17 +210,29 @@ def gradcheck_view(console: Console, results: list[GradcheckResult], eps: float)
     for r in results:
         worst = max(t.max_error for t in r.tensors)
         if r.passed:
-            console.print(Text(f"{r.cell}: all {len(r.tensors)} tensors agree (largest error {worst:.1e} < {r.tolerance:g})", style="green"))
+            console.print(
+                Text(
+                    f"{r.cell}: all {len(r.tensors)} tensors agree (largest error {worst:.1e} < {r.tolerance:g})",
+                    style="green",
+                )
+            )
         else:
             bad = ", ".join(t.name for t in r.tensors if not t.passed)
-            console.print(Text(f"{r.cell}: MISMATCH in {bad} (tolerance {r.tolerance:g})", style="bold red"), soft_wrap=True)
+            console.print(
+                Text(f"{r.cell}: MISMATCH in {bad} (tolerance {r.tolerance:g})", style="bold red"), soft_wrap=True
+            )
 
 
 def gradcheck_record(results: list[GradcheckResult]) -> list[dict[str, Any]]:
     return [
         {
-            "cell": r.cell, "passed": r.passed, "tolerance": r.tolerance,
-            "tensors": [{"name": t.name, "shape": list(t.shape), "max_error": t.max_error, "passed": t.passed} for t in r.tensors],
+            "cell": r.cell,
+            "passed": r.passed,
+            "tolerance": r.tolerance,
+            "tensors": [
+                {"name": t.name, "shape": list(t.shape), "max_error": t.max_error, "passed": t.passed}
+                for t in r.tensors
+            ],
         }
         for r in results
     ]

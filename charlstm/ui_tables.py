@@ -19,30 +19,55 @@ from charlstm.units import nats_to_bits
 
 def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool = False) -> None:
     """Render `inspect`'s dictionary: config, parameters, vocabulary, training state, history."""
+    print_plain(console, Panel(_checkpoint_head(info), title="checkpoint", title_align="left", box=box.ROUNDED))
+    print_plain(console, _parameters(info))
+    vocab = info["vocab"]
+    console.print(Text(f"vocabulary ({len(vocab)} characters)", style="bold"))
+    console.print(Text(" ".join(escape_char(ch) for ch in vocab)))
+    history = info.get("history") or []
+    if history:
+        title = f"loss per epoch ({len(history)} evaluations, nats/char)"
+        print_plain(console, Panel(history_chart(history), title=title, title_align="left", box=box.ROUNDED))
+        print_plain(console, _history(history))
+    for h in history if show_samples else ():
+        if h.get("sample"):
+            title = f"epoch {fmt_epoch(h['epoch'])} · val loss {h['val_loss']:.3f}"
+            print_plain(console, Panel(Text(h["sample"]), title=title, title_align="left", box=box.ROUNDED))
+
+
+def _checkpoint_head(info: dict[str, Any]) -> Table:
+    """What the file is: its format, the model, and how it was trained."""
     cfg = info["config"]
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
     head.add_row("file", info["path"])
     head.add_row("format", f"{info['format']} v{info['format_version']}")
-    head.add_row("model", f"{cfg['num_layers']}×{cfg['hidden_size']} {cfg['cell'].upper()}, vocabulary {cfg['vocab_size']}")
+    head.add_row(
+        "model", f"{cfg['num_layers']}×{cfg['hidden_size']} {cfg['cell'].upper()}, vocabulary {cfg['vocab_size']}"
+    )
     train = info.get("train") or {}
-    if train:
-        elapsed = train.get("elapsed", 0.0)
-        rate = train.get("chars", 0) / elapsed if elapsed else 0.0
-        head.add_row("trained", f"{train.get('step', 0):,} steps, {fmt_epoch(train.get('epochs', 0))} epochs in {fmt_duration(elapsed)}, {fmt_rate(rate)} chars/s")
-        if info.get("resumable"):
-            head.add_row("resumable", f"yes (run {train.get('status', '?')}): charlstm train --resume {info['path']}")
-        if train.get("best_val_loss") is not None:
-            head.add_row("best val", f"{train['best_val_loss']:.3f} nats/char, {nats_to_bits(train['best_val_loss']):.3f} bits/char (epoch {fmt_epoch(train.get('best_epoch', 0))})")
-        if train.get("corpus"):
-            corpus = train["corpus"]
-            head.add_row("corpus", f"{corpus.get('name')}: {corpus.get('chars', 0):,} chars")
-        if train.get("config"):
-            tc = train["config"]
-            head.add_row("settings", ", ".join(f"{k}={v}" for k, v in tc.items() if v is not None))
-    print_plain(console, Panel(head, title="checkpoint", title_align="left", box=box.ROUNDED))
+    if not train:
+        return head
+    elapsed = train.get("elapsed", 0.0)
+    rate = train.get("chars", 0) / elapsed if elapsed else 0.0
+    steps, epochs = f"{train.get('step', 0):,}", fmt_epoch(train.get("epochs", 0))
+    head.add_row("trained", f"{steps} steps, {epochs} epochs in {fmt_duration(elapsed)}, {fmt_rate(rate)} chars/s")
+    if info.get("resumable"):
+        head.add_row("resumable", f"yes (run {train.get('status', '?')}): charlstm train --resume {info['path']}")
+    if train.get("best_val_loss") is not None:
+        best, epoch = train["best_val_loss"], fmt_epoch(train.get("best_epoch", 0))
+        head.add_row("best val", f"{best:.3f} nats/char, {nats_to_bits(best):.3f} bits/char (epoch {epoch})")
+    if train.get("corpus"):
+        corpus = train["corpus"]
+        head.add_row("corpus", f"{corpus.get('name')}: {corpus.get('chars', 0):,} chars")
+    if train.get("config"):
+        head.add_row("settings", ", ".join(f"{k}={v}" for k, v in train["config"].items() if v is not None))
+    return head
 
+
+def _parameters(info: dict[str, Any]) -> Table:
+    """Every tensor's name, shape and size, and their total."""
     params = Table(title="parameters", box=box.SIMPLE_HEAD, title_justify="left")
     params.add_column("tensor")
     params.add_column("shape")
@@ -50,29 +75,21 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
     for name, entry in info["tensors"].items():
         params.add_row(name, "×".join(map(str, entry["shape"])), f"{entry['count']:,}")
     params.add_row(Text("total", style="bold"), "", Text(f"{info['num_params']:,}", style="bold"))
-    print_plain(console, params)
+    return params
 
-    vocab = info["vocab"]
-    console.print(Text(f"vocabulary ({len(vocab)} characters)", style="bold"))
-    console.print(Text(" ".join(escape_char(ch) for ch in vocab)))
 
-    history = info.get("history") or []
-    if history:
-        print_plain(console, Panel(history_chart(history), title=f"loss per epoch ({len(history)} evaluations, nats/char)", title_align="left", box=box.ROUNDED))
-        hist = Table(title="history", box=box.SIMPLE_HEAD, title_justify="left")
-        for col in ("epoch", "step", "train loss", "val loss", "val bits/char", "chars/s", "time", "best"):
-            hist.add_column(col, justify="right")
-        for h in history:
-            hist.add_row(
-                fmt_epoch(h["epoch"]), f"{h['step']:,}", f"{h['train_loss']:.3f}", f"{h['val_loss']:.3f}",
-                f"{h['val_bpc']:.3f}", fmt_rate(h.get("chars_per_s", 0.0)), fmt_duration(h.get("elapsed", 0.0)),
-                "★" if h.get("best") else "",
-            )
-        print_plain(console, hist)
-        if show_samples:
-            for h in history:
-                if h.get("sample"):
-                    print_plain(console, Panel(Text(h["sample"]), title=f"epoch {fmt_epoch(h['epoch'])} · val loss {h['val_loss']:.3f}", title_align="left", box=box.ROUNDED))
+def _history(history: list[dict[str, Any]]) -> Table:
+    """One row per evaluation: losses, speed, time, and a star where the model was best so far."""
+    hist = Table(title="history", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("epoch", "step", "train loss", "val loss", "val bits/char", "chars/s", "time", "best"):
+        hist.add_column(col, justify="right")
+    for h in history:
+        hist.add_row(
+            fmt_epoch(h["epoch"]), f"{h['step']:,}", f"{h['train_loss']:.3f}", f"{h['val_loss']:.3f}",
+            f"{h['val_bpc']:.3f}", fmt_rate(h.get("chars_per_s", 0.0)), fmt_duration(h.get("elapsed", 0.0)),
+            "★" if h.get("best") else "",
+        )  # fmt: skip
+    return hist
 
 
 class ScoringProgress:
@@ -102,7 +119,11 @@ class ScoringProgress:
             self.console.print(f"scoring {chars:,} characters…", soft_wrap=True)
             return
         self.progress = Progress(
-            TextColumn("scoring"), BarColumn(bar_width=30), TextColumn("{task.percentage:>3.0f}%"), console=self.console, transient=True
+            TextColumn("scoring"),
+            BarColumn(bar_width=30),
+            TextColumn("{task.percentage:>3.0f}%"),
+            console=self.console,
+            transient=True,
         )
         self.task = self.progress.add_task("scoring", total=chars)
         self.progress.start()
@@ -127,7 +148,10 @@ def eval_table(report: dict[str, Any], console: Console) -> None:
     if report["chars_outside_vocab"]:
         from charlstm.vocab import describe_chars
 
-        table.add_row("outside vocabulary", f"{report['chars_outside_vocab']:,} left out ({describe_chars(report['unknown_chars'])})")
+        table.add_row(
+            "outside vocabulary",
+            f"{report['chars_outside_vocab']:,} left out ({describe_chars(report['unknown_chars'])})",
+        )
     print_plain(console, table)
 
 
@@ -145,11 +169,24 @@ def runs_table(runs: list[dict[str, Any]], folder: str, console: Console) -> Non
     rows = []
     for r in runs:
         best = r.get("best_val_loss")
-        rows.append(dict(zip(RUN_COLUMNS, (
-            r["name"], r.get("corpus") or "?", r["model"], f"{r.get('step', 0):,}", fmt_epoch(r.get("epochs", 0)),
-            f"{best:.3f}" if best is not None else "–", f"{nats_to_bits(best):.3f}" if best is not None else "–",
-            r["date"][:16].replace("T", " "), fmt_size(r["bytes"]),
-        ))))
+        rows.append(
+            dict(
+                zip(
+                    RUN_COLUMNS,
+                    (
+                        r["name"],
+                        r.get("corpus") or "?",
+                        r["model"],
+                        f"{r.get('step', 0):,}",
+                        fmt_epoch(r.get("epochs", 0)),
+                        f"{best:.3f}" if best is not None else "–",
+                        f"{nats_to_bits(best):.3f}" if best is not None else "–",
+                        r["date"][:16].replace("T", " "),
+                        fmt_size(r["bytes"]),
+                    ),
+                )
+            )
+        )
     columns = list(RUN_COLUMNS)
     table = _runs_grid(rows, columns, folder)
     unlimited = console.options.update_width(1 << 16)  # the width the table wants, not the one it gets
@@ -199,5 +236,9 @@ def history_chart(history: list[dict[str, Any]]) -> Table:
     chart.add_column()
     chart.add_column()
     chart.add_row("train", Text(sparkline(train, lo, hi), style="cyan"), f"{train[0]:.3f} → {train[-1]:.3f}")
-    chart.add_row("val", Text(sparkline(val, lo, hi), style="magenta"), f"{val[0]:.3f} → {val[-1]:.3f}  (best {best['val_loss']:.3f} at epoch {fmt_epoch(best['epoch'])})")
+    chart.add_row(
+        "val",
+        Text(sparkline(val, lo, hi), style="magenta"),
+        f"{val[0]:.3f} → {val[-1]:.3f}  (best {best['val_loss']:.3f} at epoch {fmt_epoch(best['epoch'])})",
+    )
     return chart

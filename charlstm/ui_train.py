@@ -45,8 +45,11 @@ class EncodingProgress:
             if self.console.is_terminal:
                 if self.progress is None:
                     self.progress = Progress(
-                        TextColumn("{task.description}"), BarColumn(bar_width=30),
-                        TextColumn("{task.fields[mb]}"), console=self.console, transient=True,
+                        TextColumn("{task.description}"),
+                        BarColumn(bar_width=30),
+                        TextColumn("{task.fields[mb]}"),
+                        console=self.console,
+                        transient=True,
                     )
                     self.progress.start()
                     self.task = self.progress.add_task(phase, total=total, mb="")
@@ -78,7 +81,10 @@ def describe_end(e: events.Started) -> str:
 def describe_optimizer(t: TrainConfig) -> str:
     """The optimiser, with Adam's decays when they are not the defaults: 'adam', 'adam (β 0.9, 0.99)'."""
     betas = (t.adam_beta1, t.adam_beta2)
-    if t.optimizer == "adam" and betas != (default_of(TrainConfig, "adam_beta1"), default_of(TrainConfig, "adam_beta2")):
+    if t.optimizer == "adam" and betas != (
+        default_of(TrainConfig, "adam_beta1"),
+        default_of(TrainConfig, "adam_beta2"),
+    ):
         return f"adam (β {betas[0]:g}, {betas[1]:g})"
     return t.optimizer
 
@@ -101,8 +107,20 @@ class StatusLine:
     # (field, variant) reductions in order: a variant index of None drops the field; "gap" is
     # the number of spaces between fields
     REDUCTIONS = (
-        ("rate", 1), ("time", 1), ("train", 1), ("val", 1), ("epoch", 1), ("gap", 1), ("rate", None),
-        ("lr", 1), ("epoch", None), ("bar", None), ("lr", None), ("time", None), ("val", None), ("train", None),
+        ("rate", 1),
+        ("time", 1),
+        ("train", 1),
+        ("val", 1),
+        ("epoch", 1),
+        ("gap", 1),
+        ("rate", None),
+        ("lr", 1),
+        ("epoch", None),
+        ("bar", None),
+        ("lr", None),
+        ("time", None),
+        ("val", None),
+        ("train", None),
     )
     ORDER = ("epoch", "bar", "step", "train", "val", "lr", "rate", "time")  # left to right
     BAR_MIN, BAR_MAX = 8, 30  # cells
@@ -131,7 +149,10 @@ class StatusLine:
             ),
             "lr": ((f"lr {s.lr:.2e}", ""), (f"lr {s.lr:.1e}", "")),
             "rate": ((f"{fmt_rate(s.chars_per_s)} chars/s", ""), (f"{fmt_rate(s.chars_per_s)} c/s", "")),
-            "time": ((f"{fmt_duration(s.elapsed)} elapsed, ETA {fmt_duration(s.eta)}", ""), (f"ETA {fmt_duration(s.eta)}", "")),
+            "time": (
+                (f"{fmt_duration(s.elapsed)} elapsed, ETA {fmt_duration(s.eta)}", ""),
+                (f"ETA {fmt_duration(s.eta)}", ""),
+            ),
         }
 
     def render(self, s: events.Step, e: events.Started, width: int) -> Text:
@@ -172,7 +193,9 @@ class TrainView:
     fits its width; otherwise plain lines. `quiet` shows only the final summary. `plan_notes` are
     what planning decided (resumed options, a stream read into the cache), shown under the banner."""
 
-    def __init__(self, console: Console, quiet: bool = False, log_every: int = 0, plan_notes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, console: Console, quiet: bool = False, log_every: int = 0, plan_notes: tuple[str, ...] = ()
+    ) -> None:
         self.console = console
         self.quiet = quiet
         self.plan_notes = plan_notes
@@ -207,7 +230,10 @@ class TrainView:
             return
         c, t = e.config, e.train
         rows = [
-            ("corpus", f"{e.corpus}: {e.corpus_chars:,} chars ({e.train_chars:,} train, {e.val_chars:,} val), vocabulary {e.vocab_size}"),
+            (
+                "corpus",
+                f"{e.corpus}: {e.corpus_chars:,} chars ({e.train_chars:,} train, {e.val_chars:,} val), vocabulary {e.vocab_size}",
+            ),
             ("model", f"{model_name(c)}, {e.num_params:,} parameters"),
             (
                 "training",
@@ -222,7 +248,9 @@ class TrainView:
             rows.append(("threads", f"{self.threads.new} ({self.threads.why})"))
         if e.resumed:
             val = f", last val loss {e.val_loss:.3f}" if e.val_loss is not None else ""
-            rows.append(("resumed", f"at step {e.start_step:,} (epoch {fmt_epoch(e.start_step / e.steps_per_epoch)}{val})"))
+            rows.append(
+                ("resumed", f"at step {e.start_step:,} (epoch {fmt_epoch(e.start_step / e.steps_per_epoch)}{val})")
+            )
         title = "charlstm train" + (" (resumed)" if e.resumed else "")
         if self.live:
             grid = Table.grid(padding=(0, 2))
@@ -240,7 +268,9 @@ class TrainView:
         for message in e.notes:
             warn(self.console, "note: " + message)
         if self.live:
-            self.display = Live(console=self.console, refresh_per_second=4, transient=True, get_renderable=self.live_line)
+            self.display = Live(
+                console=self.console, refresh_per_second=4, transient=True, get_renderable=self.live_line
+            )
             self.display.start()
 
     def live_line(self) -> Text:
@@ -313,7 +343,10 @@ class TrainView:
         pass  # listed in the final summary
 
     def _on_diverged(self, d: events.Diverged) -> None:
-        warn(self.console, f"warning: step {d.step} diverged (loss {d.loss:.4g}, gradient norm {d.grad_norm:.4g}): {d.action}")
+        warn(
+            self.console,
+            f"warning: step {d.step} diverged (loss {d.loss:.4g}, gradient norm {d.grad_norm:.4g}): {d.action}",
+        )
 
     def _on_threadschanged(self, t: events.ThreadsChanged) -> None:
         """The first choice goes into the banner (it comes before it); a change is a dim line."""
@@ -330,11 +363,18 @@ class TrainView:
             "time_budget": "reached --max-minutes",
             "interrupted": "interrupted",
         }
-        table = Table(title="training " + reasons.get(f.reason, f.reason), box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+        table = Table(
+            title="training " + reasons.get(f.reason, f.reason),
+            box=box.SIMPLE_HEAD,
+            show_header=False,
+            title_justify="left",
+        )
         table.add_column(style="bold")
         table.add_column()
         if f.best_val_loss is not None:
-            table.add_row("best val loss", f"{f.best_val_loss:.3f} nats/char, {nats_to_bits(f.best_val_loss):.3f} bits/char")
+            table.add_row(
+                "best val loss", f"{f.best_val_loss:.3f} nats/char, {nats_to_bits(f.best_val_loss):.3f} bits/char"
+            )
             table.add_row("best at epoch", fmt_epoch(f.best_epoch) if f.best_epoch is not None else "–")
         table.add_row("steps", f"{f.step:,} ({fmt_epoch(f.epoch)} epochs)")
         table.add_row("time", fmt_duration(f.elapsed))

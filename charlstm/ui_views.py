@@ -157,11 +157,19 @@ def neuron_view(console: Console, text: str, values: np.ndarray, title: str, sig
 
 
 def find_view(
-    console: Console, text: str, name: str, f: np.ndarray, scores: list[UnitScore], values: list[np.ndarray], sigmoid: bool
+    console: Console,
+    text: str,
+    name: str,
+    f: np.ndarray,
+    scores: list[UnitScore],
+    values: list[np.ndarray],
+    sigmoid: bool,
 ) -> None:
     """The units that track a feature best: a ranked table, then each unit over the text
     (terminal), or the table and `t  char  feature  unit1  unit2 …` rows (plain)."""
-    console.print(Text(f"units that track '{name}' (|Pearson r| over {len(text):,} characters)", style="bold"), soft_wrap=True)
+    console.print(
+        Text(f"units that track '{name}' (|Pearson r| over {len(text):,} characters)", style="bold"), soft_wrap=True
+    )
     table = Table()
     for col in ("rank", "layer", "unit", "quantity", "r"):
         table.add_column(col, justify="right")
@@ -180,7 +188,9 @@ def find_view(
         console.print(legend("low", "high", pal, "value"))
         return
     heads = [f"L{s.layer}u{s.unit}" for s in scores]
-    console.print(f"{'t':>5}  {'char':<4} {'feature':>8} " + " ".join(f"{h:>8}" for h in heads), markup=False, soft_wrap=True)
+    console.print(
+        f"{'t':>5}  {'char':<4} {'feature':>8} " + " ".join(f"{h:>8}" for h in heads), markup=False, soft_wrap=True
+    )
     for t, ch in enumerate(text):
         cells = " ".join(f"{float(v[t]):>+8.4f}" for v in values)
         console.print(f"{t:>5}  {char_cell(ch):<4} {f[t]:>8g} {cells}", markup=False, soft_wrap=True)
@@ -190,7 +200,9 @@ def neuron_record(text: str, layer: int, unit: int, what: str, values: np.ndarra
     return {"text": text, "layer": layer, "unit": unit, "what": what, "values": [round(float(v), 6) for v in values]}
 
 
-def find_record(text: str, name: str, f: np.ndarray, scores: list[UnitScore], values: list[np.ndarray]) -> dict[str, Any]:
+def find_record(
+    text: str, name: str, f: np.ndarray, scores: list[UnitScore], values: list[np.ndarray]
+) -> dict[str, Any]:
     units = [
         {"layer": s.layer, "unit": s.unit, "what": s.what, "r": s.r, "values": [round(float(x), 6) for x in v]}
         for s, v in zip(scores, values)
@@ -214,7 +226,10 @@ def surprisal_view(console: Console, text: str, s: Surprisal, chars: Sequence[st
     else:
         _surprisal_rows(console, text, s, chars, top, scale)
     console.print(
-        Text(f"mean {s.mean_bits:.4f} bits/char over {len(s.bits):,} predicted characters (one stream, from the zero state)", style="bold"),
+        Text(
+            f"mean {s.mean_bits:.4f} bits/char over {len(s.bits):,} predicted characters (one stream, from the zero state)",
+            style="bold",
+        ),
         soft_wrap=True,
     )
 
@@ -239,5 +254,7 @@ def surprisal_record(text: str, s: Surprisal, chars: Sequence[str]) -> dict[str,
         "text": text,
         "mean_bits": s.mean_bits,
         "bits": [round(float(b), 6) for b in s.bits],
-        "guesses": [[[chars[int(g)], round(float(p), 6)] for g, p in zip(gs, ps)] for gs, ps in zip(s.guesses, s.probs)],
+        "guesses": [
+            [[chars[int(g)], round(float(p), 6)] for g, p in zip(gs, ps)] for gs, ps in zip(s.guesses, s.probs)
+        ],
     }

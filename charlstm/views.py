@@ -107,7 +107,9 @@ def check_unit_options(config: ModelConfig, what: str, layer: int | None, unit: 
         raise UsageError(f"--unit {unit}: the layers have units 0 to {config.hidden_size - 1}")
 
 
-def gates(cfg: ViewConfig, checkpoint: Path | None, text_file: Path, note: Note) -> tuple[ViewInput, list[probe.GateSaturation]]:
+def gates(
+    cfg: ViewConfig, checkpoint: Path | None, text_file: Path, note: Note
+) -> tuple[ViewInput, list[probe.GateSaturation]]:
     """`gates`: how often each gate of each layer is shut or wide open over the text (with a note
     when what the cell counts is no gate: the vanilla RNN's h)."""
     view = view_input(checkpoint, text_file, cfg.max_chars, note)
@@ -123,7 +125,12 @@ def gradients(
     models = []
     for checkpoint in checkpoints:
         view = view_input(checkpoint, text_file, cfg.max_chars, note)
-        models.append((view.ckpt, probe.gradient_flow(view.ckpt.params, view.ckpt.config, view.text.ids, cfg.max_lag, cfg.positions)))
+        models.append(
+            (
+                view.ckpt,
+                probe.gradient_flow(view.ckpt.params, view.ckpt.config, view.text.ids, cfg.max_lag, cfg.positions),
+            )
+        )
     return models
 
 

@@ -81,9 +81,7 @@ class Vocab:
         bad = self._points[ids] != points
         if bad.any():
             missing = self.unknown(text)
-            raise VocabularyError(
-                f"{len(missing)} character(s) not in the vocabulary: {describe_chars(missing)}"
-            )
+            raise VocabularyError(f"{len(missing)} character(s) not in the vocabulary: {describe_chars(missing)}")
         return ids.astype(self.dtype)
 
     def encode_known(self, text: str) -> tuple[np.ndarray, int]:

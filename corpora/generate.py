@@ -62,7 +62,9 @@ NESTING_PAIRS = 80  # longest line: 160 characters
 
 
 def bracket_line(
-    rng: random.Random, max_depth: int = MAX_DEPTH, max_pairs: int = MAX_BRACKET_PAIRS,
+    rng: random.Random,
+    max_depth: int = MAX_DEPTH,
+    max_pairs: int = MAX_BRACKET_PAIRS,
     p_open_range: tuple[float, float] = (0.3, 0.6),
 ) -> str:
     """Return one random balanced bracket expression."""
@@ -167,8 +169,12 @@ SENTENCES: dict[str, tuple[str, list[list[str]]]] = {
             ["Der Wächter", "Die Möwe", "Der Fischer", "Das Mädchen", "Der alte Bär"],
             ["sieht", "liebt", "malt", "sucht", "hört"],
             [
-                "das Meer", "den Leuchtturm", "die Brücke",
-                "den Schnee", "die Küste", "das große Schiff",
+                "das Meer",
+                "den Leuchtturm",
+                "die Brücke",
+                "den Schnee",
+                "die Küste",
+                "das große Schiff",
             ],
             ["", " am Morgen", " nach dem Sturm", " im Frühling", " im Süden", " auf der Straße"],
         ],
@@ -177,8 +183,12 @@ SENTENCES: dict[str, tuple[str, list[list[str]]]] = {
         "{0} {1} {2}{3}.",
         [
             [
-                "El farero", "La gaviota", "El pescador",
-                "La niña", "Mi abuela", "El señor Muñoz",
+                "El farero",
+                "La gaviota",
+                "El pescador",
+                "La niña",
+                "Mi abuela",
+                "El señor Muñoz",
             ],
             ["mira", "ama", "dibuja", "busca", "escucha"],
             ["el mar", "la montaña", "el faro", "la canción", "el barco pequeño", "la isla"],
@@ -234,26 +244,16 @@ SENTENCES: dict[str, tuple[str, list[list[str]]]] = {
 
 # An English concept, then its translations in the order of SENTENCES.
 GLOSSARY: list[tuple[str, ...]] = [
-    ("sea", "la mer", "das Meer", "el mar", "havet",
-     "η θάλασσα", "море", "海", "大海"),
-    ("lighthouse", "le phare", "der Leuchtturm", "el faro", "fyret",
-     "ο φάρος", "маяк", "灯台", "灯塔"),
-    ("star", "l'étoile", "der Stern", "la estrella", "stjerna",
-     "το αστέρι", "звезда", "星", "星星"),
-    ("moon", "la lune", "der Mond", "la luna", "månen",
-     "το φεγγάρι", "луна", "月", "月亮"),
-    ("ship", "le navire", "das Schiff", "el barco", "skipet",
-     "το πλοίο", "корабль", "船", "船"),
-    ("island", "l'île", "die Insel", "la isla", "øya",
-     "το νησί", "остров", "島", "岛"),
-    ("wind", "le vent", "der Wind", "el viento", "vinden",
-     "ο άνεμος", "ветер", "風", "风"),
-    ("fish", "le poisson", "der Fisch", "el pez", "fisken",
-     "το ψάρι", "рыба", "魚", "鱼"),
-    ("bird", "l'oiseau", "der Vogel", "el pájaro", "fuglen",
-     "το πουλί", "птица", "鳥", "鸟"),
-    ("winter", "l'hiver", "der Winter", "el invierno", "vinteren",
-     "ο χειμώνας", "зима", "冬", "冬天"),
+    ("sea", "la mer", "das Meer", "el mar", "havet", "η θάλασσα", "море", "海", "大海"),
+    ("lighthouse", "le phare", "der Leuchtturm", "el faro", "fyret", "ο φάρος", "маяк", "灯台", "灯塔"),
+    ("star", "l'étoile", "der Stern", "la estrella", "stjerna", "το αστέρι", "звезда", "星", "星星"),
+    ("moon", "la lune", "der Mond", "la luna", "månen", "το φεγγάρι", "луна", "月", "月亮"),
+    ("ship", "le navire", "das Schiff", "el barco", "skipet", "το πλοίο", "корабль", "船", "船"),
+    ("island", "l'île", "die Insel", "la isla", "øya", "το νησί", "остров", "島", "岛"),
+    ("wind", "le vent", "der Wind", "el viento", "vinden", "ο άνεμος", "ветер", "風", "风"),
+    ("fish", "le poisson", "der Fisch", "el pez", "fisken", "το ψάρι", "рыба", "魚", "鱼"),
+    ("bird", "l'oiseau", "der Vogel", "el pájaro", "fuglen", "το πουλί", "птица", "鳥", "鸟"),
+    ("winter", "l'hiver", "der Winter", "el invierno", "vinteren", "ο χειμώνας", "зима", "冬", "冬天"),
 ]
 
 PHRASES: list[str] = [

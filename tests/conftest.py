@@ -50,8 +50,15 @@ def report_runs(tmp_path_factory) -> Path:
     corpus_path.write_text(REPORT_TEXT, encoding="utf-8")
     corpus = load_corpus(corpus_path)
     cfg = TrainConfig(
-        seq_len=20, batch_size=4, epochs=3, lr=0.01, dropout=0.0, val_fraction=REPORT_VAL_FRACTION,
-        sample_length=60, sample_seed=HOSTILE, kernels="numpy",
+        seq_len=20,
+        batch_size=4,
+        epochs=3,
+        lr=0.01,
+        dropout=0.0,
+        val_fraction=REPORT_VAL_FRACTION,
+        sample_length=60,
+        sample_seed=HOSTILE,
+        kernels="numpy",
     )
     for cell in REPORT_CELLS:
         train(corpus, ModelConfig(corpus.vocab.size, 16, 2, cell), cfg, root / "runs" / f"{cell}.safetensors")

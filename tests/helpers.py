@@ -32,7 +32,9 @@ def random_model(V: int, H: int, L: int, seed: int = 0, dtype=np.float64, scale:
     """A model with every parameter random (biases too), so no gradient is trivially zero."""
     config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, cell=cell)
     rng = np.random.default_rng(seed)
-    params = {k: (rng.standard_normal(v.shape) * scale).astype(dtype) for k, v in model.init_params(config, seed).items()}
+    params = {
+        k: (rng.standard_normal(v.shape) * scale).astype(dtype) for k, v in model.init_params(config, seed).items()
+    }
     return config, params
 
 
@@ -51,7 +53,9 @@ def assert_same_draws(ids: np.ndarray, cdf: np.ndarray, u: np.ndarray, rtol: flo
     return int(near.sum())
 
 
-def assert_sampled_as_reference(steps: np.ndarray, params, config, seed_ids, temperature: float, rng, rtol: float) -> None:
+def assert_sampled_as_reference(
+    steps: np.ndarray, params, config, seed_ids, temperature: float, rng, rtol: float
+) -> None:
     """`steps` (length, N), the ids that sampling drew after the seed, are what the plain loop
     draws — `stepping.step` on NumPy, `filter_probs`, one uniform per sample per step from `rng` —
     when fed the same ids (so one near tie cannot hide the rest of the sequence). Draws may differ
@@ -67,18 +71,27 @@ def assert_sampled_as_reference(steps: np.ndarray, params, config, seed_ids, tem
         cdf = np.cumsum(filter_probs(logits, temperature), axis=1)
         ties += assert_same_draws(ids, cdf, rng.random(N), rtol)
         logits, state = stepping.step(stepper, ids, state)
-    assert ties <= steps.size // 20, f"{ties} near ties in {steps.size} draws: the tolerance is too loose to test anything"
+    assert ties <= steps.size // 20, (
+        f"{ties} near ties in {steps.size} draws: the tolerance is too loose to test anything"
+    )
 
 
 # ------------------------------------------------------------------------------ the real CLI
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None, input: str | None = None
+) -> subprocess.CompletedProcess:
     """Run the real `charlstm` command (python -m charlstm) and capture its output."""
     full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "charlstm", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env, input=input,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        input=input,
     )
 
 
@@ -113,7 +126,9 @@ def run_tty(*args: str, cwd, columns: int = 80, term: str = "xterm-256color") ->
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": term}
     for name in ("NO_COLOR", "COLORTERM", "FORCE_COLOR"):
         env.pop(name, None)
-    proc = subprocess.Popen([sys.executable, "-m", "charlstm", *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charlstm", *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env
+    )
     os.close(slave)
     chunks = []
     while select.select([master], [], [], 60)[0]:

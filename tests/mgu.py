@@ -36,7 +36,9 @@ GATES = {"f": SIGMOID_SATURATION}
 TORCH = None
 
 
-def step(xa: np.ndarray, state: tuple[np.ndarray, ...], W_hh: np.ndarray, b_hh: np.ndarray) -> tuple[tuple[np.ndarray], dict[str, np.ndarray]]:
+def step(
+    xa: np.ndarray, state: tuple[np.ndarray, ...], W_hh: np.ndarray, b_hh: np.ndarray
+) -> tuple[tuple[np.ndarray], dict[str, np.ndarray]]:
     """xa (B, 2H) = W_ih x + b_ih, state = (h,): the new (h,) and the step's record."""
     (h_prev,) = state
     x_f, x_n = np.split(xa, 2, axis=1)
@@ -61,7 +63,9 @@ def step_back(dstate: tuple[np.ndarray, ...], rec: dict[str, np.ndarray], W_hh: 
     return StepGrads(dxa, dW_hh, dxa.sum(axis=0), (dh_prev,), (dh,))
 
 
-def init_layer(rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32) -> dict[str, np.ndarray]:
+def init_layer(
+    rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32
+) -> dict[str, np.ndarray]:
     return uniform_layer(rng, 2 * H, D, H, first, dtype)
 
 

@@ -78,7 +78,9 @@ def test_validation_and_the_model_file_use_the_average_and_training_is_undisturb
 
 def test_restoring_a_snapshot_takes_the_average_back_too():
     config = model.ModelConfig(6, 8, 1)
-    engine = NumpyEngine(config, TrainConfig(batch_size=2, ema=0.7, kernels="numpy"), model.init_params(config), np.float64)
+    engine = NumpyEngine(
+        config, TrainConfig(batch_size=2, ema=0.7, kernels="numpy"), model.init_params(config), np.float64
+    )
     x = np.random.default_rng(1).integers(0, 6, (5, 2)).astype(np.uint8)
     engine.forward_backward(x, x, engine.zero_state())
     engine.update(0.01)

@@ -111,8 +111,13 @@ def test_float_input_layer_gradients_match_finite_differences(cell):
     _, proj, cache = run()
     dxa, g, dstate0 = c.backward(w, cache)
     dW_ih, dx = project_backward(proj, dxa)
-    checks = [("x", x, dx), ("W_ih", p["W_ih"], dW_ih), ("W_hh", p["W_hh"], g["weight_hh"]),
-              ("b_ih", p["b_ih"], g["bias_ih"]), ("b_hh", p["b_hh"], g["bias_hh"])]
+    checks = [
+        ("x", x, dx),
+        ("W_ih", p["W_ih"], dW_ih),
+        ("W_hh", p["W_hh"], g["weight_hh"]),
+        ("b_ih", p["b_ih"], g["bias_ih"]),
+        ("b_hh", p["b_hh"], g["bias_hh"]),
+    ]
     checks += [(f"{n}0", s, d) for n, s, d in zip(c.STATE_NAMES, state0, dstate0)]
     for name, value, analytic in checks:
         err = max_error(analytic, numeric_grad(lambda: run()[0], value))
@@ -148,9 +153,13 @@ def named(what: str, arrays) -> dict[str, np.ndarray]:
 def stepwise_cell(cell) -> types.SimpleNamespace:
     """`cell` with its fast path replaced by `stepwise` over its plain step."""
     return types.SimpleNamespace(
-        input_scale=stepwise.input_scale, prepare=stepwise.prepare, step_work=stepwise.step_work,
-        forward=functools.partial(stepwise.forward, cell.step), backward=functools.partial(stepwise.backward, cell.step_back),
-        activations=functools.partial(stepwise.activations, cell.QUANTITIES), step_into=functools.partial(stepwise.step_into, cell.step),
+        input_scale=stepwise.input_scale,
+        prepare=stepwise.prepare,
+        step_work=stepwise.step_work,
+        forward=functools.partial(stepwise.forward, cell.step),
+        backward=functools.partial(stepwise.backward, cell.step_back),
+        activations=functools.partial(stepwise.activations, cell.QUANTITIES),
+        step_into=functools.partial(stepwise.step_into, cell.step),
     )
 
 
@@ -175,8 +184,16 @@ def test_stepwise_fast_path_equals_the_cells_own(cell):
         acts = impl.activations(cache)
         h_seq = h_seq.copy()
         dxa, grads, dstate0 = impl.backward(dh, cache, dstateT)
-        out.append({"h_seq": h_seq, **named("stateT", stateT), **named("acts", acts), **named("dW_ih, dx", project_backward(proj, dxa)),
-                    **named("grads", grads), **named("dstate0", dstate0)})
+        out.append(
+            {
+                "h_seq": h_seq,
+                **named("stateT", stateT),
+                **named("acts", acts),
+                **named("dW_ih, dx", project_backward(proj, dxa)),
+                **named("grads", grads),
+                **named("dstate0", dstate0),
+            }
+        )
     assert out[0].keys() == out[1].keys()
     for name in out[0]:
         np.testing.assert_allclose(out[1][name], out[0][name], rtol=1e-10, atol=1e-12, err_msg=name)
@@ -231,7 +248,9 @@ def test_the_registry_has_every_cell_the_config_accepts_and_each_keeps_the_contr
 
 def test_a_module_that_breaks_the_contract_is_refused_with_what_it_lacks():
     broken = types.ModuleType("broken")
-    broken.__dict__.update({n: getattr(CELLS["rnn"], n) for n in ("NUM_GATES", "STATE_NAMES", "SIGMOID", "GATES", "TORCH")})
+    broken.__dict__.update(
+        {n: getattr(CELLS["rnn"], n) for n in ("NUM_GATES", "STATE_NAMES", "SIGMOID", "GATES", "TORCH")}
+    )
     with pytest.raises(TypeError, match="lacks QUANTITIES, step, step_back"):
         cells.register("broken", broken)
     broken.QUANTITIES = ("c",)

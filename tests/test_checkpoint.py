@@ -10,16 +10,22 @@ import pytest
 
 from charlstm import checkpoint
 from charlstm.checkpoint import Checkpoint
-from charlstm.vocab import Vocab
-from charlstm.errors import CheckpointError
 from charlstm.config import ModelConfig
+from charlstm.errors import CheckpointError
 from charlstm.model import init_params
+from charlstm.vocab import Vocab
 
 
 def make(V=5, H=4, L=2) -> Checkpoint:
     vocab = Vocab(tuple("\n abc"[:V]))
     config = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
-    return Checkpoint(config, vocab, init_params(config, 0), {"step": 3}, [{"epoch": 1, "step": 3, "train_loss": 1.7, "val_loss": 1.5, "val_bpc": 2.16, "sample": "ab"}])
+    return Checkpoint(
+        config,
+        vocab,
+        init_params(config, 0),
+        {"step": 3},
+        [{"epoch": 1, "step": 3, "train_loss": 1.7, "val_loss": 1.5, "val_bpc": 2.16, "sample": "ab"}],
+    )
 
 
 def test_round_trip(tmp_path):
@@ -173,14 +179,17 @@ def test_a_resume_file_carries_the_average_of_the_weights(tmp_path):
         np.testing.assert_array_equal(back.extra[f"average.{k}"], v)
 
 
-@pytest.mark.parametrize("defect, message", [
-    (lambda c: c.extra.pop("average.head.bias"), "average.head.bias"),
-    (lambda c: c.extra.update({"average.head.bias": np.zeros(3, np.float32)}), "average.head.bias"),
-    (lambda c: c.train.pop("average_weight"), "does not fit the model"),
-    (lambda c: c.extra.update({"average.head.extra": np.zeros(5, np.float32)}), "does not fit the model"),
-    (lambda c: [c.extra.pop(k) for k in list(c.extra) if k.startswith("optim.")], "not a resume file"),
-    (lambda c: c.train.update({"average_weight": -1.0}), "malformed training metadata"),
-])
+@pytest.mark.parametrize(
+    "defect, message",
+    [
+        (lambda c: c.extra.pop("average.head.bias"), "average.head.bias"),
+        (lambda c: c.extra.update({"average.head.bias": np.zeros(3, np.float32)}), "average.head.bias"),
+        (lambda c: c.train.pop("average_weight"), "does not fit the model"),
+        (lambda c: c.extra.update({"average.head.extra": np.zeros(5, np.float32)}), "does not fit the model"),
+        (lambda c: [c.extra.pop(k) for k in list(c.extra) if k.startswith("optim.")], "not a resume file"),
+        (lambda c: c.train.update({"average_weight": -1.0}), "malformed training metadata"),
+    ],
+)
 def test_a_bad_average_is_a_checkpoint_error(tmp_path, defect, message):
     ckpt = resumable()
     defect(ckpt)

@@ -36,7 +36,9 @@ def test_train_writes_checkpoints_and_learns(trained):
 
 def test_sample_continues_the_seed_in_the_corpus_style(trained):
     work, _ = trained
-    result = run_cli("sample", "--seed", "The", "--length", "400", "--random-seed", "1", "--temperature", "0.7", cwd=work)
+    result = run_cli(
+        "sample", "--seed", "The", "--length", "400", "--random-seed", "1", "--temperature", "0.7", cwd=work
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("The")
     assert "checkpoints/lighthouse.safetensors" in result.stderr  # says which checkpoint, on stderr
@@ -48,7 +50,9 @@ def test_sample_continues_the_seed_in_the_corpus_style(trained):
 
 def test_same_random_seed_same_text(trained):
     work, _ = trained
-    a, b, c = (run_cli("sample", "--seed", "A", "--length", "80", "--random-seed", seed, cwd=work) for seed in ("3", "3", "4"))
+    a, b, c = (
+        run_cli("sample", "--seed", "A", "--length", "80", "--random-seed", seed, cwd=work) for seed in ("3", "3", "4")
+    )
     assert a.returncode == b.returncode == c.returncode == 0, (a.stderr, b.stderr, c.stderr)
     assert a.stdout == b.stdout and a.stdout != c.stdout
 
@@ -58,7 +62,15 @@ def test_inspect_table_shows_config_vocab_and_history(trained):
     result = run_cli("inspect", cwd=work)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for fragment in ("2×256 LSTM", "lstm.weight_ih_l1", "head.bias", "vocabulary (74 characters)", "\\n", "␠", "history"):
+    for fragment in (
+        "2×256 LSTM",
+        "lstm.weight_ih_l1",
+        "head.bias",
+        "vocabulary (74 characters)",
+        "\\n",
+        "␠",
+        "history",
+    ):
         assert fragment in out, (fragment, out)
 
 
@@ -74,8 +86,20 @@ def test_help_documents_every_command():
         assert result.returncode == 0
         assert "Usage" in result.stdout
     train_help = run_cli("train", "--help").stdout
-    for option in ("--hidden-size", "--layers", "--seq-len", "--batch-size", "--lr", "--optimizer", "--clip",
-                   "--epochs", "--max-steps", "--val-fraction", "--random-seed", "--out"):
+    for option in (
+        "--hidden-size",
+        "--layers",
+        "--seq-len",
+        "--batch-size",
+        "--lr",
+        "--optimizer",
+        "--clip",
+        "--epochs",
+        "--max-steps",
+        "--val-fraction",
+        "--random-seed",
+        "--out",
+    ):
         assert option in train_help, option
 
 
@@ -90,7 +114,10 @@ def test_python_dash_m_works():
         (lambda d: d / "missing.txt", ["no such file"]),
         (lambda d: d, ["is a directory"]),
         (lambda d: _write(d / "empty.txt", b""), ["empty"]),
-        (lambda d: _write(d / "latin1.txt", "naïve café".encode("latin-1")), ["not valid utf-8", "byte offset 2", "--encoding"]),
+        (
+            lambda d: _write(d / "latin1.txt", "naïve café".encode("latin-1")),
+            ["not valid utf-8", "byte offset 2", "--encoding"],
+        ),
         (lambda d: _write(d / "blob.bin", b"\x7fELF\x00\x00\x01"), ["binary"]),
     ],
     ids=["missing", "directory", "empty", "not-utf8", "binary"],

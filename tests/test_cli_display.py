@@ -20,7 +20,18 @@ from charlstm.generate import LONG_SEED, prime, read_state
 
 from helpers import PANGRAMS, ROOT, assert_clean_error, run_cli, run_tty
 
-FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
+FAST = [
+    "-H",
+    "16",
+    "-L",
+    "1",
+    "-B",
+    "4",
+    "-T",
+    "16",
+    "--kernels",
+    "numpy",
+]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
 
 
@@ -40,7 +51,9 @@ def test_the_live_line_fits_80_columns_and_says_what_is_what(tiny_corpus, tmp_pa
     assert any(re.search(r"val \d\.\d{3} bpc", f) for f in frames)  # after the first validation
     lines = ANSI.sub("", screen).splitlines()
     summary = next(line for line in lines if line.startswith("epoch 1 "))
-    assert re.search(r"train loss \d\.\d{3} \(\d\.\d{3} bits/char\)  val loss \d\.\d{3} \(\d\.\d{3} bits/char\)", summary)
+    assert re.search(
+        r"train loss \d\.\d{3} \(\d\.\d{3} bits/char\)  val loss \d\.\d{3} \(\d\.\d{3} bits/char\)", summary
+    )
 
 
 def test_the_live_line_shows_the_last_validation_under_its_summary(tiny_corpus, tmp_path):
@@ -48,7 +61,7 @@ def test_the_live_line_shows_the_last_validation_under_its_summary(tiny_corpus, 
     the epoch's summary shows it (it was left as `val –`)."""
     code, screen = run_tty("train", str(tiny_corpus), *FAST, "--epochs", "1", "--sample-length", "30", cwd=tmp_path)
     assert code == 0, screen
-    after = ANSI.sub("", screen[screen.rindex("epoch 1  train loss"):])
+    after = ANSI.sub("", screen[screen.rindex("epoch 1  train loss") :])
     frames = [f for f in re.split(r"\r|\n", after) if re.search(r"step \d", f)]
     assert frames and all(re.search(r"val \d\.\d{3} bpc", f) for f in frames), frames
 
@@ -65,15 +78,41 @@ def test_the_live_line_keeps_its_clock_running_after_the_last_step():
 
 
 def step_event(**fields) -> events.Step:
-    values = dict(step=310, epoch=1.88, loss=1.5, smoothed_loss=1.523, lr=1.2e-3, grad_norm=1.0, chars_per_s=21_300,
-                  elapsed=45.0, eta=75.0, end_step=495, fraction=310 / 495, by_time=False)
+    values = dict(
+        step=310,
+        epoch=1.88,
+        loss=1.5,
+        smoothed_loss=1.523,
+        lr=1.2e-3,
+        grad_norm=1.0,
+        chars_per_s=21_300,
+        elapsed=45.0,
+        eta=75.0,
+        end_step=495,
+        fraction=310 / 495,
+        by_time=False,
+    )
     return events.Step(**{**values, **fields})
 
 
 def started_event(total_steps: int | None = 495) -> events.Started:
     config = ModelConfig(65)
-    return events.Started(config, TrainConfig(), "book", 10_000, 9_500, 500, 65, model.num_params(config), 165,
-                          total_steps, ROOT / "m.safetensors", ROOT / "m.resume.safetensors", 0, False)
+    return events.Started(
+        config,
+        TrainConfig(),
+        "book",
+        10_000,
+        9_500,
+        500,
+        65,
+        model.num_params(config),
+        165,
+        total_steps,
+        ROOT / "m.safetensors",
+        ROOT / "m.resume.safetensors",
+        0,
+        False,
+    )
 
 
 @pytest.mark.parametrize("width", [30, 50, 60, 79, 80, 100, 120, 160, 200])
@@ -91,7 +130,9 @@ def test_the_status_line_drops_fields_by_width_but_never_the_step_counter(width)
 
 def test_the_epoch_counter_bar_and_eta_follow_a_time_budget():
     line = ui_train.StatusLine()
-    text = line.render(step_event(step=200, end_step=400, by_time=True, fraction=0.5, eta=60.0), started_event(None), 160).plain
+    text = line.render(
+        step_event(step=200, end_step=400, by_time=True, fraction=0.5, eta=60.0), started_event(None), 160
+    ).plain
     assert "epoch 2/~3" in text and "step 200/~400" in text and "ETA 1:00" in text
     assert text.count("━") == 15 and text.count("─") == 15  # a full-width bar, half of it done
 
@@ -145,7 +186,11 @@ def compared_runs(tmp_path_factory):
     lighthouse-rnn-1x16 and lighthouse-gru-3x8."""
     work = tmp_path_factory.mktemp("compared")
     (work / "lighthouse.txt").write_text(PANGRAMS * 40, encoding="utf-8")
-    for shape in (FAST, [*FAST, "--cell", "rnn"], ["-H", "8", "-L", "3", "-B", "4", "-T", "16", "--kernels", "numpy", "--cell", "gru"]):
+    for shape in (
+        FAST,
+        [*FAST, "--cell", "rnn"],
+        ["-H", "8", "-L", "3", "-B", "4", "-T", "16", "--kernels", "numpy", "--cell", "gru"],
+    ):
         result = run_cli("train", "lighthouse.txt", *shape, "--max-steps", "20", "--sample-length", "0", cwd=work)
         assert result.returncode == 0, result.stderr
     return work
@@ -198,15 +243,53 @@ def test_sample_primes_from_a_seed_file(two_runs, tmp_path):
     work = two_runs
     seed = tmp_path / "seed.txt"
     seed.write_text(PANGRAMS * 20, encoding="utf-8")
-    result = run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed-file", str(seed), "-n", "40", "--random-seed", "1", cwd=work)
+    result = run_cli(
+        "sample",
+        "-c",
+        "checkpoints/tiny-1x16.safetensors",
+        "--seed-file",
+        str(seed),
+        "-n",
+        "40",
+        "--random-seed",
+        "1",
+        cwd=work,
+    )
     assert result.returncode == 0, result.stderr
     assert 40 <= len(result.stdout) <= 41 and "Pack my box" not in result.stdout  # the long seed is not echoed
-    both = run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed-file", str(seed), "--seed", "The", cwd=work)
+    both = run_cli(
+        "sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed-file", str(seed), "--seed", "The", cwd=work
+    )
     assert_clean_error(both, "--seed or --seed-file", code=2)
     (tmp_path / "empty.txt").write_bytes(b"")  # an empty seed, as `--seed ""`: a zero state primed with a newline
-    empty = run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed-file", str(tmp_path / "empty.txt"), "-n", "40", "--random-seed", "1", cwd=work)
+    empty = run_cli(
+        "sample",
+        "-c",
+        "checkpoints/tiny-1x16.safetensors",
+        "--seed-file",
+        str(tmp_path / "empty.txt"),
+        "-n",
+        "40",
+        "--random-seed",
+        "1",
+        cwd=work,
+    )
     assert empty.returncode == 0, empty.stderr
-    assert empty.stdout == run_cli("sample", "-c", "checkpoints/tiny-1x16.safetensors", "--seed", "", "-n", "40", "--random-seed", "1", cwd=work).stdout
+    assert (
+        empty.stdout
+        == run_cli(
+            "sample",
+            "-c",
+            "checkpoints/tiny-1x16.safetensors",
+            "--seed",
+            "",
+            "-n",
+            "40",
+            "--random-seed",
+            "1",
+            cwd=work,
+        ).stdout
+    )
 
 
 def test_a_long_seed_is_read_in_windows_as_stepping_would():
@@ -220,7 +303,23 @@ def test_a_long_seed_is_read_in_windows_as_stepping_would():
 
 
 def test_the_size_note_is_given_when_a_run_begins_not_on_every_resume(tiny_corpus, tmp_path):
-    first = run_cli("train", str(tiny_corpus), "-H", "128", "-L", "1", "-B", "4", "-T", "16", "--max-steps", "2", "--sample-length", "0", cwd=tmp_path)
+    first = run_cli(
+        "train",
+        str(tiny_corpus),
+        "-H",
+        "128",
+        "-L",
+        "1",
+        "-B",
+        "4",
+        "-T",
+        "16",
+        "--max-steps",
+        "2",
+        "--sample-length",
+        "0",
+        cwd=tmp_path,
+    )
     assert first.returncode == 0 and "will memorise the text" in first.stderr, first.stderr
     resume = tmp_path / "checkpoints" / "tiny-1x128.resume.safetensors"
     again = run_cli("train", "--resume", str(resume), "--max-steps", "4", cwd=tmp_path)

@@ -34,8 +34,19 @@ def hidden_torch(tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 def test_a_torch_run_is_read_by_every_command_without_torch(tiny_corpus, tmp_path):
     pytest.importorskip("torch")
-    result = run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "12", "--engine", "torch", "--device", "cpu",
-                     cwd=tmp_path, env=ONE_THREAD)
+    result = run_cli(
+        "train",
+        str(tiny_corpus),
+        *FAST,
+        "--max-steps",
+        "12",
+        "--engine",
+        "torch",
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+        env=ONE_THREAD,
+    )
     assert result.returncode == 0, result.stderr
     assert "engine       torch 2." in result.stderr and " on cpu" in result.stderr  # the banner row, piped
     model_file = tmp_path / "checkpoints" / "tiny-1x16.safetensors"
@@ -76,14 +87,20 @@ def test_the_torch_engine_without_torch_says_how_to_install_it(tiny_corpus, tmp_
     assert not (tmp_path / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("options, fragments", [
-    (["--engine", "torch", "--device", "cuda"], ["--device cuda: no CUDA GPU", "use --device cpu"]),
-    (["--engine", "torch", "--device", "cpu", "--precision", "bf16"], ["--precision bf16 runs on CUDA GPUs", "use --precision fp32"]),
-    (["--device", "cpu"], ["--device is an option of the torch engine", "add --engine torch"]),
-    (["--precision", "bf16", "--device", "cuda"], ["--device and --precision are options of the torch engine"]),
-    (["--engine", "torch", "--device", "tpu"], ["--device must be auto, cpu, cuda, cuda:N"]),
-    (["--engine", "torch", "--kernels", "numba"], ["--kernels chooses the NumPy engine's math", "drop it"]),
-])
+@pytest.mark.parametrize(
+    "options, fragments",
+    [
+        (["--engine", "torch", "--device", "cuda"], ["--device cuda: no CUDA GPU", "use --device cpu"]),
+        (
+            ["--engine", "torch", "--device", "cpu", "--precision", "bf16"],
+            ["--precision bf16 runs on CUDA GPUs", "use --precision fp32"],
+        ),
+        (["--device", "cpu"], ["--device is an option of the torch engine", "add --engine torch"]),
+        (["--precision", "bf16", "--device", "cuda"], ["--device and --precision are options of the torch engine"]),
+        (["--engine", "torch", "--device", "tpu"], ["--device must be auto, cpu, cuda, cuda:N"]),
+        (["--engine", "torch", "--kernels", "numba"], ["--kernels chooses the NumPy engine's math", "drop it"]),
+    ],
+)
 def test_an_engine_that_cannot_run_here_is_one_line_and_nothing_written(tiny_corpus, tmp_path, options, fragments):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
@@ -103,6 +120,8 @@ def test_ranks_that_cannot_share_the_batch_are_one_line_from_rank_0(tiny_corpus,
     assert_clean_error(leader, "--batch-size 3 does not divide among 2 ranks", code=2)
     other = run_cli(*args, cwd=tmp_path, env={**ranks, "RANK": "1", "LOCAL_RANK": "1"})
     assert other.returncode == 2 and other.stderr == "" and other.stdout == ""
-    numpy = run_cli("train", str(tiny_corpus), *FAST, *NUMPY, cwd=tmp_path, env={**ranks, "RANK": "0", "LOCAL_RANK": "0"})
+    numpy = run_cli(
+        "train", str(tiny_corpus), *FAST, *NUMPY, cwd=tmp_path, env={**ranks, "RANK": "0", "LOCAL_RANK": "0"}
+    )
     assert_clean_error(numpy, "only the torch engine trains across ranks; add --engine torch", code=2)
     assert not (tmp_path / "checkpoints").exists()

@@ -15,21 +15,46 @@ from charlstm.config import DisplayConfig, EvalConfig, ReadConfig, SampleConfig,
 
 from helpers import ROOT, assert_clean_error, run_cli
 
-FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
+FAST = [
+    "-H",
+    "16",
+    "-L",
+    "1",
+    "-B",
+    "4",
+    "-T",
+    "16",
+    "--sample-length",
+    "0",
+    "--kernels",
+    "numpy",
+]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
 
 def option_lines(help_text: str) -> dict[str, str]:
     return {m.group(1): line for line in help_text.splitlines() if (m := re.search(r"│ (--[a-z-]+)", line))}
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "eval", "inspect", "runs", "neurons", "gates", "gradients", "gradcheck"])
+@pytest.mark.parametrize(
+    "command", ["train", "sample", "eval", "inspect", "runs", "neurons", "gates", "gradients", "gradcheck"]
+)
 def test_help_shows_defaults_choices_and_flags_without_placeholders(command):
     help_text = run_cli(command, "--help", env={"COLUMNS": "250"}).stdout
     lines = option_lines(help_text)
     assert lines and "<bool>" not in help_text  # on/off options take no value
     for option, line in lines.items():
         takes_value = re.search(r"(<[a-z]+>|\[[a-z|]+\])", line)
-        described = "default" in line or option in ("--checkpoint", "--resume", "--init-from", "--out", "--log-json", "--random-seed", "--seed-file", "--unit", "--find")
+        described = "default" in line or option in (
+            "--checkpoint",
+            "--resume",
+            "--init-from",
+            "--out",
+            "--log-json",
+            "--random-seed",
+            "--seed-file",
+            "--unit",
+            "--find",
+        )
         assert not takes_value or described, (option, line)
     assert "[default:" not in help_text  # one form everywhere: (default: …) at the end of the help
     usage = next(line for line in help_text.splitlines() if "Usage:" in line).strip()
@@ -77,7 +102,11 @@ def test_library_errors_become_one_line_in_one_place():
     catching = []
     for path in sorted((ROOT / "charlstm" / "cli").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ExceptHandler) and node.type is not None and "CharLSTMError" in ast.unparse(node.type):
+            if (
+                isinstance(node, ast.ExceptHandler)
+                and node.type is not None
+                and "CharLSTMError" in ast.unparse(node.type)
+            ):
                 catching.append(path.name)
     assert sorted(catching) == ["errors.py", "train.py"]
 
@@ -86,9 +115,18 @@ def test_library_errors_become_one_line_in_one_place():
     "args, message",
     [
         (["train", "x.txt", "--lr", "abc"], "error: --lr: 'abc' is not a number; see charlstm train --help"),
-        (["train", "x.txt", "--epochs", "1.5"], "error: --epochs: '1.5' is not a whole number; see charlstm train --help"),
-        (["train", "x.txt", "--epoch", "3"], "error: no such option --epoch (did you mean --epochs?); see charlstm train --help"),
-        (["train", "x.txt", "--optimizer", "adamw"], "error: --optimizer must be one of adam, rmsprop, sgd, not 'adamw'; see charlstm train --help"),
+        (
+            ["train", "x.txt", "--epochs", "1.5"],
+            "error: --epochs: '1.5' is not a whole number; see charlstm train --help",
+        ),
+        (
+            ["train", "x.txt", "--epoch", "3"],
+            "error: no such option --epoch (did you mean --epochs?); see charlstm train --help",
+        ),
+        (
+            ["train", "x.txt", "--optimizer", "adamw"],
+            "error: --optimizer must be one of adam, rmsprop, sgd, not 'adamw'; see charlstm train --help",
+        ),
         (["sample", "--length"], "error: --length needs a value; see charlstm sample --help"),
         (["eval"], "error: missing TEXT_FILE; see charlstm eval --help"),
         (["trian"], "error: no such command 'trian' (did you mean 'train'?); see charlstm --help"),

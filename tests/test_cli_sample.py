@@ -20,8 +20,23 @@ from helpers import ROOT, assert_clean_error, assert_sampled_as_reference, rando
 def unicode_model(tmp_path_factory):
     """A small model trained briefly on the project's multilingual corpus."""
     work = tmp_path_factory.mktemp("uni")
-    result = run_cli("train", str(ROOT / "corpora" / "unicode.txt"), "-H", "48", "-L", "1", "-B", "8", "-T", "32",
-                     "--max-steps", "40", "--sample-length", "0", cwd=work)
+    result = run_cli(
+        "train",
+        str(ROOT / "corpora" / "unicode.txt"),
+        "-H",
+        "48",
+        "-L",
+        "1",
+        "-B",
+        "8",
+        "-T",
+        "32",
+        "--max-steps",
+        "40",
+        "--sample-length",
+        "0",
+        cwd=work,
+    )
     assert result.returncode == 0, result.stderr
     return work, work / "checkpoints" / "unicode-1x48.safetensors"
 
@@ -37,8 +52,19 @@ def small(tmp_path_factory):
 
 def test_unicode_samples_print_correctly(unicode_model):
     work, path = unicode_model
-    result = run_cli("sample", "-c", str(path), "--seed", "海 🌊 ", "--length", "200", "--random-seed", "0", cwd=work,
-                     env={"LANG": "C", "LC_ALL": "C", "PYTHONIOENCODING": ""})
+    result = run_cli(
+        "sample",
+        "-c",
+        str(path),
+        "--seed",
+        "海 🌊 ",
+        "--length",
+        "200",
+        "--random-seed",
+        "0",
+        cwd=work,
+        env={"LANG": "C", "LC_ALL": "C", "PYTHONIOENCODING": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("海 🌊 ")
     assert len(result.stdout) == len("海 🌊 ") + 200 + 1
@@ -64,17 +90,35 @@ def test_stop_output_and_no_seed_echo(small, tmp_path):
     body = result.stdout  # ends at the stop newline: no blank line after it
     assert body.endswith("\n") and body.count("\n") == 1 and len(body) < 2001
     out = tmp_path / "gen.txt"
-    result = run_cli("sample", "-c", path, "-n", "50", "--seed", "abc", "--no-seed-echo", "-o", str(out), "--random-seed", "2", cwd=work)
+    result = run_cli(
+        "sample",
+        "-c",
+        path,
+        "-n",
+        "50",
+        "--seed",
+        "abc",
+        "--no-seed-echo",
+        "-o",
+        str(out),
+        "--random-seed",
+        "2",
+        cwd=work,
+    )
     assert result.returncode == 0 and result.stdout == ""
     text = out.read_text(encoding="utf-8")
-    assert len(text) == 50 + (text[49] != "\n")  # 50 generated characters, no seed; a final newline unless the last was one
+    assert len(text) == 50 + (
+        text[49] != "\n"
+    )  # 50 generated characters, no seed; a final newline unless the last was one
     echoed = run_cli("sample", "-c", path, "-n", "50", "--seed", "abc", "--random-seed", "2", cwd=work).stdout
     assert echoed == "abc" + text
 
 
 def test_drop_unknown_seed_characters(small):
     work, path = small
-    assert_clean_error(run_cli("sample", "-c", path, "--seed", "abXY", cwd=work), "'X'", "'Y'", "--drop-unknown", code=2)
+    assert_clean_error(
+        run_cli("sample", "-c", path, "--seed", "abXY", cwd=work), "'X'", "'Y'", "--drop-unknown", code=2
+    )
     result = run_cli("sample", "-c", path, "--seed", "abXY", "--drop-unknown", "-n", "10", cwd=work)
     assert result.returncode == 0 and result.stdout.startswith("ab")
     assert "'X'" in result.stderr
@@ -145,15 +189,19 @@ def test_kernels_choose_the_step_and_draw_the_same_text(small):
         if name == "numpy":
             assert result.stdout == default.stdout
         steps = sampled_ids(result.stdout, ckpt.vocab, "ab", 2)
-        assert_sampled_as_reference(steps, ckpt.params, ckpt.config, ckpt.vocab.encode("ab"), 1.0, np.random.default_rng(4), rtol=1e-5)
-    assert_clean_error(run_cli(*args, "--kernels", "fortran", cwd=work), "--kernels must be one of auto, numpy, numba", code=2)
+        assert_sampled_as_reference(
+            steps, ckpt.params, ckpt.config, ckpt.vocab.encode("ab"), 1.0, np.random.default_rng(4), rtol=1e-5
+        )
+    assert_clean_error(
+        run_cli(*args, "--kernels", "fortran", cwd=work), "--kernels must be one of auto, numpy, numba", code=2
+    )
 
 
 def sampled_ids(stdout: str, vocab: Vocab, seed: str, num_samples: int) -> np.ndarray:
     """The ids each of `num_samples` samples printed after its seed, as (length, num_samples)."""
     texts = [body.split(" ---\n", 1)[1].removesuffix("\n") for body in ("\n" + stdout).split("\n--- sample ")[1:]]
     assert len(texts) == num_samples and all(t.startswith(seed) for t in texts), stdout
-    return np.stack([vocab.encode(t[len(seed):]) for t in texts], axis=1)
+    return np.stack([vocab.encode(t[len(seed) :]) for t in texts], axis=1)
 
 
 def kernels_available() -> bool:

@@ -15,12 +15,27 @@ from charlstm import checkpoint
 
 from helpers import ROOT, assert_clean_error, run_cli, run_tty
 
-FAST = ["-H", "32", "-L", "1", "-B", "4", "-T", "16", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
+FAST = [
+    "-H",
+    "32",
+    "-L",
+    "1",
+    "-B",
+    "4",
+    "-T",
+    "16",
+    "--kernels",
+    "numpy",
+]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
 
 def start(*args, cwd):
     return subprocess.Popen(
-        [sys.executable, "-m", "charlstm", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "charlstm", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -39,7 +54,9 @@ def wait_for_line(proc, prefix: str, timeout: float = 60) -> list[str]:
 
 
 def test_ctrl_c_saves_exits_130_and_resume_continues(tiny_corpus, tmp_path):
-    proc = start("train", str(tiny_corpus), *FAST, "--epochs", "1000", "--log-every", "1", "--sample-length", "0", cwd=tmp_path)
+    proc = start(
+        "train", str(tiny_corpus), *FAST, "--epochs", "1000", "--log-every", "1", "--sample-length", "0", cwd=tmp_path
+    )
     wait_for_line(proc, "step 3/")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -53,7 +70,9 @@ def test_ctrl_c_saves_exits_130_and_resume_continues(tiny_corpus, tmp_path):
     assert not list(resume_file.parent.glob(".*.lock"))  # the lock goes with the run
     assert (tmp_path / "checkpoints" / "tiny-1x32.safetensors").is_file()  # something to sample from
 
-    result = run_cli("train", "--resume", str(resume_file), "--max-steps", str(step + 5), "--sample-length", "0", cwd=tmp_path)
+    result = run_cli(
+        "train", "--resume", str(resume_file), "--max-steps", str(step + 5), "--sample-length", "0", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "resumed" in result.stderr
     assert checkpoint.load(resume_file).train["step"] == step + 5
@@ -63,7 +82,18 @@ def test_second_ctrl_c_aborts_and_keeps_the_last_checkpoint(tiny_corpus, tmp_pat
     assert run_cli("train", str(tiny_corpus), *FAST, "--epochs", "1", cwd=tmp_path).returncode == 0
     resume_file = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
     before = resume_file.read_bytes()
-    proc = start("train", "--resume", str(resume_file), "--epochs", "1000", "--log-every", "1", "--sample-length", "0", cwd=tmp_path)
+    proc = start(
+        "train",
+        "--resume",
+        str(resume_file),
+        "--epochs",
+        "1000",
+        "--log-every",
+        "1",
+        "--sample-length",
+        "0",
+        cwd=tmp_path,
+    )
     wait_for_line(proc, "step ")
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
@@ -92,7 +122,19 @@ def test_log_json_records(tiny_corpus, tmp_path):
     """A header, then step, epoch and end records; a key means one thing everywhere, and no
     value that exists is null (README: the --log-json schema)."""
     log = tmp_path / "log.jsonl"
-    result = run_cli("train", str(tiny_corpus), *FAST, "--epochs", "2", "--log-every", "10", "--log-json", str(log), "-q", cwd=tmp_path)
+    result = run_cli(
+        "train",
+        str(tiny_corpus),
+        *FAST,
+        "--epochs",
+        "2",
+        "--log-every",
+        "10",
+        "--log-json",
+        str(log),
+        "-q",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in log.read_text().splitlines()]
     header, *body, end = records
@@ -110,7 +152,17 @@ def test_log_json_records(tiny_corpus, tmp_path):
     assert all("val_loss" not in r for r in steps if r["step"] < epochs[0]["step"])  # none yet: left out, not null
     assert len(epochs) == 2
     for r in epochs:
-        assert {"train_loss", "train_bpc", "epoch_train_loss", "val_loss", "val_bpc", "lr", "chars_per_s", "sample", "best"} <= set(r)
+        assert {
+            "train_loss",
+            "train_bpc",
+            "epoch_train_loss",
+            "val_loss",
+            "val_bpc",
+            "lr",
+            "chars_per_s",
+            "sample",
+            "best",
+        } <= set(r)
         assert r["val_bpc"] == pytest.approx(r["val_loss"] / np.log(2)) and isinstance(r["sample"], str)
     assert not [k for r in records for k, v in r.items() if v is None and k != "train"]
     assert end["best_val_loss"] == min(r["val_loss"] for r in epochs) and end["step"] == epochs[-1]["step"]
@@ -138,7 +190,9 @@ def test_existing_run_needs_resume_or_fresh(tiny_corpus, tmp_path):
 def test_resume_with_a_different_shape_is_refused(tiny_corpus, tmp_path):
     assert run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", cwd=tmp_path).returncode == 0
     ckpt = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
-    assert_clean_error(run_cli("train", "--resume", str(ckpt), "-H", "64", cwd=tmp_path), "--hidden-size 64", "32", code=2)
+    assert_clean_error(
+        run_cli("train", "--resume", str(ckpt), "-H", "64", cwd=tmp_path), "--hidden-size 64", "32", code=2
+    )
     assert_clean_error(run_cli("train", "--resume", str(ckpt), "-T", "8", cwd=tmp_path), "--seq-len", code=2)
 
 
@@ -150,7 +204,19 @@ def test_fine_tuning_lists_characters_outside_the_vocabulary(tiny_corpus, tmp_pa
     assert_clean_error(result, "not in the model's vocabulary", "'ë'", "'%'", "'1'")
     ok = tmp_path / "ok.txt"
     ok.write_text("the quick fox jumps over the lazy dog.\n" * 30, encoding="utf-8")
-    result = run_cli("train", str(ok), "--init-from", "checkpoints/tiny-1x32.safetensors", "-B", "4", "-T", "16", "--max-steps", "3", cwd=tmp_path)
+    result = run_cli(
+        "train",
+        str(ok),
+        "--init-from",
+        "checkpoints/tiny-1x32.safetensors",
+        "-B",
+        "4",
+        "-T",
+        "16",
+        "--max-steps",
+        "3",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     tuned = checkpoint.load(tmp_path / "checkpoints" / "ok-1x32.safetensors")
     base = checkpoint.load(tmp_path / "checkpoints" / "tiny-1x32.safetensors")
@@ -159,7 +225,9 @@ def test_fine_tuning_lists_characters_outside_the_vocabulary(tiny_corpus, tmp_pa
 
 
 def test_resuming_a_finished_run_says_how_to_continue(tiny_corpus, tmp_path):
-    assert run_cli("train", str(tiny_corpus), *FAST, "--epochs", "1", "--sample-length", "0", cwd=tmp_path).returncode == 0
+    assert (
+        run_cli("train", str(tiny_corpus), *FAST, "--epochs", "1", "--sample-length", "0", cwd=tmp_path).returncode == 0
+    )
     resume = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
     again = run_cli("train", "--resume", str(resume), cwd=tmp_path)
     assert again.returncode == 0 and "pass a larger --epochs" in again.stderr
@@ -184,7 +252,9 @@ def test_cell_is_stored_and_a_resume_keeps_it(tiny_corpus, tmp_path):
     assert checkpoint.load(tmp_path / "checkpoints" / "tiny-1x32.safetensors").config.cell == "lstm"
     result = run_cli("train", "--resume", str(resume), "--cell", "gru", cwd=tmp_path)
     assert_clean_error(result, "--cell gru conflicts with the checkpoint's lstm", code=2)
-    assert_clean_error(run_cli("train", str(tiny_corpus), "--cell", "tree", cwd=tmp_path), "--cell must be one of", code=2)
+    assert_clean_error(
+        run_cli("train", str(tiny_corpus), "--cell", "tree", cwd=tmp_path), "--cell must be one of", code=2
+    )
 
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
@@ -192,8 +262,25 @@ def test_other_cells_train_sample_eval_and_inspect(tmp_path, cell):
     """The GRU and the vanilla RNN go everywhere the LSTM goes: training with a sample each epoch,
     the checkpoint (torch names), sample, eval and inspect."""
     book = ROOT / "corpora" / "lighthouse.txt"
-    result = run_cli("train", str(book), "--cell", cell, "-H", "48", "-L", "2", "-B", "32", "-T", "32",
-                     "--epochs", "2", "--sample-length", "40", cwd=tmp_path)
+    result = run_cli(
+        "train",
+        str(book),
+        "--cell",
+        cell,
+        "-H",
+        "48",
+        "-L",
+        "2",
+        "-B",
+        "32",
+        "-T",
+        "32",
+        "--epochs",
+        "2",
+        "--sample-length",
+        "40",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert cell.upper() in result.stderr
     ckpt = checkpoint.load(tmp_path / "checkpoints" / f"lighthouse-{cell}-2x48.safetensors")
@@ -214,15 +301,44 @@ def test_the_levers_from_the_command_line(tiny_corpus, tmp_path):
     """Dropout per window, weight drop, the average of the weights and Adam's decays: set on the
     command line, shown in the banner, stored in the checkpoints, kept by a resume, and refused
     where they cannot apply."""
-    levers = ["--dropout-mask", "window", "--weight-drop", "0.3", "--ema", "0.95", "--adam-beta1", "0.85", "--adam-beta2", "0.99"]
+    levers = [
+        "--dropout-mask",
+        "window",
+        "--weight-drop",
+        "0.3",
+        "--ema",
+        "0.95",
+        "--adam-beta1",
+        "0.85",
+        "--adam-beta2",
+        "0.99",
+    ]
     result = run_cli("train", str(tiny_corpus), *FAST, *levers, "--max-steps", "3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "adam (β 0.85, 0.99) lr" in result.stderr and "dropout 0.2 per window, weight drop 0.3, EMA 0.95" in result.stderr
+    assert (
+        "adam (β 0.85, 0.99) lr" in result.stderr
+        and "dropout 0.2 per window, weight drop 0.3, EMA 0.95" in result.stderr
+    )
     resume = checkpoint.load(tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors")
     saved = resume.train["config"]
-    assert (saved["dropout_mask"], saved["weight_drop"], saved["ema"], saved["adam_beta1"], saved["adam_beta2"]) == ("window", 0.3, 0.95, 0.85, 0.99)
+    assert (saved["dropout_mask"], saved["weight_drop"], saved["ema"], saved["adam_beta1"], saved["adam_beta2"]) == (
+        "window",
+        0.3,
+        0.95,
+        0.85,
+        0.99,
+    )
     assert resume.train["average_weight"] > 0 and "average.head.bias" in resume.extra
-    again = run_cli("train", "--resume", str(tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"), "--max-steps", "5", "--ema", "0.9", cwd=tmp_path)
+    again = run_cli(
+        "train",
+        "--resume",
+        str(tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"),
+        "--max-steps",
+        "5",
+        "--ema",
+        "0.9",
+        cwd=tmp_path,
+    )
     assert again.returncode == 0, again.stderr
     assert "--ema: 0.95 → 0.9" in again.stderr and "weight drop 0.3" in again.stderr
     refused = run_cli("train", str(tiny_corpus), "--optimizer", "sgd", "--adam-beta2", "0.99", cwd=tmp_path)

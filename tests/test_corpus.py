@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from charlstm.corpus import (
-    Vocab, iter_windows, load_corpus, num_windows, one_hot, split, stream_length, window,
+    Vocab,
+    iter_windows,
+    load_corpus,
+    num_windows,
+    one_hot,
+    split,
+    stream_length,
+    window,
 )
 from charlstm.errors import CorpusError, VocabularyError
 from charlstm.textio import read_text

@@ -15,7 +15,20 @@ from charlstm.run import corpus_fingerprint
 
 from helpers import PANGRAMS, assert_clean_error, run_cli
 
-FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
+FAST = [
+    "-H",
+    "16",
+    "-L",
+    "1",
+    "-B",
+    "4",
+    "-T",
+    "16",
+    "--sample-length",
+    "0",
+    "--kernels",
+    "numpy",
+]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
 
 @pytest.fixture
@@ -82,8 +95,14 @@ def test_train_from_a_pipe_reads_it_once_into_the_cache(tmp_path, tiny_text):
     subprocess.run(["gzip", "-k", "book.txt"], cwd=tmp_path, check=True)
     cache = tmp_path / "cache"
     command = f"{sys.executable} -m charlstm train <(zcat book.txt.gz) {' '.join(FAST)} --max-steps 3"
-    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={**__import__("os").environ, "CHARLSTM_CACHE": str(cache)})
+    result = subprocess.run(
+        ["bash", "-c", command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "CHARLSTM_CACHE": str(cache)},
+    )
     assert result.returncode == 0, result.stderr
     (copy,) = cache.glob("stream-*.txt")
     assert copy.read_text(encoding="utf-8") == tiny_text
@@ -94,9 +113,14 @@ def test_train_from_a_pipe_reads_it_once_into_the_cache(tmp_path, tiny_text):
 
 
 def test_an_empty_pipe_says_it_is_empty(tmp_path):
-    result = subprocess.run(["bash", "-c", f"{sys.executable} -m charlstm train <(true)"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60,
-                            env={**__import__("os").environ, "CHARLSTM_CACHE": str(tmp_path / "cache")})
+    result = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m charlstm train <(true)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**__import__("os").environ, "CHARLSTM_CACHE": str(tmp_path / "cache")},
+    )
     assert_clean_error(result, "empty", code=1)
 
 

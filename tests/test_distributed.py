@@ -38,15 +38,38 @@ def free_port() -> int:
 
 def torchrun(*args: str, cwd) -> subprocess.Popen:
     """`torchrun --nproc-per-node 2 -m charlstm ARGS` on this machine's loopback alone."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-               "--master-port", str(free_port()), "-m", "charlstm", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "charlstm",
+        *args,
+    ]
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_two_ranks_compute_what_one_process_computes(tiny_corpus, tmp_path):
-    proc = torchrun("train", str(tiny_corpus), *MODEL, *TORCH, "--max-steps", "30", "--log-every", "1",
-                    "--log-json", "log.jsonl", cwd=tmp_path)
+    proc = torchrun(
+        "train",
+        str(tiny_corpus),
+        *MODEL,
+        *TORCH,
+        "--max-steps",
+        "30",
+        "--log-every",
+        "1",
+        "--log-json",
+        "log.jsonl",
+        cwd=tmp_path,
+    )
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "engine       torch 2." in err and ", 2 ranks" in err
@@ -56,7 +79,15 @@ def test_two_ranks_compute_what_one_process_computes(tiny_corpus, tmp_path):
     ddp = np.array([r["step_loss"] for r in records if r["type"] == "step"])
 
     options = {"hidden_size": 16, "num_layers": 2}
-    train = {"batch_size": 4, "seq_len": 16, "sample_length": 0, "dropout": 0.0, "max_steps": 30, "engine": "torch", "device": "cpu"}
+    train = {
+        "batch_size": 4,
+        "seq_len": 16,
+        "sample_length": 0,
+        "dropout": 0.0,
+        "max_steps": 30,
+        "engine": "torch",
+        "device": "cpu",
+    }
     plan = plan_run(tiny_corpus, options, train, out=tmp_path / "one" / "tiny.safetensors")
     events = []
     train_plan(plan, events.append)
@@ -93,8 +124,9 @@ def test_sigint_to_torchrun_stops_every_rank_with_a_checkpoint_that_resumes_on_o
     assert saved.train["status"] == "interrupted" and step >= 3
     assert saved.extra["state.h"].shape == (2, 4, 16)
 
-    result = run_cli("train", "--resume", str(resume_file), "--max-steps", str(step + 4), cwd=tmp_path,
-                     env={"OMP_NUM_THREADS": "1"})
+    result = run_cli(
+        "train", "--resume", str(resume_file), "--max-steps", str(step + 4), cwd=tmp_path, env={"OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, result.stderr
     assert "torch 2." in result.stderr and "ranks" not in result.stderr  # the torch engine kept, one process
     assert checkpoint.load(resume_file).train["step"] == step + 4

@@ -14,9 +14,8 @@ from charlstm.corpus import load_corpus, split
 from charlstm.engines.numpy_engine import NumpyEngine
 from charlstm.evaluate import evaluate
 from charlstm.ops import softmax_cross_entropy
-from charlstm.train import train
-
 from charlstm.probe.finitediff import TOLERANCE, max_error, numeric_grad
+from charlstm.train import train
 
 from helpers import CELL_NAMES, random_model
 
@@ -61,7 +60,9 @@ def test_weight_drop_masks_W_hh_once_per_window_and_leaves_the_weights_alone():
     config, params = random_model(5, 8, 2, dtype=np.float32, scale=0.3)
     before = {k: v.copy() for k, v in params.items()}
     x = np.zeros((4, 3), np.uint8)
-    _, _, cache = model.forward(params, config, x, model.zero_state(config, 3), None, model.Dropout(weight_hh=0.5), np.random.default_rng(1))
+    _, _, cache = model.forward(
+        params, config, x, model.zero_state(config, 3), None, model.Dropout(weight_hh=0.5), np.random.default_rng(1)
+    )
     for k in range(2):
         W = params[f"lstm.weight_hh_l{k}"]
         mask = cache.hh_masks[k]
@@ -129,7 +130,9 @@ def test_a_training_step_equals_a_hand_built_one():
     β₂ 0.99) equals PyTorch on the same masks: autograd, clipping, torch.optim.Adam."""
     torch = pytest.importorskip("torch")
     config, params, x, y = problem("lstm", V=7, H=6, T=6, B=3)
-    cfg = TrainConfig(batch_size=3, dropout=0.4, dropout_mask="window", weight_drop=0.3, adam_beta2=0.99, clip=0.5, kernels="numpy")
+    cfg = TrainConfig(
+        batch_size=3, dropout=0.4, dropout_mask="window", weight_drop=0.3, adam_beta2=0.99, clip=0.5, kernels="numpy"
+    )
     engine = NumpyEngine(config, cfg, params, np.float64)
     loss, norm, _ = engine.forward_backward(x, y, engine.zero_state())
     engine.update(0.01)
@@ -149,7 +152,9 @@ def test_checkpoints_hold_the_plain_weights(tiny_corpus, tmp_path):
     """Trained with weight drop 0.5, the model file's W_hh has no dropped entries, it is the model
     validation scored, and it loads into torch.nn.LSTM."""
     corpus = load_corpus(tiny_corpus)
-    cfg = TrainConfig(seq_len=16, batch_size=4, sample_length=0, max_steps=40, weight_drop=0.5, dropout_mask="window", kernels="numpy")
+    cfg = TrainConfig(
+        seq_len=16, batch_size=4, sample_length=0, max_steps=40, weight_drop=0.5, dropout_mask="window", kernels="numpy"
+    )
     config = model.ModelConfig(corpus.vocab.size, 16, 2)
     train(corpus, config, cfg, tmp_path / "m.safetensors")
     saved = checkpoint.load(tmp_path / "m.safetensors")
@@ -161,5 +166,7 @@ def test_checkpoints_hold_the_plain_weights(tiny_corpus, tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file
 
-    net = torch.nn.ModuleDict({"lstm": torch.nn.LSTM(config.vocab_size, 16, 2), "head": torch.nn.Linear(16, config.vocab_size)})
+    net = torch.nn.ModuleDict(
+        {"lstm": torch.nn.LSTM(config.vocab_size, 16, 2), "head": torch.nn.Linear(16, config.vocab_size)}
+    )
     net.load_state_dict(load_file(tmp_path / "m.safetensors"))  # strict

@@ -96,7 +96,11 @@ def test_in_float32_a_torch_run_follows_a_numpy_run(tiny_corpus, tmp_path, cell)
     assert len(a) == len(b) == 50
     np.testing.assert_allclose(b, a, rtol=1e-3)
     started = [next(e for e in events if isinstance(e, Started)) for events in (ours, theirs)]
-    assert started[0].engine == "numpy (numpy kernels)" and started[1].engine.startswith("torch 2.") and started[1].engine.endswith(" on cpu")
+    assert (
+        started[0].engine == "numpy (numpy kernels)"
+        and started[1].engine.startswith("torch 2.")
+        and started[1].engine.endswith(" on cpu")
+    )
 
 
 def test_with_dropout_both_engines_learn_alike(tiny_corpus, tmp_path):
@@ -192,7 +196,9 @@ def test_adams_decays_and_the_average_are_the_same_on_both_engines(tiny_corpus):
     cfg = dict(SMALL, dropout=0.0, max_steps=30, adam_beta1=0.85, adam_beta2=0.99, ema=0.9)
     made = {}
     for name in ("numpy", "torch"):
-        made[name] = engines.make_engine(config, TrainConfig(**cfg, engine=name), model.init_params(config, 0), np.float64)
+        made[name] = engines.make_engine(
+            config, TrainConfig(**cfg, engine=name), model.init_params(config, 0), np.float64
+        )
     got = {}
     for name, engine in made.items():
         state, got[name] = engine.zero_state(), []
@@ -242,7 +248,7 @@ def test_the_torch_nets_masks_are_the_numpy_models(cell):
     scaled by 1 / (1 − p); window dropout: one (B, H) mask for every step of the window."""
     import torch
 
-    from charlstm.engines.torch_engine import Net
+    from charlstm.engines.torch_model import Net
 
     config = ModelConfig(7, 8, 2, cell)
     x = torch.from_numpy(np.random.default_rng(0).integers(0, 7, (5, 3)))

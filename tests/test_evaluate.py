@@ -10,8 +10,8 @@ import pytest
 
 from charlstm import checkpoint, model
 from charlstm.corpus import num_windows, window
-from charlstm.vocab import Vocab
 from charlstm.evaluate import evaluate
+from charlstm.vocab import Vocab
 
 from helpers import assert_clean_error, random_model, run_cli
 
@@ -70,4 +70,6 @@ def test_eval_errors(tmp_path):
     (tmp_path / "other.txt").write_text("xyz", encoding="utf-8")
     assert_clean_error(run_cli("eval", str(path), str(tmp_path / "other.txt")), "nothing to score")
     assert_clean_error(run_cli("eval", str(path), str(tmp_path / "nope.txt")), "no such file")
-    assert_clean_error(run_cli("eval", str(tmp_path / "nope.safetensors"), str(tmp_path / "other.txt")), "no such checkpoint")
+    assert_clean_error(
+        run_cli("eval", str(tmp_path / "nope.safetensors"), str(tmp_path / "other.txt")), "no such checkpoint"
+    )

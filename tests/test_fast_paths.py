@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from charlstm import model, stepping
-from charlstm.vocab import Vocab
 from charlstm.generate import Sampling, generate, prime_ids
+from charlstm.vocab import Vocab
 
 from helpers import CELL_NAMES, assert_sampled_as_reference, random_model
 
@@ -67,7 +67,9 @@ def test_generate_equals_sampling_with_the_pure_step(cell):
     V, H, L, N = 9, 8, 2, 3
     config, params = random_model(V, H, L, dtype=np.float32, scale=0.5, cell=cell)
     vocab = Vocab(tuple("abcdefghi"))
-    got = np.stack(list(generate(params, config, vocab, "abc", 20, Sampling(0.9), num_samples=N, rng=np.random.default_rng(5))))
+    got = np.stack(
+        list(generate(params, config, vocab, "abc", 20, Sampling(0.9), num_samples=N, rng=np.random.default_rng(5)))
+    )
     assert_sampled_as_reference(got, params, config, prime_ids(vocab, "abc"), 0.9, np.random.default_rng(5), rtol=1e-12)
 
 
@@ -87,4 +89,3 @@ def test_gradients_from_a_reused_cache_equal_a_fresh_cache(cell):
     assert cache2 is cache and loss2 == loss
     for name in params:
         np.testing.assert_array_equal(reused[name], fresh[name])
-

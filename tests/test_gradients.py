@@ -8,10 +8,10 @@ import pytest
 
 from charlstm import model
 from charlstm.ops import softmax_cross_entropy
-
 from charlstm.probe.finitediff import TOLERANCE, max_error, numeric_grad
 
 from helpers import random_model
+
 
 @pytest.mark.parametrize("V", [7, 600])
 def test_first_layer_gather_equals_one_hot_matmul(V):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from charlstm import idcache, textio
-from charlstm.vocab import Vocab
 from charlstm.errors import CorpusError, VocabularyError
+from charlstm.vocab import Vocab
 
 TEXT = "Grüße aus Köln! 世界は広い 🌊🐟\nΑβγ δέλτα — ещё раз.\n" * 50
 
@@ -53,7 +53,9 @@ def test_cached_encoding_is_memory_mapped_and_reused(tmp_path, small_chunks):
     files = sorted(p.suffix for p in cache.iterdir())
     assert files == [".ids", ".json"]
     phases = []
-    vocab2, ids2 = idcache.encode_file(path, cache_dir=cache, cache_min_bytes=0, on_progress=lambda *a: phases.append(a))
+    vocab2, ids2 = idcache.encode_file(
+        path, cache_dir=cache, cache_min_bytes=0, on_progress=lambda *a: phases.append(a)
+    )
     assert phases == []  # second run: nothing decoded again
     np.testing.assert_array_equal(ids2, ids)
 

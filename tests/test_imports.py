@@ -45,7 +45,9 @@ def imported_names(module: str) -> set[str]:
             elif isinstance(child, ast.ImportFrom):
                 base = child.module or ""
                 if child.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - child.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - child.level + 1] + ([base] if base else [])
+                    )
                 subs = {f"{base}.{alias.name}" for alias in child.names}
                 found.update(subs & set(MODULES) or {base})
             visit(child)
@@ -123,9 +125,14 @@ def test_typer_and_rich_each_have_one_door():
 
 
 def test_torch_has_one_door_and_only_the_torch_engine_opens_it():
-    """torch is imported by the torch engine and its DDP half alone, and they only when make_engine
+    """torch is imported by the torch engine, its model and its DDP half alone, and they only when make_engine
     or engines.check asks for them: the NumPy engine, sampling and every view never import it
     (at run time too: tests/test_cli_engines.py hides torch and watches)."""
-    assert importers_of("torch") == {"charlstm.engines.torch_engine", "charlstm.engines.distributed"}
+    assert importers_of("torch") == {
+        "charlstm.engines.torch_engine",
+        "charlstm.engines.torch_model",
+        "charlstm.engines.distributed",
+    }
     assert importers_of("charlstm.engines.torch_engine") == {"charlstm.engines"}
+    assert importers_of("charlstm.engines.torch_model") == {"charlstm.engines.torch_engine"}
     assert importers_of("charlstm.engines.distributed") == {"charlstm.engines.torch_engine"}

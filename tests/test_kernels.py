@@ -298,7 +298,9 @@ def warm_up_in_subprocess(tmp_path: Path, cache: Path, **env: str) -> subprocess
     code = "import numpy as np; from charlstm.kernels import numba_impl; numba_impl.warm_up(np.float32)"
     full_env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     full_env.update(PYTHONPATH=str(ROOT), CHARLSTM_CACHE=str(cache), **env)
-    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_numba_caches_compiled_code_in_charlstms_cache_folder(numba_impl, tmp_path):
@@ -350,7 +352,12 @@ def step_inputs(K: int, H: int, N: int, dtype, ids: bool, seed: int = 4):
     rows = rng.integers(0, 7, N) if ids else np.zeros(N, np.intp)
     z = rng.standard_normal((K, N)).astype(dtype)
     c = rng.standard_normal((H, N)).astype(dtype)
-    scratch = (np.empty((4 * H, N), dtype), np.empty((N, 4 * H), dtype), np.empty((N, K + 3), dtype), np.empty((H, N), dtype))
+    scratch = (
+        np.empty((4 * H, N), dtype),
+        np.empty((N, 4 * H), dtype),
+        np.empty((N, K + 3), dtype),
+        np.empty((H, N), dtype),
+    )
     return W, bias, rows, z, c, scratch
 
 
@@ -477,7 +484,9 @@ def test_generating_on_numba_equals_numpy(numba_impl, N):
     for name in ("numpy", "numba"):
         rng = np.random.default_rng(8)
         steps = np.stack(list(generate(params, config, vocab, "abc", 60, Sampling(0.8), N, rng, kernels.load(name))))
-        assert_sampled_as_reference(steps, params, config, prime_ids(vocab, "abc"), 0.8, np.random.default_rng(8), rtol=1e-5)
+        assert_sampled_as_reference(
+            steps, params, config, prime_ids(vocab, "abc"), 0.8, np.random.default_rng(8), rtol=1e-5
+        )
 
 
 def test_sampling_on_auto_takes_numba_only_once_compiled(tmp_path):

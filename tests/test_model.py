@@ -63,11 +63,16 @@ def test_parameter_names_and_shapes_follow_pytorch():
     config = model.ModelConfig(vocab_size=65, hidden_size=32, num_layers=2)
     shapes = model.param_shapes(config)
     assert shapes == {
-        "lstm.weight_ih_l0": (128, 65), "lstm.weight_hh_l0": (128, 32),
-        "lstm.bias_ih_l0": (128,), "lstm.bias_hh_l0": (128,),
-        "lstm.weight_ih_l1": (128, 32), "lstm.weight_hh_l1": (128, 32),
-        "lstm.bias_ih_l1": (128,), "lstm.bias_hh_l1": (128,),
-        "head.weight": (65, 32), "head.bias": (65,),
+        "lstm.weight_ih_l0": (128, 65),
+        "lstm.weight_hh_l0": (128, 32),
+        "lstm.bias_ih_l0": (128,),
+        "lstm.bias_hh_l0": (128,),
+        "lstm.weight_ih_l1": (128, 32),
+        "lstm.weight_hh_l1": (128, 32),
+        "lstm.bias_ih_l1": (128,),
+        "lstm.bias_hh_l1": (128,),
+        "head.weight": (65, 32),
+        "head.bias": (65,),
     }
     params = model.init_params(config, seed=3)
     assert all(p.dtype == np.float32 for p in params.values())

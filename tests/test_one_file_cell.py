@@ -30,8 +30,14 @@ CHECKPOINT = "checkpoints/tiny-mgu-2x16.safetensors"
 
 def mgu_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`charlstm ARGS` in `cwd`, with the MGU registered."""
-    env = {**os.environ, "COLUMNS": "120", "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", BOOTSTRAP, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+    env = {
+        **os.environ,
+        "COLUMNS": "120",
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", BOOTSTRAP, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def json_of(result: subprocess.CompletedProcess):
@@ -46,7 +52,16 @@ def run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, subprocess
     root = tmp_path_factory.mktemp("mgu")
     (root / "tiny.txt").write_text(PANGRAMS * 40, encoding="utf-8")
     first = mgu_cli("train", "tiny.txt", *MODEL, "--max-steps", "6", "--sample-length", "20", cwd=root)
-    resumed = mgu_cli("train", "--resume", "checkpoints/tiny-mgu-2x16.resume.safetensors", "--max-steps", "10", "--sample-length", "20", cwd=root)
+    resumed = mgu_cli(
+        "train",
+        "--resume",
+        "checkpoints/tiny-mgu-2x16.resume.safetensors",
+        "--max-steps",
+        "10",
+        "--sample-length",
+        "20",
+        cwd=root,
+    )
     return root, first, resumed
 
 
@@ -77,13 +92,20 @@ def test_the_views_read_what_the_cell_declares(run):
     """neurons shows its quantities (f, a sigmoid, in (0, 1)) and refuses others, gates counts its
     one gate f at 0.1 / 0.9 with no note, gradients draws its one state h."""
     root, _, _ = run
-    unit = json_of(mgu_cli("neurons", "tiny.txt", "--unit", "3", "--what", "f", "--max-chars", "60", "--json", cwd=root))
+    unit = json_of(
+        mgu_cli("neurons", "tiny.txt", "--unit", "3", "--what", "f", "--max-chars", "60", "--json", cwd=root)
+    )
     assert (unit["what"], len(unit["values"])) == ("f", 60) and all(0 < v < 1 for v in unit["values"])
-    assert_ends_with_clean_error(mgu_cli("neurons", "tiny.txt", "--unit", "3", "--what", "c", cwd=root), "a MGU has h, f, n", code=2)
+    assert_ends_with_clean_error(
+        mgu_cli("neurons", "tiny.txt", "--unit", "3", "--what", "c", cwd=root), "a MGU has h, f, n", code=2
+    )
     found = json_of(mgu_cli("neurons", "tiny.txt", "--find", "line", "--max-chars", "300", "--json", cwd=root))
     assert {u["what"] for u in found["units"]} == {"h"}  # the cell's default quantity
     gates = mgu_cli("gates", "tiny.txt", "--max-chars", "300", "--json", cwd=root)
-    assert [(g["layer"], g["gate"], g["low"], g["high"]) for g in json_of(gates)["gates"]] == [(0, "f", 0.1, 0.9), (1, "f", 0.1, 0.9)]
+    assert [(g["layer"], g["gate"], g["low"], g["high"]) for g in json_of(gates)["gates"]] == [
+        (0, "f", 0.1, 0.9),
+        (1, "f", 0.1, 0.9),
+    ]
     assert "no gates" not in gates.stderr
     flow = json_of(mgu_cli("gradients", "tiny.txt", "-K", "5", "-P", "3", "--max-chars", "300", "--json", cwd=root))
     assert flow["c"] is None and len(flow["h"]) == 2 and len(flow["h"][0]) == 6 and all(v > 0 for v in flow["h"][0])
@@ -109,9 +131,22 @@ def test_report(run):
 
 def test_the_torch_engine_refuses_it_in_one_line(run):
     root, _, _ = run
-    result = mgu_cli("train", "tiny.txt", *MODEL[:-2], "--engine", "torch", "--max-steps", "2", "--out", "torch.safetensors", cwd=root)
+    result = mgu_cli(
+        "train",
+        "tiny.txt",
+        *MODEL[:-2],
+        "--engine",
+        "torch",
+        "--max-steps",
+        "2",
+        "--out",
+        "torch.safetensors",
+        cwd=root,
+    )
     torch_here = importlib.util.find_spec("torch") is not None
-    assert_clean_error(result, "PyTorch has no module that computes the mgu cell" if torch_here else "needs PyTorch", code=2)
+    assert_clean_error(
+        result, "PyTorch has no module that computes the mgu cell" if torch_here else "needs PyTorch", code=2
+    )
     assert not (root / "torch.safetensors").exists()
 
 

@@ -106,7 +106,9 @@ def test_init_from_takes_weights_vocabulary_and_shape(tiny_corpus, in_tmp):
         ("tiny", {}, {"sample_seed": "Ωmega"}, {}, "--sample-seed has characters not in the vocabulary: 'Ω'"),
     ],
 )
-def test_bad_choices_are_usage_errors_before_any_file_is_written(tiny_corpus, in_tmp, corpus, model, train, kwargs, match):
+def test_bad_choices_are_usage_errors_before_any_file_is_written(
+    tiny_corpus, in_tmp, corpus, model, train, kwargs, match
+):
     with pytest.raises(UsageError, match=match):
         plan_run(tiny_corpus if corpus else None, model, train, **kwargs)
     assert not (in_tmp / "checkpoints").exists()

@@ -104,9 +104,14 @@ def test_what_is_counted_instead_of_gates_is_said():
     """The cell says what `gates` counts: for the vanilla RNN its tanh output h, at ±0.9, which
     the reader is told; the LSTM's and GRU's are all sigmoid gates, at 0.1 and 0.9."""
     config = {cell: model.ModelConfig(5, 4, 1, cell) for cell in ("lstm", "gru", "rnn")}
-    assert probe.stand_ins(config["rnn"]) == "the RNN has no gates; shown instead: how often its h is below −0.9 or above 0.9"
+    assert (
+        probe.stand_ins(config["rnn"])
+        == "the RNN has no gates; shown instead: how often its h is below −0.9 or above 0.9"
+    )
     assert probe.stand_ins(config["lstm"]) is None and probe.stand_ins(config["gru"]) is None
-    assert CELLS["lstm"].GATES == dict.fromkeys("ifo", (0.1, 0.9)) and CELLS["gru"].GATES == dict.fromkeys("rz", (0.1, 0.9))
+    assert CELLS["lstm"].GATES == dict.fromkeys("ifo", (0.1, 0.9)) and CELLS["gru"].GATES == dict.fromkeys(
+        "rz", (0.1, 0.9)
+    )
 
 
 # ------------------------------------------------------------------------- gradient flow, exactly

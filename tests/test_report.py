@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from htmlpage import parse
 
 from charlstm import checkpoint, model
 from charlstm.config import TrainConfig
@@ -25,7 +26,6 @@ from charlstm.train import train
 from charlstm.vocab import Vocab
 
 from helpers import HOSTILE, REPORT_CELLS, REPORT_TEXT, assert_clean_error, run_cli
-from htmlpage import parse
 
 TOP = 5  # the report's default number of guesses (ReportConfig.top)
 
@@ -59,7 +59,9 @@ def test_surprisal_on_the_page_is_eval_shows(report_runs, report_page):
         tips = tooltips(page, cell)
         assert len(tips) == len(shown["bits"]) == len(shown["text"]) - 1
         for t, (tip, bits, guesses) in enumerate(zip(tips, shown["bits"], shown["guesses"])):
-            expected = [f"{visible(shown['text'][t + 1])}: {bits:.2f} bits"] + [f"{visible(g)} {p:.3f}" for g, p in guesses]
+            expected = [f"{visible(shown['text'][t + 1])}: {bits:.2f} bits"] + [
+                f"{visible(g)} {p:.3f}" for g, p in guesses
+            ]
             assert tip.split("\n") == expected, t
         assert page.find("b", class_="mean", data_run=cell).text() == f"{shown['mean_bits']:.4f}"
 
@@ -71,11 +73,21 @@ def test_neurons_gates_and_gradients_on_the_page_are_the_views(report_runs, repo
         out = json.loads(run_cli("neurons", text, "-c", ckpt, "--find", feature, "--top", "3", "--json").stdout)
         rows = page.find("table", class_="units", data_run="lstm", data_feature=feature).find_all("tr")[1:]
         cells = [[td.text() for td in row.find_all("td")] for row in rows]
-        assert cells == [[str(k), str(u["layer"]), str(u["unit"]), u["what"], f"{u['r']:+.3f}"] for k, u in enumerate(out["units"], 1)]
+        assert cells == [
+            [str(k), str(u["layer"]), str(u["unit"]), u["what"], f"{u['r']:+.3f}"]
+            for k, u in enumerate(out["units"], 1)
+        ]
     gates = json.loads(run_cli("gates", text, "-c", ckpt, "--json").stdout)["gates"]
     rows = page.find("table", class_="gates", data_run="lstm").find_all("tr")[1:]
     assert [[td.text() for td in row.find_all("td")][:6] for row in rows] == [
-        [str(g["layer"]), g["gate"], f"{g['low']:g}", f"{g['high']:g}", f"{g['left_fraction']:.1%}", f"{g['right_fraction']:.1%}"]
+        [
+            str(g["layer"]),
+            g["gate"],
+            f"{g['low']:g}",
+            f"{g['high']:g}",
+            f"{g['left_fraction']:.1%}",
+            f"{g['right_fraction']:.1%}",
+        ]
         for g in gates
     ]
     flow = json.loads(run_cli("gradients", text, "-c", ckpt, "--json").stdout)
@@ -96,7 +108,13 @@ def test_the_curves_have_a_point_per_logged_step_and_validation(report_runs, rep
         saved = checkpoint.load(report_runs / "runs" / f"{cell}.resume.safetensors")
         curve, history = saved.train["curve"], saved.history
         assert len(curve) >= 25 and len(history) == 3
-        for key, n in (("train", len(curve)), ("val", len(history)), ("train-time", len(curve)), ("val-time", len(history)), ("lr", len(curve))):
+        for key, n in (
+            ("train", len(curve)),
+            ("val", len(history)),
+            ("train-time", len(curve)),
+            ("val-time", len(history)),
+            ("lr", len(curve)),
+        ):
             line = page.find("polyline", data_key=key, data_run=cell)
             assert int(line.attrs["data-points"]) == n == len(line.attrs["points"].split()), (cell, key)
         samples = page.find("ol", class_="samples", data_run=cell).find_all("li")
@@ -115,8 +133,14 @@ def test_checkpoints_keep_a_curve_point_each_tenth_of_an_epoch(tiny_corpus, tmp_
     cfg = TrainConfig(seq_len=16, batch_size=4, epochs=2, sample_length=0, kernels="numpy")
     events: list = []
     stop_at = 40
-    train(corpus, model.ModelConfig(corpus.vocab.size, 16, 1), cfg, tmp_path / "m.safetensors", events.append,
-          lambda: sum(type(e).__name__ == "Step" for e in events) >= stop_at)
+    train(
+        corpus,
+        model.ModelConfig(corpus.vocab.size, 16, 1),
+        cfg,
+        tmp_path / "m.safetensors",
+        events.append,
+        lambda: sum(type(e).__name__ == "Step" for e in events) >= stop_at,
+    )
     resumed = checkpoint.load(tmp_path / "m.resume.safetensors")
     train(corpus, resumed.config, cfg, tmp_path / "m.safetensors", events.append, resume=resumed)
     saved = checkpoint.load(tmp_path / "m.resume.safetensors")
@@ -168,13 +192,26 @@ def big_run(folder: Path, cell: str, vocab: Vocab, seed: int) -> None:
     config = model.ModelConfig(vocab.size, 256, 2, cell)
     rng = np.random.default_rng(seed)
     history = [
-        {"epoch": e, "step": 100 * e, "train_loss": 2.0, "val_loss": 2.1, "val_bpc": 2.1 / math.log(2), "lr": 0.004,
-         "elapsed": 30.0 * e, "chars_per_s": 20000.0, "best": True, "sample": "".join(rng.choice(list(vocab.chars), 200))}
+        {
+            "epoch": e,
+            "step": 100 * e,
+            "train_loss": 2.0,
+            "val_loss": 2.1,
+            "val_bpc": 2.1 / math.log(2),
+            "lr": 0.004,
+            "elapsed": 30.0 * e,
+            "chars_per_s": 20000.0,
+            "best": True,
+            "sample": "".join(rng.choice(list(vocab.chars), 200)),
+        }
         for e in range(1, 21)
     ]
     curve = [[s, 0.3 * s, 2.0 + 1 / s, 0.004, 20000.0] for s in range(10, 2001, 10)]
     train_meta = {"step": 2000, "steps_per_epoch": 100, "curve": curve, "config": {"batch_size": 64, "seq_len": 100}}
-    checkpoint.save(checkpoint.Checkpoint(config, vocab, model.init_params(config, seed), train_meta, history), folder / f"{cell}.safetensors")
+    checkpoint.save(
+        checkpoint.Checkpoint(config, vocab, model.init_params(config, seed), train_meta, history),
+        folder / f"{cell}.safetensors",
+    )
 
 
 def test_three_large_runs_with_a_long_text_stay_under_2_mb(tmp_path):
@@ -183,7 +220,9 @@ def test_three_large_runs_with_a_long_text_stay_under_2_mb(tmp_path):
     vocab = Vocab.from_text(text + "xyz")
     for seed, cell in enumerate(REPORT_CELLS):
         big_run(tmp_path / "runs", cell, vocab, seed)
-    result = run_cli("report", str(tmp_path / "runs"), "--text", str(tmp_path / "view.txt"), "-o", str(tmp_path / "big.html"))
+    result = run_cli(
+        "report", str(tmp_path / "runs"), "--text", str(tmp_path / "view.txt"), "-o", str(tmp_path / "big.html")
+    )
     assert result.returncode == 0, result.stderr
     size = (tmp_path / "big.html").stat().st_size
     assert size < 2_000_000, size
@@ -263,6 +302,8 @@ def test_report_help_imports_nothing_heavy():
         "except SystemExit:\n    pass\n"
         "print([m for m in ('numpy', 'charlstm.report', 'playwright', 'rich.live') if m in sys.modules], file=sys.stderr)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
     assert "--max-chars" in result.stdout and "(default: 2000)" in result.stdout
     assert result.stderr.strip().endswith("[]"), result.stderr

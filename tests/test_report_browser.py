@@ -97,7 +97,9 @@ def test_the_page_loads_offline_clean_with_every_section(opened):
         if key != "curves" and key != "gradients":
             assert section.locator("h3").count() == len(REPORT_CELLS), key
     assert page.locator("nav a").count() == len(SECTIONS)
-    assert page.locator("#gradients svg polyline[data-key=h]").count() == 2 * len(REPORT_CELLS)  # a line per run and layer
+    assert page.locator("#gradients svg polyline[data-key=h]").count() == 2 * len(
+        REPORT_CELLS
+    )  # a line per run and layer
     assert opened.outside == [] and opened.errors == [] and opened.failed == [] and opened.dialogs == []
 
 
@@ -105,12 +107,18 @@ def test_the_curves_have_a_point_per_logged_step_and_validation(opened, report_r
     page = opened.page
     for cell in REPORT_CELLS:
         saved = checkpoint.load(report_runs / "runs" / f"{cell}.resume.safetensors")
-        for key, n in (("train", len(saved.train["curve"])), ("val", len(saved.history)), ("lr", len(saved.train["curve"]))):
+        for key, n in (
+            ("train", len(saved.train["curve"])),
+            ("val", len(saved.history)),
+            ("lr", len(saved.train["curve"])),
+        ):
             line = page.locator(f"#curves polyline[data-key={key}][data-run={cell}]")
             assert line.evaluate("el => el.points.numberOfItems") == n, (cell, key)
             box = line.bounding_box()
             assert box and box["width"] > 100
-        assert page.locator(f"#curves circle.dot[fill='{line.get_attribute('stroke')}']").count() >= 2 * len(saved.history)
+        assert page.locator(f"#curves circle.dot[fill='{line.get_attribute('stroke')}']").count() >= 2 * len(
+            saved.history
+        )
 
 
 def test_the_samples_are_in_order(opened, report_runs):
@@ -130,11 +138,21 @@ def expected_tip(shown: dict, t: int) -> list[str]:
     """The tooltip of predicted character t (text[t + 1]) as eval --show's JSON has it."""
     visible = {"\n": "\\n", " ": "␠"}
     ch = shown["text"][t + 1]
-    return [f"{visible.get(ch, ch)}: {shown['bits'][t]:.2f} bits"] + [f"{visible.get(g, g)} {p:.3f}" for g, p in shown["guesses"][t]]
+    return [f"{visible.get(ch, ch)}: {shown['bits'][t]:.2f} bits"] + [
+        f"{visible.get(g, g)} {p:.3f}" for g, p in shown["guesses"][t]
+    ]
 
 
 def test_hovered_and_focused_guesses_are_eval_shows(opened, report_runs):
-    result = run_cli("eval", str(report_runs / "val.txt"), "-c", str(report_runs / "runs" / "gru.safetensors"), "--top", "5", "--json")
+    result = run_cli(
+        "eval",
+        str(report_runs / "val.txt"),
+        "-c",
+        str(report_runs / "runs" / "gru.safetensors"),
+        "--top",
+        "5",
+        "--json",
+    )
     shown = json.loads(result.stdout)["surprisal"]
     page = opened.page
     chars = page.locator(".sx[data-run=gru] i[data-g]")

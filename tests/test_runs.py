@@ -23,8 +23,12 @@ def touch(folder: Path, *names: str) -> list[Path]:
 
 def test_every_file_of_a_run_names_the_run(tmp_path):
     model = tmp_path / "book-gru.safetensors"
-    files = [model, tmp_path / "book-gru.resume.safetensors", tmp_path / "book-gru.epoch0007.safetensors",
-             tmp_path / "book-gru.epoch10000.safetensors"]
+    files = [
+        model,
+        tmp_path / "book-gru.resume.safetensors",
+        tmp_path / "book-gru.epoch0007.safetensors",
+        tmp_path / "book-gru.epoch10000.safetensors",
+    ]
     assert [runs.stem(f) for f in files] == ["book-gru"] * 4
     assert {runs.model_file(f) for f in files} == {model}
     assert {runs.resume_file(f) for f in files} == {files[1]}
@@ -37,8 +41,15 @@ def test_every_file_of_a_run_names_the_run(tmp_path):
 
 
 def test_the_files_of_a_folder_by_run(tmp_path):
-    touch(tmp_path, "a.safetensors", "a.resume.safetensors", "a.epoch0001.safetensors", "ab.epoch0001.safetensors",
-          "b.resume.safetensors", "notes.txt")
+    touch(
+        tmp_path,
+        "a.safetensors",
+        "a.resume.safetensors",
+        "a.epoch0001.safetensors",
+        "ab.epoch0001.safetensors",
+        "b.resume.safetensors",
+        "notes.txt",
+    )
     found = runs.run_files(tmp_path)
     assert {name: [p.name for p in files] for name, files in found.items()} == {
         "a": ["a.epoch0001.safetensors", "a.resume.safetensors", "a.safetensors"],
@@ -51,15 +62,28 @@ def test_the_files_of_a_folder_by_run(tmp_path):
 
 def test_pruning_keeps_the_newest_epochs_of_its_own_run(tmp_path):
     model = tmp_path / "a.safetensors"
-    touch(tmp_path, "a.safetensors", "a.epoch0001.safetensors", "a.epoch0002.safetensors", "a.epoch0003.safetensors",
-          "a.epoch10000.safetensors", "ab.epoch0001.safetensors")
+    touch(
+        tmp_path,
+        "a.safetensors",
+        "a.epoch0001.safetensors",
+        "a.epoch0002.safetensors",
+        "a.epoch0003.safetensors",
+        "a.epoch10000.safetensors",
+        "ab.epoch0001.safetensors",
+    )
     assert [p.name for p in runs.snapshots(model)] == [
-        "a.epoch0001.safetensors", "a.epoch0002.safetensors", "a.epoch0003.safetensors", "a.epoch10000.safetensors",
+        "a.epoch0001.safetensors",
+        "a.epoch0002.safetensors",
+        "a.epoch0003.safetensors",
+        "a.epoch10000.safetensors",
     ]  # by epoch, not by name
     deleted = runs.prune_snapshots(model, keep=2)
     assert [p.name for p in deleted] == ["a.epoch0001.safetensors", "a.epoch0002.safetensors"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "a.epoch0003.safetensors", "a.epoch10000.safetensors", "a.safetensors", "ab.epoch0001.safetensors",
+        "a.epoch0003.safetensors",
+        "a.epoch10000.safetensors",
+        "a.safetensors",
+        "ab.epoch0001.safetensors",
     ]
 
 
@@ -86,5 +110,8 @@ def test_a_model_file_is_not_named_as_a_resume_file_or_a_snapshot(tmp_path, tiny
 
 def test_a_snapshot_cannot_be_resumed_and_says_what_can(tmp_path):
     snapshot = tmp_path / "m.epoch0002.safetensors"
-    with pytest.raises(UsageError, match=f"{re.escape(f'--init-from {snapshot}')}.*{re.escape(f'--resume {tmp_path}/m.resume.safetensors')}"):
+    with pytest.raises(
+        UsageError,
+        match=f"{re.escape(f'--init-from {snapshot}')}.*{re.escape(f'--resume {tmp_path}/m.resume.safetensors')}",
+    ):
         plan_run(None, {}, {}, resume=snapshot)

@@ -29,6 +29,7 @@ class FakeClock:
             def wrapped(*args, **kwargs):
                 self.now += seconds
                 return fn(*args, **kwargs)
+
             return wrapped
 
         for name, seconds in (("forward_backward", step), ("evaluate", validation)):
@@ -44,7 +45,9 @@ def run(corpus, tmp_path, cfg, clock=None, resume=None, stop_after=None, name="m
     steps = lambda: sum(isinstance(e, Step) for e in events)  # noqa: E731
     should_stop = (lambda: steps() >= stop_after) if stop_after else (lambda: False)
     kwargs = {"clock": clock} if clock else {}
-    finished = train(corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume, **kwargs)
+    finished = train(
+        corpus, config, cfg, tmp_path / f"{name}.safetensors", events.append, should_stop, resume, **kwargs
+    )
     return finished, events
 
 

@@ -37,8 +37,16 @@ class Clocks:
 
 def make_tuner(cores: int = 2, start: int = 2, load=None, **kwargs):
     clocks, applied, reports = Clocks(), [], []
-    tuner = threads.Tuner(applied.append, cores, start, lambda *r: reports.append(r), load,
-                          clock=lambda: clocks.wall, cpu_clock=lambda: clocks.cpu, **kwargs)
+    tuner = threads.Tuner(
+        applied.append,
+        cores,
+        start,
+        lambda *r: reports.append(r),
+        load,
+        clock=lambda: clocks.wall,
+        cpu_clock=lambda: clocks.cpu,
+        **kwargs,
+    )
     return tuner, clocks, applied, reports
 
 
@@ -117,8 +125,9 @@ def test_the_other_processes_load_is_read_from_proc_stat(tmp_path):
 
     def write(user0: int, steal1: int, idle: int) -> None:
         line = lambda user, steal: f"{user} 0 0 {idle} 7 0 0 {steal} 0 0"  # noqa: E731
-        stat.write_text(f"cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 {line(user0, 0)}\ncpu1 {line(50, steal1)}\n"
-                        f"cpu2 {line(idle, 0)}\nintr 5\n")
+        stat.write_text(
+            f"cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 {line(user0, 0)}\ncpu1 {line(50, steal1)}\ncpu2 {line(idle, 0)}\nintr 5\n"
+        )
 
     clocks = Clocks()
     write(100, 100, 0)
@@ -161,7 +170,13 @@ def test_the_threads_option_is_applied_inside_a_run_and_put_back_after(tiny_corp
                 reports.append(event)
             elif isinstance(event, events.Step):
                 numba = sys.modules.get(threads.NUMBA_MODULE)
-                seen.append((blas_threads(), numba.get_threads() if numba else n, sys.modules["numba"].get_num_threads() if numba else n))
+                seen.append(
+                    (
+                        blas_threads(),
+                        numba.get_threads() if numba else n,
+                        sys.modules["numba"].get_num_threads() if numba else n,
+                    )
+                )
 
         config = model.ModelConfig(corpus.vocab.size, 16, 1)
         train(corpus, config, TrainConfig(**SMALL, threads=n, kernels=path), tmp_path / f"m{n}.safetensors", on_event)
@@ -218,8 +233,13 @@ def test_a_count_in_the_environment_wins(tiny_corpus, tmp_path):
     (when installed) follow it, and the tuner never changes it."""
     env = {k: v for k, v in os.environ.items() if k not in (*threads.ENV_VARS, "NUMBA_NUM_THREADS")}
     env.update(OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, "-c", ENV_RUN, str(tiny_corpus), str(tmp_path / "m.safetensors")],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", ENV_RUN, str(tiny_corpus), str(tmp_path / "m.safetensors")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     records = json.loads(result.stdout)
     numba = 1 if kernels.available() else None
@@ -232,8 +252,24 @@ def test_the_banner_names_the_choice_and_a_change_is_a_line(tmp_path):
     view = ui_train.TrainView(console)
     view(events.ThreadsChanged(None, 2, "automatic: re-chosen as the load on the 2 cores changes"))
     config = model.ModelConfig(65)
-    view(events.Started(config, TrainConfig(), "book", 10_000, 9_500, 500, 65, model.num_params(config), 165,
-                        495, tmp_path / "m.safetensors", tmp_path / "m.resume.safetensors", 0, False))
+    view(
+        events.Started(
+            config,
+            TrainConfig(),
+            "book",
+            10_000,
+            9_500,
+            500,
+            65,
+            model.num_params(config),
+            165,
+            495,
+            tmp_path / "m.safetensors",
+            tmp_path / "m.resume.safetensors",
+            0,
+            False,
+        )
+    )
     view(events.ThreadsChanged(2, 1, "other processes keep 1.4 of the 2 cores busy"))
     out = console.file.getvalue()
     assert "threads      2 (automatic: re-chosen as the load on the 2 cores changes)" in out
@@ -241,14 +277,45 @@ def test_the_banner_names_the_choice_and_a_change_is_a_line(tmp_path):
 
 
 def test_the_threads_option_on_the_command_line(tiny_corpus, tmp_path):
-    result = run_cli("train", str(tiny_corpus), "-H", "16", "-L", "1", "-B", "4", "-T", "16", "--max-steps", "3",
-                     "--sample-length", "0", "--kernels", "numpy", "--threads", "1", cwd=tmp_path)
+    result = run_cli(
+        "train",
+        str(tiny_corpus),
+        "-H",
+        "16",
+        "-L",
+        "1",
+        "-B",
+        "4",
+        "-T",
+        "16",
+        "--max-steps",
+        "3",
+        "--sample-length",
+        "0",
+        "--kernels",
+        "numpy",
+        "--threads",
+        "1",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "threads      1 (--threads)" in result.stderr
-    bad = run_cli("sample", "-c", str(tmp_path / "checkpoints" / "tiny-1x16.safetensors"), "--threads", "0", cwd=tmp_path)
+    bad = run_cli(
+        "sample", "-c", str(tmp_path / "checkpoints" / "tiny-1x16.safetensors"), "--threads", "0", cwd=tmp_path
+    )
     assert bad.returncode == 2 and "--threads must be at least 1" in bad.stderr
-    good = run_cli("sample", "-c", str(tmp_path / "checkpoints" / "tiny-1x16.safetensors"), "--threads", "1", "-n", "20",
-                   "--random-seed", "1", cwd=tmp_path)
+    good = run_cli(
+        "sample",
+        "-c",
+        str(tmp_path / "checkpoints" / "tiny-1x16.safetensors"),
+        "--threads",
+        "1",
+        "-n",
+        "20",
+        "--random-seed",
+        "1",
+        cwd=tmp_path,
+    )
     assert good.returncode == 0 and good.stdout.strip(), good.stderr
 
 

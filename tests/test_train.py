@@ -90,7 +90,9 @@ def test_best_checkpoint_keeps_the_best_validation_weights(tmp_path):
     path = tmp_path / "overfit.txt"
     path.write_text(train_text + val_text, encoding="utf-8")
     corpus = load_corpus(path)
-    cfg = TrainConfig(seq_len=24, batch_size=4, epochs=6, lr=0.01, val_fraction=800 / (len(train_text) + 800), sample_length=0)
+    cfg = TrainConfig(
+        seq_len=24, batch_size=4, epochs=6, lr=0.01, val_fraction=800 / (len(train_text) + 800), sample_length=0
+    )
     _, events = run(corpus, tmp_path, cfg, H=48, L=1)
     ends = [e for e in events if isinstance(e, EpochEnd)]
     vals = [e.val_loss for e in ends]

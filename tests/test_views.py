@@ -81,8 +81,14 @@ def run_tty(*args: str, cwd: Path | None = None, timeout: float = 120) -> tuple[
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM", "COLUMNS")}
     env["TERM"] = "xterm-256color"
-    proc = subprocess.Popen([sys.executable, "-m", "charlstm", *args], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, cwd=cwd, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charlstm", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+    )
     os.close(slave)
     chunks, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -167,7 +173,7 @@ def test_neurons_colours_keep_their_order_on_a_16_colour_terminal(bracket_model)
     code, out = helpers.run_tty(*args, cwd=ROOT, columns=120, term="xterm")
     assert code == 0, out
     assert "48;5;" not in out and "48;2;" not in out  # no 256 or 24-bit colours
-    body = out[out.index("(c) of a 1×32 LSTM"):out.index("value  ")]
+    body = out[out.index("(c) of a 1×32 LSTM") : out.index("value  ")]
     shades = []
     for codes, glyphs in re.findall(r"\x1b\[([0-9;]*)m([^\x1b]*)", body):
         grey = [GREY_BACKGROUNDS[c] for c in codes.split(";") if c in GREY_BACKGROUNDS]
@@ -287,7 +293,11 @@ def test_gradients_bars_piped_and_on_a_terminal(bracket_model, tmp_path):
     assert code == 0 and ESC in out and "per step back" in out
     text = tmp_path / "t.txt"
     text.write_text("ab(c)\n" * 20)
-    rnn = json.loads(run_cli("gradients", str(text), "-c", str(random_checkpoint(tmp_path, "rnn", "ab(c)\n")), "-K", "5", "--json").stdout)
+    rnn = json.loads(
+        run_cli(
+            "gradients", str(text), "-c", str(random_checkpoint(tmp_path, "rnn", "ab(c)\n")), "-K", "5", "--json"
+        ).stdout
+    )
     assert rnn["c"] is None and len(rnn["h"]) == 2 and len(rnn["h"][0]) == 6
 
 
@@ -302,12 +312,20 @@ def test_gradients_of_several_models_share_one_log_scale(bracket_model, tmp_path
     for r in records:
         for name in ("h", "c") if r["c"] is not None else ("h",):
             for norms, left in zip(r[name], r["decay"][name]):
-                assert left["ratio"] == pytest.approx(norms[8] / norms[0]) and left["per_step"] == pytest.approx(left["ratio"] ** (1 / 8))
+                assert left["ratio"] == pytest.approx(norms[8] / norms[0]) and left["per_step"] == pytest.approx(
+                    left["ratio"] ** (1 / 8)
+                )
     piped = run_cli(*args)
     assert_plain(piped)
-    assert piped.stdout.count("log scale") == 1 and f"{path}: 1×32 LSTM" in piped.stdout and f"{rnn}: 2×8 RNN" in piped.stdout
-    bars = [(float(v), len(b.rstrip()) * 8 - (8 - " ▏▎▍▌▋▊▉█".index(b.rstrip()[-1])) if b.strip() else 0)
-            for b, v in re.findall(r"([█▏▎▍▌▋▊▉ ]+) (\d\.\d\de[-+]\d\d)", piped.stdout)]
+    assert (
+        piped.stdout.count("log scale") == 1
+        and f"{path}: 1×32 LSTM" in piped.stdout
+        and f"{rnn}: 2×8 RNN" in piped.stdout
+    )
+    bars = [
+        (float(v), len(b.rstrip()) * 8 - (8 - " ▏▎▍▌▋▊▉█".index(b.rstrip()[-1])) if b.strip() else 0)
+        for b, v in re.findall(r"([█▏▎▍▌▋▊▉ ]+) (\d\.\d\de[-+]\d\d)", piped.stdout)
+    ]
     everything = [v for r in records for name in ("h", "c") if r[name] is not None for layer in r[name] for v in layer]
     assert len(bars) == len(everything)
     ordered = [eighths for _, eighths in sorted(bars)]
@@ -315,7 +333,10 @@ def test_gradients_of_several_models_share_one_log_scale(bracket_model, tmp_path
     top = max(eighths for _, eighths in bars)
     assert {f"{v:.2e}" for v, eighths in bars if eighths == top} == {f"{max(everything):.2e}"}
     for r in records:
-        assert f"h l0: k=8 / k=0 = {r['decay']['h'][0]['ratio']:.2e}, ×{r['decay']['h'][0]['per_step']:.3f} per step back" in piped.stdout
+        assert (
+            f"h l0: k=8 / k=0 = {r['decay']['h'][0]['ratio']:.2e}, ×{r['decay']['h'][0]['per_step']:.3f} per step back"
+            in piped.stdout
+        )
 
 
 # ---------------------------------------------------------------------------------- gradcheck

@@ -26,7 +26,20 @@ from charlstm import checkpoint
 
 from helpers import PANGRAMS, ROOT, assert_clean_error, assert_ends_with_clean_error, run_cli
 
-FAST = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
+FAST = [
+    "-H",
+    "16",
+    "-L",
+    "1",
+    "-B",
+    "4",
+    "-T",
+    "16",
+    "--sample-length",
+    "0",
+    "--kernels",
+    "numpy",
+]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
 
 
 def cli(*args: str, **kwargs) -> list[str]:
@@ -77,8 +90,13 @@ def test_corpus_misspelt_beside_an_earlier_run(tmp_path, trained):
 def test_corpus_is_a_checkpoint(tmp_path, trained):
     model, resume = trained
     result = run_cli("train", str(model.relative_to(tmp_path)), cwd=tmp_path)
-    assert_clean_error(result, "is a checkpoint, not a text", f"charlstm sample -c {model.relative_to(tmp_path)}",
-                       f"charlstm train --resume {model.relative_to(tmp_path)}", code=2)
+    assert_clean_error(
+        result,
+        "is a checkpoint, not a text",
+        f"charlstm sample -c {model.relative_to(tmp_path)}",
+        f"charlstm train --resume {model.relative_to(tmp_path)}",
+        code=2,
+    )
     following = run_cli("train", "--resume", str(model), "--max-steps", "82", cwd=tmp_path)  # what it says works
     assert following.returncode == 0, following.stderr
 
@@ -100,7 +118,13 @@ def test_corpus_shorter_than_one_window(tmp_path):
 
 def test_corpus_not_utf8(tmp_path):
     (tmp_path / "latin.txt").write_bytes("déjà vu\n".encode("latin-1") * 100)
-    assert_clean_error(run_cli("train", "latin.txt", cwd=tmp_path), "not valid utf-8 at byte offset 1", "--encoding", "--errors replace", code=1)
+    assert_clean_error(
+        run_cli("train", "latin.txt", cwd=tmp_path),
+        "not valid utf-8 at byte offset 1",
+        "--encoding",
+        "--errors replace",
+        code=1,
+    )
     ok = run_cli("train", "latin.txt", "--encoding", "latin-1", *FAST, "--max-steps", "2", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
 
@@ -113,7 +137,13 @@ def test_corpus_binary(tmp_path):
 def test_corpus_unreadable(tmp_path, tiny_corpus):
     tiny_corpus.chmod(0)
     try:
-        result = subprocess.run(without_root_override(cli("train", str(tiny_corpus))), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            without_root_override(cli("train", str(tiny_corpus))),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         tiny_corpus.chmod(0o644)
     assert_clean_error(result, "permission denied", code=1)
@@ -121,7 +151,9 @@ def test_corpus_unreadable(tmp_path, tiny_corpus):
 
 def test_corpus_with_a_huge_vocabulary(tmp_path):
     (tmp_path / "wide.txt").write_text("".join(chr(0x3400 + k) for k in range(12_000)), encoding="utf-8")
-    assert_clean_error(run_cli("train", "wide.txt", cwd=tmp_path), "more than 10,000 distinct characters", "--max-vocab", code=1)
+    assert_clean_error(
+        run_cli("train", "wide.txt", cwd=tmp_path), "more than 10,000 distinct characters", "--max-vocab", code=1
+    )
 
 
 # --------------------------------------------------------------------------------- the options
@@ -130,11 +162,30 @@ def test_corpus_with_a_huge_vocabulary(tmp_path):
 @pytest.mark.parametrize(
     "option, value",
     [
-        ("--hidden-size", "0"), ("--layers", "-1"), ("--seq-len", "0"), ("--batch-size", "0"), ("--epochs", "0"),
-        ("--max-steps", "0"), ("--lr", "0"), ("--lr", "-0.1"), ("--val-fraction", "0"), ("--val-fraction", "0.6"),
-        ("--dropout", "1"), ("--clip", "-1"), ("--warmup-steps", "-5"), ("--max-minutes", "0"), ("--keep", "-1"),
-        ("--sample-length", "-1"), ("--sample-every", "0"), ("--save-minutes", "0"), ("--max-vocab", "0"),
-        ("--min-lr-ratio", "2"), ("--log-every", "-1"), ("--weight-drop", "1"), ("--ema", "1"), ("--adam-beta2", "1"),
+        ("--hidden-size", "0"),
+        ("--layers", "-1"),
+        ("--seq-len", "0"),
+        ("--batch-size", "0"),
+        ("--epochs", "0"),
+        ("--max-steps", "0"),
+        ("--lr", "0"),
+        ("--lr", "-0.1"),
+        ("--val-fraction", "0"),
+        ("--val-fraction", "0.6"),
+        ("--dropout", "1"),
+        ("--clip", "-1"),
+        ("--warmup-steps", "-5"),
+        ("--max-minutes", "0"),
+        ("--keep", "-1"),
+        ("--sample-length", "-1"),
+        ("--sample-every", "0"),
+        ("--save-minutes", "0"),
+        ("--max-vocab", "0"),
+        ("--min-lr-ratio", "2"),
+        ("--log-every", "-1"),
+        ("--weight-drop", "1"),
+        ("--ema", "1"),
+        ("--adam-beta2", "1"),
     ],
 )
 def test_numeric_option_out_of_range(tmp_path, tiny_corpus, option, value):
@@ -169,10 +220,15 @@ def test_checkpoint_missing(tmp_path):
     assert_clean_error(run_cli("sample", "-c", "gone.safetensors", cwd=tmp_path), "no such checkpoint", code=1)
 
 
-@pytest.mark.parametrize("command, suggested", [
-    (["sample"], "--checkpoint PATH"), (["eval", "t.txt"], "--checkpoint PATH"), (["neurons", "t.txt", "--unit", "0"], "--checkpoint PATH"),
-    (["inspect"], "charlstm inspect PATH"),
-])
+@pytest.mark.parametrize(
+    "command, suggested",
+    [
+        (["sample"], "--checkpoint PATH"),
+        (["eval", "t.txt"], "--checkpoint PATH"),
+        (["neurons", "t.txt", "--unit", "0"], "--checkpoint PATH"),
+        (["inspect"], "charlstm inspect PATH"),
+    ],
+)
 def test_no_checkpoint_in_the_folder(tmp_path, command, suggested):
     """Each command suggests a way to name a checkpoint that it has."""
     (tmp_path / "t.txt").write_text("some text\n", encoding="utf-8")
@@ -188,8 +244,14 @@ def test_view_of_a_text_the_model_does_not_know(tmp_path, trained):
     brackets = ROOT / "corpora" / "brackets.txt"
     result = run_cli("neurons", str(brackets), "--find", "bracket", cwd=tmp_path)
     unknown = sum(ch not in "\n" for ch in brackets.read_text(encoding="utf-8"))  # all but the newlines
-    assert_clean_error(result, f"{unknown:,} of its 60,002 characters are not in the vocabulary of the newest checkpoint",
-                       str(model.relative_to(tmp_path)), "(trained on tiny)", "--checkpoint PATH", code=1)
+    assert_clean_error(
+        result,
+        f"{unknown:,} of its 60,002 characters are not in the vocabulary of the newest checkpoint",
+        str(model.relative_to(tmp_path)),
+        "(trained on tiny)",
+        "--checkpoint PATH",
+        code=1,
+    )
     assert result.stdout == ""
 
 
@@ -227,12 +289,16 @@ def test_checkpoint_tensor_with_wrong_shape_or_dtype(tmp_path, first_run, field,
 
 
 def test_checkpoint_from_a_newer_format_version(tmp_path, first_run):
-    bad = _bad_checkpoint(tmp_path, first_run, lambda d: _edit_header(d, lambda h: h["__metadata__"].update(format_version="7")))
+    bad = _bad_checkpoint(
+        tmp_path, first_run, lambda d: _edit_header(d, lambda h: h["__metadata__"].update(format_version="7"))
+    )
     assert_clean_error(run_cli("sample", "-c", bad, cwd=tmp_path), "newer charlstm", "upgrade", code=1)
 
 
 def test_checkpoint_vocabulary_does_not_match_tensors(tmp_path, first_run):
-    bad = _bad_checkpoint(tmp_path, first_run, lambda d: _edit_header(d, lambda h: h["__metadata__"].update(vocab='["a", "b"]')))
+    bad = _bad_checkpoint(
+        tmp_path, first_run, lambda d: _edit_header(d, lambda h: h["__metadata__"].update(vocab='["a", "b"]'))
+    )
     assert_clean_error(run_cli("sample", "-c", bad, cwd=tmp_path), "vocabulary has 2 characters", code=1)
 
 
@@ -278,8 +344,14 @@ def test_disk_full_during_a_checkpoint_write(tmp_path, trained):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    result = subprocess.run(cli("train", "--resume", str(resume), "--epochs", "2"), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120, preexec_fn=small_disk)
+    result = subprocess.run(
+        cli("train", "--resume", str(resume), "--epochs", "2"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_disk,
+    )
     assert_ends_with_clean_error(result, "cannot write checkpoint", "previous file there is unchanged", code=1)
     assert (model.read_bytes(), resume.read_bytes()) == before
     assert not list(model.parent.glob(".*.tmp"))
@@ -289,10 +361,16 @@ def test_log_json_on_a_full_disk(tmp_path, tiny_corpus):
     """/dev/full fails every write with ENOSPC, as a full disk does: the run stops after the step
     with its checkpoints written, says so in one line, and can be resumed."""
     result = run_cli("train", str(tiny_corpus), *FAST, "--epochs", "2", "--log-json", "/dev/full", cwd=tmp_path)
-    assert_ends_with_clean_error(result, "cannot write --log-json /dev/full: no space left on device",
-                                 "training stopped at step 1 with its checkpoints written",
-                                 "continue with: charlstm train --resume checkpoints/tiny-1x16.resume.safetensors", code=1)
-    assert any("wrote" in line and "tiny-1x16.resume.safetensors" in line for line in result.stderr.splitlines())  # the summary
+    assert_ends_with_clean_error(
+        result,
+        "cannot write --log-json /dev/full: no space left on device",
+        "training stopped at step 1 with its checkpoints written",
+        "continue with: charlstm train --resume checkpoints/tiny-1x16.resume.safetensors",
+        code=1,
+    )
+    assert any(
+        "wrote" in line and "tiny-1x16.resume.safetensors" in line for line in result.stderr.splitlines()
+    )  # the summary
     resume = tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors"
     assert checkpoint.load(resume).train["status"] == "interrupted"
     again = run_cli("train", "--resume", str(resume), "--log-json", "log.jsonl", cwd=tmp_path)
@@ -307,9 +385,17 @@ def test_a_run_of_another_cell_or_shape_beside_an_earlier_run(tmp_path, tiny_cor
     assert rnn.returncode == 0, rnn.stderr
     assert (tmp_path / "checkpoints" / "tiny-rnn-1x16.safetensors").is_file()
     again = run_cli("train", str(tiny_corpus), *FAST, "--cell", "rnn", "--max-steps", "2", cwd=tmp_path)
-    assert_clean_error(again, "exists from an earlier run", "--resume checkpoints/tiny-rnn-1x16.resume.safetensors",
-                       "--fresh", "--out FILE", code=2)
-    beside = run_cli("train", str(tiny_corpus), *FAST, "--cell", "rnn", "--max-steps", "2", "--out", "rnn2.safetensors", cwd=tmp_path)
+    assert_clean_error(
+        again,
+        "exists from an earlier run",
+        "--resume checkpoints/tiny-rnn-1x16.resume.safetensors",
+        "--fresh",
+        "--out FILE",
+        code=2,
+    )
+    beside = run_cli(
+        "train", str(tiny_corpus), *FAST, "--cell", "rnn", "--max-steps", "2", "--out", "rnn2.safetensors", cwd=tmp_path
+    )
     assert beside.returncode == 0, beside.stderr
     resumed = run_cli("train", "--resume", "checkpoints/tiny-1x16.resume.safetensors", "--cell", "rnn", cwd=tmp_path)
     assert_clean_error(resumed, "--cell rnn conflicts with the checkpoint's lstm", "leave out --resume", code=2)
@@ -331,8 +417,13 @@ def test_kill_9_at_random_moments_leaves_a_resumable_checkpoint(tmp_path, tiny_c
     kills = 0
     for attempt in range(6):
         args = ["train", "--resume", str(resume)] if resume.exists() else ["train", str(tiny_corpus), *FAST]
-        proc = subprocess.Popen(cli(*args, "--epochs", "500", "--save-minutes", "0.0001", "--log-every", "1"),
-                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            cli(*args, "--epochs", "500", "--save-minutes", "0.0001", "--log-every", "1"),
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         while not proc.stderr.readline().startswith("step "):
             assert proc.poll() is None, "training stopped before its first step"
         time.sleep(rng.uniform(0.05, 1.0))
@@ -354,8 +445,13 @@ def test_ctrl_c_twice_before_the_first_checkpoint(tmp_path):
     """A step of a 2×512 model takes a while: both Ctrl-Cs land in the first step, before anything
     is written, and the message does not claim a checkpoint."""
     book = ROOT / "corpora" / "lighthouse.txt"
-    proc = subprocess.Popen(cli("train", str(book), "-H", "512", "-B", "64", "-T", "100", "--kernels", "numpy", "--max-steps", "50"),
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cli("train", str(book), "-H", "512", "-B", "64", "-T", "100", "--kernels", "numpy", "--max-steps", "50"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while not proc.stderr.readline().startswith("checkpoints "):  # the banner's last line: training begins
         assert proc.poll() is None, "training stopped before it began"
     proc.send_signal(signal.SIGINT)
@@ -370,14 +466,21 @@ def test_ctrl_c_twice_before_the_first_checkpoint(tmp_path):
 
 
 def test_two_runs_writing_the_same_checkpoint(tmp_path, tiny_corpus):
-    first = subprocess.Popen(cli("train", str(tiny_corpus), *FAST, "--epochs", "500", "--log-every", "1"),
-                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        cli("train", str(tiny_corpus), *FAST, "--epochs", "500", "--log-every", "1"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         while not first.stderr.readline().startswith("step "):
             assert first.poll() is None
         second = run_cli("train", str(tiny_corpus), *FAST, "--fresh", cwd=tmp_path)
         assert_clean_error(second, "another charlstm train", f"pid {first.pid}", "--out", code=1)
-        other = run_cli("train", str(tiny_corpus), *FAST, "--max-steps", "2", "--out", "elsewhere.safetensors", cwd=tmp_path)
+        other = run_cli(
+            "train", str(tiny_corpus), *FAST, "--max-steps", "2", "--out", "elsewhere.safetensors", cwd=tmp_path
+        )
         assert other.returncode == 0, other.stderr
     finally:
         first.send_signal(signal.SIGINT)
@@ -400,8 +503,13 @@ def test_sample_into_a_pipe_that_closes(tmp_path, trained):
 def test_sample_interrupted_with_ctrl_c(tmp_path, trained):
     # SIGINT as a terminal delivers it: a shell's background job (CI under `cmd &`) starts with it
     # ignored, and Python then keeps ignoring it
-    proc = subprocess.Popen(cli("sample", "-n", "100000000"), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cli("sample", "-n", "100000000"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     proc.stdout.read(20)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -411,4 +519,6 @@ def test_sample_interrupted_with_ctrl_c(tmp_path, trained):
 
 def test_sample_seed_with_unknown_characters(tmp_path, trained):
     model, _ = trained
-    assert_clean_error(run_cli("sample", "-c", str(model), "--seed", "Ωmega", cwd=tmp_path), "'Ω'", "--drop-unknown", code=2)
+    assert_clean_error(
+        run_cli("sample", "-c", str(model), "--seed", "Ωmega", cwd=tmp_path), "'Ω'", "--drop-unknown", code=2
+    )

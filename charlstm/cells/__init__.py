@@ -56,10 +56,14 @@ class Cell(Protocol):
 
     NUM_GATES: int  # blocks of H rows in weight_ih / weight_hh: LSTM 4, GRU 3, RNN 1
     STATE_NAMES: tuple[str, ...]  # the recurrent state, h first: ("h", "c") or ("h",)
-    QUANTITIES: tuple[str, ...]  # what `activations` and `step` record per unit, the views' default first; ⊇ STATE_NAMES
+    QUANTITIES: tuple[
+        str, ...
+    ]  # what `activations` and `step` record per unit, the views' default first; ⊇ STATE_NAMES
     SIGMOID: frozenset[str]  # the quantities in (0, 1): the views colour them on a fixed scale
     GATES: dict[str, tuple[float, float]]  # what `charlstm gates` counts: quantity → (low, high) saturation thresholds
-    TORCH: tuple[str, dict[str, Any]] | None  # the torch.nn module that computes the cell and its options; None: none does
+    TORCH: (
+        tuple[str, dict[str, Any]] | None
+    )  # the torch.nn module that computes the cell and its options; None: none does
 
     def step(
         self, xa: np.ndarray, state: tuple[np.ndarray, ...], W_hh: np.ndarray, b_hh: np.ndarray
@@ -78,8 +82,14 @@ class Cell(Protocol):
         """Per-row factor (G,) that `ops.project` applies to W_ih for this cell, or None."""
 
     def forward(
-        self, xa: np.ndarray, state0: tuple[np.ndarray, ...], W_hh: np.ndarray, b_ih: np.ndarray,
-        b_hh: np.ndarray, cache: Any = None, kernels: Any = None,
+        self,
+        xa: np.ndarray,
+        state0: tuple[np.ndarray, ...],
+        W_hh: np.ndarray,
+        b_ih: np.ndarray,
+        b_hh: np.ndarray,
+        cache: Any = None,
+        kernels: Any = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...], Any]:
         """Run T steps from state0 ((B, H) each) given xa (T, B, G) = W_ih x (scaled by
         `input_scale`, without b_ih), which the cell may keep and overwrite. Returns h_seq
@@ -88,7 +98,10 @@ class Cell(Protocol):
         is the compiled per-step math, for the cells that have it (the LSTM)."""
 
     def backward(
-        self, dh_seq: np.ndarray, cache: Any, dstateT: tuple[np.ndarray | None, ...] | None = None,
+        self,
+        dh_seq: np.ndarray,
+        cache: Any,
+        dstateT: tuple[np.ndarray | None, ...] | None = None,
         kernels: Any = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[np.ndarray, ...]]:
         """From dL/dh_t (T, B, H) and the gradient at the final state (None: zero): dxa (T, B, G),
@@ -105,7 +118,12 @@ class Cell(Protocol):
         """Scratch buffers of `step_into` for N streams."""
 
     def step_into(
-        self, z: np.ndarray, rest: tuple[np.ndarray, ...], p: Any, work: Any, ids: np.ndarray | None = None,
+        self,
+        z: np.ndarray,
+        rest: tuple[np.ndarray, ...],
+        p: Any,
+        work: Any,
+        ids: np.ndarray | None = None,
         kernels: Any = None,
     ) -> None:
         """One step in place, batch-minor: z (D+H, N) is the input stacked on h — or h alone,
@@ -154,8 +172,10 @@ def check(name: str, cell: ModuleType) -> None:
     missing = [n for n in wanted if not hasattr(cell, n)]
     if missing:
         raise TypeError(f"cell {name!r} ({cell.__name__}) lacks {', '.join(missing)} (see charlstm.cells.Cell)")
-    unknown = {what: set(names) - set(cell.QUANTITIES) for what, names in
-               (("STATE_NAMES", cell.STATE_NAMES), ("SIGMOID", cell.SIGMOID), ("GATES", cell.GATES))}
+    unknown = {
+        what: set(names) - set(cell.QUANTITIES)
+        for what, names in (("STATE_NAMES", cell.STATE_NAMES), ("SIGMOID", cell.SIGMOID), ("GATES", cell.GATES))
+    }
     problems = [f"{what} names {', '.join(sorted(q))}, not in QUANTITIES" for what, q in unknown.items() if q]
     if cell.STATE_NAMES[:1] != ("h",):
         problems.append("STATE_NAMES must start with h")

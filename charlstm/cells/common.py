@@ -24,7 +24,9 @@ def uniform_layer(rng: np.random.Generator, G: int, D: int, H: int, first: bool,
     return {"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": np.zeros(G, dtype), "bias_hh": np.zeros(G, dtype)}
 
 
-def recurrent_operand(W_hh: np.ndarray, b: np.ndarray, scale: np.ndarray | None, out: np.ndarray, pad: np.ndarray) -> np.ndarray:
+def recurrent_operand(
+    W_hh: np.ndarray, b: np.ndarray, scale: np.ndarray | None, out: np.ndarray, pad: np.ndarray
+) -> np.ndarray:
     """[s ⊙ W_hh^T; s ⊙ b] (H+1, G): with a column of ones after h, [h_{t-1}, 1] @ this is the
     recurrent term and the bias in one GEMM, and the weight-gradient GEMM over [h, 1] yields the
     bias gradient as its last column."""
@@ -53,7 +55,11 @@ def recurrent_grads(dhh: np.ndarray, h: np.ndarray, cache: Any) -> dict[str, np.
     T, B, G = dhh.shape
     H = h.shape[2] - 1
     if cache.grads is None:
-        cache.grads = {"weight_hh": np.empty((G, H), dhh.dtype), "bias_ih": np.empty(G, dhh.dtype), "bias_hh": np.empty(G, dhh.dtype)}
+        cache.grads = {
+            "weight_hh": np.empty((G, H), dhh.dtype),
+            "bias_ih": np.empty(G, dhh.dtype),
+            "bias_hh": np.empty(G, dhh.dtype),
+        }
         cache.dWb = np.empty((G, H + 1), dhh.dtype)
     grads = cache.grads
     dWb = np.matmul(dhh.reshape(T * B, G).T, h[:T].reshape(T * B, H + 1), out=cache.dWb)  # (G, H+1)

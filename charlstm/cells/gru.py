@@ -62,7 +62,9 @@ def step_back(dstate: tuple[np.ndarray, ...], rec: dict[str, np.ndarray], W_hh: 
     return StepGrads(dxa, dhh.T @ h_prev, dhh.sum(axis=0), (dh * z + dhh @ W_hh,), (dh,))
 
 
-def init_layer(rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32) -> dict[str, np.ndarray]:
+def init_layer(
+    rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32
+) -> dict[str, np.ndarray]:
     return uniform_layer(rng, 3 * H, D, H, first, dtype)
 
 
@@ -226,11 +228,17 @@ class StepWork:
 
 
 def step_work(H: int, N: int, dtype: np.dtype) -> StepWork:
-    return StepWork(np.empty((3 * H, N), dtype), np.empty((3 * H, N), dtype), np.empty((N, 3 * H), dtype), np.empty((H, N), dtype))
+    return StepWork(
+        np.empty((3 * H, N), dtype), np.empty((3 * H, N), dtype), np.empty((N, 3 * H), dtype), np.empty((H, N), dtype)
+    )
 
 
 def step_into(
-    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None,
+    z: np.ndarray,
+    rest: tuple[np.ndarray, ...],
+    p: Prepared,
+    work: StepWork,
+    ids: np.ndarray | None = None,
     kernels: Any = None,
 ) -> None:
     """One GRU step in place: the last H rows of z (the state h, below the input) become the new h."""

@@ -77,7 +77,9 @@ def step_back(dstate: tuple[np.ndarray, ...], rec: dict[str, np.ndarray], W_hh: 
     return StepGrads(da, da.T @ rec["h_prev"], da.sum(axis=0), (da @ W_hh, dc * f), (dh, dc))
 
 
-def init_layer(rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32) -> dict[str, np.ndarray]:
+def init_layer(
+    rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32
+) -> dict[str, np.ndarray]:
     """The shared initialisation, with the forget gate's bias_ih at 1: the cell state starts out
     remembered, so early gradients flow through it (Jozefowicz et al., 2015)."""
     p = uniform_layer(rng, 4 * H, D, H, first, dtype)
@@ -141,11 +143,17 @@ class StepWork:
 
 
 def step_work(H: int, N: int, dtype: np.dtype) -> StepWork:
-    return StepWork(np.empty((4 * H, N), dtype), np.empty((H, N), dtype), np.empty((N, 4 * H), dtype), np.zeros(N, np.intp))
+    return StepWork(
+        np.empty((4 * H, N), dtype), np.empty((H, N), dtype), np.empty((N, 4 * H), dtype), np.zeros(N, np.intp)
+    )
 
 
 def step_into(
-    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None,
+    z: np.ndarray,
+    rest: tuple[np.ndarray, ...],
+    p: Prepared,
+    work: StepWork,
+    ids: np.ndarray | None = None,
     kernels: Kernels | None = None,
 ) -> None:
     """Advance the layer one step in place (the sampling hot path: no allocation after the first).

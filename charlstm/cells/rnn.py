@@ -47,7 +47,9 @@ def step_back(dstate: tuple[np.ndarray, ...], rec: dict[str, np.ndarray], W_hh: 
     return StepGrads(da, da.T @ rec["h_prev"], da.sum(axis=0), (da @ W_hh,), (dh,))
 
 
-def init_layer(rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32) -> dict[str, np.ndarray]:
+def init_layer(
+    rng: np.random.Generator, D: int, H: int, first: bool, dtype: type = np.float32
+) -> dict[str, np.ndarray]:
     return uniform_layer(rng, H, D, H, first, dtype)
 
 
@@ -156,7 +158,11 @@ def step_work(H: int, N: int, dtype: np.dtype) -> StepWork:
 
 
 def step_into(
-    z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: StepWork, ids: np.ndarray | None = None,
+    z: np.ndarray,
+    rest: tuple[np.ndarray, ...],
+    p: Prepared,
+    work: StepWork,
+    ids: np.ndarray | None = None,
     kernels: Any = None,
 ) -> None:
     """h ← tanh(W [x; h] + b), in place in the last H rows of z (H, N) or (D+H, N)."""

@@ -41,8 +41,14 @@ def input_scale(H: int, dtype: np.dtype) -> None:
 
 
 def forward(
-    step: Step, xa: np.ndarray, state0: tuple[np.ndarray, ...], W_hh: np.ndarray, b_ih: np.ndarray,
-    b_hh: np.ndarray, cache: Cache | None = None, kernels: Any = None,
+    step: Step,
+    xa: np.ndarray,
+    state0: tuple[np.ndarray, ...],
+    W_hh: np.ndarray,
+    b_ih: np.ndarray,
+    b_hh: np.ndarray,
+    cache: Cache | None = None,
+    kernels: Any = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...], Cache]:
     """`step` T times from state0, given xa = W_ih x (T, B, G): h_seq (T, B, H), the final state
     and the cache (a new one every window)."""
@@ -55,7 +61,10 @@ def forward(
 
 
 def backward(
-    step_back: StepBack, dh_seq: np.ndarray, cache: Cache, dstateT: tuple[np.ndarray | None, ...] | None = None,
+    step_back: StepBack,
+    dh_seq: np.ndarray,
+    cache: Cache,
+    dstateT: tuple[np.ndarray | None, ...] | None = None,
     kernels: Any = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[np.ndarray, ...]]:
     """`step_back` from step T to 1: dxa (T, B, G) (the cache's xa buffer), {"weight_hh",
@@ -98,7 +107,12 @@ def step_work(H: int, N: int, dtype: np.dtype) -> None:
 
 
 def step_into(
-    step: Step, z: np.ndarray, rest: tuple[np.ndarray, ...], p: Prepared, work: None, ids: np.ndarray | None = None,
+    step: Step,
+    z: np.ndarray,
+    rest: tuple[np.ndarray, ...],
+    p: Prepared,
+    work: None,
+    ids: np.ndarray | None = None,
     kernels: Any = None,
 ) -> None:
     """`step` for N streams, batch-minor and in place: the last H rows of z (D+H, N) — or all of

@@ -36,11 +36,14 @@ def version_callback(value: bool) -> None:
 
 
 @app.callback()
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def root(
     version: Annotated[
         bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
+    # fmt: on
     """Train a character-level LSTM on any UTF-8 text, then sample from it.
 
     Start with `charlstm train FILE`; then `charlstm sample --seed "The"` writes text in its style.

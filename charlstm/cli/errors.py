@@ -10,7 +10,9 @@ import typer
 
 from charlstm.errors import CharLSTMError
 
-USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")  # click's, wherever Typer keeps it
+USAGE_ERROR = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)  # click's, wherever Typer keeps it
 
 
 def run(command: Any, args: list[str]) -> int:
@@ -66,7 +68,11 @@ def _parameter_message(exc: Any, param: Any, text: str, args: list[str]) -> str:
     """A bad or missing value of one option or argument, named: `--epochs: '1.5' is not a whole number`."""
     name = next((o for o in param.opts if o.startswith("--")), param.opts[0])
     if type(exc).__name__ == "MissingParameter":
-        return f"missing {name.upper()}" if getattr(param, "param_type_name", "") == "argument" else f"{name} needs a value"
+        return (
+            f"missing {name.upper()}"
+            if getattr(param, "param_type_name", "") == "argument"
+            else f"{name} needs a value"
+        )
     value = _given_value(args, param.opts)
     metavar = getattr(param, "metavar", None) or ""
     if metavar.startswith("[") and "|" in metavar:

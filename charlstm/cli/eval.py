@@ -16,6 +16,8 @@ from charlstm.errors import UsageError
 Errors = choice("Errors", ENCODING_ERRORS)
 
 
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def eval_(
     text_file: Annotated[Path, typer.Argument(readable=False, help="Text file to score, all of it.", show_default=False)],
     old_form: Annotated[Optional[Path], typer.Argument(readable=False, hidden=True, show_default=False)] = None,
@@ -29,6 +31,7 @@ def eval_(
     top: Annotated[Optional[int], option(EvalConfig, "top")] = None,
     max_chars: Annotated[Optional[int], option(EvalConfig, "max_chars")] = None,
 ) -> None:
+# fmt: on
     """Score a text file with a model: loss in nats/char, bits/char and perplexity.
 
     `charlstm eval TEXT_FILE` uses the newest checkpoint in ./checkpoints; --checkpoint/-c

@@ -37,7 +37,11 @@ def plain_help(command: Any) -> None:
     for param in command.params:
         if param.help:
             param.help = _MARKUP.sub(r"\1\1\\\2", param.help)
-        if getattr(param, "show_default", False) is True and not getattr(param, "is_flag", False) and param.default is not None:
+        if (
+            getattr(param, "show_default", False) is True
+            and not getattr(param, "is_flag", False)
+            and param.default is not None
+        ):
             shown = getattr(param.default, "value", param.default)
             param.help = f"{param.help or ''} (default: {shown})".lstrip()
             param.show_default = False

@@ -11,10 +11,13 @@ import typer
 from charlstm.cli.render import print_json
 
 
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def runs(
     folder: Annotated[Path, typer.Argument(readable=False, help="Folder of checkpoints. (default: checkpoints)", show_default=False)] = Path("checkpoints"),
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of a table.")] = False,
 ) -> None:
+# fmt: on
     """List the runs in a folder, newest first: corpus, model, steps, best validation loss, date, size."""
     from charlstm import ui, ui_tables
     from charlstm.runs import list_runs
@@ -25,11 +28,14 @@ def runs(
     ui_tables.runs_table(found, str(folder).rstrip("/"), ui.make_console(stdout=True))
 
 
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def inspect(
     path: Annotated[Optional[Path], typer.Argument(readable=False, help="Checkpoint to describe, or a folder to list its runs (as `charlstm runs`). (default: the newest in ./checkpoints)", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")] = False,
     samples: Annotated[bool, typer.Option("--samples", help="Also show the sample drawn after each epoch, oldest first.")] = False,
 ) -> None:
+# fmt: on
     """Describe a checkpoint: config, parameters, vocabulary, training history."""
     from charlstm import checkpoint, ui, ui_tables
     from charlstm.runs import find_latest

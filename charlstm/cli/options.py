@@ -39,8 +39,16 @@ def given(cls: type, **options: Any) -> Any:
 
 CheckpointOption = Annotated[
     Optional[Path],
-    typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to look into (default: the newest in ./checkpoints).", show_default=False),
+    typer.Option(
+        "--checkpoint",
+        "-c",
+        readable=False,
+        help="Checkpoint to look into (default: the newest in ./checkpoints).",
+        show_default=False,
+    ),
 ]
-TextArgument = Annotated[Path, typer.Argument(readable=False, help="UTF-8 text file to run the model over.", show_default=False)]
+TextArgument = Annotated[
+    Path, typer.Argument(readable=False, help="UTF-8 text file to run the model over.", show_default=False)
+]
 MaxCharsOption = Annotated[Optional[int], option(ViewConfig, "max_chars")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead.")]

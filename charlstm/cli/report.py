@@ -13,6 +13,8 @@ from charlstm.cli.render import note
 from charlstm.config import ReportConfig
 
 
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def report(
     paths: Annotated[Optional[List[Path]], typer.Argument(readable=False, help="Checkpoints, or folders of them, to report; several runs are overlaid. (default: the newest run in ./checkpoints)", show_default=False)] = None,
     text: Annotated[Optional[Path], typer.Option("--text", readable=False, help="Text file the model views read. (default: each run's own validation text, if its corpus is still where it was)", show_default=False)] = None,
@@ -25,6 +27,7 @@ def report(
     max_lag: Annotated[Optional[int], option(ReportConfig, "max_lag", "--max-lag", "-K")] = None,
     positions: Annotated[Optional[int], option(ReportConfig, "positions", "--positions", "-P")] = None,
 ) -> None:
+# fmt: on
     """Draw runs and what their models learned as one HTML page, and print its path.
 
     The page holds the learning curves, every sample drawn during training, the text coloured by

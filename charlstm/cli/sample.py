@@ -14,6 +14,8 @@ from charlstm.cli.render import note, open_output, quiet_broken_pipe
 from charlstm.config import SampleConfig
 
 
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def sample(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to sample from. (default: the newest in ./checkpoints)", show_default=False)] = None,
     seed: Annotated[Optional[str], option(SampleConfig, "seed", "--seed", "-s")] = None,
@@ -32,6 +34,7 @@ def sample(
     kernels: Annotated[Optional[str], option(SampleConfig, "kernels")] = None,
     threads: Annotated[Optional[int], option(SampleConfig, "threads")] = None,
 ) -> None:
+# fmt: on
     """Generate text from a trained model, streamed to stdout as it is made.
 
     Only the text goes to stdout; which checkpoint was used and any warnings go to stderr.

@@ -13,8 +13,17 @@ import typer
 
 from charlstm.cli.options import choice, given, option
 from charlstm.config import (
-    CELL_NAMES, DROPOUT_MASKS, ENCODING_ERRORS, ENGINE_NAMES, OPTIMIZER_NAMES, PRECISIONS, SCHEDULES, DisplayConfig,
-    ModelConfig, ReadConfig, TrainConfig,
+    CELL_NAMES,
+    DROPOUT_MASKS,
+    ENCODING_ERRORS,
+    ENGINE_NAMES,
+    OPTIMIZER_NAMES,
+    PRECISIONS,
+    SCHEDULES,
+    DisplayConfig,
+    ModelConfig,
+    ReadConfig,
+    TrainConfig,
 )
 from charlstm.errors import CharLSTMError
 
@@ -54,6 +63,8 @@ OUT_HELP = (
 )
 
 
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def train(
     corpus: Annotated[Optional[List[Path]], typer.Argument(readable=False, help="UTF-8 text file to learn from, a folder of .txt files, or several files (optional with --resume).", show_default=False)] = None,
     hidden_size: Annotated[Optional[int], option(ModelConfig, "hidden_size", "--hidden-size", "-H", rich_help_panel=MODEL)] = None,
@@ -99,6 +110,7 @@ def train(
     log_every: Annotated[Optional[int], option(DisplayConfig, "log_every", rich_help_panel=OUTPUT)] = None,
     log_json: Annotated[Optional[Path], typer.Option("--log-json", readable=False, help="Append JSON lines to this file: a header, then step, epoch and end records (README: the --log-json schema).", rich_help_panel=OUTPUT, show_default=False)] = None,
 ) -> None:
+# fmt: on
     """`charlstm train` (its help is HELP, above): the parameters are named as the config fields they set."""
     _train(dict(locals()))
 

@@ -18,6 +18,8 @@ from charlstm.cli.render import note, print_json, report_console
 from charlstm.config import ViewConfig
 
 
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def neurons(
     text_file: TextArgument,
     checkpoint: CheckpointOption = None,
@@ -29,6 +31,7 @@ def neurons(
     max_chars: MaxCharsOption = None,
     as_json: JsonOption = False,
 ) -> None:
+# fmt: on
     """Colour a text by one unit's value, or find the units that track a feature of it.
 
     After Karpathy, Johnson & Fei-Fei (2015), "Visualizing and Understanding Recurrent Networks".
@@ -78,6 +81,8 @@ def gates(
         ui_charts.gates_view(console, rows, len(tx.ids))
 
 
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def gradients(
     text_file: TextArgument,
     checkpoints: Annotated[Optional[List[Path]], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to look into; give it again to draw several models on one scale, e.g. -c lstm.safetensors -c rnn.safetensors (default: the newest in ./checkpoints).", show_default=False)] = None,
@@ -86,6 +91,7 @@ def gradients(
     max_chars: MaxCharsOption = None,
     as_json: JsonOption = False,
 ) -> None:
+# fmt: on
     """How far back the gradient reaches: ‖∂L_t/∂h_(t−k)‖ against k, on a log scale.
 
     For every layer's h (and the LSTM's cell state c), k = 0..K, averaged over positions t;
@@ -110,11 +116,14 @@ def gradients(
         ui_charts.gradients_view(console, [(f"{ckpt.path}: {model_name(ckpt.config)}", flow) for ckpt, flow in models])
 
 
+# a command's options, one a line as --help lists them: not reflowed by the formatter
+# fmt: off
 def gradcheck(
     cell: Annotated[Optional[str], option(ViewConfig, "cell")] = None,
     random_seed: Annotated[Optional[int], option(ViewConfig, "random_seed")] = None,
     as_json: JsonOption = False,
 ) -> None:
+# fmt: on
     """Check the hand-derived gradients live, against central differences.
 
     model.backward against central differences of the loss, in float64, for every parameter and

@@ -118,7 +118,9 @@ def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> No
             are, them = ("are options", "them") if len(chosen) > 1 else ("is an option", "it")
             raise UsageError(f"{' and '.join(chosen)} {are} of the torch engine; add --engine torch, or drop {them}")
         if K > 1:
-            raise UsageError(f"torchrun started {K} ranks, but only the torch engine trains across ranks; add --engine torch")
+            raise UsageError(
+                f"torchrun started {K} ranks, but only the torch engine trains across ranks; add --engine torch"
+            )
     elif "kernels" in given:
         raise UsageError("--kernels chooses the NumPy engine's math; the torch engine computes with PyTorch: drop it")
     else:
@@ -138,5 +140,7 @@ def _torch_engine() -> Any:
     except ImportError as e:
         if not (e.name or "").startswith("torch"):
             raise
-        raise UsageError("the torch engine needs PyTorch, which cannot be imported here: pip install 'charlstm[torch]'") from None
+        raise UsageError(
+            "the torch engine needs PyTorch, which cannot be imported here: pip install 'charlstm[torch]'"
+        ) from None
     return torch_engine

@@ -36,12 +36,16 @@ class Snapshot:
 class NumpyEngine:
     """See `charlstm.engines.Engine`. Computes in `dtype` (float32; float64 for tests)."""
 
-    def __init__(self, config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = np.float32) -> None:
+    def __init__(
+        self, config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = np.float32
+    ) -> None:
         self.config, self.cfg, self.dtype = config, cfg, np.dtype(dtype)
         self.team = Solo()
         self.params = {k: np.array(v, self.dtype) for k, v in params.items()}
         self.kernels = load_kernels(cfg.kernels)
-        self.kernels.warm_up(self.dtype.type)  # compiles on the first run ever (~10 s, sampling's kernels too), then loads from disk
+        self.kernels.warm_up(
+            self.dtype.type
+        )  # compiles on the first run ever (~10 s, sampling's kernels too), then loads from disk
         self.optimizer = make_optimizer(cfg.optimizer, self.params, self.kernels, (cfg.adam_beta1, cfg.adam_beta2))
         self.average = WeightAverage(self.params, cfg.ema) if cfg.ema > 0 else None
         self.dropout = model.Dropout(cfg.dropout, cfg.dropout_mask, cfg.weight_drop)
@@ -81,7 +85,12 @@ class NumpyEngine:
     def snapshot(self) -> Snapshot:
         opt, avg = self.optimizer, self.average
         average = None if avg is None else ({k: v.copy() for k, v in avg.sums.items()}, avg.weight)
-        return Snapshot({k: v.copy() for k, v in self.params.items()}, {k: v.copy() for k, v in opt.state.items()}, opt.steps, average)
+        return Snapshot(
+            {k: v.copy() for k, v in self.params.items()},
+            {k: v.copy() for k, v in opt.state.items()},
+            opt.steps,
+            average,
+        )
 
     def restore(self, snapshot: Snapshot) -> None:
         """Put the snapshot's weights and optimiser state back, in place."""

@@ -60,4 +60,6 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(os.environ.get(name, default))
     except ValueError:
-        raise UsageError(f"${name} is {os.environ[name]!r}, not a whole number; run under torchrun, or unset it") from None
+        raise UsageError(
+            f"${name} is {os.environ[name]!r}, not a whole number; run under torchrun, or unset it"
+        ) from None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -37,19 +36,12 @@ from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpus import iter_windows, stream_length
 from charlstm.engines.team import Solo, local_rank, world_size
+from charlstm.engines.torch_model import Average, Net, make_optimizer, parameter_names, recurrent_layer
 from charlstm.errors import UsageError
 from charlstm.evaluate import Evaluation
 
 TORCH_BUFFERS = {"momentum": "momentum_buffer"}  # optim.py's buffer names where torch.optim's differ
 DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-
-
-def recurrent_layer(config: ModelConfig) -> Any:
-    """The torch.nn class that computes the model's cell (`Cell.TORCH`: nn.LSTM, nn.GRU, nn.RNN),
-    its options bound; a UsageError for a cell that none computes."""
-    if (declared := model.cell_of(config).TORCH) is None:
-        raise UsageError(f"--engine torch: PyTorch has no module that computes the {config.cell} cell; train it with --engine numpy")
-    return functools.partial(getattr(nn, declared[0]), **declared[1])
 
 
 def check_device(device: str, precision: str, ranks: int = 1) -> torch.device:
@@ -58,9 +50,13 @@ def check_device(device: str, precision: str, ranks: int = 1) -> torch.device:
     dev = resolve_device(device, ranks)
     if precision == "bf16":
         if dev.type != "cuda":
-            raise UsageError(f"--precision bf16 runs on CUDA GPUs (autocast), not on the {dev.type}; use --precision fp32")
+            raise UsageError(
+                f"--precision bf16 runs on CUDA GPUs (autocast), not on the {dev.type}; use --precision fp32"
+            )
         if not torch.cuda.is_bf16_supported():
-            raise UsageError(f"--precision bf16: {torch.cuda.get_device_name(dev)} cannot compute in bfloat16; use --precision fp32")
+            raise UsageError(
+                f"--precision bf16: {torch.cuda.get_device_name(dev)} cannot compute in bfloat16; use --precision fp32"
+            )
     return dev
 
 
@@ -73,100 +69,24 @@ def resolve_device(device: str, ranks: int = 1) -> torch.device:
         return torch.device("cpu")
     if device == "mps":
         if ranks > 1 or not torch.backends.mps.is_available():
-            raise UsageError("--device mps: no Apple GPU is available to PyTorch here (and torchrun does not use one); use --device cpu")
+            raise UsageError(
+                "--device mps: no Apple GPU is available to PyTorch here (and torchrun does not use one); use --device cpu"
+            )
         return torch.device("mps")
     if not torch.cuda.is_available():
         build = "" if torch.version.cuda else ", a build without CUDA"
-        raise UsageError(f"--device {device}: no CUDA GPU is available to PyTorch {torch.__version__}{build}; use --device cpu")
+        raise UsageError(
+            f"--device {device}: no CUDA GPU is available to PyTorch {torch.__version__}{build}; use --device cpu"
+        )
     count = torch.cuda.device_count()
     if ranks > 1 and device != "cuda":
-        raise UsageError(f"--device {device}: under torchrun each rank takes the GPU of its local rank; use --device cuda")
+        raise UsageError(
+            f"--device {device}: under torchrun each rank takes the GPU of its local rank; use --device cuda"
+        )
     index = local_rank() if ranks > 1 else int(device.partition(":")[2] or 0)
     if index >= count:
         raise UsageError(f"--device cuda:{index}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
     return torch.device("cuda", index)
-
-
-class Net(nn.Module):
-    """model.py's model as PyTorch modules: `forward(x, state)` on ids x (T, B) from the state
-    (one (L, B, H) tensor per name in the cell's STATE_NAMES) returns the logits (T, B, V) and the
-    final state. Dropout (training only) is model.Dropout's — each layer's output, per step or per
-    window, and DropConnect on each W_hh — and draws from `generator`, which is no module state."""
-
-    def __init__(self, config: ModelConfig, drop: model.Dropout, generator: torch.Generator) -> None:
-        super().__init__()
-        V, H = config.vocab_size, config.hidden_size
-        self.V, self.drop, self.generator = V, drop, generator
-        layer = recurrent_layer(config)
-        self.layers = nn.ModuleList(layer(V if k == 0 else H, H) for k in range(config.num_layers))
-        self.head = nn.Linear(H, V)
-
-    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        inp = F.one_hot(x, self.V).to(self.head.weight.dtype)  # (T, B, V)
-        finals = []
-        for k, layer in enumerate(self.layers):
-            layer_state = tuple(s[k : k + 1] for s in state)  # (1, B, H) each
-            inp, final = self._recur(layer, inp, layer_state if len(layer_state) > 1 else layer_state[0])  # (T, B, H)
-            finals.append(final if isinstance(final, tuple) else (final,))
-            if self.training and self.drop.p > 0:
-                inp = inp * self._mask(inp.shape if self.drop.mask == "step" else (1, *inp.shape[1:]), self.drop.p, inp)
-        return self.head(inp), tuple(torch.cat(s) for s in zip(*finals))
-
-    def _recur(self, layer: nn.Module, inp: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        """The layer over the window; with weight drop, on W_hh ⊙ mask (one (G, H) mask a window)."""
-        if not (self.training and self.drop.weight_hh > 0):
-            return layer(inp, state)
-        W_hh = layer.weight_hh_l0
-        dropped = W_hh * self._mask(W_hh.shape, self.drop.weight_hh, W_hh)
-        return torch.func.functional_call(layer, {"weight_hh_l0": dropped}, (inp, state))
-
-    def _mask(self, shape: Any, p: float, like: torch.Tensor) -> torch.Tensor:
-        """Inverted dropout's mask: 1 / (1 − p) where kept (probability 1 − p), else 0."""
-        keep = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1.0 - p, generator=self.generator)
-        return keep.div_(1.0 - p)
-
-
-def parameter_names(config: ModelConfig) -> dict[str, str]:
-    """checkpoint name (`lstm.weight_ih_l1`) → Net's name (`layers.1.weight_ih_l0`), in the
-    checkpoint's order."""
-    names = {}
-    for name in model.param_shapes(config):
-        cell_name, _, tensor = name.partition(".")
-        if cell_name == "head":
-            names[name] = name
-        else:
-            base, _, k = tensor.rpartition("_l")
-            names[name] = f"layers.{k}.{base}_l0"
-    return names
-
-
-def make_optimizer(name: str, parameters: list[nn.Parameter], betas: tuple[float, float] = optim.ADAM_BETAS) -> torch.optim.Optimizer:
-    """torch.optim's optimiser `name` with charlstm's hyper-parameters (`optim.py`); Adam's decays `betas`."""
-    if name == "adam":
-        return torch.optim.Adam(parameters, betas=betas, eps=optim.EPS)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(parameters, alpha=optim.RMSPROP_ALPHA, eps=optim.EPS)
-    return torch.optim.SGD(parameters, momentum=optim.SGD_MOMENTUM)
-
-
-class Average:
-    """`charlstm.average.WeightAverage` on the device: the bias-corrected EMA of the weights,
-    s ← s + (1 − d)(θ − s), w ← d w + (1 − d), the average s / w (the weights before any update)."""
-
-    def __init__(self, params: dict[str, nn.Parameter], decay: float) -> None:
-        self.decay, self.weight = decay, 0.0
-        self.sums = {k: torch.zeros_like(p, requires_grad=False) for k, p in params.items()}
-
-    @torch.no_grad()
-    def update(self, params: dict[str, nn.Parameter]) -> None:
-        for k, s in self.sums.items():
-            s.lerp_(params[k], 1.0 - self.decay)
-        self.weight = self.decay * self.weight + (1.0 - self.decay)
-
-    def value(self, params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
-        if self.weight == 0.0:
-            return {k: p.detach() for k, p in params.items()}
-        return {k: s / self.weight for k, s in self.sums.items()}
 
 
 class TorchEngine:
@@ -174,7 +94,9 @@ class TorchEngine:
     (r+1)·B/K − 1 of every window through DistributedDataParallel, which averages the gradients:
     with equal shares, the gradient of the whole batch's mean loss."""
 
-    def __init__(self, config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = np.float32) -> None:
+    def __init__(
+        self, config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = np.float32
+    ) -> None:
         self.config, self.cfg = config, cfg
         recurrent_layer(config)  # a cell that PyTorch cannot compute is refused before anything is set up
         if cfg.threads is not None:
@@ -190,8 +112,12 @@ class TorchEngine:
         self.columns = slice(self.team.rank * share, (self.team.rank + 1) * share)  # this rank's streams
         self.generator = torch.Generator(self.device)
         self.generator.manual_seed(_seed(cfg.seed, self.team.rank))
-        self.dtype = DTYPES[np.dtype(dtype)]  # of the weights, the carried state and the loss (bf16 only inside autocast)
-        self.net = Net(config, model.Dropout(cfg.dropout, cfg.dropout_mask, cfg.weight_drop), self.generator).to(self.device, self.dtype)
+        self.dtype = DTYPES[
+            np.dtype(dtype)
+        ]  # of the weights, the carried state and the loss (bf16 only inside autocast)
+        self.net = Net(config, model.Dropout(cfg.dropout, cfg.dropout_mask, cfg.weight_drop), self.generator).to(
+            self.device, self.dtype
+        )
         self.names = parameter_names(config)
         self.params = dict(self.net.named_parameters())
         with torch.no_grad():
@@ -219,7 +145,9 @@ class TorchEngine:
         B = B or self.columns.stop - self.columns.start
         return tuple(torch.zeros(L, B, H, device=self.device, dtype=self.dtype) for _ in model.state_names(self.config))
 
-    def forward_backward(self, x: np.ndarray, y: np.ndarray, state: tuple[torch.Tensor, ...]) -> tuple[float, float, tuple[torch.Tensor, ...]]:
+    def forward_backward(
+        self, x: np.ndarray, y: np.ndarray, state: tuple[torch.Tensor, ...]
+    ) -> tuple[float, float, tuple[torch.Tensor, ...]]:
         x, y = self._ids(x[:, self.columns]), self._ids(y[:, self.columns])
         self.net.train()
         with self.autocast:
@@ -228,7 +156,9 @@ class TorchEngine:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.cfg.clip if self.cfg.clip > 0 else float("inf")
-        norm = nn.utils.clip_grad_norm_(self.params.values(), clip)  # the norm before clipping (DDP's averaged gradients: the same on every rank)
+        norm = nn.utils.clip_grad_norm_(
+            self.params.values(), clip
+        )  # the norm before clipping (DDP's averaged gradients: the same on every rank)
         mean = self.team.average(loss) if self.team.size > 1 else loss.detach()  # the loss of every rank's streams
         loss_value, norm_value = torch.stack([mean.to(norm.dtype), norm]).tolist()  # one wait for the device
         return loss_value, norm_value, tuple(s.detach().to(self.dtype) for s in final)  # bf16 back to fp32
@@ -266,7 +196,11 @@ class TorchEngine:
 
     def _model(self) -> dict[str, torch.Tensor]:
         """The model the run validates and saves (Net's names): the average with --ema, else the weights."""
-        return self.average.value(self.params) if self.average is not None else {k: p.detach() for k, p in self.params.items()}
+        return (
+            self.average.value(self.params)
+            if self.average is not None
+            else {k: p.detach() for k, p in self.params.items()}
+        )
 
     @contextmanager
     def _weights(self, weights: dict[str, torch.Tensor]) -> Iterator[None]:
@@ -303,7 +237,9 @@ class TorchEngine:
                 for k, s in self.average.sums.items():
                     s.copy_(average[0][k])
                 self.average.weight = average[1]
-        self.optimizer.load_state_dict(copy.deepcopy(optimizer_state))  # a copy: loading may keep the tensors it is given
+        self.optimizer.load_state_dict(
+            copy.deepcopy(optimizer_state)
+        )  # a copy: loading may keep the tensors it is given
 
     def save_state(self, state: tuple[torch.Tensor, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Moments as optim.py names them, the carried state of every rank's streams (gathered),
@@ -312,19 +248,26 @@ class TorchEngine:
         for buffer in optim.OPTIMIZERS[self.cfg.optimizer].buffers:
             for name, theirs in self.names.items():
                 p = self.params[theirs]
-                moment = self.optimizer.state.get(p, {}).get(TORCH_BUFFERS.get(buffer, buffer))  # none before the first update
+                moment = self.optimizer.state.get(p, {}).get(
+                    TORCH_BUFFERS.get(buffer, buffer)
+                )  # none before the first update
                 tensors[f"optim.{buffer}.{name}"] = _numpy(moment if moment is not None else torch.zeros_like(p))
         for name, s in zip(model.state_names(self.config), state):
             tensors[f"state.{name}"] = _numpy(self.team.gather_streams(s) if self.team.size > 1 else s)
         if self.average is not None:
-            tensors.update({f"average.{name}": _numpy(self.average.sums[theirs]) for name, theirs in self.names.items()})
+            tensors.update(
+                {f"average.{name}": _numpy(self.average.sums[theirs]) for name, theirs in self.names.items()}
+            )
         generators = [self.generator.get_state()]
         if self.team.size > 1:
             generators = self.team.gather_bytes(generators[0])
         meta = {
             "optimizer_steps": self.steps,
             "rng": self.numpy_rng,
-            "torch_rng": {"device": self.device.type, "states": [base64.b64encode(g.numpy().tobytes()).decode() for g in generators]},
+            "torch_rng": {
+                "device": self.device.type,
+                "states": [base64.b64encode(g.numpy().tobytes()).decode() for g in generators],
+            },
         }
         if self.average is not None:
             meta["average_weight"] = self.average.weight
@@ -344,7 +287,9 @@ class TorchEngine:
                 p = self.params[theirs]
                 if saved.shape != tuple(p.shape):
                     raise ValueError(f"optim.{buffer}.{name} has shape {saved.shape}")
-                moments.setdefault(p, {})[TORCH_BUFFERS.get(buffer, buffer)] = torch.as_tensor(saved, dtype=p.dtype, device=self.device).clone()
+                moments.setdefault(p, {})[TORCH_BUFFERS.get(buffer, buffer)] = torch.as_tensor(
+                    saved, dtype=p.dtype, device=self.device
+                ).clone()
         if self.steps > 0:
             for p, buffers in moments.items():
                 step = {} if self.cfg.optimizer == "sgd" else {"step": torch.tensor(float(self.steps))}
@@ -383,7 +328,9 @@ class TorchEngine:
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """Cross-entropy (nats/char) of targets y (T, B) under logits (T, B, V), in the weights' dtype."""
-        return F.cross_entropy(logits.reshape(-1, self.config.vocab_size).to(self.dtype), y.reshape(-1), reduction=reduction)
+        return F.cross_entropy(
+            logits.reshape(-1, self.config.vocab_size).to(self.dtype), y.reshape(-1), reduction=reduction
+        )
 
     def _ids(self, ids: np.ndarray) -> torch.Tensor:
         """Ids (T, B) on the device, int64; to a GPU through pinned memory, without waiting."""

@@ -113,13 +113,25 @@ def _load(path: str) -> Kernels:
             backward(gates, dh, dc_next, c_prev, tanh_c, h)  # fused: needs no scratch
 
         return Kernels(
-            path, module.lstm_forward_gates, lstm_backward_gates, module.adam_update, module.warm_up,
-            module.lstm_step, module.linear_step, module.softmax_draw,
+            path,
+            module.lstm_forward_gates,
+            lstm_backward_gates,
+            module.adam_update,
+            module.warm_up,
+            module.lstm_step,
+            module.linear_step,
+            module.softmax_draw,
         )
     module = importlib.import_module("charlstm.kernels.numpy_ref")
     return Kernels(
-        path, module.lstm_forward_gates, module.lstm_backward_gates, module.adam_update, _nothing,
-        module.lstm_step, module.linear_step, module.softmax_draw,
+        path,
+        module.lstm_forward_gates,
+        module.lstm_backward_gates,
+        module.adam_update,
+        _nothing,
+        module.lstm_step,
+        module.linear_step,
+        module.softmax_draw,
     )
 
 

@@ -19,8 +19,16 @@ from charlstm.kernels.numba_lstm import FUSED_MAX_N, lstm_backward_gates, lstm_f
 from charlstm.kernels.numba_sampling import linear_step, softmax_draw
 
 __all__ = [
-    "adam_update", "default_threads", "get_threads", "linear_step", "lstm_backward_gates", "lstm_forward_gates",
-    "lstm_step", "set_threads", "softmax_draw", "warm_up",
+    "adam_update",
+    "default_threads",
+    "get_threads",
+    "linear_step",
+    "lstm_backward_gates",
+    "lstm_forward_gates",
+    "lstm_step",
+    "set_threads",
+    "softmax_draw",
+    "warm_up",
 ]
 
 
@@ -37,7 +45,12 @@ def warm_up(dtype: np.dtype) -> None:
     adam_update(*(np.zeros(4, dtype) for _ in range(4)), 1e-3, 0.9, 0.999, 1e-8, 1)
     for N in (1, 2, FUSED_MAX_N + 1):  # sampling: each path of lstm_step and linear_step
         z, c = np.zeros((2 * H, N), dtype), np.zeros((H, N), dtype)
-        scratch = (np.zeros((4 * H, N), dtype), np.zeros((N, 4 * H), dtype), np.zeros((N, 2 * H), dtype), np.zeros((H, N), dtype))
+        scratch = (
+            np.zeros((4 * H, N), dtype),
+            np.zeros((N, 4 * H), dtype),
+            np.zeros((N, 2 * H), dtype),
+            np.zeros((H, N), dtype),
+        )
         rows = np.zeros(N, np.intp)
         for bias in (np.zeros((5, 4 * H), dtype), np.zeros((1, 4 * H), dtype)):
             lstm_step(np.zeros((4 * H, H), dtype), bias, rows, z[H:], c, *scratch)

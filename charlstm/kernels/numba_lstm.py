@@ -27,6 +27,7 @@ from numba.extending import intrinsic, overload
 
 from charlstm.kernels.numba_jit import REASSOC, get_threads, jit
 
+
 @intrinsic
 def _row(typingctx, arr, b):
     """arr[b] of a 2-D array whose rows have unit stride, typed as contiguous: loops over the row of
@@ -74,10 +75,18 @@ def _pow2(typingctx, n):
 
 # float32: Eigen's rational approximation of tanh on [−7.9, 7.9] (beyond, tanh rounds to ±1)
 _F = np.float32
-_A1, _A3, _A5, _A7, _A9, _A11, _A13 = map(_F, (
-    4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
-    -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16,
-))
+_A1, _A3, _A5, _A7, _A9, _A11, _A13 = map(
+    _F,
+    (
+        4.89352455891786e-03,
+        6.37261928875436e-04,
+        1.48572235717979e-05,
+        5.12229709037114e-08,
+        -8.60467152213735e-11,
+        2.00018790482477e-13,
+        -2.76076847742355e-16,
+    ),
+)
 _B0, _B2, _B4, _B6 = map(_F, (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06))
 _CLAMP32 = _F(7.90531110763549805)
 
@@ -311,10 +320,16 @@ def _lstm_step_gates(a, c, h):
     _step_gates(a, c, h, 0, c.shape[0])
 
 
-
 def lstm_step(
-    W: np.ndarray, bias: np.ndarray, rows: np.ndarray, z: np.ndarray, c: np.ndarray,
-    a: np.ndarray, gathered: np.ndarray, zT: np.ndarray, tanh_c: np.ndarray,
+    W: np.ndarray,
+    bias: np.ndarray,
+    rows: np.ndarray,
+    z: np.ndarray,
+    c: np.ndarray,
+    a: np.ndarray,
+    gathered: np.ndarray,
+    zT: np.ndarray,
+    tanh_c: np.ndarray,
 ) -> None:
     """`numpy_ref.lstm_step`: up to FUSED_MAX_N streams fused (product and gates, split between the
     threads), above it OpenBLAS's product and the fused gate math. Arrays C-contiguous."""

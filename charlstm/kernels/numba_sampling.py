@@ -12,6 +12,7 @@ from numba import prange
 from charlstm.kernels.numba_jit import REASSOC, get_threads, jit
 from charlstm.kernels.numba_lstm import FUSED_MAX_N
 
+
 @jit(fastmath=REASSOC)
 def _linear1(W, x, b, out):
     for v in range(W.shape[0]):

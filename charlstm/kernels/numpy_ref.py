@@ -39,7 +39,12 @@ def lstm_forward_gates(a: np.ndarray, c_prev: np.ndarray, c: np.ndarray, tanh_c:
 
 
 def lstm_backward_gates(
-    gates: np.ndarray, dh: np.ndarray, dc_next: np.ndarray, c_prev: np.ndarray, tanh_c: np.ndarray, h: np.ndarray,
+    gates: np.ndarray,
+    dh: np.ndarray,
+    dc_next: np.ndarray,
+    c_prev: np.ndarray,
+    tanh_c: np.ndarray,
+    h: np.ndarray,
     work: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """One step of backpropagation through the gates, in place.
@@ -73,8 +78,15 @@ def lstm_backward_gates(
 
 
 def adam_update(
-    p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
-    lr: float, beta1: float, beta2: float, eps: float, t: int,
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    t: int,
 ) -> None:
     """Adam with PyTorch's bias correction, in place, for the t-th step (t ≥ 1):
     m ← β1 m + (1 − β1) g;  v ← β2 v + (1 − β2) g²;  p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε).
@@ -100,8 +112,15 @@ def adam_update(
 
 
 def lstm_step(
-    W: np.ndarray, bias: np.ndarray, rows: np.ndarray, z: np.ndarray, c: np.ndarray,
-    a: np.ndarray, gathered: np.ndarray, zT: np.ndarray, tanh_c: np.ndarray,
+    W: np.ndarray,
+    bias: np.ndarray,
+    rows: np.ndarray,
+    z: np.ndarray,
+    c: np.ndarray,
+    a: np.ndarray,
+    gathered: np.ndarray,
+    zT: np.ndarray,
+    tanh_c: np.ndarray,
 ) -> None:
     """One sampling step of an LSTM layer for N streams, in place, batch-minor.
 

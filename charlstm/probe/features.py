@@ -78,7 +78,9 @@ def regex_feature(text: str, pattern: str) -> np.ndarray:
     try:
         compiled = re.compile(pattern)
     except re.error as e:
-        raise UsageError(f"--find {pattern!r} is not one of {', '.join(NAMED)} nor a valid regular expression ({e})") from None
+        raise UsageError(
+            f"--find {pattern!r} is not one of {', '.join(NAMED)} nor a valid regular expression ({e})"
+        ) from None
     out = np.zeros(len(text))
     for m in compiled.finditer(text):
         out[m.start() : m.end()] = 1.0
@@ -117,9 +119,7 @@ def rank_units(tr: Trace, f: np.ndarray, what: str, layers: list[int], top: int)
     if np.ptp(f) == 0:
         raise UsageError("the feature is constant over this text (nothing to track); try another --find or text")
     scores = [
-        UnitScore(k, int(u), what, float(r))
-        for k in layers
-        for u, r in enumerate(correlations(tr.values(k, what), f))
+        UnitScore(k, int(u), what, float(r)) for k in layers for u, r in enumerate(correlations(tr.values(k, what), f))
     ]
     scores.sort(key=lambda s: (-abs(s.r), s.layer, s.unit))
     return scores[:top]

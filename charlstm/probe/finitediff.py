@@ -62,7 +62,9 @@ def loss(params: dict[str, np.ndarray], config: ModelConfig, x: np.ndarray, y: n
     return softmax_cross_entropy(logits, y.reshape(-1))[0]
 
 
-def model_grads(params: dict[str, np.ndarray], config: ModelConfig, x: np.ndarray, y: np.ndarray, state: State) -> Grads:
+def model_grads(
+    params: dict[str, np.ndarray], config: ModelConfig, x: np.ndarray, y: np.ndarray, state: State
+) -> Grads:
     """The analytic gradients: `model.backward`, plus the initial state's as "state0.h" etc."""
     logits, _, cache = model.forward(params, config, x, state, model.Cache())
     _, dlogits = softmax_cross_entropy(logits, y.reshape(-1))
@@ -72,7 +74,9 @@ def model_grads(params: dict[str, np.ndarray], config: ModelConfig, x: np.ndarra
     return out
 
 
-def reference_grads(params: dict[str, np.ndarray], config: ModelConfig, x: np.ndarray, y: np.ndarray, state: State) -> Grads:
+def reference_grads(
+    params: dict[str, np.ndarray], config: ModelConfig, x: np.ndarray, y: np.ndarray, state: State
+) -> Grads:
     """The gradients of the plain reference (`probe.reference`: the cells' plain `step_back`),
     named as `model_grads` names them."""
     logits, _, records = reference.forward(params, config, x, state)

@@ -77,7 +77,10 @@ def choose_positions(n_chars: int, max_lag: int, count: int) -> np.ndarray:
 
 
 def gradient_flow(
-    params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarray, max_lag: int,
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    ids: np.ndarray,
+    max_lag: int,
     positions: int | np.ndarray = 32,
 ) -> GradientFlow:
     """The norms for `positions` steps t (a count, spread by `choose_positions`, or the steps)."""
@@ -119,11 +122,11 @@ class _Walk:
         carried = [[np.zeros((1, H)) for _ in names] for _ in range(L)]  # what flows into step s from s + 1
         for k in range(out["h"].shape[1]):
             from_above = dlogits @ self.W_hy if k == 0 else np.zeros((1, H))  # the head reads the top h_t only
-            for l in reversed(range(L)):
-                d = carried[l]
-                g = self.cell.step_back((d[0] + from_above, *d[1:]), self.record(l, t - k), self.weights[l][1])
+            for layer in reversed(range(L)):
+                d = carried[layer]
+                g = self.cell.step_back((d[0] + from_above, *d[1:]), self.record(layer, t - k), self.weights[layer][1])
                 for name, total in zip(names, g.dstate):
-                    out[name][l, k] = np.linalg.norm(total)
-                carried[l] = list(g.dstate_prev)
-                if l > 0:
-                    from_above = g.dxa @ self.weights[l][0]  # (1, H): into the layer below's h, at this step
+                    out[name][layer, k] = np.linalg.norm(total)
+                carried[layer] = list(g.dstate_prev)
+                if layer > 0:
+                    from_above = g.dxa @ self.weights[layer][0]  # (1, H): into the layer below's h, at this step

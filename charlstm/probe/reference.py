@@ -17,10 +17,14 @@ import numpy as np
 from charlstm import model
 from charlstm.model import ModelConfig, State
 
-Records = tuple[list[list[tuple[np.ndarray, dict[str, np.ndarray]]]], np.ndarray]  # (per layer and step, the head's input)
+Records = tuple[
+    list[list[tuple[np.ndarray, dict[str, np.ndarray]]]], np.ndarray
+]  # (per layer and step, the head's input)
 
 
-def forward(params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarray, state0: State) -> tuple[np.ndarray, State, Records]:
+def forward(
+    params: dict[str, np.ndarray], config: ModelConfig, ids: np.ndarray, state0: State
+) -> tuple[np.ndarray, State, Records]:
     """Logits (T·B, V), the final state and the records, for ids (T, B) from state0."""
     cell = model.cell_of(config)
     T = ids.shape[0]
@@ -51,7 +55,11 @@ def loss_and_dlogits(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarr
 
 
 def backward(
-    params: dict[str, np.ndarray], config: ModelConfig, dlogits: np.ndarray, records: Records, dstateT: State | None = None
+    params: dict[str, np.ndarray],
+    config: ModelConfig,
+    dlogits: np.ndarray,
+    records: Records,
+    dstateT: State | None = None,
 ) -> tuple[dict[str, np.ndarray], State]:
     """Every parameter's gradient and dstate0, from dlogits (T·B, V) and the gradient at the
     final state (None: zero)."""

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlstm.units import nats_to_bits
 from charlstm.probe.tracing import Trace
-
+from charlstm.units import nats_to_bits
 
 
 @dataclass(frozen=True)

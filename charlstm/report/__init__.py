@@ -1,15 +1,15 @@
 """`charlstm report`: runs and what their models learned, drawn as one self-contained HTML page.
 
-    gather   the numbers: learning curves, samples and settings from the checkpoints; surprisal,
-             neurons, gates and gradient flow from `charlstm.probe` (as the terminal views)
-    svg      line charts (linear or log axes, legends) and scatter plots as inline SVG
-    colours  colour-blind-safe palettes: diverging for signed values, sequential for surprisal
-    page     the page: sections, coloured text, tooltips; every outside string escaped
-    assets   the page's inline style sheet and its one script (the tooltips)
+gather   the numbers: learning curves, samples and settings from the checkpoints; surprisal,
+         neurons, gates and gradient flow from `charlstm.probe` (as the terminal views)
+svg      line charts (linear or log axes, legends) and scatter plots as inline SVG
+colours  colour-blind-safe palettes: diverging for signed values, sequential for surprisal
+page     the page: sections, coloured text, tooltips; every outside string escaped
+assets   the page's inline style sheet and its one script (the tooltips)
 
-    from charlstm.report import write_report
-    written = write_report([Path("checkpoints")])   # every run in the folder, overlaid
-    print(written.path)
+from charlstm.report import write_report
+written = write_report([Path("checkpoints")])   # every run in the folder, overlaid
+print(written.path)
 """
 
 from __future__ import annotations

@@ -132,7 +132,11 @@ def gather(paths: list[Path], text_file: Path | None, cfg: ReportConfig) -> Repo
         if run.no_views:
             notes.append(f"{run.name}: no model views: {run.no_views}")
     if not reports:
-        raise CheckpointError(skipped[0][1] if len(skipped) == 1 else f"no charlstm checkpoint could be read: {'; '.join(why for _, why in skipped)}")
+        raise CheckpointError(
+            skipped[0][1]
+            if len(skipped) == 1
+            else f"no charlstm checkpoint could be read: {'; '.join(why for _, why in skipped)}"
+        )
     return Report(reports, skipped, cfg, notes)
 
 
@@ -142,7 +146,9 @@ def find_runs(paths: list[Path]) -> tuple[list[RunFiles], list[tuple[str, str]]]
         try:
             paths = [runs.find_latest()]
         except CheckpointError:
-            raise CheckpointError("no checkpoint in checkpoints/; train one with `charlstm train FILE`, or name a checkpoint or a folder of them") from None
+            raise CheckpointError(
+                "no checkpoint in checkpoints/; train one with `charlstm train FILE`, or name a checkpoint or a folder of them"
+            ) from None
     found: list[RunFiles] = []
     skipped: list[tuple[str, str]] = []
     for path in paths:
@@ -203,7 +209,17 @@ def read_run(
         views, no_views = model_views(ckpt, text, where, cfg)
     history = source.history
     samples = [Sample(h["step"], h["epoch"], h["val_bpc"], h["sample"]) for h in history if h.get("sample")]
-    return RunReport(files.name, files.weights, source.path or files.weights, ckpt, source.train, curves(source.train, history), samples, views, no_views)
+    return RunReport(
+        files.name,
+        files.weights,
+        source.path or files.weights,
+        ckpt,
+        source.train,
+        curves(source.train, history),
+        samples,
+        views,
+        no_views,
+    )
 
 
 def curves(train: dict[str, Any], history: list[dict[str, Any]]) -> Curves:
@@ -214,14 +230,25 @@ def curves(train: dict[str, Any], history: list[dict[str, Any]]) -> Curves:
         col = {name: [row[k] for row in rows] for k, name in enumerate(CURVE_FIELDS)}
         steps, seconds = col["step"], col["elapsed"]
         train_bpc = [nats_to_bits(loss) for loss in col["train_loss"]]
-        return Curves(Series(steps, seconds, train_bpc), val, Series(steps, seconds, col["lr"]), Series(steps, seconds, col["chars_per_s"]), True)
+        return Curves(
+            Series(steps, seconds, train_bpc),
+            val,
+            Series(steps, seconds, col["lr"]),
+            Series(steps, seconds, col["chars_per_s"]),
+            True,
+        )
     epochs = Series(val.steps, val.seconds, [nats_to_bits(h["train_loss"]) for h in history])
     with_lr = [h for h in history if "lr" in h]
     with_speed = [h for h in history if "chars_per_s" in h]
     return Curves(
-        epochs, val,
+        epochs,
+        val,
         Series([h["step"] for h in with_lr], [h.get("elapsed") for h in with_lr], [h["lr"] for h in with_lr]),
-        Series([h["step"] for h in with_speed], [h.get("elapsed") for h in with_speed], [h["chars_per_s"] for h in with_speed]),
+        Series(
+            [h["step"] for h in with_speed],
+            [h.get("elapsed") for h in with_speed],
+            [h["chars_per_s"] for h in with_speed],
+        ),
         False,
     )
 
@@ -248,7 +275,9 @@ def validation_text(ckpt: Checkpoint, max_chars: int) -> tuple[str | None, str]:
     if not same:
         return None, f"its corpus {shown(corpus.get('path'))} has changed since training; give a text with --text FILE"
     _, val = loaded.split(settings["val_fraction"])
-    return ckpt.vocab.decode(val[:max_chars]), f"the validation text of {corpus.get('name', 'its corpus')} ({shown(corpus.get('path'))})"
+    return ckpt.vocab.decode(
+        val[:max_chars]
+    ), f"the validation text of {corpus.get('name', 'its corpus')} ({shown(corpus.get('path'))})"
 
 
 def shown(path: str | None) -> str:
@@ -273,7 +302,10 @@ def model_views(ckpt: Checkpoint, text: str, source: str, cfg: ReportConfig) -> 
     names = list(probe.NAMED_FEATURES) + ([cfg.find] if cfg.find and cfg.find not in probe.NAMED_FEATURES else [])
     max_lag = min(cfg.max_lag, len(tx.ids) - 2)
     views = Views(
-        source, tx, probe.surprisal(tr, cfg.top), what,
+        source,
+        tx,
+        probe.surprisal(tr, cfg.top),
+        what,
         [feature_units(tr, tx.text, name, what, cfg.units) for name in names],
         probe.saturation(tr, config),
         probe.gradient_flow(ckpt.params, config, tx.ids, max_lag, cfg.positions),

@@ -11,15 +11,15 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from html import escape
 
 import numpy as np
 
-from charlstm.units import nats_to_bits
+from charlstm.probe import sigmoids
 from charlstm.report import colours, svg
 from charlstm.report.assets import CSS, SCRIPT
-from charlstm.probe import sigmoids
+from charlstm.report.escape import esc
 from charlstm.report.gather import FeatureUnits, Report, RunReport, Series, Views
+from charlstm.report.settings import settings_table
 
 SECTIONS = (
     ("curves", "Learning curves"),
@@ -31,10 +31,6 @@ SECTIONS = (
 )
 SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍", " ": " "}  # what a coloured invisible character looks like
 FLOW_LAGS = (0, 1, 2, 5, 10, 20, 30, 40)  # the lags k of the gradient table (and the last one)
-
-def esc(value: object) -> str:
-    """Text from outside (a corpus, a sample, a path, a checkpoint) as HTML: <, >, &, " and ' escaped."""
-    return escape(str(value), quote=True)
 
 
 def render(report: Report, title: str, footer: str) -> str:
@@ -115,7 +111,11 @@ def curves_section(runs: list[RunReport]) -> str:
     ]
     old = [r.name for r in runs if not r.curves.per_step and r.curves.val.steps]
     none = [r.name for r in runs if not r.curves.val.steps and not r.curves.train.steps]
-    notes = [f"{esc(', '.join(old))}: one point per epoch (checkpoint written before per-step curves were kept)."] if old else []
+    notes = (
+        [f"{esc(', '.join(old))}: one point per epoch (checkpoint written before per-step curves were kept)."]
+        if old
+        else []
+    )
     notes += [f"{esc(', '.join(none))}: no training history in the checkpoint."] if none else []
     drawn = ['<div class="charts">' + "".join(charts) + "</div>"] if len(none) < len(runs) else []
     return section("curves", lead, [*drawn, *(f'<p class="note">{n}</p>' for n in notes), settings_table(runs)])
@@ -131,60 +131,9 @@ def time_lines(lines: list[svg.Line], series: list[Series]) -> tuple[list[svg.Li
     return out, unit
 
 
-def settings_table(runs: list[RunReport]) -> str:
-    """The config of each run, a column each."""
-    rows = [("", [f'<span style="color:{colours.run_colour(j)}">■</span> {esc(r.name)}' for j, r in enumerate(runs)])]
-    for label, fn in SETTINGS:
-        rows.append((label, [esc(fn(r)) for r in runs]))
-    body = "".join(f"<tr><th>{label}</th>" + "".join(f"<td>{v}</td>" for v in values) + "</tr>" for label, values in rows)
-    return f'<h3>Settings</h3><table class="settings">{body}</table>'
-
-
-def _settings(run: RunReport, *keys: str) -> list:
-    """Training settings of a run, "–" where the checkpoint has none."""
-    config = run.train.get("config") or {}
-    return [config.get(k, "–") for k in keys]
-
-
-def _corpus(run: RunReport) -> str:
-    corpus = run.train.get("corpus") or {}
-    return f"{corpus['name']}: {corpus.get('chars', 0):,} chars" if "name" in corpus else "–"
-
-
-def _best(run: RunReport) -> str:
-    best = run.train.get("best_val_loss")
-    return "–" if best is None else f"{nats_to_bits(best):.3f} bits/char ({best:.3f} nats)"
-
-
-def _steps(run: RunReport) -> str:
-    step, per_epoch = run.train.get("step", 0), run.train.get("steps_per_epoch") or 0
-    return f"{step:,}" + (f" ({step / per_epoch:.2f} epochs of {per_epoch:,} steps)" if per_epoch else "")
-
-
-SETTINGS = (
-    ("checkpoint", lambda r: str(r.weights) + ("" if r.history_from == r.weights else f" (history: {r.history_from.name})")),
-    ("corpus", _corpus),
-    ("model", lambda r: f"{r.ckpt.config.num_layers}×{r.ckpt.config.hidden_size} {r.ckpt.config.cell.upper()}, vocabulary {r.ckpt.config.vocab_size}"),
-    ("parameters", lambda r: f"{sum(int(p.size) for p in r.ckpt.params.values()):,}"),
-    ("batch × seq", lambda r: "{} × {}".format(*_settings(r, "batch_size", "seq_len"))),
-    ("optimiser", lambda r: "{} lr {} ({}), clip {}".format(*_settings(r, "optimizer", "lr", "schedule", "clip"))),
-    ("dropout", lambda r: "{}".format(*_settings(r, "dropout"))),
-    ("steps", _steps),
-    ("time", lambda r: duration(r.train.get("elapsed", 0.0))),
-    ("best validation", _best),
-    ("status", lambda r: str(r.train.get("status", "–"))),
-)
-
-
 def epoch(e: float) -> str:
     """An epoch count as people read it: 3 when whole, else two decimals (2.73)."""
     return str(int(round(e))) if abs(e - round(e)) < 5e-3 else f"{e:.2f}"
-
-
-def duration(s: float) -> str:
-    m, sec = divmod(int(round(s)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 # ------------------------------------------------------------------------------------ samples
@@ -199,7 +148,11 @@ def samples_section(runs: list[RunReport]) -> str:
             f"validation {s.val_bpc:.3f} bits/char</div><pre>{esc(s.text)}</pre></li>"
             for s in run.samples
         )
-        content = f'<ol class="samples" data-run="{esc(run.name)}">{items}</ol>' if items else '<p class="note">No samples in this checkpoint (trained with --sample-length 0).</p>'
+        content = (
+            f'<ol class="samples" data-run="{esc(run.name)}">{items}</ol>'
+            if items
+            else '<p class="note">No samples in this checkpoint (trained with --sample-length 0).</p>'
+        )
         body.append(f"<h3>{run_label(run)}</h3>{content}")
     return section("samples", lead, body)
 
@@ -246,7 +199,9 @@ def surprisal_text(run: RunReport, v: Views) -> str:
         ch = text[t + 1]
         guesses = "\n".join(f"{visible(chars[int(g)])} {p:.3f}" for g, p in zip(s.guesses[t], s.probs[t]))
         tip = f"{visible(ch)}: {bits:.2f} bits\n{guesses}"
-        cells.append(f'<i class=s{colours.sequential_class(float(bits) / scale)} title="{esc(tip)}">{esc(glyph(ch))}</i>')
+        cells.append(
+            f'<i class=s{colours.sequential_class(float(bits) / scale)} title="{esc(tip)}">{esc(glyph(ch))}</i>'
+        )
     label = f"surprisal of {run.name}'s model over the text; arrow keys move"
     return (
         f'<p class="note">Text: {esc(text_words(v))}</p>'
@@ -259,7 +214,11 @@ def surprisal_text(run: RunReport, v: Views) -> str:
 def text_words(v: Views) -> str:
     """Which text the views read, and how much of it."""
     tx = v.text
-    cut = f"the first {len(tx.ids):,} of {tx.total:,} characters" if tx.total > len(tx.ids) else f"{len(tx.ids):,} characters"
+    cut = (
+        f"the first {len(tx.ids):,} of {tx.total:,} characters"
+        if tx.total > len(tx.ids)
+        else f"{len(tx.ids):,} characters"
+    )
     unknown = f"; {tx.unknown:,} characters the model does not know left out" if tx.unknown else ""
     return f"{v.source}, {cut}{unknown}"
 
@@ -279,12 +238,17 @@ def neurons_section(runs: list[RunReport]) -> str:
 def neuron_blocks(j: int, run: RunReport, v: Views) -> list[str]:
     """A run's features, the one its best unit tracks best open, and the colour scale."""
     best = max(v.features, key=lambda f: abs(f.scores[0].r) if f.scores else -1.0)
-    return [*(feature_block(run, v, f, open_=(f is best)) for f in v.features), svg.swatches(colours.DIVERGING, "low", "high", "value")]
+    return [
+        *(feature_block(run, v, f, open_=(f is best)) for f in v.features),
+        svg.swatches(colours.DIVERGING, "low", "high", "value"),
+    ]
 
 
 def feature_block(run: RunReport, v: Views, f: FeatureUnits, open_: bool) -> str:
     """One feature: a table of its best units, then the feature and each unit over the text."""
-    head = f"'{f.name}': " + (f.problem or f"best unit layer {f.scores[0].layer} unit {f.scores[0].unit} ({v.what}), r = {f.scores[0].r:+.3f}")
+    head = f"'{f.name}': " + (
+        f.problem or f"best unit layer {f.scores[0].layer} unit {f.scores[0].unit} ({v.what}), r = {f.scores[0].r:+.3f}"
+    )
     if f.problem or f.values is None:
         return f"<details><summary>{esc(head)}</summary></details>"
     rows = "".join(
@@ -339,7 +303,13 @@ def gate_blocks(j: int, run: RunReport, v: Views) -> list[str]:
         f"<th>left-saturated</th><th>right-saturated</th><th>neither</th></tr>{rows}</table>"
     ]
     for layer in sorted({g.layer for g in v.gates}):
-        plots = [svg.scatter(g.left.tolist(), g.right.tolist(), "left-saturated", "right-saturated", f"layer {g.layer} {g.gate}") for g in v.gates if g.layer == layer]
+        plots = [
+            svg.scatter(
+                g.left.tolist(), g.right.tolist(), "left-saturated", "right-saturated", f"layer {g.layer} {g.gate}"
+            )
+            for g in v.gates
+            if g.layer == layer
+        ]
         body.append(f'<div class="charts" style="--c:{colours.run_colour(j)}">' + "".join(plots) + "</div>")
     return body
 
@@ -366,7 +336,9 @@ def gradients_section(runs: list[RunReport]) -> str:
             ks = list(range(flow.mean_h.shape[1]))
             lines.append(svg.Line(f"{run.name} h", ks, flow.mean_h[layer].tolist(), colour, key="h", run=run.name))
             if flow.mean_c is not None:
-                lines.append(svg.Line(f"{run.name} c", ks, flow.mean_c[layer].tolist(), colour, "5 3", key="c", run=run.name))
+                lines.append(
+                    svg.Line(f"{run.name} c", ks, flow.mean_c[layer].tolist(), colour, "5 3", key="c", run=run.name)
+                )
         charts.append(svg.line_chart(lines, "k, steps back", "mean ‖∂L_t/∂state‖", f"layer {layer}", log_y=True))
     if charts:
         body.append('<div class="charts">' + "".join(charts) + "</div>")
@@ -385,9 +357,15 @@ def flow_table(runs: list[RunReport]) -> str:
                 columns.append((run.name, f"c l{layer}", flow.mean_c[layer]))
     K = max(len(values) for _, _, values in columns) - 1
     lags = sorted({k for k in FLOW_LAGS if k <= K} | {K})
-    head = "<tr><th>k</th>" + "".join(f'<th data-run="{esc(name)}" data-series="{s}">{esc(name)} {s}</th>' for name, s, _ in columns) + "</tr>"
+    head = (
+        "<tr><th>k</th>"
+        + "".join(f'<th data-run="{esc(name)}" data-series="{s}">{esc(name)} {s}</th>' for name, s, _ in columns)
+        + "</tr>"
+    )
     rows = "".join(
-        f"<tr><td>{k}</td>" + "".join(f"<td>{values[k]:.2e}</td>" if k < len(values) else "<td></td>" for _, _, values in columns) + "</tr>"
+        f"<tr><td>{k}</td>"
+        + "".join(f"<td>{values[k]:.2e}</td>" if k < len(values) else "<td></td>" for _, _, values in columns)
+        + "</tr>"
         for k in lags
     )
     return f'<table class="flow">{head}{rows}</table>'

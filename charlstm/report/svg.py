@@ -41,7 +41,11 @@ class Axis:
     log: bool
 
     def __call__(self, v: float) -> float:
-        f = (math.log10(v) - math.log10(self.lo)) / (math.log10(self.hi) - math.log10(self.lo)) if self.log else (v - self.lo) / (self.hi - self.lo)
+        f = (
+            (math.log10(v) - math.log10(self.lo)) / (math.log10(self.hi) - math.log10(self.lo))
+            if self.log
+            else (v - self.lo) / (self.hi - self.lo)
+        )
         return self.p0 + f * (self.p1 - self.p0)
 
 
@@ -80,9 +84,9 @@ def ticks(lo: float, hi: float, log: bool, count: int = 5) -> list[float]:
     if log:
         a, b = round(math.log10(lo)), round(math.log10(hi))
         stride = max(1, math.ceil((b - a) / 8))
-        out = [10.0 ** e for e in range(a, b + 1, stride)]
+        out = [10.0**e for e in range(a, b + 1, stride)]
         if b - a < 2:
-            out = sorted({m * 10.0 ** e for e in range(a, b + 1) for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi})
+            out = sorted({m * 10.0**e for e in range(a, b + 1) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi})
         return out
     step = nice_step(hi - lo, count)
     first = math.ceil(lo / step - 1e-9) * step
@@ -106,20 +110,30 @@ def fmt_tick(v: float, log: bool) -> str:
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def frame(x: Axis, y: Axis, x_label: str, y_label: str, x_ticks: Sequence[float], y_ticks: Sequence[float]) -> list[str]:
+def frame(
+    x: Axis, y: Axis, x_label: str, y_label: str, x_ticks: Sequence[float], y_ticks: Sequence[float]
+) -> list[str]:
     """Axes, grid lines at the ticks, tick labels and axis labels."""
     out = [f'<rect class="plot" x="{x.p0}" y="{y.p1}" width="{x.p1 - x.p0}" height="{y.p0 - y.p1}"/>']
     for v in y_ticks:
         py = round(y(v), 1)
         out.append(f'<line class="grid" x1="{x.p0}" x2="{x.p1}" y1="{py}" y2="{py}"/>')
-        out.append(f'<text class="tick" x="{x.p0 - 5}" y="{py + 4}" text-anchor="end">{escape(fmt_tick(v, y.log))}</text>')
+        out.append(
+            f'<text class="tick" x="{x.p0 - 5}" y="{py + 4}" text-anchor="end">{escape(fmt_tick(v, y.log))}</text>'
+        )
     for v in x_ticks:
         px = round(x(v), 1)
         out.append(f'<line class="grid" x1="{px}" x2="{px}" y1="{y.p1}" y2="{y.p0}"/>')
-        out.append(f'<text class="tick" x="{px}" y="{y.p0 + 15}" text-anchor="middle">{escape(fmt_tick(v, x.log))}</text>')
-    out.append(f'<text class="label" x="{(x.p0 + x.p1) / 2}" y="{y.p0 + 31}" text-anchor="middle">{escape(x_label)}</text>')
+        out.append(
+            f'<text class="tick" x="{px}" y="{y.p0 + 15}" text-anchor="middle">{escape(fmt_tick(v, x.log))}</text>'
+        )
+    out.append(
+        f'<text class="label" x="{(x.p0 + x.p1) / 2}" y="{y.p0 + 31}" text-anchor="middle">{escape(x_label)}</text>'
+    )
     cy = (y.p0 + y.p1) / 2
-    out.append(f'<text class="label" x="12" y="{cy}" text-anchor="middle" transform="rotate(-90 12 {cy})">{escape(y_label)}</text>')
+    out.append(
+        f'<text class="label" x="12" y="{cy}" text-anchor="middle" transform="rotate(-90 12 {cy})">{escape(y_label)}</text>'
+    )
     return out
 
 
@@ -158,7 +172,9 @@ def polyline(line: Line, x: Axis, y: Axis) -> list[str]:
     coords = " ".join(f"{x(px):.1f},{y(py):.1f}" for px, py in pts)
     dash = f' stroke-dasharray="{line.dash}"' if line.dash else ""
     attrs = f'class="series" data-key="{escape(line.key)}" data-run="{escape(line.run)}" data-points="{len(pts)}"'
-    out = [f'<polyline {attrs} points="{coords}" stroke="{line.colour}"{dash}><title>{escape(line.label)}</title></polyline>']
+    out = [
+        f'<polyline {attrs} points="{coords}" stroke="{line.colour}"{dash}><title>{escape(line.label)}</title></polyline>'
+    ]
     if line.markers:
         out.extend(
             f'<circle class="dot" cx="{x(px):.1f}" cy="{y(py):.1f}" r="2.5" fill="{line.colour}"><title>{escape(line.label)}: {px:g}, {py:.4g}</title></circle>'
@@ -168,8 +184,15 @@ def polyline(line: Line, x: Axis, y: Axis) -> list[str]:
 
 
 def line_chart(
-    lines: Sequence[Line], x_label: str, y_label: str, title: str, log_x: bool = False, log_y: bool = False,
-    y_from_zero: bool = False, width: int = WIDTH, height: int = HEIGHT,
+    lines: Sequence[Line],
+    x_label: str,
+    y_label: str,
+    title: str,
+    log_x: bool = False,
+    log_y: bool = False,
+    y_from_zero: bool = False,
+    width: int = WIDTH,
+    height: int = HEIGHT,
 ) -> str:
     """A chart of one or more series, with its legend below the axes."""
     rows = len(legend_rows(lines, width - MARGIN_LEFT))
@@ -179,7 +202,10 @@ def line_chart(
     x = Axis(*value_range(xs, log_x, zero=False), MARGIN_LEFT, width - MARGIN_RIGHT, log_x)
     y = Axis(*value_range(ys, log_y, zero=y_from_zero), height - MARGIN_BOTTOM, MARGIN_TOP, log_y)
     ticks_x, ticks_y = ticks(x.lo, x.hi, x.log), ticks(y.lo, y.hi, y.log)
-    body = [f'<text class="title" x="{MARGIN_LEFT}" y="16">{escape(title)}</text>', *frame(x, y, x_label, y_label, ticks_x, ticks_y)]
+    body = [
+        f'<text class="title" x="{MARGIN_LEFT}" y="16">{escape(title)}</text>',
+        *frame(x, y, x_label, y_label, ticks_x, ticks_y),
+    ]
     for line in lines:
         body.extend(polyline(line, x, y))
     body.extend(legend(lines, MARGIN_LEFT, height + 4, width - MARGIN_LEFT))
@@ -193,7 +219,10 @@ def scatter(xs: Sequence[float], ys: Sequence[float], x_label: str, y_label: str
     """Points in the unit square (both axes 0..1), one dot each, translucent so that piles show."""
     x = Axis(0.0, 1.0, 40, size - 8, False)
     y = Axis(0.0, 1.0, size - 34, 22, False)
-    body = [f'<text class="title" x="40" y="14">{escape(title)}</text>', *frame(x, y, x_label, y_label, UNIT_TICKS, UNIT_TICKS)]
+    body = [
+        f'<text class="title" x="40" y="14">{escape(title)}</text>',
+        *frame(x, y, x_label, y_label, UNIT_TICKS, UNIT_TICKS),
+    ]
     body.extend(f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="2.6"/>' for a, b in zip(xs, ys))
     return svg(body, size, size, title, "scatter")
 
@@ -209,4 +238,3 @@ def swatches(colours: Sequence[str], lo: str, hi: str, label: str) -> str:
     """A colour legend as HTML: the label, the low end, a bar of the palette's colours, the high end."""
     cells = "".join(f'<i style="background:{c}"></i>' for c in colours)
     return f'<div class="scale"><span>{escape(label)}</span> {escape(lo)} <span class="bar">{cells}</span> {escape(hi)}</div>'
-
