@@ -9,6 +9,7 @@ import select
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,10 @@ PANGRAMS = (
     "Pack my box with five dozen liquor jugs!\n"
     "How vexingly quick daft zebras jump; the five boxing wizards jump quickly.\n"
 )
+
+# the smallest real training run: a 1×16 model on 4 streams of 16 characters, no samples, on the
+# NumPy kernels (no ~1 s numba load per run; the numba path has its own tests)
+TINY_RUN = "-H 16 -L 1 -B 4 -T 16 --sample-length 0 --kernels numpy".split()
 
 CELL_NAMES = cells.names()  # the registered cells: each test parametrized by them runs on every cell
 
@@ -74,6 +79,18 @@ def assert_sampled_as_reference(
     assert ties <= steps.size // 20, (
         f"{ties} near ties in {steps.size} draws: the tolerance is too loose to test anything"
     )
+
+
+def started_event(total_steps: int | None = 495, folder: Path = ROOT) -> Any:
+    """The Started event of a default 2×256 run on a 10,000-character book, for display tests."""
+    from charlstm import events
+    from charlstm.config import TrainConfig
+
+    config = model.ModelConfig(65)
+    return events.Started(
+        config, TrainConfig(), "book", 10_000, 9_500, 500, 65, model.num_params(config), 165, total_steps,
+        folder / "m.safetensors", folder / "m.resume.safetensors", 0, False,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the real CLI

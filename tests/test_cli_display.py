@@ -15,23 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from charlstm import events, model, ui, ui_train
-from charlstm.config import ModelConfig, TrainConfig
+from charlstm.config import ModelConfig
 from charlstm.generate import LONG_SEED, prime, read_state
 
-from helpers import PANGRAMS, ROOT, assert_clean_error, run_cli, run_tty
+from helpers import PANGRAMS, assert_clean_error, run_cli, run_tty, started_event
 
-FAST = [
-    "-H",
-    "16",
-    "-L",
-    "1",
-    "-B",
-    "4",
-    "-T",
-    "16",
-    "--kernels",
-    "numpy",
-]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
+FAST = "-H 16 -L 1 -B 4 -T 16 --kernels numpy".split()  # TINY_RUN with its samples
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
 
 
@@ -93,26 +82,6 @@ def step_event(**fields) -> events.Step:
         by_time=False,
     )
     return events.Step(**{**values, **fields})
-
-
-def started_event(total_steps: int | None = 495) -> events.Started:
-    config = ModelConfig(65)
-    return events.Started(
-        config,
-        TrainConfig(),
-        "book",
-        10_000,
-        9_500,
-        500,
-        65,
-        model.num_params(config),
-        165,
-        total_steps,
-        ROOT / "m.safetensors",
-        ROOT / "m.resume.safetensors",
-        0,
-        False,
-    )
 
 
 @pytest.mark.parametrize("width", [30, 50, 60, 79, 80, 100, 120, 160, 200])

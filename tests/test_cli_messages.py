@@ -13,22 +13,9 @@ import pytest
 
 from charlstm.config import DisplayConfig, EvalConfig, ReadConfig, SampleConfig, ViewConfig, field_help
 
-from helpers import ROOT, assert_clean_error, run_cli
+from helpers import ROOT, TINY_RUN, assert_clean_error, run_cli
 
-FAST = [
-    "-H",
-    "16",
-    "-L",
-    "1",
-    "-B",
-    "4",
-    "-T",
-    "16",
-    "--sample-length",
-    "0",
-    "--kernels",
-    "numpy",
-]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
+FAST = TINY_RUN
 
 
 def option_lines(help_text: str) -> dict[str, str]:

@@ -13,22 +13,9 @@ from charlstm import checkpoint
 from charlstm.corpus import SEPARATOR, load_corpus
 from charlstm.run import corpus_fingerprint
 
-from helpers import PANGRAMS, assert_clean_error, run_cli
+from helpers import PANGRAMS, TINY_RUN, assert_clean_error, run_cli
 
-FAST = [
-    "-H",
-    "16",
-    "-L",
-    "1",
-    "-B",
-    "4",
-    "-T",
-    "16",
-    "--sample-length",
-    "0",
-    "--kernels",
-    "numpy",
-]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
+FAST = TINY_RUN
 
 
 @pytest.fixture

@@ -59,10 +59,15 @@ def test_surprisal_on_the_page_is_eval_shows(report_runs, report_page):
         tips = tooltips(page, cell)
         assert len(tips) == len(shown["bits"]) == len(shown["text"]) - 1
         for t, (tip, bits, guesses) in enumerate(zip(tips, shown["bits"], shown["guesses"])):
-            expected = [f"{visible(shown['text'][t + 1])}: {bits:.2f} bits"] + [
-                f"{visible(g)} {p:.3f}" for g, p in guesses
-            ]
-            assert tip.split("\n") == expected, t
+            head, *rows = tip.split("\n")
+            assert head.startswith(f"{visible(shown['text'][t + 1])}: ") and head.endswith(" bits"), (t, head)
+            # the page is computed here and eval in its own process, on another BLAS thread count:
+            # the printed figures agree to the last digit, give or take one where a value sits at
+            # a rounding boundary
+            assert abs(float(head.split()[-2]) - bits) <= 0.005 + 1e-9, (t, head, bits)
+            assert [r.rsplit(" ", 1)[0] for r in rows] == [visible(g) for g, _ in guesses], (t, rows)
+            for r, (_, p) in zip(rows, guesses):
+                assert abs(float(r.rsplit(" ", 1)[1]) - p) <= 0.0005 + 1e-9, (t, r, p)
         assert page.find("b", class_="mean", data_run=cell).text() == f"{shown['mean_bits']:.4f}"
 
 

@@ -19,7 +19,7 @@ from charlstm.config import TrainConfig
 from charlstm.corpus import load_corpus
 from charlstm.train import train
 
-from helpers import ROOT, random_model, run_cli
+from helpers import ROOT, TINY_RUN, random_model, run_cli, started_event
 
 SMALL = dict(seq_len=16, batch_size=4, sample_length=20, max_steps=6)
 
@@ -251,25 +251,7 @@ def test_the_banner_names_the_choice_and_a_change_is_a_line(tmp_path):
     console = Console(file=io.StringIO(), width=120, force_terminal=False)
     view = ui_train.TrainView(console)
     view(events.ThreadsChanged(None, 2, "automatic: re-chosen as the load on the 2 cores changes"))
-    config = model.ModelConfig(65)
-    view(
-        events.Started(
-            config,
-            TrainConfig(),
-            "book",
-            10_000,
-            9_500,
-            500,
-            65,
-            model.num_params(config),
-            165,
-            495,
-            tmp_path / "m.safetensors",
-            tmp_path / "m.resume.safetensors",
-            0,
-            False,
-        )
-    )
+    view(started_event(folder=tmp_path))
     view(events.ThreadsChanged(2, 1, "other processes keep 1.4 of the 2 cores busy"))
     out = console.file.getvalue()
     assert "threads      2 (automatic: re-chosen as the load on the 2 cores changes)" in out
@@ -277,27 +259,7 @@ def test_the_banner_names_the_choice_and_a_change_is_a_line(tmp_path):
 
 
 def test_the_threads_option_on_the_command_line(tiny_corpus, tmp_path):
-    result = run_cli(
-        "train",
-        str(tiny_corpus),
-        "-H",
-        "16",
-        "-L",
-        "1",
-        "-B",
-        "4",
-        "-T",
-        "16",
-        "--max-steps",
-        "3",
-        "--sample-length",
-        "0",
-        "--kernels",
-        "numpy",
-        "--threads",
-        "1",
-        cwd=tmp_path,
-    )
+    result = run_cli("train", str(tiny_corpus), *TINY_RUN, "--max-steps", "3", "--threads", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "threads      1 (--threads)" in result.stderr
     bad = run_cli(

@@ -24,22 +24,9 @@ import pytest
 
 from charlstm import checkpoint
 
-from helpers import PANGRAMS, ROOT, assert_clean_error, assert_ends_with_clean_error, run_cli
+from helpers import PANGRAMS, ROOT, TINY_RUN, assert_clean_error, assert_ends_with_clean_error, run_cli
 
-FAST = [
-    "-H",
-    "16",
-    "-L",
-    "1",
-    "-B",
-    "4",
-    "-T",
-    "16",
-    "--sample-length",
-    "0",
-    "--kernels",
-    "numpy",
-]  # numpy: no ~1 s numba load per run (numba: test_kernels, test_cli)
+FAST = TINY_RUN
 
 
 def cli(*args: str, **kwargs) -> list[str]:
