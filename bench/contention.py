@@ -39,10 +39,11 @@ FIXED_BY = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from charlstm import events, model
+from charlstm.training import events
+from charlstm.nn import model
 from charlstm.config import TrainConfig
-from charlstm.train import train
-from charlstm.corpus import load_corpus
+from charlstm.training.loop import train
+from charlstm.text.corpus import load_corpus
 
 corpus_path, out, seconds, threads, kernels = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
 corpus = load_corpus(corpus_path)

@@ -56,8 +56,8 @@ def in_fresh_process(code: str, env: dict) -> dict:
 ENCODE = """
 import json, time, resource
 t = time.perf_counter()
-from charlstm.corpus import load_corpus
-from charlstm.idcache import is_mapped
+from charlstm.text.corpus import load_corpus
+from charlstm.text.idcache import is_mapped
 c = load_corpus({path!r})
 dt = time.perf_counter() - t
 print(json.dumps({{"seconds": dt, "chars": len(c), "vocab": c.vocab.size, "mapped": is_mapped(c.ids),

@@ -52,7 +52,7 @@ TARGET_SEAM = 0.9  # torch engine / plain PyTorch loop, on the CPU
 
 def synthetic_corpus(folder: Path, chars: int, seed: int = 0):
     """A text of `chars` random characters drawn from V = 65 letters, loaded as a Corpus."""
-    from charlstm.corpus import load_corpus
+    from charlstm.text.corpus import load_corpus
 
     alphabet = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?\n"[:V]))
     path = folder / f"synthetic{chars}.txt"
@@ -65,8 +65,8 @@ def run_stepper(corpus, folder: Path, L: int, H: int, B: int, T: int, **train):
     """One training step of a real run (train.start_run, then train.train_step on the next window)
     with `train`'s options (engine, kernels, device, precision); dropout off, as the plain loop."""
     from charlstm.config import ModelConfig, TrainConfig
-    from charlstm.corpus import window
-    from charlstm.train import start_run, train_step
+    from charlstm.text.corpus import window
+    from charlstm.training.loop import start_run, train_step
 
     cfg = TrainConfig(seq_len=T, batch_size=B, dropout=0.0, epochs=None, max_steps=10**9, sample_length=0, **train)
     run = start_run(corpus, ModelConfig(corpus.vocab.size, H, L), cfg, folder / "unused.safetensors")
@@ -115,8 +115,9 @@ def bench_cpu(torch, configs, reps: int, folder: Path) -> list[dict]:
 
 def engine_losses(cell: str, dtype, steps: int = 50, **train) -> tuple[np.ndarray, dict]:
     """`steps` steps of an engine at L=2 H=64 B=16 T=32 from model.init_params: losses, weights."""
-    from charlstm import engines, model
+    from charlstm import engines
     from charlstm.config import ModelConfig, TrainConfig
+    from charlstm.nn import model
 
     L, H, B, T = 2, 64, 16, 32
     config = ModelConfig(V, H, L, cell)

@@ -29,7 +29,7 @@ def train_steps(
 ) -> tuple[list[float], list[float]]:
     """`steps` steps of `engine` at rate LR on `synthetic_ids`, `after()` after each (the ranks'
     agreement): the losses and the seconds of each step."""
-    from charlstm.corpus import window
+    from charlstm.text.corpus import window
 
     ids = synthetic_ids(B, T)
     state, losses, times = engine.zero_state(), [], []
@@ -45,8 +45,9 @@ def train_steps(
 
 def torch_engine(device: str, L: int, H: int, B: int, T: int, steps: int):
     """The torch engine on `device` (under torchrun: this rank's), from the NumPy engine's initial weights."""
-    from charlstm import engines, model
+    from charlstm import engines
     from charlstm.config import ModelConfig, TrainConfig
+    from charlstm.nn import model
 
     config = ModelConfig(V, H, L)
     cfg = TrainConfig(seq_len=T, batch_size=B, dropout=0.0, max_steps=steps, engine="torch", device=device)

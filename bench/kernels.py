@@ -44,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from charlstm import kernels  # noqa: E402
+from charlstm.nn import kernels  # noqa: E402
 
 MIN_SPEEDUP = 1.5
 ADAM_ARGS = (2e-3, 0.9, 0.999, 1e-8, 10)  # lr, β1, β2, ε, t
@@ -96,7 +96,7 @@ COMPILE = """
 import time
 t0 = time.perf_counter()
 import numpy as np
-from charlstm.kernels import numba_impl
+from charlstm.nn.kernels import numba_impl
 t1 = time.perf_counter()
 numba_impl.warm_up(np.dtype("{dtype}"))
 t2 = time.perf_counter()

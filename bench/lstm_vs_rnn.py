@@ -88,8 +88,8 @@ def where_it_pays(checkpoint: Path, corpus: Path) -> dict:
     gradient left 40 steps back in the top layer's h."""
     import numpy as np
 
-    from charlstm import checkpoint as ckpt_io
-    from charlstm import probe
+    from charlstm.insight import probe
+    from charlstm.store import checkpoint as ckpt_io
 
     ckpt = ckpt_io.load(checkpoint)
     text = corpus.read_text(encoding="utf-8")

@@ -35,8 +35,9 @@ ROOT = HERE.parent
 
 def make_runs(folder: Path, hidden: int) -> tuple[Path, Path]:
     """Three checkpoints in folder/runs and a view text; returns (runs folder, text file)."""
-    from charlstm import checkpoint, model
-    from charlstm.vocab import Vocab
+    from charlstm.nn import model
+    from charlstm.store import checkpoint
+    from charlstm.text.vocab import Vocab
 
     text = (ROOT / "corpora" / "lighthouse.txt").read_text(encoding="utf-8")
     vocab = Vocab.from_text(text)
@@ -68,7 +69,7 @@ def make_runs(folder: Path, hidden: int) -> tuple[Path, Path]:
 
 
 def time_report(paths: list[Path], view: Path, out: Path, repeats: int) -> tuple[float, int]:
-    from charlstm.report import write_report
+    from charlstm.insight.report import write_report
 
     times = []
     for _ in range(repeats):

@@ -135,7 +135,7 @@ COMPILE = """
 import time
 t0 = time.perf_counter()
 import numpy as np
-from charlstm import kernels
+from charlstm.nn import kernels
 kernels.load("numba").warm_up(np.float32)
 print(time.perf_counter() - t0)
 """

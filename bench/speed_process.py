@@ -31,8 +31,8 @@ def memory_child(L: int, H: int, B: int, T: int, steps: int) -> None:
     """Runs in a fresh interpreter: RSS after imports, then peak and drift over training steps."""
     import tracemalloc
 
-    from charlstm import model, optim  # noqa: F401  (the imports are the baseline)
-    from charlstm.corpus import window  # noqa: F401
+    from charlstm.nn import model, optim  # noqa: F401  (the imports are the baseline)
+    from charlstm.text.corpus import window  # noqa: F401
 
     np.random.default_rng(0)  # numpy.random is imported lazily, on first use: an import too
     baseline = _rss_kib("VmRSS")
@@ -110,8 +110,9 @@ def charlstm_command() -> list[str]:
 
 
 def bench_cli(reps: int, with_numba: bool = False) -> dict:
-    from charlstm import checkpoint, model
-    from charlstm.vocab import Vocab
+    from charlstm.nn import model
+    from charlstm.store import checkpoint
+    from charlstm.text.vocab import Vocab
 
     cmd = charlstm_command()
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}

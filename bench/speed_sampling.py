@@ -132,8 +132,8 @@ def sampling_pieces(params, config, k, repeat: int = 100) -> dict:
     times: every layer's step (`kernels.lstm_step`: product and gates), the head
     (`kernels.linear_step`), the draw (`generate.drawer`), and the whole step as sampling calls it
     (`stepping.step_in_place`: the layers and the head, and the Python between them)."""
-    from charlstm import model, stepping
-    from charlstm.generate import Sampling, drawer
+    from charlstm.inference.generate import Sampling, drawer
+    from charlstm.nn import model, stepping
 
     stepper = stepping.prepare_stepper(params, config, k)
     st = stepping.step_state(stepper, model.zero_state(config, 1))
@@ -185,9 +185,9 @@ def sampling_runs(torch, paths) -> tuple[dict, dict]:
     """What `bench_sampling` times: charlstm at batch 1 and with 16 samples on each kernel path
     and the pieces of its character, PyTorch at batch 1 through oneDNN and natively, a GEMM
     probe and the bandwidth probes the size of the weights. (functions by name, probes)."""
-    from charlstm import kernels, model
-    from charlstm.generate import Sampling, generate
-    from charlstm.vocab import Vocab
+    from charlstm.inference.generate import Sampling, generate
+    from charlstm.nn import kernels, model
+    from charlstm.text.vocab import Vocab
 
     L, H = SAMPLE_MODEL
     config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)

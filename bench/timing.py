@@ -22,7 +22,7 @@ CONFIGS = [  # (L, H, B, T)
 ]
 SAMPLE_MODEL = (2, 512)  # (L, H) of the sampling and start-up checks
 LR, CLIP = 2e-3, 5.0
-KERNELS = ("numpy", "numba")  # charlstm's two kernel paths (`charlstm.kernels`)
+KERNELS = ("numpy", "numba")  # charlstm's two kernel paths (`charlstm.nn.kernels`)
 
 
 def log(*args: object) -> None:
@@ -58,7 +58,7 @@ def git_commit() -> str:
 
 
 def numba_available() -> bool:
-    from charlstm import kernels
+    from charlstm.nn import kernels
 
     return kernels.available()
 
@@ -76,11 +76,11 @@ def training_flops_per_char(L: int, H: int) -> dict:
 
 
 def charlstm_trainer(L: int, H: int, B: int, T: int, kernels_name: str = "numpy"):
-    """One training step exactly as charlstm.train runs it (`train.train_step`: loss_and_grads on
+    """One training step exactly as charlstm.training.loop runs it (`train.train_step`: loss_and_grads on
     the kernels, clip_grad_norm, Adam from make_optimizer on the kernels), over a synthetic
     65-character corpus, on the kernels called `kernels_name`."""
-    from charlstm import kernels, model, optim
-    from charlstm.corpus import num_windows, window
+    from charlstm.nn import kernels, model, optim
+    from charlstm.text.corpus import num_windows, window
 
     config = model.ModelConfig(vocab_size=V, hidden_size=H, num_layers=L)
     params = model.init_params(config, seed=0)

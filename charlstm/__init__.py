@@ -2,7 +2,9 @@
 
 The public API, for use from Python:
 
-    from charlstm import load_corpus, ModelConfig, TrainConfig, train, plan_run, train_plan, load_checkpoint, sample
+    from charlstm import load_corpus, ModelConfig, TrainConfig, plan_run, train_plan, load_checkpoint, sample
+
+    from charlstm.training import loop as train
 
     corpus = load_corpus("corpora/lighthouse.txt")
     train(corpus, ModelConfig(corpus.vocab.size), TrainConfig(epochs=2), Path("checkpoints/l.safetensors"))
@@ -23,22 +25,22 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Corpus": ("charlstm.corpus", "Corpus"),
-    "Vocab": ("charlstm.vocab", "Vocab"),
-    "load_corpus": ("charlstm.corpus", "load_corpus"),
+    "Corpus": ("charlstm.text.corpus", "Corpus"),
+    "Vocab": ("charlstm.text.vocab", "Vocab"),
+    "load_corpus": ("charlstm.text.corpus", "load_corpus"),
     "ModelConfig": ("charlstm.config", "ModelConfig"),
     "TrainConfig": ("charlstm.config", "TrainConfig"),
-    "train": ("charlstm.train", "train"),
-    "plan_run": ("charlstm.plan", "plan_run"),
-    "train_plan": ("charlstm.train", "train_plan"),
-    "Checkpoint": ("charlstm.checkpoint", "Checkpoint"),
-    "load_checkpoint": ("charlstm.checkpoint", "load"),
-    "save_checkpoint": ("charlstm.checkpoint", "save"),
-    "sample": ("charlstm.generate", "sample"),
-    "evaluate": ("charlstm.evaluate", "evaluate"),
+    "train": ("charlstm.training.loop", "train"),
+    "plan_run": ("charlstm.training.plan", "plan_run"),
+    "train_plan": ("charlstm.training.loop", "train_plan"),
+    "Checkpoint": ("charlstm.store.checkpoint", "Checkpoint"),
+    "load_checkpoint": ("charlstm.store.checkpoint", "load"),
+    "save_checkpoint": ("charlstm.store.checkpoint", "save"),
+    "sample": ("charlstm.inference.generate", "sample"),
+    "evaluate": ("charlstm.inference.evaluate", "evaluate"),
     "CharLSTMError": ("charlstm.errors", "CharLSTMError"),
     "ReportConfig": ("charlstm.config", "ReportConfig"),
-    "write_report": ("charlstm.report", "write_report"),
+    "write_report": ("charlstm.insight.report", "write_report"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -18,14 +18,14 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from charlstm import cells
 from charlstm.errors import UsageError
+from charlstm.nn import cells
 
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "linear")
-KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.kernels.CHOICES
+KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.nn.kernels.CHOICES
 ENGINE_NAMES = ("numpy", "torch")  # charlstm.engines
-DROPOUT_MASKS = ("step", "window")  # charlstm.model.Dropout
+DROPOUT_MASKS = ("step", "window")  # charlstm.nn.model.Dropout
 PRECISIONS = ("fp32", "bf16")
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"  # what --device accepts
 ENCODING_ERRORS = ("strict", "replace")  # what --errors may do with undecodable bytes

@@ -42,8 +42,8 @@ def report_runs(tmp_path_factory) -> Path:
     that start with markup; the corpus `text.txt` beside the folder, and `val.txt`: the text of
     its validation split, which the report's model views read by default."""
     from charlstm.config import ModelConfig, TrainConfig
-    from charlstm.corpus import load_corpus
-    from charlstm.train import train
+    from charlstm.text.corpus import load_corpus
+    from charlstm.training.loop import train
 
     root = tmp_path_factory.mktemp("report")
     corpus_path = root / "text.txt"

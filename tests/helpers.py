@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from charlstm import cells, model
+from charlstm.nn import cells, model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,8 +65,8 @@ def assert_sampled_as_reference(
     draws — `stepping.step` on NumPy, `filter_probs`, one uniform per sample per step from `rng` —
     when fed the same ids (so one near tie cannot hide the rest of the sequence). Draws may differ
     only at near ties (`assert_same_draws`), and those must be rare."""
-    from charlstm import stepping
-    from charlstm.generate import filter_probs, prime
+    from charlstm.inference.generate import filter_probs, prime
+    from charlstm.nn import stepping
 
     N = steps.shape[1]
     logits, state = prime(params, config, seed_ids, N)
@@ -83,8 +83,8 @@ def assert_sampled_as_reference(
 
 def started_event(total_steps: int | None = 495, folder: Path = ROOT) -> Any:
     """The Started event of a default 2×256 run on a 10,000-character book, for display tests."""
-    from charlstm import events
     from charlstm.config import TrainConfig
+    from charlstm.training import events
 
     config = model.ModelConfig(65)
     return events.Started(

@@ -23,10 +23,10 @@ import sys
 
 import numpy as np
 
-from charlstm import cells
-from charlstm.cells import SIGMOID_SATURATION, StepGrads, stepwise
-from charlstm.cells.common import uniform_layer
-from charlstm.ops import sigmoid
+from charlstm.nn import cells
+from charlstm.nn.cells import SIGMOID_SATURATION, StepGrads, stepwise
+from charlstm.nn.cells.common import uniform_layer
+from charlstm.nn.ops import sigmoid
 
 NUM_GATES = 2
 STATE_NAMES = ("h",)

@@ -7,14 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, model
-from charlstm.average import WeightAverage
 from charlstm.config import TrainConfig
-from charlstm.corpus import load_corpus, split
 from charlstm.engines.numpy_engine import NumpyEngine
-from charlstm.evaluate import evaluate
-from charlstm.events import EpochEnd, Step
-from charlstm.train import train
+from charlstm.inference.evaluate import evaluate
+from charlstm.nn import model
+from charlstm.nn.average import WeightAverage
+from charlstm.store import checkpoint
+from charlstm.text.corpus import load_corpus, split
+from charlstm.training.events import EpochEnd, Step
+from charlstm.training.loop import train
 
 SMALL = dict(seq_len=16, batch_size=4, sample_length=20, kernels="numpy")
 

@@ -1,5 +1,5 @@
 """Every cell, three ways: the fast code equals the plain reference made of the cell's own plain
-step (`charlstm.probe.reference`) — states, loss and every gradient — and both match central
+step (`charlstm.insight.probe.reference`) — states, loss and every gradient — and both match central
 finite differences in float64 (PyTorch is the third way: test_torch_reference.py)."""
 
 from __future__ import annotations
@@ -10,11 +10,18 @@ import types
 import numpy as np
 import pytest
 
-from charlstm import cells, model, stepping
-from charlstm.cells import CELLS, stepwise
-from charlstm.ops import project, project_backward, softmax_cross_entropy
-from charlstm.probe import reference
-from charlstm.probe.finitediff import TOLERANCE, gradcheck, max_error, numeric_grad, random_problem, reference_grads
+from charlstm.insight.probe import reference
+from charlstm.insight.probe.finitediff import (
+    TOLERANCE,
+    gradcheck,
+    max_error,
+    numeric_grad,
+    random_problem,
+    reference_grads,
+)
+from charlstm.nn import cells, model, stepping
+from charlstm.nn.cells import CELLS, stepwise
+from charlstm.nn.ops import project, project_backward, softmax_cross_entropy
 
 from helpers import CELL_NAMES, random_model
 
@@ -242,7 +249,7 @@ def test_the_registry_has_every_cell_the_config_accepts_and_each_keeps_the_contr
 
     assert tuple(CELLS) == ACCEPTED == cells.names()
     for name, cell in CELLS.items():
-        cells.check(name, cell)  # every declaration and function of charlstm.cells.Cell, consistent
+        cells.check(name, cell)  # every declaration and function of charlstm.nn.cells.Cell, consistent
         assert cell.NUM_GATES >= 1 and (cell.TORCH is None or hasattr(cell.TORCH[1], "items"))
 
 

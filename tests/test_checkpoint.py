@@ -8,12 +8,12 @@ import struct
 import numpy as np
 import pytest
 
-from charlstm import checkpoint
-from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig
 from charlstm.errors import CheckpointError
-from charlstm.model import init_params
-from charlstm.vocab import Vocab
+from charlstm.nn.model import init_params
+from charlstm.store import checkpoint
+from charlstm.store.checkpoint import Checkpoint
+from charlstm.text.vocab import Vocab
 
 
 def make(V=5, H=4, L=2) -> Checkpoint:
@@ -119,7 +119,7 @@ def test_missing_file(tmp_path):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from charlstm.model import param_shapes  # noqa: E402
+from charlstm.nn.model import param_shapes  # noqa: E402
 
 _REAL = checkpoint.to_bytes(make(V=5, H=3, L=2))
 

@@ -14,9 +14,12 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from charlstm import events, model, ui, ui_train
+from charlstm.cli.ui import console as ui
+from charlstm.cli.ui import progress as ui_train
 from charlstm.config import ModelConfig
-from charlstm.generate import LONG_SEED, prime, read_state
+from charlstm.inference.generate import LONG_SEED, prime, read_state
+from charlstm.nn import model
+from charlstm.training import events
 
 from helpers import PANGRAMS, assert_clean_error, run_cli, run_tty, started_event
 
@@ -297,7 +300,7 @@ def test_the_size_note_is_given_when_a_run_begins_not_on_every_resume(tiny_corpu
 
 
 def test_size_advice_never_suggests_what_is_set():
-    from charlstm.plan import size_notes
+    from charlstm.training.plan import size_notes
 
     big = ModelConfig(vocab_size=74, hidden_size=256, num_layers=2)
     (note,) = size_notes(big, 44_000, dropout=0.2)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from charlstm import checkpoint
+from charlstm.store import checkpoint
 
 from helpers import assert_clean_error, run_cli
 

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from charlstm import checkpoint
-from charlstm.corpus import Vocab
+from charlstm.store import checkpoint
+from charlstm.text.corpus import Vocab
 
 from helpers import ROOT, assert_clean_error, assert_sampled_as_reference, random_model, run_cli
 
@@ -205,6 +205,6 @@ def sampled_ids(stdout: str, vocab: Vocab, seed: str, num_samples: int) -> np.nd
 
 
 def kernels_available() -> bool:
-    from charlstm import kernels
+    from charlstm.nn import kernels
 
     return kernels.available()

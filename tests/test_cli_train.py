@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from charlstm import checkpoint
+from charlstm.store import checkpoint
 
 from helpers import ROOT, assert_clean_error, run_cli, run_tty
 

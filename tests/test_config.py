@@ -9,10 +9,12 @@ from dataclasses import fields
 
 import pytest
 
-from charlstm import config, optim, schedule
-from charlstm.cells import CELLS
+from charlstm import config
 from charlstm.config import ModelConfig, TrainConfig, field_help
 from charlstm.errors import UsageError
+from charlstm.nn import optim
+from charlstm.nn.cells import CELLS
+from charlstm.training import schedule
 
 from helpers import run_cli
 

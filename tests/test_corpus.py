@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlstm.corpus import (
+from charlstm.errors import CorpusError, VocabularyError
+from charlstm.text.corpus import (
     Vocab,
     iter_windows,
     load_corpus,
@@ -15,8 +16,7 @@ from charlstm.corpus import (
     stream_length,
     window,
 )
-from charlstm.errors import CorpusError, VocabularyError
-from charlstm.textio import read_text
+from charlstm.text.textio import read_text
 
 
 def test_vocabulary_is_sorted_and_independent_of_order():

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from charlstm import checkpoint
-from charlstm.corpus import SEPARATOR, load_corpus
-from charlstm.run import corpus_fingerprint
+from charlstm.store import checkpoint
+from charlstm.text.corpus import SEPARATOR, load_corpus
+from charlstm.training.state import corpus_fingerprint
 
 from helpers import PANGRAMS, TINY_RUN, assert_clean_error, run_cli
 
@@ -112,7 +112,7 @@ def test_an_empty_pipe_says_it_is_empty(tmp_path):
 
 
 def test_the_stream_copy_is_exact_for_bytes_in_chunks(tmp_path):
-    from charlstm.idcache import spool_stream
+    from charlstm.text.idcache import spool_stream
 
     data = np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
     fifo = tmp_path / "fifo"

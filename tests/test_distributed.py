@@ -16,10 +16,10 @@ import time
 import numpy as np
 import pytest
 
-from charlstm import checkpoint
-from charlstm.events import Step
-from charlstm.plan import plan_run
-from charlstm.train import train_plan
+from charlstm.store import checkpoint
+from charlstm.training.events import Step
+from charlstm.training.loop import train_plan
+from charlstm.training.plan import plan_run
 
 from helpers import run_cli
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, model
-from charlstm.cells import CELLS
 from charlstm.config import TrainConfig
-from charlstm.corpus import load_corpus, split
 from charlstm.engines.numpy_engine import NumpyEngine
-from charlstm.evaluate import evaluate
-from charlstm.ops import softmax_cross_entropy
-from charlstm.probe.finitediff import TOLERANCE, max_error, numeric_grad
-from charlstm.train import train
+from charlstm.inference.evaluate import evaluate
+from charlstm.insight.probe.finitediff import TOLERANCE, max_error, numeric_grad
+from charlstm.nn import model
+from charlstm.nn.cells import CELLS
+from charlstm.nn.ops import softmax_cross_entropy
+from charlstm.store import checkpoint
+from charlstm.text.corpus import load_corpus, split
+from charlstm.training.loop import train
 
 from helpers import CELL_NAMES, random_model
 

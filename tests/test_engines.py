@@ -10,12 +10,14 @@ import math
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, engines, model
+from charlstm import engines
 from charlstm.config import ModelConfig, TrainConfig
-from charlstm.corpus import load_corpus, num_windows, window
 from charlstm.engines.team import Solo
-from charlstm.events import EpochEnd, Started, Step
-from charlstm.train import train
+from charlstm.nn import model
+from charlstm.store import checkpoint
+from charlstm.text.corpus import load_corpus, num_windows, window
+from charlstm.training.events import EpochEnd, Started, Step
+from charlstm.training.loop import train
 
 from helpers import CELL_NAMES
 
@@ -150,8 +152,8 @@ def test_a_torch_run_resumes_exactly_on_torch(tiny_corpus, tmp_path):
 
 
 def test_the_torch_engine_validates_as_evaluate_scores(tiny_corpus, tmp_path):
-    """The validation loss of a torch run is `charlstm.evaluate` of its saved weights."""
-    from charlstm.evaluate import evaluate
+    """The validation loss of a torch run is `charlstm.inference.evaluate` of its saved weights."""
+    from charlstm.inference.evaluate import evaluate
 
     corpus = load_corpus(tiny_corpus)
     cfg = TrainConfig(**dict(SMALL, dropout=0.0, max_steps=10, engine="torch"))
@@ -181,7 +183,7 @@ def test_ranks_other_than_0_write_and_report_nothing(tiny_corpus, tmp_path, monk
         return engine
 
     monkeypatch.setattr(engines, "make_engine", as_follower)
-    monkeypatch.setattr("charlstm.train.rank", lambda: 1)
+    monkeypatch.setattr("charlstm.training.loop.rank", lambda: 1)
     corpus = load_corpus(tiny_corpus)
     finished, events = run(corpus, tmp_path, TrainConfig(**SMALL, epochs=2), "m")
     assert finished.step > 0 and events == []

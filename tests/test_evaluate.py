@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, model
-from charlstm.corpus import num_windows, window
-from charlstm.evaluate import evaluate
-from charlstm.vocab import Vocab
+from charlstm.inference.evaluate import evaluate
+from charlstm.nn import model
+from charlstm.store import checkpoint
+from charlstm.text.corpus import num_windows, window
+from charlstm.text.vocab import Vocab
 
 from helpers import assert_clean_error, random_model, run_cli
 

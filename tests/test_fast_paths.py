@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlstm import model, stepping
-from charlstm.generate import Sampling, generate, prime_ids
-from charlstm.vocab import Vocab
+from charlstm.inference.generate import Sampling, generate, prime_ids
+from charlstm.nn import model, stepping
+from charlstm.text.vocab import Vocab
 
 from helpers import CELL_NAMES, assert_sampled_as_reference, random_model
 
@@ -16,8 +16,8 @@ from helpers import CELL_NAMES, assert_sampled_as_reference, random_model
 def test_layer_step_with_float_input_equals_forward(cell):
     """step_into on float input (the stacked [x; h] layout) follows the window forward step by
     step, for every cell."""
-    from charlstm.cells import CELLS
-    from charlstm.ops import project
+    from charlstm.nn.cells import CELLS
+    from charlstm.nn.ops import project
 
     c = CELLS[cell]
     T, B, D, H = 6, 3, 5, 4

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlstm.corpus import Vocab
-from charlstm.generate import Sampling, draw, filter_probs, sample, stream_text
+from charlstm.inference.generate import Sampling, draw, filter_probs, sample, stream_text
+from charlstm.text.corpus import Vocab
 
 from helpers import random_model
 
@@ -24,7 +24,7 @@ def entropy(p: np.ndarray) -> np.ndarray:
 def test_lower_temperature_lowers_entropy():
     """Measured on a real model's next-character distributions."""
     config, params = random_model(12, 16, 2, dtype=np.float32, scale=0.8)
-    from charlstm.generate import prime
+    from charlstm.inference.generate import prime
 
     model_logits, _ = prime(params, config, np.array([1, 2, 3], dtype=np.uint8), num_samples=1)
     entropies = [entropy(filter_probs(model_logits, t))[0] for t in (2.0, 1.0, 0.7, 0.4, 0.1)]

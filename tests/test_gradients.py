@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlstm import model
-from charlstm.ops import softmax_cross_entropy
-from charlstm.probe.finitediff import TOLERANCE, max_error, numeric_grad
+from charlstm.insight.probe.finitediff import TOLERANCE, max_error, numeric_grad
+from charlstm.nn import model
+from charlstm.nn.ops import softmax_cross_entropy
 
 from helpers import random_model
 
@@ -18,8 +18,8 @@ def test_first_layer_gather_equals_one_hot_matmul(V):
     """The first layer's column gather W_ih[:, x] equals one_hot(x) @ W_ih^T, and its weight
     gradient equals one_hot(x)^T @ dA — for a small vocabulary (one-hot GEMM path) and a large
     one (sorted scatter path)."""
-    from charlstm.corpus import one_hot
-    from charlstm.ops import embed, embed_backward
+    from charlstm.nn.ops import embed, embed_backward
+    from charlstm.text.corpus import one_hot
 
     rng = np.random.default_rng(3)
     T, B, N = 6, 4, 12
@@ -38,8 +38,8 @@ def test_id_projection_equals_float_one_hot_projection(V):
     """Projecting ids and projecting their float one-hot vectors give the same xa and the same
     gradients (above 512 characters the first layer's dW_ih is a sum of rows per id, not a
     one-hot GEMM)."""
-    from charlstm.corpus import one_hot
-    from charlstm.ops import project, project_backward
+    from charlstm.nn.ops import project, project_backward
+    from charlstm.text.corpus import one_hot
 
     T, B, G = 4, 3, 20
     rng = np.random.default_rng(4)

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from charlstm import idcache, textio
 from charlstm.errors import CorpusError, VocabularyError
-from charlstm.vocab import Vocab
+from charlstm.text import idcache, textio
+from charlstm.text.vocab import Vocab
 
 TEXT = "Grüße aus Köln! 世界は広い 🌊🐟\nΑβγ δέλτα — ещё раз.\n" * 50
 

@@ -89,9 +89,9 @@ def importers_of(target: str) -> set[str]:
 
 def test_the_reader_sees_the_imports_it_should():
     edges = graph()
-    assert "charlstm.idcache" in edges["charlstm.corpus"]  # top level
-    assert "charlstm.plan" in edges["charlstm.cli.train"]  # inside a function
-    assert "charlstm.train" not in edges["charlstm.events"]  # only under TYPE_CHECKING
+    assert "charlstm.text.idcache" in edges["charlstm.text.corpus"]  # top level
+    assert "charlstm.training.plan" in edges["charlstm.cli.train"]  # inside a function
+    assert "charlstm.training.loop" not in edges["charlstm.training.events"]  # only under TYPE_CHECKING
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
@@ -100,16 +100,22 @@ def test_no_import_cycles():
 
 
 def test_the_training_loop_does_not_reach_into_the_id_cache():
-    assert "charlstm.idcache" not in graph()["charlstm.train"]
-    assert importers_of("charlstm.idcache") == {"charlstm.corpus"}  # nothing above corpus uses it
+    assert "charlstm.text.idcache" not in graph()["charlstm.training.loop"]
+    assert importers_of("charlstm.text.idcache") == {"charlstm.text.corpus"}  # nothing above corpus uses it
 
 
 def test_threadpoolctl_has_one_door():
-    assert importers_of("threadpoolctl") == {"charlstm.threads"}
+    assert importers_of("threadpoolctl") == {"charlstm.nn.threads"}
 
 
 CLI = {m for m in MODULES if m == "charlstm.cli" or m.startswith("charlstm.cli.")}
-UI = {"charlstm.ui", "charlstm.ui_train", "charlstm.ui_tables", "charlstm.ui_views", "charlstm.ui_charts"}
+UI = {
+    "charlstm.cli.ui.console",
+    "charlstm.cli.ui.progress",
+    "charlstm.cli.ui.tables",
+    "charlstm.cli.ui.shading",
+    "charlstm.cli.ui.charts",
+}
 
 
 def test_typer_and_rich_each_have_one_door():
@@ -120,7 +126,9 @@ def test_typer_and_rich_each_have_one_door():
     assert importers_of("charlstm.cli") <= {"charlstm.__main__"} | CLI
     for ui in UI:
         assert importers_of(ui) <= CLI | UI, ui
-    assert importers_of("charlstm.report") <= CLI | {m for m in MODULES if m.startswith("charlstm.report")}
+    assert importers_of("charlstm.insight.report") <= CLI | {
+        m for m in MODULES if m.startswith("charlstm.insight.report")
+    }
     assert importers_of("playwright") == set()  # a test dependency only
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charlstm import kernels, optim
 from charlstm.errors import UsageError
-from charlstm.kernels import numpy_ref
+from charlstm.nn import kernels, optim
+from charlstm.nn.kernels import numpy_ref
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = [(1, 1), (3, 5), (8, 19), (4, 64)]  # (B, H): odd widths exercise the loops' remainders
@@ -100,7 +100,7 @@ ADAM_ARGS = (2e-3, 0.9, 0.999, 1e-8)
 @pytest.fixture
 def numba_impl():
     pytest.importorskip("numba")
-    from charlstm.kernels import numba_impl
+    from charlstm.nn.kernels import numba_impl
 
     return numba_impl
 
@@ -252,7 +252,7 @@ def test_load_numba(numba_impl):
 def test_a_training_step_on_numba_equals_numpy(numba_impl, L):
     """The whole step through the model — logits, final state, loss, every gradient, dstate0 — and
     an Adam update, on the numba kernels equal the NumPy path (float32: to ~1e-5 relative)."""
-    from charlstm import model, optim
+    from charlstm.nn import model, optim
 
     from helpers import random_model
 
@@ -286,7 +286,7 @@ def test_a_training_step_on_numba_equals_numpy(numba_impl, L):
 
 
 def test_importing_charlstm_kernels_does_not_import_numba():
-    code = "import sys, charlstm.kernels as k; k.load('numpy'); assert 'numba' not in sys.modules, 'numba imported'"
+    code = "import sys, charlstm.nn.kernels as k; k.load('numpy'); assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
@@ -295,7 +295,7 @@ def test_importing_charlstm_kernels_does_not_import_numba():
 
 def warm_up_in_subprocess(tmp_path: Path, cache: Path, **env: str) -> subprocess.CompletedProcess:
     """Compile the float32 kernels in a fresh process, with `cache` as charlstm's cache folder."""
-    code = "import numpy as np; from charlstm.kernels import numba_impl; numba_impl.warm_up(np.float32)"
+    code = "import numpy as np; from charlstm.nn.kernels import numba_impl; numba_impl.warm_up(np.float32)"
     full_env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     full_env.update(PYTHONPATH=str(ROOT), CHARLSTM_CACHE=str(cache), **env)
     return subprocess.run(
@@ -331,7 +331,7 @@ def test_a_failing_cache_is_given_up_quietly(numba_impl):
             self.enabled = False
 
     broken = Broken()
-    from charlstm.kernels.numba_jit import _QuietCache
+    from charlstm.nn.kernels.numba_jit import _QuietCache
 
     cache = _QuietCache(broken)
     assert cache.load_overload(None, None) is None and not broken.enabled
@@ -377,7 +377,7 @@ def test_numba_lstm_step_equals_reference(numba_impl, K, H, N, dtype, ids):
     assert_close(ref_c, c_eq.T, dtype, factor=4 * K)
     assert_close(ref_z[-H:], h_eq.T, dtype, factor=4 * K)
     np.testing.assert_array_equal(ref_z[:-H], z[:-H])  # the input rows are untouched
-    from charlstm.kernels import numba_lstm  # where lstm_step reads FUSED_MAX_N
+    from charlstm.nn.kernels import numba_lstm  # where lstm_step reads FUSED_MAX_N
 
     for fused_max in (numba_lstm.FUSED_MAX_N, 0, 64):
         z2, c2 = z.copy(), c.copy()
@@ -425,7 +425,7 @@ def test_softmax_draw_is_filter_probs_and_draw(numba_impl_or_none, N):
     rounding. (Not to the bit: filter_probs sums a transposed layout in another order, numba's exp
     is libm's where NumPy's may be its own SIMD code; a draw could differ only where its uniform
     falls within that rounding of a CDF step.)"""
-    from charlstm.generate import draw, filter_probs
+    from charlstm.inference.generate import draw, filter_probs
 
     from helpers import assert_same_draws
 
@@ -452,7 +452,7 @@ def test_softmax_draw_is_filter_probs_and_draw(numba_impl_or_none, N):
 def numba_impl_or_none():
     if not kernels.available():
         return None
-    from charlstm.kernels import numba_impl
+    from charlstm.nn.kernels import numba_impl
 
     return numba_impl
 
@@ -461,7 +461,7 @@ def test_numba_pairwise_sum_is_numpys(numba_impl):
     """numba's sum adds in NumPy's pairwise order: within a few ulps of `np.sum` (to the bit where
     NumPy's reduction is its plain C loop, but a build may vectorise it otherwise); adding from
     left to right is 46 ulps off these numbers' sum at n = 10,000."""
-    from charlstm.kernels import numba_sampling
+    from charlstm.nn.kernels import numba_sampling
 
     rng = np.random.default_rng(7)
     for n in [*range(0, 140), 255, 256, 1000, 4097, 10_000]:
@@ -474,8 +474,8 @@ def test_generating_on_numba_equals_numpy(numba_impl, N):
     """Sampling through the model on the numba kernels draws what NumPy's would: the ids of every
     step are the plain NumPy loop's after the same history, up to float rounding (numba's step
     rounds otherwise, so a draw may differ where a uniform falls within ~1e-5 of a CDF step)."""
-    from charlstm.corpus import Vocab
-    from charlstm.generate import Sampling, generate, prime_ids
+    from charlstm.inference.generate import Sampling, generate, prime_ids
+    from charlstm.text.corpus import Vocab
 
     from helpers import assert_sampled_as_reference, random_model
 
@@ -493,7 +493,7 @@ def test_sampling_on_auto_takes_numba_only_once_compiled(tmp_path):
     """`charlstm sample --kernels auto` must not pay numba's import and compile: without the
     sampling kernels in the disk cache it steps on NumPy and never imports numba."""
     code = (
-        "import sys; from charlstm import kernels as k; "
+        "import sys; from charlstm.nn import kernels as k; "
         "print(k.compiled_on_disk(), k.for_sampling('auto').name, 'numba' in sys.modules)"
     )
     env = {key: v for key, v in os.environ.items() if key != "NUMBA_CACHE_DIR"}

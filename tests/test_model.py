@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from charlstm import model, optim, stepping
-from charlstm.generate import prime
+from charlstm.inference.generate import prime
+from charlstm.nn import model, optim, stepping
 
 from helpers import random_model
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from charlstm import checkpoint
 from charlstm.errors import UsageError
-from charlstm.plan import plan_run
-from charlstm.train import train_plan
+from charlstm.store import checkpoint
+from charlstm.training.loop import train_plan
+from charlstm.training.plan import plan_run
 
 SMALL = {"seq_len": 16, "batch_size": 4, "sample_length": 0}
 SHAPE = {"hidden_size": 16, "num_layers": 1}

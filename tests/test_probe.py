@@ -1,4 +1,4 @@
-"""The library behind the views (charlstm.probe), checked against definitions, plain loops,
+"""The library behind the views (charlstm.insight.probe), checked against definitions, plain loops,
 `evaluate` and finite differences. The views through the real CLI are in test_views.py."""
 
 from __future__ import annotations
@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlstm import model, probe, stepping
-from charlstm.cells import CELLS
 from charlstm.errors import UsageError
-from charlstm.evaluate import evaluate
-from charlstm.probe.finitediff import model_grads
+from charlstm.inference.evaluate import evaluate
+from charlstm.insight import probe
+from charlstm.insight.probe.finitediff import model_grads
+from charlstm.nn import model, stepping
+from charlstm.nn.cells import CELLS
 
 from helpers import CELL_NAMES, random_model
 

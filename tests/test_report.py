@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 from htmlpage import parse
 
-from charlstm import checkpoint, model
 from charlstm.config import TrainConfig
-from charlstm.corpus import load_corpus
 from charlstm.errors import CheckpointError
-from charlstm.train import train
-from charlstm.vocab import Vocab
+from charlstm.nn import model
+from charlstm.store import checkpoint
+from charlstm.text.corpus import load_corpus
+from charlstm.text.vocab import Vocab
+from charlstm.training.loop import train
 
 from helpers import HOSTILE, REPORT_CELLS, REPORT_TEXT, assert_clean_error, run_cli
 
@@ -160,7 +161,7 @@ def test_checkpoints_keep_a_curve_point_each_tenth_of_an_epoch(tiny_corpus, tmp_
 
 
 def test_a_long_curve_halves_its_points(monkeypatch):
-    from charlstm import run
+    from charlstm.training import state as run
 
     monkeypatch.setattr(run, "MAX_CURVE", 8)
     p = run.Progress()
@@ -305,7 +306,7 @@ def test_report_help_imports_nothing_heavy():
     code = (
         "import sys; sys.argv = ['charlstm', 'report', '--help']\nfrom charlstm import cli\ntry:\n    cli.main()\n"
         "except SystemExit:\n    pass\n"
-        "print([m for m in ('numpy', 'charlstm.report', 'playwright', 'rich.live') if m in sys.modules], file=sys.stderr)"
+        "print([m for m in ('numpy', 'charlstm.insight.report', 'playwright', 'rich.live') if m in sys.modules], file=sys.stderr)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from charlstm import checkpoint
+from charlstm.store import checkpoint
 
 from helpers import HOSTILE, REPORT_CELLS, run_cli
 

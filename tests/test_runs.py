@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from charlstm import runs
 from charlstm.errors import CheckpointError, UsageError
-from charlstm.plan import plan_run
+from charlstm.store import runs
+from charlstm.training.plan import plan_run
 
 
 def touch(folder: Path, *names: str) -> list[Path]:

@@ -6,13 +6,15 @@ import math
 
 import pytest
 
-from charlstm import checkpoint, model, plan
 from charlstm.config import TrainConfig, default_of
-from charlstm.corpus import load_corpus
 from charlstm.engines.numpy_engine import NumpyEngine
-from charlstm.events import EpochEnd, Saved, Step
-from charlstm.schedule import learning_rate, outlook
-from charlstm.train import train
+from charlstm.nn import model
+from charlstm.store import checkpoint
+from charlstm.text.corpus import load_corpus
+from charlstm.training import plan
+from charlstm.training.events import EpochEnd, Saved, Step
+from charlstm.training.loop import train
+from charlstm.training.schedule import learning_rate, outlook
 
 LR = default_of(TrainConfig, "lr")  # the default peak; the floor is 0.1 × it
 SMALL = dict(seq_len=16, batch_size=4, sample_length=0)

@@ -1,4 +1,4 @@
-"""The thread count (`charlstm.threads`): a tuner's decisions on injected step times and loads, the
+"""The thread count (`charlstm.nn.threads`): a tuner's decisions on injected step times and loads, the
 count applied inside a real run, an explicit count (--threads, the environment) that wins, and the
 math that does not change with the count. Nothing here is timed: every time is injected."""
 
@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from charlstm import events, kernels, model, stepping, threads, ui_train
+from charlstm.cli.ui import progress as ui_train
 from charlstm.config import TrainConfig
-from charlstm.corpus import load_corpus
-from charlstm.train import train
+from charlstm.nn import kernels, model, stepping, threads
+from charlstm.text.corpus import load_corpus
+from charlstm.training import events
+from charlstm.training.loop import train
 
 from helpers import ROOT, TINY_RUN, random_model, run_cli, started_event
 
@@ -209,10 +211,11 @@ ENV_RUN = """
 import json, sys
 from pathlib import Path
 from threadpoolctl import threadpool_info
-from charlstm import events, kernels, model, threads
+from charlstm.training import events
+from charlstm.nn import kernels, model, threads
 from charlstm.config import TrainConfig
-from charlstm.train import train
-from charlstm.corpus import load_corpus
+from charlstm.training.loop import train
+from charlstm.text.corpus import load_corpus
 corpus = load_corpus(sys.argv[1])
 out = []
 def on_event(e):
@@ -300,7 +303,7 @@ def test_the_math_does_not_change_with_the_count():
     for k in g1:
         np.testing.assert_allclose(g2[k], g1[k], rtol=1e-4, atol=1e-6 * np.abs(g1[k]).max())
     if kernels.available():
-        from charlstm.kernels import numba_impl
+        from charlstm.nn.kernels import numba_impl
 
         stepper = stepping.prepare_stepper(params, config, kernels.load("numba"))
         logits = []

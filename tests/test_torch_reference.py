@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, model, optim
-from charlstm.cells import CELLS
-from charlstm.corpus import Vocab
-from charlstm.ops import softmax_cross_entropy
+from charlstm.nn import model, optim
+from charlstm.nn.cells import CELLS
+from charlstm.nn.ops import softmax_cross_entropy
+from charlstm.store import checkpoint
+from charlstm.text.corpus import Vocab
 
 from helpers import CELL_NAMES, random_model
 
@@ -127,7 +128,7 @@ def test_optimizer_steps_match_torch(name):
 def test_adam_with_other_decays_matches_torch(betas, kernels_name):
     """--adam-beta1/--adam-beta2: six updates of charlstm's Adam (NumPy and fused kernels) equal
     torch.optim.Adam(betas=…) on the same gradients."""
-    from charlstm import kernels
+    from charlstm.nn import kernels
 
     if kernels_name == "numba" and not kernels.available():
         pytest.skip("numba is not installed")

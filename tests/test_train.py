@@ -7,15 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, model, plan
 from charlstm.config import TrainConfig
-from charlstm.corpus import load_corpus, split
 from charlstm.errors import TrainingError, UsageError
-from charlstm.evaluate import evaluate
-from charlstm.events import Diverged, EpochEnd, Sampled, Step
-from charlstm.plan import size_notes
-from charlstm.schedule import learning_rate
-from charlstm.train import train
+from charlstm.inference.evaluate import evaluate
+from charlstm.nn import model
+from charlstm.store import checkpoint
+from charlstm.text.corpus import load_corpus, split
+from charlstm.training import plan
+from charlstm.training.events import Diverged, EpochEnd, Sampled, Step
+from charlstm.training.loop import train
+from charlstm.training.plan import size_notes
+from charlstm.training.schedule import learning_rate
 
 SMALL = dict(seq_len=16, batch_size=4, sample_length=20)
 

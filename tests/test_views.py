@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, probe
-from charlstm.evaluate import evaluate
+from charlstm.inference.evaluate import evaluate
+from charlstm.insight import probe
+from charlstm.store import checkpoint
 
 import helpers
 from helpers import ROOT, random_model, run_cli
@@ -40,8 +41,8 @@ TRAIN = """
 import sys
 from pathlib import Path
 from charlstm.config import ModelConfig, TrainConfig
-from charlstm.corpus import load_corpus
-from charlstm.train import train
+from charlstm.text.corpus import load_corpus
+from charlstm.training.loop import train
 corpus = load_corpus(sys.argv[1])
 cfg = TrainConfig(seq_len=50, batch_size=32, lr=0.02, epochs=100, max_steps=300, dropout=0.0,
                   sample_length=0, seed=0)
@@ -62,7 +63,7 @@ def bracket_model(tmp_path_factory) -> tuple[Path, checkpoint.Checkpoint]:
 
 def random_checkpoint(tmp_path: Path, cell: str, text: str) -> Path:
     """A random 2×8 model of `cell` over the characters of `text`."""
-    from charlstm.corpus import Vocab
+    from charlstm.text.corpus import Vocab
 
     vocab = Vocab.from_text(text)
     config, params = random_model(vocab.size, 8, 2, dtype=np.float32, scale=0.8, cell=cell)
@@ -354,7 +355,7 @@ def test_gradcheck_passes_on_the_real_gradients():
 
 BROKEN = """
 import sys
-import charlstm.model as m
+import charlstm.nn.model as m
 real = m.backward
 def backward(*args, **kwargs):  # a slip in a derivation: one gradient 1% too large
     grads, dstate = real(*args, **kwargs)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charlstm import checkpoint
+from charlstm.store import checkpoint
 
 from helpers import PANGRAMS, ROOT, TINY_RUN, assert_clean_error, assert_ends_with_clean_error, run_cli
 

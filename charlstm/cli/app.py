@@ -11,12 +11,12 @@ import typer
 from charlstm.cli.errors import run
 from charlstm.cli.eval import eval_
 from charlstm.cli.help import plain_flags, plain_help
+from charlstm.cli.insight import gates, gradcheck, gradients, neurons
 from charlstm.cli.inspect import inspect, runs
 from charlstm.cli.report import report
 from charlstm.cli.sample import sample
 from charlstm.cli.train import HELP as TRAIN_HELP
 from charlstm.cli.train import train
-from charlstm.cli.views import gates, gradcheck, gradients, neurons
 
 app = typer.Typer(
     name="charlstm",

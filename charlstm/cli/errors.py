@@ -35,7 +35,7 @@ def run(command: Any, args: list[str]) -> int:
 
 def say(message: str) -> None:
     """One red line on stderr: `error: message`."""
-    from charlstm import ui
+    from charlstm.cli.ui import console as ui
 
     ui.error(ui.make_console(), message)
 

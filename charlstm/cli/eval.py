@@ -47,8 +47,9 @@ def eval_(
     character given the ones before it, read as one stream from the zero state; their mean
     equals this command's bits/char with -B 1 on those characters.
     """
-    from charlstm import ui, ui_tables
-    from charlstm.inference import score_text
+    from charlstm.cli.ui import console as ui
+    from charlstm.cli.ui import tables as ui_tables
+    from charlstm.inference.tasks import score_text
 
     if old_form is not None:  # `eval CHECKPOINT TEXT_FILE`, as before --checkpoint
         if checkpoint is not None:
@@ -72,7 +73,7 @@ def eval_(
 
 def _record(score: Any, text_file: Path) -> dict[str, Any]:
     """The score as `--json` prints it and the table shows it."""
-    from charlstm.ui import model_name
+    from charlstm.cli.ui.console import model_name
 
     return {
         "checkpoint": str(score.path),
@@ -91,7 +92,7 @@ def _record(score: Any, text_file: Path) -> dict[str, Any]:
 def _surprisal(score: Any, top: int, as_json: bool) -> dict[str, Any] | None:
     """eval --show: the surprisal view, drawn before the score (or, with --json, its record;
     None where the text had fewer than two characters to show)."""
-    from charlstm import ui_views
+    from charlstm.cli.ui import shading as ui_views
 
     if score.surprisal is None:
         return None

@@ -1,5 +1,5 @@
 """`charlstm inspect` (what a checkpoint holds) and `charlstm runs` (the runs in a folder): read
-from the checkpoints' headers by `charlstm.checkpoint`, shown as tables or JSON."""
+from the checkpoints' headers by `charlstm.store.checkpoint`, shown as tables or JSON."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def runs(
 ) -> None:
 # fmt: on
     """List the runs in a folder, newest first: corpus, model, steps, best validation loss, date, size."""
-    from charlstm import ui, ui_tables
-    from charlstm.runs import list_runs
+    from charlstm.cli.ui import console as ui
+    from charlstm.cli.ui import tables as ui_tables
+    from charlstm.store.runs import list_runs
 
     found = list_runs(folder)
     if as_json:
@@ -37,8 +38,10 @@ def inspect(
 ) -> None:
 # fmt: on
     """Describe a checkpoint: config, parameters, vocabulary, training history."""
-    from charlstm import checkpoint, ui, ui_tables
-    from charlstm.runs import find_latest
+    from charlstm.cli.ui import console as ui
+    from charlstm.cli.ui import tables as ui_tables
+    from charlstm.store import checkpoint
+    from charlstm.store.runs import find_latest
 
     if path is not None and path.is_dir():
         return runs(path, as_json)

@@ -20,7 +20,7 @@ from charlstm.errors import UsageError
 
 def note(message: str) -> None:
     """A dim diagnostic line on stderr."""
-    from charlstm import ui
+    from charlstm.cli.ui import console as ui
 
     ui.note(ui.make_console(), message)
 
@@ -38,7 +38,7 @@ def print_json(record: Any, indent: int | None = None) -> None:
 def report_console() -> Iterator[Any]:
     """The console a view draws on (stdout, made UTF-8); a reader that goes away (`| head`)
     ends the command quietly."""
-    from charlstm import ui_views
+    from charlstm.cli.ui import shading as ui_views
 
     open_output(None)
     try:

@@ -1,4 +1,4 @@
-"""`charlstm report`: the options into a ReportConfig, the page written by `charlstm.report`, and
+"""`charlstm report`: the options into a ReportConfig, the page written by `charlstm.insight.report`, and
 its path printed (and opened, with --open)."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def report(
     named.
     """
     cfg = given(ReportConfig, max_chars=max_chars, top=top, units=units, find=find, max_lag=max_lag, positions=positions)
-    from charlstm.report import write_report
+    from charlstm.insight.report import write_report
 
     written = write_report(paths or [], text, out, cfg)
     for _, why in written.skipped:

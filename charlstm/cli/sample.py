@@ -40,7 +40,7 @@ def sample(
     Only the text goes to stdout; which checkpoint was used and any warnings go to stderr.
     """
     options = dict(locals())
-    from charlstm.inference import open_sampler
+    from charlstm.inference.tasks import open_sampler
 
     checkpoint, output = options.pop("checkpoint"), options.pop("output")
     if stop is not None:

@@ -117,10 +117,10 @@ def train(
 
 def _train(o: dict[str, Any]) -> None:
     """Read the options `o` into configs, plan the run, train it; every event is shown and logged."""
-    from charlstm import ui
+    from charlstm.cli.ui import console as ui
     from charlstm.engines.team import rank
-    from charlstm.plan import plan_run
-    from charlstm.train import train_plan
+    from charlstm.training.loop import train_plan
+    from charlstm.training.plan import plan_run
 
     display = given(DisplayConfig, quiet=o["quiet"], log_every=o["log_every"])
     read = given(ReadConfig, encoding=o["encoding"], errors=o["errors"], max_vocab=o["max_vocab"])
@@ -160,7 +160,7 @@ class _Session:
     display, the --log-json log, and the checkpoints written so far."""
 
     def __init__(self, console: Any) -> None:
-        from charlstm import ui_train
+        from charlstm.cli.ui import progress as ui_train
 
         self.console = console
         self.progress = ui_train.EncodingProgress(console)
@@ -173,8 +173,8 @@ class _Session:
 
     def start(self, plan: Any, display: DisplayConfig, log_json: Path | None) -> None:
         """The run is planned: stop the encoding progress, start the display and the log."""
-        from charlstm import ui_train
-        from charlstm.jsonlog import JsonLog
+        from charlstm.cli.ui import progress as ui_train
+        from charlstm.training.jsonlog import JsonLog
 
         self.plan = plan
         self.progress.close()
@@ -184,7 +184,7 @@ class _Session:
         self.log_path = log_json
 
     def on_event(self, event: Any) -> None:
-        from charlstm.events import Saved
+        from charlstm.training.events import Saved
 
         self.view(event)
         if self.log is not None:
@@ -207,7 +207,7 @@ class _Session:
 
     def finish(self, finished: Any) -> None:
         """After the run: why a log that failed stopped it (an error), or how to go on after Ctrl-C."""
-        from charlstm import ui
+        from charlstm.cli.ui import console as ui
 
         again = f"continue with: charlstm train --resume {self.plan.resume_path}"
         if self.log_failed():
@@ -248,7 +248,7 @@ class _StopFlag:
         self.count += 1
         if self.count > 1:
             raise KeyboardInterrupt
-        from charlstm import ui_train
+        from charlstm.cli.ui import progress as ui_train
 
         if self.console is not None:
             ui_train.stopping_message(self.console)

@@ -32,10 +32,10 @@ from charlstm.errors import UsageError
 if TYPE_CHECKING:
     import numpy as np
 
-    from charlstm.checkpoint import Checkpoint
     from charlstm.config import ModelConfig, TrainConfig
-    from charlstm.evaluate import Evaluation
-    from charlstm.kernels import Kernels
+    from charlstm.inference.evaluate import Evaluation
+    from charlstm.nn.kernels import Kernels
+    from charlstm.store.checkpoint import Checkpoint
 
 State = Any  # the carried recurrent state, in the engine's own arrays (one per name in the cell's STATE_NAMES)
 
@@ -63,7 +63,7 @@ class Engine(Protocol):
 
     def evaluate(self, ids: np.ndarray, B: int, T: int) -> Evaluation:
         """The loss of the ids (N,) under the model (`model_numpy`'s weights) exactly as
-        `charlstm.evaluate.evaluate` scores them."""
+        `charlstm.inference.evaluate.evaluate` scores them."""
 
     def params_numpy(self) -> dict[str, np.ndarray]:
         """The weights being trained as NumPy arrays under PyTorch's names (the engine's own
@@ -83,7 +83,7 @@ class Engine(Protocol):
     def save_state(self, state: State) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The resume file's part of the engine: tensors `optim.<buffer>.<name>` and `state.<name>`
         ((L, B, H), every stream of the run), `average.<name>` with --ema (the average's sums,
-        `charlstm.average`), and metadata (`optimizer_steps`, `rng`, `average_weight`, …)."""
+        `charlstm.nn.average`), and metadata (`optimizer_steps`, `rng`, `average_weight`, …)."""
 
     def load_state(self, resume: Checkpoint) -> State:
         """Put a resume file's optimiser moments, step count and random state in place; return

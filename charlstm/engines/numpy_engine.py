@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from charlstm import model
-from charlstm.average import WeightAverage
-from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.engines.team import Solo
-from charlstm.evaluate import Evaluation, evaluate
-from charlstm.kernels import load as load_kernels
-from charlstm.optim import clip_grad_norm, make_optimizer
+from charlstm.inference.evaluate import Evaluation, evaluate
+from charlstm.nn import model
+from charlstm.nn.average import WeightAverage
+from charlstm.nn.kernels import load as load_kernels
+from charlstm.nn.optim import clip_grad_norm, make_optimizer
+from charlstm.store.checkpoint import Checkpoint
 
 
 @dataclass(frozen=True)

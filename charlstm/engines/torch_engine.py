@@ -31,14 +31,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from charlstm import model, optim
-from charlstm.checkpoint import Checkpoint
 from charlstm.config import ModelConfig, TrainConfig
-from charlstm.corpus import iter_windows, stream_length
 from charlstm.engines.team import Solo, local_rank, world_size
 from charlstm.engines.torch_model import Average, Net, make_optimizer, parameter_names, recurrent_layer
 from charlstm.errors import UsageError
-from charlstm.evaluate import Evaluation
+from charlstm.inference.evaluate import Evaluation
+from charlstm.nn import model, optim
+from charlstm.store.checkpoint import Checkpoint
+from charlstm.text.corpus import iter_windows, stream_length
 
 TORCH_BUFFERS = {"momentum": "momentum_buffer"}  # optim.py's buffer names where torch.optim's differ
 DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -172,7 +172,7 @@ class TorchEngine:
             self.average.update(self.params)
 
     def evaluate(self, ids: np.ndarray, B: int, T: int) -> Evaluation:
-        """As `charlstm.evaluate.evaluate`: B streams (fewer for a short text), every window in
+        """As `charlstm.inference.evaluate.evaluate`: B streams (fewer for a short text), every window in
         order, the state carried; on this rank's module alone (rank 0 validates)."""
         B = max(1, min(B, len(ids) - 1))
         if stream_length(len(ids), B) < 1:

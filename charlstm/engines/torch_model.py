@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from charlstm import model, optim
 from charlstm.config import ModelConfig
 from charlstm.errors import UsageError
+from charlstm.nn import model, optim
 
 
 def recurrent_layer(config: ModelConfig) -> Any:
@@ -96,7 +96,7 @@ def make_optimizer(
 
 
 class Average:
-    """`charlstm.average.WeightAverage` on the device: the bias-corrected EMA of the weights,
+    """`charlstm.nn.average.WeightAverage` on the device: the bias-corrected EMA of the weights,
     s ← s + (1 − d)(θ − s), w ← d w + (1 − d), the average s / w (the weights before any update)."""
 
     def __init__(self, params: dict[str, nn.Parameter], decay: float) -> None:

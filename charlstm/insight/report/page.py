@@ -1,0 +1,371 @@
+"""The report as one HTML page: the numbers of gather.py drawn as inline SVG charts and coloured
+text, with CSS and one small script inline. Nothing is loaded from anywhere: a Content Security
+Policy forbids every fetch and lets only this page's own script (by its hash) run, and every
+string that comes from a corpus, a sample, a file name or a checkpoint is escaped (`esc`). The page
+reads without JavaScript; the script adds a tooltip for hover and keyboard focus."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from charlstm.insight.probe import sigmoids
+from charlstm.insight.report import colours, svg
+from charlstm.insight.report.assets import CSS, SCRIPT
+from charlstm.insight.report.escape import esc
+from charlstm.insight.report.gather import FeatureUnits, Report, RunReport, Series, Views
+from charlstm.insight.report.settings import settings_table
+
+SECTIONS = (
+    ("curves", "Learning curves"),
+    ("samples", "Watch the text improve"),
+    ("surprisal", "Surprisal over a text"),
+    ("neurons", "Neurons"),
+    ("gates", "Gates"),
+    ("gradients", "Gradient flow"),
+)
+SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍", " ": " "}  # what a coloured invisible character looks like
+FLOW_LAGS = (0, 1, 2, 5, 10, 20, 30, 40)  # the lags k of the gradient table (and the last one)
+
+
+def render(report: Report, title: str, footer: str) -> str:
+    """The whole page."""
+    script_hash = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
+    policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
+    runs = report.runs
+    parts = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">',
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{CSS}{colours.css()}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f'<p class="sub">{len(runs)} run{"s" if len(runs) != 1 else ""}: {", ".join(run_label(r) for r in runs)}</p>',
+        skipped_box(report.skipped),
+        "<nav>" + "".join(f'<a href="#{key}">{name}</a>' for key, name in SECTIONS) + "</nav>",
+        curves_section(runs),
+        samples_section(runs),
+        surprisal_section(runs, report.config.top),
+        neurons_section(runs),
+        gates_section(runs),
+        gradients_section(runs),
+        f'<p class="note">{esc(footer)}</p><div id="tip" role="tooltip" hidden></div>',
+        f"<script>{SCRIPT}</script></body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def run_label(run: RunReport) -> str:
+    c = run.ckpt.config
+    return f"{esc(run.name)} ({c.num_layers}×{c.hidden_size} {c.cell.upper()})"
+
+
+def skipped_box(skipped: list[tuple[str, str]]) -> str:
+    if not skipped:
+        return ""
+    items = "".join(f"<li><code>{esc(path)}</code>: {esc(why)}</li>" for path, why in skipped)
+    return f'<div class="warn" id="skipped">Not in this report:<ul>{items}</ul></div>'
+
+
+def per_run(runs: list[RunReport], draw: Callable[[int, RunReport, Views], list[str]]) -> list[str]:
+    """For each run (j-th, for its colour), a heading and what `draw` makes of its views, or why
+    it has none."""
+    body = []
+    for j, run in enumerate(runs):
+        body.append(f"<h3>{run_label(run)}</h3>")
+        body.extend(no_views(run) if run.views is None else draw(j, run, run.views))
+    return body
+
+
+def section(key: str, lead: str, body: Sequence[str]) -> str:
+    name = dict(SECTIONS)[key]
+    return f'<section id="{key}"><h2>{name}</h2><p class="lead">{lead}</p>' + "\n".join(body) + "</section>"
+
+
+# ------------------------------------------------------------------------------------- curves
+
+
+def curves_section(runs: list[RunReport]) -> str:
+    lead = (
+        "How each run learned: bits per character (lower is better) on the training text (a moving "
+        "average) and on held-out validation text, by step and by time, with the learning rate and the speed."
+    )
+    loss, lr, speed = [], [], []
+    for j, run in enumerate(runs):
+        colour, c = colours.run_colour(j), run.curves
+        kind = "train" if c.per_step else "train, per epoch"
+        loss.append(svg.Line(f"{run.name} {kind}", c.train.steps, c.train.values, colour, key="train", run=run.name))
+        loss.append(svg.Line(f"{run.name} val", c.val.steps, c.val.values, colour, "5 3", True, "val", run.name))
+        lr.append(svg.Line(run.name, c.lr.steps, c.lr.values, colour, key="lr", run=run.name))
+        speed.append(svg.Line(run.name, c.speed.steps, c.speed.values, colour, key="speed", run=run.name))
+    by_time, unit = time_lines(loss, [s for r in runs for s in (r.curves.train, r.curves.val)])
+    charts = [
+        svg.line_chart(loss, "step", "bits/char", "Loss by step"),
+        svg.line_chart(by_time, unit, "bits/char", "Loss by time of training"),
+        svg.line_chart(lr, "step", "learning rate", "Learning rate", y_from_zero=True),
+        svg.line_chart(speed, "step", "characters/s", "Training speed", y_from_zero=True),
+    ]
+    old = [r.name for r in runs if not r.curves.per_step and r.curves.val.steps]
+    none = [r.name for r in runs if not r.curves.val.steps and not r.curves.train.steps]
+    notes = (
+        [f"{esc(', '.join(old))}: one point per epoch (checkpoint written before per-step curves were kept)."]
+        if old
+        else []
+    )
+    notes += [f"{esc(', '.join(none))}: no training history in the checkpoint."] if none else []
+    drawn = ['<div class="charts">' + "".join(charts) + "</div>"] if len(none) < len(runs) else []
+    return section("curves", lead, [*drawn, *(f'<p class="note">{n}</p>' for n in notes), settings_table(runs)])
+
+
+def time_lines(lines: list[svg.Line], series: list[Series]) -> tuple[list[svg.Line], str]:
+    """The loss lines against the seconds of training of each point (minutes when the longest
+    run took more than five), and the axis label. A point without a time is left out."""
+    times = [[math.nan if t is None else t for t in s.seconds] for s in series]
+    longest = max((t for ts in times for t in ts if math.isfinite(t)), default=0.0)
+    unit, scale = ("minutes of training", 60.0) if longest > 300 else ("seconds of training", 1.0)
+    out = [replace(line, xs=[t / scale for t in ts], key=line.key + "-time") for line, ts in zip(lines, times)]
+    return out, unit
+
+
+def epoch(e: float) -> str:
+    """An epoch count as people read it: 3 when whole, else two decimals (2.73)."""
+    return str(int(round(e))) if abs(e - round(e)) < 5e-3 else f"{e:.2f}"
+
+
+# ------------------------------------------------------------------------------------ samples
+
+
+def samples_section(runs: list[RunReport]) -> str:
+    lead = "Every sample the model wrote during training, oldest first, with the step, the epoch and the validation loss then: watch the text improve."
+    body = []
+    for run in runs:
+        items = "".join(
+            f'<li data-step="{s.step}"><div class="meta">step {s.step:,} · epoch {epoch(s.epoch)} · '
+            f"validation {s.val_bpc:.3f} bits/char</div><pre>{esc(s.text)}</pre></li>"
+            for s in run.samples
+        )
+        content = (
+            f'<ol class="samples" data-run="{esc(run.name)}">{items}</ol>'
+            if items
+            else '<p class="note">No samples in this checkpoint (trained with --sample-length 0).</p>'
+        )
+        body.append(f"<h3>{run_label(run)}</h3>{content}")
+    return section("samples", lead, body)
+
+
+# ---------------------------------------------------------------------------------- surprisal
+
+
+def visible(ch: str) -> str:
+    """A character as a tooltip shows it: \\n, \\t, ␠ for a space, U+XXXX for the unprintable."""
+    special = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␠"}
+    return special.get(ch, ch if ch.isprintable() else f"U+{ord(ch):04X}")
+
+
+def glyph(ch: str) -> str:
+    """A character as coloured text shows it: a newline as ↵ and a line break, control characters
+    as their symbols (U+2400…)."""
+    if ch == "\n":
+        return "↵\n"
+    if ch in SHOWN:
+        return SHOWN[ch]
+    return chr(0x2400 + ord(ch)) if ord(ch) < 32 else (ch if ch.isprintable() else "�")
+
+
+def no_views(run: RunReport) -> list[str]:
+    return [f'<p class="note">No text to show this model on: {esc(run.no_views)}.</p>']
+
+
+def surprisal_section(runs: list[RunReport], top: int) -> str:
+    lead = (
+        "Each character coloured by its surprisal, −log₂ p of it given the text before it: pale is what "
+        f"the model expected, dark red a surprise. Hover over a character, or Tab into the text and move "
+        f"with the arrow keys, to see the model's {top} most likely guesses there."
+    )
+    return section("surprisal", lead, per_run(runs, lambda j, run, v: [surprisal_text(run, v)]))
+
+
+def surprisal_text(run: RunReport, v: Views) -> str:
+    """Every predicted character with its bits and guesses in a tooltip (title, which the script
+    turns into its own tooltip); the first character is given, not predicted."""
+    s, chars, text = v.surprisal, run.ckpt.vocab.chars, v.text.text
+    scale = max(1.0, float(np.percentile(s.bits, 99)))
+    cells = [f"<i class=g0>{esc(glyph(text[0]))}</i>"]
+    for t, bits in enumerate(s.bits):
+        ch = text[t + 1]
+        guesses = "\n".join(f"{visible(chars[int(g)])} {p:.3f}" for g, p in zip(s.guesses[t], s.probs[t]))
+        tip = f"{visible(ch)}: {bits:.2f} bits\n{guesses}"
+        cells.append(
+            f'<i class=s{colours.sequential_class(float(bits) / scale)} title="{esc(tip)}">{esc(glyph(ch))}</i>'
+        )
+    label = f"surprisal of {run.name}'s model over the text; arrow keys move"
+    return (
+        f'<p class="note">Text: {esc(text_words(v))}</p>'
+        f'<div class="sx" tabindex="0" role="group" aria-label="{esc(label)}" data-run="{esc(run.name)}">{"".join(cells)}</div>'
+        + svg.swatches(colours.SEQUENTIAL, "0", f"{scale:.1f}+ bits", "surprisal")
+        + f'<p>mean <b class="mean" data-run="{esc(run.name)}">{s.mean_bits:.4f}</b> bits/char over {len(s.bits):,} predicted characters (one stream, from the zero state)</p>'
+    )
+
+
+def text_words(v: Views) -> str:
+    """Which text the views read, and how much of it."""
+    tx = v.text
+    cut = (
+        f"the first {len(tx.ids):,} of {tx.total:,} characters"
+        if tx.total > len(tx.ids)
+        else f"{len(tx.ids):,} characters"
+    )
+    unknown = f"; {tx.unknown:,} characters the model does not know left out" if tx.unknown else ""
+    return f"{v.source}, {cut}{unknown}"
+
+
+# ------------------------------------------------------------------------------------ neurons
+
+
+def neurons_section(runs: list[RunReport]) -> str:
+    lead = (
+        "Units whose value follows a feature of the text — inside a quotation, the depth of brackets, the "
+        "position in the line, the indentation — ranked by |Pearson r|; each character is coloured by the "
+        "feature and by each unit's value after reading it: blue below zero (or a gate below 0.5), red above."
+    )
+    return section("neurons", lead, per_run(runs, neuron_blocks))
+
+
+def neuron_blocks(j: int, run: RunReport, v: Views) -> list[str]:
+    """A run's features, the one its best unit tracks best open, and the colour scale."""
+    best = max(v.features, key=lambda f: abs(f.scores[0].r) if f.scores else -1.0)
+    return [
+        *(feature_block(run, v, f, open_=(f is best)) for f in v.features),
+        svg.swatches(colours.DIVERGING, "low", "high", "value"),
+    ]
+
+
+def feature_block(run: RunReport, v: Views, f: FeatureUnits, open_: bool) -> str:
+    """One feature: a table of its best units, then the feature and each unit over the text."""
+    head = f"'{f.name}': " + (
+        f.problem or f"best unit layer {f.scores[0].layer} unit {f.scores[0].unit} ({v.what}), r = {f.scores[0].r:+.3f}"
+    )
+    if f.problem or f.values is None:
+        return f"<details><summary>{esc(head)}</summary></details>"
+    rows = "".join(
+        f"<tr><td>{rank}</td><td>{s.layer}</td><td>{s.unit}</td><td>{esc(s.what)}</td><td>{s.r:+.3f}</td></tr>"
+        for rank, s in enumerate(f.scores, 1)
+    )
+    table = (
+        f'<table class="units" data-run="{esc(run.name)}" data-feature="{esc(f.name)}"><tr><th>rank</th><th>layer</th>'
+        f"<th>unit</th><th>quantity</th><th>r</th></tr>{rows}</table>"
+    )
+    peak = float(np.abs(f.values).max()) or 1.0
+    lines = [text_row(f"feature '{f.name}'", v.text.text, [colours.diverging_class(float(x) / peak) for x in f.values])]
+    sigmoid = v.what in sigmoids(run.ckpt.config)
+    for s, values in zip(f.scores, f.units):
+        mid, half = colours.centred_scale([float(x) for x in values], sigmoid)
+        classes = [colours.diverging_class((float(x) - mid) / half) for x in values]
+        lines.append(text_row(f"layer {s.layer} unit {s.unit} ({s.what}), r = {s.r:+.3f}", v.text.text, classes))
+    return f"<details{' open' if open_ else ''}><summary>{esc(head)}</summary>{table}{''.join(lines)}</details>"
+
+
+def text_row(label: str, text: str, classes: list[int]) -> str:
+    """The text with each character on its class of DIVERGING; equal neighbours share one element."""
+    out, start = [], 0
+    for t in range(1, len(text) + 1):
+        if t == len(text) or classes[t] != classes[start]:
+            out.append(f"<i class=d{classes[start]}>{esc(''.join(glyph(ch) for ch in text[start:t]))}</i>")
+            start = t
+    return f'<div class="row"><div class="lab">{esc(label)}</div><div class="tx">{"".join(out)}</div></div>'
+
+
+# -------------------------------------------------------------------------------------- gates
+
+
+def gates_section(runs: list[RunReport]) -> str:
+    lead = (
+        "How often each gate is nearly shut (below 0.1: left-saturated) or wide open (above 0.9: "
+        "right-saturated) while the model reads the text: one dot per unit, as in Karpathy, Johnson and "
+        "Fei-Fei (2015), figure 3. A vanilla RNN has no gates: its tanh output h is counted beyond ±0.9 instead."
+    )
+    return section("gates", lead, per_run(runs, gate_blocks))
+
+
+def gate_blocks(j: int, run: RunReport, v: Views) -> list[str]:
+    """A run's table of saturation fractions, then a row of scatters per layer."""
+    rows = "".join(
+        f"<tr><td>{g.layer}</td><td>{esc(g.gate)}</td><td>{g.low:g}</td><td>{g.high:g}</td><td>{g.left_fraction:.1%}</td>"
+        f"<td>{g.right_fraction:.1%}</td><td>{1 - g.left_fraction - g.right_fraction:.1%}</td></tr>"
+        for g in v.gates
+    )
+    body = [
+        f'<table class="gates" data-run="{esc(run.name)}"><tr><th>layer</th><th>gate</th><th>left &lt;</th><th>right &gt;</th>'
+        f"<th>left-saturated</th><th>right-saturated</th><th>neither</th></tr>{rows}</table>"
+    ]
+    for layer in sorted({g.layer for g in v.gates}):
+        plots = [
+            svg.scatter(
+                g.left.tolist(), g.right.tolist(), "left-saturated", "right-saturated", f"layer {g.layer} {g.gate}"
+            )
+            for g in v.gates
+            if g.layer == layer
+        ]
+        body.append(f'<div class="charts" style="--c:{colours.run_colour(j)}">' + "".join(plots) + "</div>")
+    return body
+
+
+# ---------------------------------------------------------------------------------- gradients
+
+
+def gradients_section(runs: list[RunReport]) -> str:
+    lead = (
+        "How far back the gradient reaches: the size of ∂L_t/∂h_(t−k), the loss at one step against the state "
+        "k steps before it, averaged over positions t, on a log axis. Through a vanilla RNN it tends to fall steeply, "
+        "in a straight line; gates can carry it much further (an LSTM's cell state c is dashed)."
+    )
+    with_views = [(j, r) for j, r in enumerate(runs) if r.views is not None]
+    body = [note for r in runs if r.views is None for note in no_views(r)]
+    layers = max((r.ckpt.config.num_layers for _, r in with_views), default=0)
+    charts = []
+    for layer in range(layers):
+        lines = []
+        for j, run in with_views:
+            flow, colour = run.views.flow, colours.run_colour(j)
+            if layer >= flow.mean_h.shape[0]:
+                continue
+            ks = list(range(flow.mean_h.shape[1]))
+            lines.append(svg.Line(f"{run.name} h", ks, flow.mean_h[layer].tolist(), colour, key="h", run=run.name))
+            if flow.mean_c is not None:
+                lines.append(
+                    svg.Line(f"{run.name} c", ks, flow.mean_c[layer].tolist(), colour, "5 3", key="c", run=run.name)
+                )
+        charts.append(svg.line_chart(lines, "k, steps back", "mean ‖∂L_t/∂state‖", f"layer {layer}", log_y=True))
+    if charts:
+        body.append('<div class="charts">' + "".join(charts) + "</div>")
+        body.append(flow_table([r for _, r in with_views]))
+    return section("gradients", lead, body)
+
+
+def flow_table(runs: list[RunReport]) -> str:
+    """The plotted means at a few lags, as `charlstm gradients` prints them (2 significant digits)."""
+    columns = []
+    for run in runs:
+        flow = run.views.flow
+        for layer in range(flow.mean_h.shape[0]):
+            columns.append((run.name, f"h l{layer}", flow.mean_h[layer]))
+            if flow.mean_c is not None:
+                columns.append((run.name, f"c l{layer}", flow.mean_c[layer]))
+    K = max(len(values) for _, _, values in columns) - 1
+    lags = sorted({k for k in FLOW_LAGS if k <= K} | {K})
+    head = (
+        "<tr><th>k</th>"
+        + "".join(f'<th data-run="{esc(name)}" data-series="{s}">{esc(name)} {s}</th>' for name, s, _ in columns)
+        + "</tr>"
+    )
+    rows = "".join(
+        f"<tr><td>{k}</td>"
+        + "".join(f"<td>{values[k]:.2e}</td>" if k < len(values) else "<td></td>" for _, _, values in columns)
+        + "</tr>"
+        for k in lags
+    )
+    return f'<table class="flow">{head}{rows}</table>'
