@@ -26,11 +26,54 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-WORDS = (
-    "the sea wind light keeper lamp night storm harbour boat rope tide rock gull cliff bell fog "
-    "déjà vu café naïve façade Grüße Straße niño mañana smörgåsbord "
-    "θάλασσα άνεμος φως νύχτα море ветер свет ночь 海 風 光 夜 灯台 嵐 港 🌊 ⭐ 🐟 ⛵"
-).split()
+WORDS = [
+    "the",
+    "sea",
+    "wind",
+    "light",
+    "keeper",
+    "lamp",
+    "night",
+    "storm",
+    "harbour",
+    "boat",
+    "rope",
+    "tide",
+    "rock",
+    "gull",
+    "cliff",
+    "bell",
+    "fog",
+    "déjà",
+    "vu",
+    "café",
+    "naïve",
+    "façade",
+    "Grüße",
+    "Straße",
+    "niño",
+    "mañana",
+    "smörgåsbord",
+    "θάλασσα",
+    "άνεμος",
+    "φως",
+    "νύχτα",
+    "море",
+    "ветер",
+    "свет",
+    "ночь",
+    "海",
+    "風",
+    "光",
+    "夜",
+    "灯台",
+    "嵐",
+    "港",
+    "🌊",
+    "⭐",
+    "🐟",
+    "⛵",
+]
 
 
 def make_corpus(path: Path, megabytes: int, seed: int = 0) -> None:

@@ -93,7 +93,7 @@ def where_it_pays(checkpoint: Path, corpus: Path) -> dict:
 
     ckpt = ckpt_io.load(checkpoint)
     text = corpus.read_text(encoding="utf-8")
-    val = text[len(text) - int(round(len(text) * 0.05)) :]  # the validation split (--val-fraction 0.05)
+    val = text[len(text) - round(len(text) * 0.05) :]  # the validation split (--val-fraction 0.05)
     ids = probe.text_ids(ckpt.vocab, val, None).ids
     bits = probe.surprisal(probe.trace(ckpt.params, ckpt.config, ids), 1).bits  # bits[t]: character t + 1
     dist = np.array(closer_distances(val))[1:]

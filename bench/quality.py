@@ -133,7 +133,7 @@ def held_out_loss(checkpoint: Path, corpus: Path) -> tuple[float, int]:
     text = corpus.read_text(encoding="utf-8")
     n = len(text)
     start = int(n * (1 - HELD_OUT))
-    trained_until = n - max(2, int(round(n * HELD_OUT)))
+    trained_until = n - max(2, round(n * HELD_OUT))
     assert trained_until <= start + 1, "charlstm trained on scored text"
     ids = ckpt.vocab.encode(text[start:])
     result = evaluate(ckpt.params, ckpt.config, ids, B=1, T=2000)

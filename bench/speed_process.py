@@ -120,7 +120,7 @@ def bench_cli(reps: int, with_numba: bool = False) -> dict:
     help_times = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        subprocess.run(cmd + ["--help"], capture_output=True, check=True, env=env)
+        subprocess.run([*cmd, "--help"], capture_output=True, check=True, env=env)
         help_times.append(time.perf_counter() - t0)
 
     L, H = SAMPLE_MODEL
@@ -137,7 +137,7 @@ def bench_cli(reps: int, with_numba: bool = False) -> dict:
             for _ in range(reps):
                 t0 = time.perf_counter()
                 proc = subprocess.Popen(
-                    cmd + ["sample", "--checkpoint", str(path), "--seed", seed, "--length", "50", *extra],
+                    [*cmd, "sample", "--checkpoint", str(path), "--seed", seed, "--length", "50", *extra],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     env=env,

@@ -25,7 +25,7 @@ PANGRAMS = (
 
 # the smallest real training run: a 1×16 model on 4 streams of 16 characters, no samples, on the
 # NumPy kernels (no ~1 s numba load per run; the numba path has its own tests)
-TINY_RUN = "-H 16 -L 1 -B 4 -T 16 --sample-length 0 --kernels numpy".split()
+TINY_RUN = ["-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0", "--kernels", "numpy"]
 
 CELL_NAMES = cells.names()  # the registered cells: each test parametrized by them runs on every cell
 

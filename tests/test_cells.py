@@ -52,7 +52,7 @@ def fast(config, params, x, y, state0, w):
 def test_gradients_match_finite_differences(cell, L):
     """Every parameter and every initial-state tensor, in float64."""
     config, params, x, y, state0, w = problem(cell, L)
-    loss, _, grads, dstate0 = fast(config, params, x, y, state0, w)
+    _loss, _, grads, dstate0 = fast(config, params, x, y, state0, w)
 
     def loss_fn() -> float:
         return fast(config, params, x, y, state0, w)[0]
@@ -217,12 +217,12 @@ def test_stepwise_fast_path_equals_the_cells_own(cell):
 def test_activations_are_copies_of_the_forward(cell):
     """activations(cache) names every quantity the cell declares; h is the layer output, the
     sigmoid ones lie in (0, 1), and they survive the backward that overwrites the cache."""
-    config, params, x, y, state0, w = problem(cell, 1)
+    config, params, x, y, state0, _w = problem(cell, 1)
     logits, _, cache = model.forward(params, config, x, state0)
     c = CELLS[cell]
     acts = c.activations(cache.layers[0])
     assert set(acts) == set(c.QUANTITIES)
-    h_seq = cache.top.reshape(x.shape + (config.hidden_size,)).copy()
+    h_seq = cache.top.reshape((*x.shape, config.hidden_size)).copy()
     np.testing.assert_array_equal(acts["h"], h_seq)
     before = {k: v.copy() for k, v in acts.items()}
     _, dlogits = softmax_cross_entropy(logits, y.reshape(-1))

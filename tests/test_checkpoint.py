@@ -47,7 +47,7 @@ def test_metadata_is_readable_by_safetensors(tmp_path):
         assert meta["format"] == "charlstm" and int(meta["format_version"]) == checkpoint.FORMAT_VERSION
         assert json.loads(meta["vocab"]) == ["\n", " ", "a", "b", "c"]
         assert json.loads(meta["config"])["hidden_size"] == 4
-        assert "lstm.weight_ih_l0" in f.keys()
+        assert "lstm.weight_ih_l0" in f.keys()  # noqa: SIM118 (safe_open has keys(), not __contains__)
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):

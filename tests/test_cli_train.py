@@ -15,7 +15,7 @@ from charlstm.store import checkpoint
 
 from helpers import ROOT, assert_clean_error, run_cli, run_tty
 
-FAST = "-H 32 -L 1 -B 4 -T 16 --kernels numpy".split()  # numpy: no ~1 s numba load per run
+FAST = ["-H", "32", "-L", "1", "-B", "4", "-T", "16", "--kernels", "numpy"]  # numpy: no ~1 s numba load per run
 
 
 def start(*args, cwd):

@@ -70,7 +70,7 @@ def test_two_ranks_compute_what_one_process_computes(tiny_corpus, tmp_path):
         "log.jsonl",
         cwd=tmp_path,
     )
-    out, err = proc.communicate(timeout=300)
+    _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "engine       torch 2." in err and ", 2 ranks" in err
     assert err.count("charlstm train") == 1 and err.count("wrote ") == 2  # rank 0 alone reports

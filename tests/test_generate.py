@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,7 @@ def test_lower_temperature_lowers_entropy():
 
     model_logits, _ = prime(params, config, np.array([1, 2, 3], dtype=np.uint8), num_samples=1)
     entropies = [entropy(filter_probs(model_logits, t))[0] for t in (2.0, 1.0, 0.7, 0.4, 0.1)]
-    assert all(a > b for a, b in zip(entropies, entropies[1:])), entropies
+    assert all(a > b for a, b in itertools.pairwise(entropies)), entropies
     assert entropy(filter_probs(model_logits, 0))[0] == 0  # greedy: all mass on the argmax
 
 
@@ -99,7 +101,7 @@ def test_stop_string_ends_each_sample_after_it():
         for i, ch in enumerate(chars):
             texts[i] += ch
     for text in texts:
-        assert text.endswith("bb") and text.count("bb") == 1 or (len(text) == 500 and "bb" not in text)
+        assert (text.endswith("bb") and text.count("bb") == 1) or (len(text) == 500 and "bb" not in text)
     assert any(len(t) < 500 for t in texts)
 
 

@@ -53,7 +53,7 @@ def test_cached_encoding_is_memory_mapped_and_reused(tmp_path, small_chunks):
     files = sorted(p.suffix for p in cache.iterdir())
     assert files == [".ids", ".json"]
     phases = []
-    vocab2, ids2 = idcache.encode_file(
+    _vocab2, ids2 = idcache.encode_file(
         path, cache_dir=cache, cache_min_bytes=0, on_progress=lambda *a: phases.append(a)
     )
     assert phases == []  # second run: nothing decoded again
@@ -103,7 +103,7 @@ def test_huge_vocabulary_is_refused_before_allocating(tmp_path):
 def test_released_pages_leave_the_ids_intact(tmp_path):
     path = tmp_path / "big.txt"
     path.write_text(TEXT * 20, encoding="utf-8")
-    vocab, ids = idcache.encode_file(path, cache_dir=tmp_path / "cache", cache_min_bytes=0)
+    _vocab, ids = idcache.encode_file(path, cache_dir=tmp_path / "cache", cache_min_bytes=0)
     before = ids[::97].copy()
     idcache.release_pages(ids[10:])  # a view: the mapping behind it is found
     np.testing.assert_array_equal(ids[::97], before)

@@ -373,7 +373,7 @@ def test_numba_lstm_step_equals_reference(numba_impl, K, H, N, dtype, ids):
     ref_z, ref_c = z.copy(), c.copy()
     numpy_ref.lstm_step(W, bias, rows, ref_z, ref_c, *scratch)
     a_hat = (W.astype(np.float64) @ z + bias[rows].T).T  # (N, 4H)
-    gates, c_eq, _, h_eq = forward_equations(a_hat, c.T)
+    _gates, c_eq, _, h_eq = forward_equations(a_hat, c.T)
     assert_close(ref_c, c_eq.T, dtype, factor=4 * K)
     assert_close(ref_z[-H:], h_eq.T, dtype, factor=4 * K)
     np.testing.assert_array_equal(ref_z[:-H], z[:-H])  # the input rows are untouched
@@ -391,7 +391,7 @@ def test_numba_lstm_step_equals_reference(numba_impl, K, H, N, dtype, ids):
 
 
 def test_numba_lstm_step_rejects_an_id_outside_the_vocabulary(numba_impl):
-    W, bias, rows, z, c, scratch = step_inputs(6, 3, 2, np.float32, True)
+    W, bias, _rows, z, c, scratch = step_inputs(6, 3, 2, np.float32, True)
     for bad in (7, -1):  # the 7 bias rows are 0..6
         with pytest.raises(IndexError, match="outside the vocabulary"):
             numba_impl.lstm_step(W, bias, np.array([0, bad]), z, c, *scratch)

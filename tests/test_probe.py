@@ -110,8 +110,9 @@ def test_what_is_counted_instead_of_gates_is_said():
         == "the RNN has no gates; shown instead: how often its h is below −0.9 or above 0.9"
     )
     assert probe.stand_ins(config["lstm"]) is None and probe.stand_ins(config["gru"]) is None
-    assert CELLS["lstm"].GATES == dict.fromkeys("ifo", (0.1, 0.9)) and CELLS["gru"].GATES == dict.fromkeys(
-        "rz", (0.1, 0.9)
+    assert (
+        dict.fromkeys("ifo", (0.1, 0.9)) == CELLS["lstm"].GATES
+        and dict.fromkeys("rz", (0.1, 0.9)) == CELLS["gru"].GATES
     )
 
 

@@ -5,6 +5,7 @@ test_report_browser.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -170,7 +171,7 @@ def test_a_long_curve_halves_its_points(monkeypatch):
         p.record(50, 0.01, 100.0)  # a point every 5 steps, until the curve passes 8 points
     steps = [row[0] for row in p.curve]
     assert len(steps) <= 8 and steps[-1] == 200
-    assert len({b - a for a, b in zip(steps, steps[1:])}) == 1  # evenly spaced
+    assert len({b - a for a, b in itertools.pairwise(steps)}) == 1  # evenly spaced
     assert steps[1] - steps[0] == 5 * p.curve_stride
 
 
@@ -178,7 +179,7 @@ def test_a_malformed_curve_is_a_corrupt_checkpoint(tmp_path):
     vocab = Vocab(("a", "b"))
     config = model.ModelConfig(2, 4, 1)
     bad = [{"curve": c} for c in ([[1, 2, "x", 4, 5]], [[1, 2, 3]], "rows", [[1, 2, float("nan"), 4, 5]])]
-    for train_meta in bad + [{"curve_stride": 0}, {"curve_stride": 1.5}]:
+    for train_meta in [*bad, {"curve_stride": 0}, {"curve_stride": 1.5}]:
         ckpt = checkpoint.Checkpoint(config, vocab, model.init_params(config, 0), train_meta)
         path = tmp_path / "bad.safetensors"
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -69,7 +70,7 @@ def test_a_time_budget_ends_at_its_deadline_with_the_rate_at_its_floor(tiny_corp
     assert isinstance(events[-2], Saved) and events[-2].kind == "resume"
     lrs = [s.lr for s in steps]
     assert lrs[4] == pytest.approx(0.01)  # the peak, at the end of the warm-up
-    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))  # then only down…
+    assert all(a >= b for a, b in itertools.pairwise(lrs[4:]))  # then only down…
     assert lrs[-1] == pytest.approx(0.001, rel=1e-3)  # …to the floor on the last update
     assert checkpoint.load(tmp_path / "m.resume.safetensors").train["status"] == "time_budget"
     # the ETA counts down to the budget: elapsed + ETA is the minute, step after step
@@ -104,7 +105,7 @@ def test_raising_max_steps_on_resume_continues_the_rate_smoothly(tiny_corpus, tm
     lr_before, lr_after = [s.lr for s in of(before, Step)], [s.lr for s in of(after, Step)]
     assert lr_after[0] == pytest.approx(lr_before[-1], rel=0.01)  # no jump back towards the peak
     assert lr_after[0] < learning_rate(new_cfg, 30, 120)  # where the old rule would have put it
-    assert all(a >= b for a, b in zip(lr_after, lr_after[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(lr_after))
     assert lr_after[-1] == pytest.approx(0.1 * LR, rel=1e-3) and len(lr_after) == 90
 
 
@@ -133,7 +134,7 @@ def test_a_new_time_budget_on_resume_continues_the_rate_and_is_not_carried(tiny_
     lr_before, lr_after = [s.lr for s in of(before, Step)], [s.lr for s in of(after, Step)]
     assert 0.25 * LR < lr_before[-1] < 0.95 * LR
     assert lr_after[0] == pytest.approx(lr_before[-1], rel=0.01)
-    assert all(a >= b for a, b in zip(lr_after, lr_after[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(lr_after))
     assert lr_after[-1] == pytest.approx(0.1 * LR, rel=1e-3)
     assert finished.reason == "time_budget" and clock.now - start <= 30
 

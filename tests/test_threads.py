@@ -106,7 +106,7 @@ def test_a_load_reading_drops_at_once_and_a_freed_core_is_tried():
 
 def test_a_tuner_started_on_all_cores_checks_them_against_one():
     loads = [0.0]
-    tuner, clocks, applied, reports = make_tuner(load=lambda: loads[0])
+    tuner, clocks, applied, _reports = make_tuner(load=lambda: loads[0])
     step(tuner, clocks, 1.0)
     step(tuner, clocks, 0.3)
     assert tuner.trial and applied[-1] == 1  # a model too small to gain from threads would show it

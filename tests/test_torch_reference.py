@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 TORCH_CELLS = [cell for cell in CELL_NAMES if CELLS[cell].TORCH is not None]  # the cells a torch.nn module computes
 
 
-def torch_model(cell: str, V: int, H: int, L: int, state_dict: dict, dtype) -> "torch.nn.ModuleDict":
+def torch_model(cell: str, V: int, H: int, L: int, state_dict: dict, dtype) -> torch.nn.ModuleDict:
     """PyTorch's own recurrent module (the cell's TORCH) + Linear head, loaded strictly from
     charlstm's tensors."""
     name, options = CELLS[cell].TORCH

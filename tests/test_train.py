@@ -62,7 +62,7 @@ def test_resume_is_exact(tiny_corpus, tmp_path, cell, levers):
     with `levers`, dropout per window, weight drop, Adam's decays and no average instead."""
     corpus = load_corpus(tiny_corpus)
     cfg = TrainConfig(**SMALL, epochs=2, dropout=0.2, **(LEVERS if levers else {}))
-    straight, events = run(corpus, tmp_path, cfg, name="straight", cell=cell)
+    _straight, events = run(corpus, tmp_path, cfg, name="straight", cell=cell)
     full = losses(events)
     N = len(full)
     steps_per_epoch = N // 2
@@ -111,7 +111,7 @@ def test_best_checkpoint_keeps_the_best_validation_weights(tmp_path):
 
 def test_divergence_never_reaches_a_checkpoint(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
-    good, _ = run(corpus, tmp_path, TrainConfig(**SMALL, epochs=1))
+    _good, _ = run(corpus, tmp_path, TrainConfig(**SMALL, epochs=1))
     resume_file = tmp_path / "m.resume.safetensors"
     before = resume_file.read_bytes()
     model_before = (tmp_path / "m.safetensors").read_bytes()

@@ -75,7 +75,7 @@ def test_corpus_misspelt_beside_an_earlier_run(tmp_path, trained):
 
 
 def test_corpus_is_a_checkpoint(tmp_path, trained):
-    model, resume = trained
+    model, _resume = trained
     result = run_cli("train", str(model.relative_to(tmp_path)), cwd=tmp_path)
     assert_clean_error(
         result,
@@ -402,7 +402,7 @@ def test_kill_9_at_random_moments_leaves_a_resumable_checkpoint(tmp_path, tiny_c
     rng = random.Random(0)
     resume = tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors"
     kills = 0
-    for attempt in range(6):
+    for _attempt in range(6):
         args = ["train", "--resume", str(resume)] if resume.exists() else ["train", str(tiny_corpus), *FAST]
         proc = subprocess.Popen(
             cli(*args, "--epochs", "500", "--save-minutes", "0.0001", "--log-every", "1"),
@@ -499,7 +499,7 @@ def test_sample_interrupted_with_ctrl_c(tmp_path, trained):
     )
     proc.stdout.read(20)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert b"Traceback" not in err
 

@@ -4,7 +4,7 @@ table or JSON, with --show the text coloured by surprisal before it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -20,16 +20,16 @@ Errors = choice("Errors", ENCODING_ERRORS)
 # fmt: off
 def eval_(
     text_file: Annotated[Path, typer.Argument(readable=False, help="Text file to score, all of it.", show_default=False)],
-    old_form: Annotated[Optional[Path], typer.Argument(readable=False, hidden=True, show_default=False)] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to score with. (default: the newest in ./checkpoints)", show_default=False)] = None,
-    batch_size: Annotated[Optional[int], option(EvalConfig, "batch_size", "--batch-size", "-B")] = None,
-    seq_len: Annotated[Optional[int], option(EvalConfig, "seq_len", "--seq-len", "-T")] = None,
-    encoding: Annotated[Optional[str], option(ReadConfig, "encoding")] = None,
-    errors: Annotated[Optional[Errors], option(ReadConfig, "errors", choices=ENCODING_ERRORS)] = None,
+    old_form: Annotated[Path | None, typer.Argument(readable=False, hidden=True, show_default=False)] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to score with. (default: the newest in ./checkpoints)", show_default=False)] = None,
+    batch_size: Annotated[int | None, option(EvalConfig, "batch_size", "--batch-size", "-B")] = None,
+    seq_len: Annotated[int | None, option(EvalConfig, "seq_len", "--seq-len", "-T")] = None,
+    encoding: Annotated[str | None, option(ReadConfig, "encoding")] = None,
+    errors: Annotated[Errors | None, option(ReadConfig, "errors", choices=ENCODING_ERRORS)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     show: Annotated[bool, option(EvalConfig, "show")] = False,
-    top: Annotated[Optional[int], option(EvalConfig, "top")] = None,
-    max_chars: Annotated[Optional[int], option(EvalConfig, "max_chars")] = None,
+    top: Annotated[int | None, option(EvalConfig, "top")] = None,
+    max_chars: Annotated[int | None, option(EvalConfig, "max_chars")] = None,
 ) -> None:
 # fmt: on
     """Score a text file with a model: loss in nats/char, bits/char and perplexity.

@@ -9,7 +9,7 @@ never has to guess which argument is which. `charlstm.insight.views` computes; `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,11 +23,11 @@ from charlstm.config import ViewConfig
 def neurons(
     text_file: TextArgument,
     checkpoint: CheckpointOption = None,
-    layer: Annotated[Optional[int], option(ViewConfig, "layer", "--layer", "-l")] = None,
-    unit: Annotated[Optional[int], option(ViewConfig, "unit", "--unit", "-u")] = None,
-    what: Annotated[Optional[str], option(ViewConfig, "what", "--what", "-w")] = None,
-    find: Annotated[Optional[str], option(ViewConfig, "find")] = None,
-    top: Annotated[Optional[int], option(ViewConfig, "top", "--top", "-k")] = None,
+    layer: Annotated[int | None, option(ViewConfig, "layer", "--layer", "-l")] = None,
+    unit: Annotated[int | None, option(ViewConfig, "unit", "--unit", "-u")] = None,
+    what: Annotated[str | None, option(ViewConfig, "what", "--what", "-w")] = None,
+    find: Annotated[str | None, option(ViewConfig, "find")] = None,
+    top: Annotated[int | None, option(ViewConfig, "top", "--top", "-k")] = None,
     max_chars: MaxCharsOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -87,9 +87,9 @@ def gates(
 # fmt: off
 def gradients(
     text_file: TextArgument,
-    checkpoints: Annotated[Optional[List[Path]], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to look into; give it again to draw several models on one scale, e.g. -c lstm.safetensors -c rnn.safetensors (default: the newest in ./checkpoints).", show_default=False)] = None,
-    max_lag: Annotated[Optional[int], option(ViewConfig, "max_lag", "--max-lag", "-K")] = None,
-    positions: Annotated[Optional[int], option(ViewConfig, "positions", "--positions", "-P")] = None,
+    checkpoints: Annotated[list[Path] | None, typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to look into; give it again to draw several models on one scale, e.g. -c lstm.safetensors -c rnn.safetensors (default: the newest in ./checkpoints).", show_default=False)] = None,
+    max_lag: Annotated[int | None, option(ViewConfig, "max_lag", "--max-lag", "-K")] = None,
+    positions: Annotated[int | None, option(ViewConfig, "positions", "--positions", "-P")] = None,
     max_chars: MaxCharsOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -122,8 +122,8 @@ def gradients(
 # a command's options, one a line as --help lists them: not reflowed by the formatter
 # fmt: off
 def gradcheck(
-    cell: Annotated[Optional[str], option(ViewConfig, "cell")] = None,
-    random_seed: Annotated[Optional[int], option(ViewConfig, "random_seed")] = None,
+    cell: Annotated[str | None, option(ViewConfig, "cell")] = None,
+    random_seed: Annotated[int | None, option(ViewConfig, "random_seed")] = None,
     as_json: JsonOption = False,
 ) -> None:
 # fmt: on

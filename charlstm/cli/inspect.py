@@ -4,7 +4,7 @@ from the checkpoints' headers by `charlstm.store.checkpoint`, shown as tables or
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,7 +32,7 @@ def runs(
 # a command's options, one a line as --help lists them: not reflowed by the formatter
 # fmt: off
 def inspect(
-    path: Annotated[Optional[Path], typer.Argument(readable=False, help="Checkpoint to describe, or a folder to list its runs (as `charlstm runs`). (default: the newest in ./checkpoints)", show_default=False)] = None,
+    path: Annotated[Path | None, typer.Argument(readable=False, help="Checkpoint to describe, or a folder to list its runs (as `charlstm runs`). (default: the newest in ./checkpoints)", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")] = False,
     samples: Annotated[bool, typer.Option("--samples", help="Also show the sample drawn after each epoch, oldest first.")] = False,
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -38,7 +38,7 @@ def given(cls: type, **options: Any) -> Any:
 
 
 CheckpointOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--checkpoint",
         "-c",
@@ -50,5 +50,5 @@ CheckpointOption = Annotated[
 TextArgument = Annotated[
     Path, typer.Argument(readable=False, help="UTF-8 text file to run the model over.", show_default=False)
 ]
-MaxCharsOption = Annotated[Optional[int], option(ViewConfig, "max_chars")]
+MaxCharsOption = Annotated[int | None, option(ViewConfig, "max_chars")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead.")]

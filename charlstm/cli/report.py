@@ -4,7 +4,7 @@ its path printed (and opened, with --open)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,16 +16,16 @@ from charlstm.config import ReportConfig
 # a command's options, one a line as --help lists them: not reflowed by the formatter
 # fmt: off
 def report(
-    paths: Annotated[Optional[List[Path]], typer.Argument(readable=False, help="Checkpoints, or folders of them, to report; several runs are overlaid. (default: the newest run in ./checkpoints)", show_default=False)] = None,
-    text: Annotated[Optional[Path], typer.Option("--text", readable=False, help="Text file the model views read. (default: each run's own validation text, if its corpus is still where it was)", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", readable=False, help="The HTML file to write. (default: NAME.report.html beside the checkpoint; report.html in the folder for several runs)", show_default=False)] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(readable=False, help="Checkpoints, or folders of them, to report; several runs are overlaid. (default: the newest run in ./checkpoints)", show_default=False)] = None,
+    text: Annotated[Path | None, typer.Option("--text", readable=False, help="Text file the model views read. (default: each run's own validation text, if its corpus is still where it was)", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", readable=False, help="The HTML file to write. (default: NAME.report.html beside the checkpoint; report.html in the folder for several runs)", show_default=False)] = None,
     open_page: Annotated[bool, typer.Option("--open", help="Open the page in the web browser when it is written.")] = False,
-    max_chars: Annotated[Optional[int], option(ReportConfig, "max_chars")] = None,
-    top: Annotated[Optional[int], option(ReportConfig, "top")] = None,
-    units: Annotated[Optional[int], option(ReportConfig, "units")] = None,
-    find: Annotated[Optional[str], option(ReportConfig, "find")] = None,
-    max_lag: Annotated[Optional[int], option(ReportConfig, "max_lag", "--max-lag", "-K")] = None,
-    positions: Annotated[Optional[int], option(ReportConfig, "positions", "--positions", "-P")] = None,
+    max_chars: Annotated[int | None, option(ReportConfig, "max_chars")] = None,
+    top: Annotated[int | None, option(ReportConfig, "top")] = None,
+    units: Annotated[int | None, option(ReportConfig, "units")] = None,
+    find: Annotated[str | None, option(ReportConfig, "find")] = None,
+    max_lag: Annotated[int | None, option(ReportConfig, "max_lag", "--max-lag", "-K")] = None,
+    positions: Annotated[int | None, option(ReportConfig, "positions", "--positions", "-P")] = None,
 ) -> None:
 # fmt: on
     """Draw runs and what their models learned as one HTML page, and print its path.

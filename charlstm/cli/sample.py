@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -17,22 +17,22 @@ from charlstm.config import SampleConfig
 # a command's options, one a line as --help lists them: not reflowed by the formatter
 # fmt: off
 def sample(
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to sample from. (default: the newest in ./checkpoints)", show_default=False)] = None,
-    seed: Annotated[Optional[str], option(SampleConfig, "seed", "--seed", "-s")] = None,
-    seed_file: Annotated[Optional[Path], option(SampleConfig, "seed_file", readable=False)] = None,
-    length: Annotated[Optional[int], option(SampleConfig, "length", "--length", "-n")] = None,
-    temperature: Annotated[Optional[float], option(SampleConfig, "temperature", "--temperature", "-t")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", readable=False, help="Checkpoint to sample from. (default: the newest in ./checkpoints)", show_default=False)] = None,
+    seed: Annotated[str | None, option(SampleConfig, "seed", "--seed", "-s")] = None,
+    seed_file: Annotated[Path | None, option(SampleConfig, "seed_file", readable=False)] = None,
+    length: Annotated[int | None, option(SampleConfig, "length", "--length", "-n")] = None,
+    temperature: Annotated[float | None, option(SampleConfig, "temperature", "--temperature", "-t")] = None,
     greedy: Annotated[bool, option(SampleConfig, "greedy")] = False,
-    top_k: Annotated[Optional[int], option(SampleConfig, "top_k")] = None,
-    top_p: Annotated[Optional[float], option(SampleConfig, "top_p")] = None,
-    num_samples: Annotated[Optional[int], option(SampleConfig, "num_samples", "--num-samples", "-N")] = None,
-    random_seed: Annotated[Optional[int], option(SampleConfig, "random_seed")] = None,
-    stop: Annotated[Optional[str], option(SampleConfig, "stop")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", readable=False, help="Write the text to this file. (default: stdout)", show_default=False)] = None,
+    top_k: Annotated[int | None, option(SampleConfig, "top_k")] = None,
+    top_p: Annotated[float | None, option(SampleConfig, "top_p")] = None,
+    num_samples: Annotated[int | None, option(SampleConfig, "num_samples", "--num-samples", "-N")] = None,
+    random_seed: Annotated[int | None, option(SampleConfig, "random_seed")] = None,
+    stop: Annotated[str | None, option(SampleConfig, "stop")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", readable=False, help="Write the text to this file. (default: stdout)", show_default=False)] = None,
     no_seed_echo: Annotated[bool, option(SampleConfig, "no_seed_echo")] = False,
     drop_unknown: Annotated[bool, option(SampleConfig, "drop_unknown")] = False,
-    kernels: Annotated[Optional[str], option(SampleConfig, "kernels")] = None,
-    threads: Annotated[Optional[int], option(SampleConfig, "threads")] = None,
+    kernels: Annotated[str | None, option(SampleConfig, "kernels")] = None,
+    threads: Annotated[int | None, option(SampleConfig, "threads")] = None,
 ) -> None:
 # fmt: on
     """Generate text from a trained model, streamed to stdout as it is made.

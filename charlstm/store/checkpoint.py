@@ -21,6 +21,8 @@ names, the epoch snapshots, the lock while a run writes them, the runs of a fold
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import math
 import os
@@ -109,10 +111,8 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink()
-        except OSError:
-            pass
         raise CheckpointError(
             f"cannot write checkpoint {path}: {e.strerror or e}; the previous file there is unchanged"
         ) from None
@@ -173,7 +173,7 @@ def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], 
             raise CheckpointError(f"{name}: tensor {key!r} has {end - start} bytes for shape {shape}")
         spans.append((start, end))
     spans.sort()
-    if any(a[1] > b[0] for a, b in zip(spans, spans[1:])) or (spans and spans[-1][1] != body):
+    if any(a[1] > b[0] for a, b in itertools.pairwise(spans)) or (spans and spans[-1][1] != body):
         raise CheckpointError(f"{name}: tensor data overlaps or is truncated; the file is corrupt")
     return header, metadata
 

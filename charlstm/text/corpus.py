@@ -24,7 +24,7 @@ from charlstm.text.vocab import Vocab, describe_chars
 
 def one_hot(ids: np.ndarray, V: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
     """One-hot vectors of `ids`: shape ids.shape + (V,). For one window at a time, never a corpus."""
-    out = np.zeros(ids.shape + (V,), dtype=dtype)  # (..., V)
+    out = np.zeros((*ids.shape, V), dtype=dtype)  # (..., V)
     np.put_along_axis(out, np.asarray(ids, dtype=np.intp)[..., None], 1, axis=-1)
     return out
 
@@ -33,7 +33,7 @@ def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]
     """Split ids into (train, val): the last `val_fraction` of the text, contiguous, is validation."""
     if not 0.0 < val_fraction < 1.0:
         raise CorpusError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    n_val = max(2, int(round(len(ids) * val_fraction)))
+    n_val = max(2, round(len(ids) * val_fraction))
     if len(ids) - n_val < 2:
         raise CorpusError(f"a corpus of {len(ids)} characters is too short to split for validation")
     return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
@@ -191,7 +191,7 @@ def load_files(
     model learns where one document ends and the next begins and a blank line stays a
     paragraph break; `charlstm sample --stop '\\f'` writes one document."""
     texts = [read_text(f, encoding, errors) for f in files]
-    cuts = [len(t) - int(round(len(t) * val_fraction)) for t in texts]
+    cuts = [len(t) - round(len(t) * val_fraction) for t in texts]
     train = SEPARATOR.join(t[:c] for t, c in zip(texts, cuts))
     val = SEPARATOR.join(t[c:] for t, c in zip(texts, cuts) if c < len(t))
     if len(val) < 2:

@@ -12,6 +12,7 @@ Cache folder: $CHARLSTM_CACHE, else $XDG_CACHE_HOME/charlstm, else ~/.cache/char
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
@@ -221,9 +222,7 @@ def _store(folder: Path, stem: str, vocab: Vocab, make_chunks: Callable) -> np.n
         os.replace(meta_tmp, meta_path)
     except OSError:
         for leftover in (tmp, meta_tmp):
-            try:
+            with contextlib.suppress(OSError):
                 leftover.unlink(missing_ok=True)
-            except OSError:
-                pass
         return np.concatenate(list(make_chunks()))
     return map_ids(ids_path, vocab.dtype, n)

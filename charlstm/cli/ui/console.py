@@ -61,7 +61,7 @@ def escape_char(ch: str) -> str:
 def fmt_duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -73,7 +73,7 @@ def fmt_rate(chars_per_s: float) -> str:
 
 def fmt_epoch(epoch: float) -> str:
     """An epoch count as people read it: 3 when whole, else two decimals (2.73)."""
-    return str(int(round(epoch))) if abs(epoch - round(epoch)) < 5e-3 else f"{epoch:.2f}"
+    return str(round(epoch)) if abs(epoch - round(epoch)) < 5e-3 else f"{epoch:.2f}"
 
 
 def fmt_losses(loss: float, label: str, unit: str = "bits/char") -> str:

@@ -133,7 +133,7 @@ def time_lines(lines: list[svg.Line], series: list[Series]) -> tuple[list[svg.Li
 
 def epoch(e: float) -> str:
     """An epoch count as people read it: 3 when whole, else two decimals (2.73)."""
-    return str(int(round(e))) if abs(e - round(e)) < 5e-3 else f"{e:.2f}"
+    return str(round(e)) if abs(e - round(e)) < 5e-3 else f"{e:.2f}"
 
 
 # ------------------------------------------------------------------------------------ samples

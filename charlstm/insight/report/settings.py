@@ -65,6 +65,6 @@ SETTINGS = (
 
 
 def duration(s: float) -> str:
-    m, sec = divmod(int(round(s)), 60)
+    m, sec = divmod(round(s), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"

@@ -120,7 +120,7 @@ def forward(
 ) -> tuple[np.ndarray, tuple[np.ndarray], Cache]:
     """T steps from state0 = (h0,), (B, H), given xa = W_ih x_t (T, B, 3H)."""
     (h0,) = state0
-    T, B, H3 = xa.shape
+    T, _B, H3 = xa.shape
     H = H3 // 3
     cache = _cache_for(cache, xa, W_hh)
     G, h, hh, n_tmp = cache.G, cache.h, cache.hh, cache.tmp

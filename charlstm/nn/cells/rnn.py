@@ -93,7 +93,7 @@ def forward(
 ) -> tuple[np.ndarray, tuple[np.ndarray], Cache]:
     """T steps from state0 = (h0,), (B, H), given xa = W_ih x_t (T, B, H)."""
     (h0,) = state0
-    T, B, H = xa.shape
+    T, _B, H = xa.shape
     cache = _cache_for(cache, xa, W_hh)
     A, h = cache.A, cache.h
     recurrent_operand(W_hh, b_ih + b_hh, None, cache.W_rec, cache.pad)  # (H+1, H)
