@@ -1,5 +1,5 @@
-"""Fixtures: small real corpora written to tmp dirs, PyTorch on one thread, and the report's runs.
-What tests share besides fixtures is in helpers.py."""
+"""Fixtures: small real corpora written to tmp dirs, PyTorch on one thread, and the report's runs;
+and the markers each test file carries (`MARKS`). What tests share besides fixtures is in helpers.py."""
 
 from __future__ import annotations
 
@@ -8,6 +8,48 @@ from pathlib import Path
 import pytest
 
 from helpers import HOSTILE, PANGRAMS, REPORT_CELLS, REPORT_TEXT, REPORT_VAL_FRACTION, run_cli
+
+
+# The markers (declared in pyproject.toml), one table for the whole suite: `cli` for files that drive the
+# command line in subprocesses, `torch` for the PyTorch engine and reference, `browser` for Chromium,
+# and `slow` for the single tests that take several seconds. README's quick run leaves all four out.
+MARKS: dict[str, set[str]] = {
+    "cli": {
+        "test_cli.py",
+        "test_cli_display.py",
+        "test_cli_engines.py",
+        "test_cli_messages.py",
+        "test_cli_sample.py",
+        "test_cli_train.py",
+        "test_one_file_cell.py",
+        "test_views.py",
+        "test_what_happens_when.py",
+        "test_corpus_sources.py",
+        "test_report.py",
+    },
+    "torch": {"test_torch_reference.py", "test_engines.py", "test_distributed.py", "test_cli_engines.py"},
+    "browser": {"test_report_browser.py"},
+}
+SLOW = {
+    "test_distributed.py::test_sigint_to_torchrun_stops_every_rank_with_a_checkpoint_that_resumes_on_one",
+    "test_distributed.py::test_two_ranks_compute_what_one_process_computes",
+    "test_kernels.py::test_numba_caches_compiled_code_in_charlstms_cache_folder",
+    "test_kernels.py::test_sampling_on_auto_takes_numba_only_once_compiled",
+    "test_kernels.py::test_numba_works_silently_without_a_writable_cache_folder",
+    "test_report.py::test_three_large_runs_with_a_long_text_stay_under_2_mb",
+    "test_what_happens_when.py::test_kill_9_at_random_moments_leaves_a_resumable_checkpoint",
+    "test_cli_messages.py::test_the_readme_first_command",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        file = item.path.name
+        for mark, files in MARKS.items():
+            if file in files:
+                item.add_marker(getattr(pytest.mark, mark))
+        if f"{file}::{item.originalname}" in SLOW:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The module graph of charlstm, read from the source with `ast` (function-level imports included,
-`if TYPE_CHECKING:` imports left out): arrows point one way, and each outside library has one door."""
+`if TYPE_CHECKING:` imports left out): every arrow is one the table of parts allows (docs/architecture.md
+shows the same table), there are no cycles, and each outside library has one door."""
 
 from __future__ import annotations
 
@@ -87,6 +88,71 @@ def importers_of(target: str) -> set[str]:
     return {m for m in MODULES if any(n == target or n.startswith(target + ".") for n in imported_names(m))}
 
 
+# Which part may import which, besides itself. Parts are charlstm's subpackages (insight.probe stands
+# apart from the rest of insight: the probes are below inference, the views and the report above
+# training); `api` is the package's __init__ (the public names, imported lazily).
+ARROWS: dict[str, set[str]] = {
+    "errors": set(),
+    "units": set(),
+    "config": {"errors", "nn"},  # only the cell registry (charlstm.nn.cells): the cells' names and help
+    "text": {"errors", "config"},
+    "nn": {"errors", "config"},
+    "store": {"errors", "units", "config", "text", "nn"},
+    "insight.probe": {"errors", "units", "text", "nn"},
+    "inference": {"errors", "units", "config", "text", "nn", "store", "insight.probe"},
+    "engines": {"errors", "units", "config", "text", "nn", "store", "inference"},
+    "training": {"errors", "units", "config", "text", "nn", "store", "inference", "engines"},
+    "insight": {"api", "errors", "units", "config", "text", "nn", "store", "insight.probe", "training"},
+    "cli": {"api", "errors", "units", "config", "text", "nn", "store", "insight.probe", "inference", "engines"}
+    | {"training", "insight"},
+    "api": {"errors", "units", "config", "text", "nn", "store", "inference", "engines", "training", "insight"}
+    | {"cli"},
+    "__main__": {"cli"},
+}
+ROOT_MODULES = {"charlstm": "api", "charlstm.__main__": "__main__"}
+
+
+def part_of(module: str) -> str:
+    """The part a module belongs to: its subpackage under charlstm (or a module at the root)."""
+    if module in ROOT_MODULES:
+        return ROOT_MODULES[module]
+    parts = module.split(".")
+    if parts[1] == "insight" and len(parts) > 2 and parts[2] == "probe":
+        return "insight.probe"
+    return parts[1]
+
+
+def forbidden_arrows(edges: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{m} -> {n}"
+        for m, targets in edges.items()
+        for n in targets
+        if part_of(m) != part_of(n) and part_of(n) not in ARROWS[part_of(m)]
+    )
+
+
+def test_every_module_belongs_to_a_part_of_the_table():
+    assert {part_of(m) for m in MODULES} == set(ARROWS)
+
+
+def test_every_arrow_is_one_the_table_allows():
+    assert forbidden_arrows(graph()) == []
+    assert {n for n in graph()["charlstm.config"] if part_of(n) == "nn"} <= {"charlstm.nn.cells"}
+
+
+def test_the_table_check_catches_an_upward_arrow():
+    edges = {m: set(targets) for m, targets in graph().items()}
+    edges["charlstm.store.checkpoint"].add("charlstm.training.loop")
+    assert forbidden_arrows(edges) == ["charlstm.store.checkpoint -> charlstm.training.loop"]
+
+
+def test_the_root_holds_little_but_the_parts():
+    """The package root is the map's legend: the public API, the entry point, every default, the
+    errors and the one unit conversion; every other module lives in a part named for its job."""
+    at_root = {m for m in MODULES if m.count(".") == 1 and not MODULES[m].name == "__init__.py"}
+    assert at_root == {"charlstm.__main__", "charlstm.config", "charlstm.errors", "charlstm.units"}
+
+
 def test_the_reader_sees_the_imports_it_should():
     edges = graph()
     assert "charlstm.text.idcache" in edges["charlstm.text.corpus"]  # top level
@@ -109,13 +175,7 @@ def test_threadpoolctl_has_one_door():
 
 
 CLI = {m for m in MODULES if m == "charlstm.cli" or m.startswith("charlstm.cli.")}
-UI = {
-    "charlstm.cli.ui.console",
-    "charlstm.cli.ui.progress",
-    "charlstm.cli.ui.tables",
-    "charlstm.cli.ui.shading",
-    "charlstm.cli.ui.charts",
-}
+UI = {m for m in MODULES if m.startswith("charlstm.cli.ui.")}
 
 
 def test_typer_and_rich_each_have_one_door():
