@@ -9,7 +9,6 @@ import pytest
 
 from helpers import HOSTILE, PANGRAMS, REPORT_CELLS, REPORT_TEXT, REPORT_VAL_FRACTION, run_cli
 
-
 # The markers (declared in pyproject.toml), one table for the whole suite: `cli` for files that drive the
 # command line in subprocesses, `torch` for the PyTorch engine and reference, `browser` for Chromium,
 # and `slow` for the single tests that take several seconds. README's quick run leaves all four out.

@@ -82,7 +82,7 @@ def filter_probs(
 def draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One id per row of probs (B, V), by inverse-CDF sampling with one uniform draw per row."""
     cdf = np.cumsum(probs, axis=1)
-    u = rng.random(probs.shape[0])[:, None] * cdf[:, -1:]
+    u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]
     return np.minimum((cdf <= u).sum(axis=1), probs.shape[1] - 1)
 
 

@@ -66,7 +66,9 @@ def init_params(config: ModelConfig, seed: int = 0, dtype: type = np.float32) ->
     return {name: params[name] for name in param_shapes(config)}
 
 
-def layer_params(params: dict[str, np.ndarray], config: ModelConfig, k: int) -> tuple[np.ndarray, ...]:
+def layer_params(
+    params: dict[str, np.ndarray], config: ModelConfig, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(W_ih, W_hh, b_ih, b_hh) of layer k."""
     c = config.cell
     return (
@@ -87,7 +89,7 @@ def state_names(config: ModelConfig) -> tuple[str, ...]:
     return CELLS[config.cell].STATE_NAMES
 
 
-def zero_state(config: ModelConfig, B: int, dtype: type = np.float32) -> State:
+def zero_state(config: ModelConfig, B: int, dtype: np.dtype | type = np.float32) -> State:
     """The all-zero recurrent state: one (L, B, H) array per state tensor ((h, c) for the LSTM)."""
     L, H = config.num_layers, config.hidden_size
     return tuple(np.zeros((L, B, H), dtype) for _ in state_names(config))
@@ -151,7 +153,8 @@ def forward(
     (`charlstm.nn.kernels`; None: NumPy)."""
     cell = CELLS[config.cell]
     drop = dropout if isinstance(dropout, Dropout) else Dropout(dropout)
-    assert rng is not None or not drop.active, "dropout needs a random generator"
+    if drop.active and rng is None:
+        raise ValueError("dropout needs a random generator")
     T, B = x.shape
     cache = cache if cache is not None else Cache()
     L, H = config.num_layers, config.hidden_size
@@ -163,7 +166,7 @@ def forward(
     final = []
     for k in range(L):
         W_ih, W_hh, b_ih, b_hh = layer_params(params, config, k)
-        if drop.weight_hh > 0.0:
+        if drop.weight_hh > 0.0 and rng is not None:
             W_hh = _drop_weights(W_hh, drop.weight_hh, rng, cache, k)
         else:
             cache.hh_masks[k] = None
@@ -172,7 +175,7 @@ def forward(
             proj.xa, tuple(s[k] for s in state), W_hh, b_ih, b_hh, cache.layers[k], kernels
         )
         final.append(layer_state)
-        if drop.p > 0.0:
+        if drop.p > 0.0 and rng is not None:
             inp = _dropout(h_seq, drop, rng, cache, k)
         else:
             cache.masks[k] = None
@@ -234,18 +237,19 @@ def backward(
     step allocates no large array)."""
     cell = CELLS[config.cell]
     c = config.cell
-    W_hy = params["head.weight"]
-    if cache.dtop is None or cache.dtop.shape != cache.top.shape or cache.dtop.dtype != dlogits.dtype:
-        cache.dtop = np.empty(cache.top.shape, dlogits.dtype)
+    W_hy, top, proj0 = params["head.weight"], cache.top, cache.proj[0]
+    assert top is not None and proj0 is not None, "backward needs the cache of a forward"
+    if cache.dtop is None or cache.dtop.shape != top.shape or cache.dtop.dtype != dlogits.dtype:
+        cache.dtop = np.empty(top.shape, dlogits.dtype)
         cache.head_grads = {
             "head.weight": np.empty(W_hy.shape, dlogits.dtype),
             "head.bias": np.empty(W_hy.shape[0], dlogits.dtype),
         }
     grads: dict[str, np.ndarray] = {
-        "head.weight": np.matmul(dlogits.T, cache.top, out=cache.head_grads["head.weight"]),
+        "head.weight": np.matmul(dlogits.T, top, out=cache.head_grads["head.weight"]),
         "head.bias": np.sum(dlogits, axis=0, out=cache.head_grads["head.bias"]),
     }
-    T, B = cache.proj[0].xa.shape[:2]
+    T, B = proj0.xa.shape[:2]
     dh_seq = np.matmul(dlogits, W_hy, out=cache.dtop).reshape(T, B, config.hidden_size)
     dstate0: list[tuple[np.ndarray, ...]] = [()] * config.num_layers
     for k in reversed(range(config.num_layers)):
@@ -255,9 +259,12 @@ def backward(
         dxa, g, dstate0[k] = cell.backward(dh_seq, cache.layers[k], dfinal, kernels)
         if cache.hh_masks[k] is not None:
             g["weight_hh"] *= cache.hh_masks[k]  # the cell computed with W_hh ⊙ mask
-        grads[f"{c}.weight_ih_l{k}"], dx = project_backward(cache.proj[k], dxa)
+        proj = cache.proj[k]
+        assert proj is not None
+        grads[f"{c}.weight_ih_l{k}"], dx = project_backward(proj, dxa)
         grads.update({f"{c}.{name}_l{k}": value for name, value in g.items()})
-        dh_seq = dx
+        if dx is not None:  # None below the first layer, whose input is ids
+            dh_seq = dx
     ordered = {name: grads[name] for name in params}
     return ordered, tuple(np.stack([d[j] for d in dstate0]) for j in range(len(cell.STATE_NAMES)))
 

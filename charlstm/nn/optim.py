@@ -156,5 +156,5 @@ def make_optimizer(
     except KeyError:
         raise UsageError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}") from None
     if cls is Adam:
-        return Adam(params, *(betas or ()), kernels=kernels)
+        return Adam(params, *betas, kernels=kernels) if betas else Adam(params, kernels=kernels)
     return cls(params)

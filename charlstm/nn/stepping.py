@@ -36,7 +36,7 @@ class Stepper:
 def prepare_stepper(params: dict[str, np.ndarray], config: ModelConfig, kernels: Kernels | None = None) -> Stepper:
     """The model's weights laid out for `step_in_place`, which steps on `kernels` (None: NumPy)."""
     cell = cell_of(config)
-    layers = tuple(cell.prepare(*layer_params(params, config, k), ids=(k == 0)) for k in range(config.num_layers))
+    layers = tuple(cell.prepare(*layer_params(params, config, k), k == 0) for k in range(config.num_layers))
     return Stepper(config, cell, layers, params["head.weight"], params["head.bias"][:, None].copy(), kernels)
 
 

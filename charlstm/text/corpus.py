@@ -124,11 +124,11 @@ def load_corpus(
     are encoded once, cached and memory-mapped (see idcache); `on_progress(phase, bytes_done,
     bytes_total)` follows the work."""
     files = corpus_files(path)
-    one_path = isinstance(path, (str, os.PathLike))
-    if len(files) == 1 and not (one_path and Path(path).is_dir()):
+    one_path = Path(path) if isinstance(path, (str, os.PathLike)) else None
+    if len(files) == 1 and not (one_path and one_path.is_dir()):
         vocab, ids = encode_file(files[0], vocab, encoding, errors, on_progress, max_vocab or MAX_VOCAB)
         return Corpus(files[0], vocab, ids)
-    where = Path(path) if one_path else files[0]
+    where = one_path or files[0]
     return load_files(files, where, vocab, encoding, errors, max_vocab, val_fraction)
 
 

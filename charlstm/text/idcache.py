@@ -181,7 +181,7 @@ def release_pages(ids: np.ndarray) -> None:
 
 
 def _mapping(ids: np.ndarray) -> mmap.mmap | None:
-    base = ids  # ndarray views → the frombuffer array → its memoryview → the mmap
+    base: object = ids  # ndarray views → the frombuffer array → its memoryview → the mmap
     while base is not None and not isinstance(base, mmap.mmap):
         base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
     return base

@@ -6,7 +6,7 @@ the corpus module (which itself uses the id cache).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,7 @@ class Vocab:
     """The characters a model knows, in sorted order; id k is `chars[k]`."""
 
     chars: tuple[str, ...]
+    _points: np.ndarray = field(init=False, repr=False, compare=False)  # sorted code points, for encode()
 
     def __post_init__(self) -> None:
         if not self.chars:
@@ -40,7 +41,7 @@ class Vocab:
         if list(self.chars) != sorted(set(self.chars)):
             raise VocabularyError("vocabulary characters must be distinct and sorted")
         points = np.array([ord(ch) for ch in self.chars], dtype=np.uint32)
-        object.__setattr__(self, "_points", points)  # sorted code points, for encode()
+        object.__setattr__(self, "_points", points)
 
     @classmethod
     def from_text(cls, text: str) -> Vocab:

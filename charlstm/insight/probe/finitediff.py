@@ -129,7 +129,7 @@ def entry_errors(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
     return np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), FLOOR)
 
 
-def max_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+def max_error(analytic: np.ndarray | None, numeric: np.ndarray) -> float:
     """The largest entry error of a tensor (see the module docstring); inf for a missing or
     misshapen analytic gradient."""
     if analytic is None or np.shape(analytic) != np.shape(numeric):

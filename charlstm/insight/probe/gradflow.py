@@ -84,7 +84,10 @@ def gradient_flow(
     positions: int | np.ndarray = 32,
 ) -> GradientFlow:
     """The norms for `positions` steps t (a count, spread by `choose_positions`, or the steps)."""
-    ts = choose_positions(len(ids), max_lag, positions) if np.isscalar(positions) else np.asarray(positions, np.intp)
+    if isinstance(positions, (int, np.integer)):
+        ts = choose_positions(len(ids), max_lag, int(positions))
+    else:
+        ts = np.asarray(positions, np.intp)
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
     walk = _Walk(config, p64, trace(p64, config, ids))
     norms = {name: np.zeros((len(ts), config.num_layers, max_lag + 1)) for name in walk.cell.STATE_NAMES}

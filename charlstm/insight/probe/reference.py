@@ -70,10 +70,10 @@ def backward(
     dstateT = dstateT if dstateT is not None else tuple(np.zeros((L, B, H)) for _ in cell.STATE_NAMES)
     grads = {"head.weight": dlogits.T @ top, "head.bias": dlogits.sum(axis=0)}
     dh_seq = np.split(dlogits @ params["head.weight"], T)  # (B, H) per step
-    dstate0 = []
+    dstate0: list[tuple[np.ndarray, ...]] = []
     for k in reversed(range(L)):
         W_ih, W_hh, _, _ = model.layer_params(params, config, k)
-        g = {"weight_ih": 0.0, "weight_hh": 0.0, "bias_ih": 0.0, "bias_hh": 0.0}
+        g: dict[str, np.ndarray | float] = {"weight_ih": 0.0, "weight_hh": 0.0, "bias_ih": 0.0, "bias_hh": 0.0}
         dstate = [d[k] for d in dstateT]
         for t in reversed(range(T)):
             x, rec = layers[k][t]
@@ -85,6 +85,6 @@ def backward(
             dh_seq[t] = s.dxa @ W_ih  # dx: the gradient reaching the layer below
             dstate = list(s.dstate_prev)
         grads.update({f"{config.cell}.{name}_l{k}": v for name, v in g.items()})
-        dstate0.insert(0, dstate)
+        dstate0.insert(0, tuple(dstate))
     ordered = {name: grads[name] for name in model.param_shapes(config)}
     return ordered, tuple(np.stack([d[j] for d in dstate0]) for j in range(len(dstateT)))

@@ -162,7 +162,7 @@ def get(name: str) -> Cell:
         module = importlib.import_module(cell)
         check(name, module)
         cell = _REGISTRY[name] = module
-    return cell  # type: ignore[return-value]
+    return cell
 
 
 def check(name: str, cell: ModuleType) -> None:

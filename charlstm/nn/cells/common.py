@@ -16,11 +16,12 @@ def uniform_layer(rng: np.random.Generator, G: int, D: int, H: int, first: bool,
     embedding, initialised like nn.Embedding. (At ±1/√H the input signal is drowned by the
     recurrent term and training idles on the unigram plateau for ~100 steps longer.)"""
     bound = 1.0 / math.sqrt(H)
+    W_ih: np.ndarray
     if first:
         W_ih = rng.standard_normal(size=(G, D)).astype(dtype)
     else:
         W_ih = rng.uniform(-bound, bound, size=(G, D)).astype(dtype)
-    W_hh = rng.uniform(-bound, bound, size=(G, H)).astype(dtype)
+    W_hh: np.ndarray = rng.uniform(-bound, bound, size=(G, H)).astype(dtype)
     return {"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": np.zeros(G, dtype), "bias_hh": np.zeros(G, dtype)}
 
 

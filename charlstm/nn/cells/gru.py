@@ -32,7 +32,7 @@ STATE_NAMES = ("h",)
 QUANTITIES = ("h", "r", "z", "n")
 SIGMOID = frozenset("rz")
 GATES = {"r": SIGMOID_SATURATION, "z": SIGMOID_SATURATION}
-TORCH = ("GRU", {})  # torch.nn.GRU
+TORCH: tuple[str, dict[str, object]] = ("GRU", {})  # torch.nn.GRU
 
 
 def step(
@@ -246,9 +246,11 @@ def step_into(
     h = z[-H:]
     ax, ah = work.ax, work.ah
     if ids is None:
+        assert p.W_i is not None and p.b_i is not None  # prepared for float input
         np.matmul(p.W_i, z[:-H], out=ax)
         ax += p.b_i
     else:
+        assert p.table is not None  # prepared for ids
         np.take(p.table, ids, axis=0, out=work.rows)
         np.copyto(ax, work.rows.T)
     np.matmul(p.W_h, h, out=ah)

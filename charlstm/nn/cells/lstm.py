@@ -47,7 +47,7 @@ STATE_NAMES = ("h", "c")
 QUANTITIES = ("c", "h", "i", "f", "g", "o")  # the views show the cell state first
 SIGMOID = frozenset("ifo")
 GATES = {"i": SIGMOID_SATURATION, "f": SIGMOID_SATURATION, "o": SIGMOID_SATURATION}
-TORCH = ("LSTM", {})  # torch.nn.LSTM
+TORCH: tuple[str, dict[str, object]] = ("LSTM", {})  # torch.nn.LSTM
 FORGET_BIAS = 1.0
 
 

@@ -172,6 +172,7 @@ def step_into(
     if ids is None:
         a += p.b
     else:
+        assert p.table is not None  # prepared for ids
         np.take(p.table, ids, axis=0, out=work.rows)
         a += work.rows.T
     np.tanh(a, out=h)

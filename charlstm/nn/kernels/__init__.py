@@ -109,7 +109,7 @@ def _load(path: str) -> Kernels:
         module = importlib.import_module("charlstm.nn.kernels.numba_impl")
         backward = module.lstm_backward_gates
 
-        def lstm_backward_gates(gates, dh, dc_next, c_prev, tanh_c, h, work=None):  # type: ignore[no-untyped-def]
+        def lstm_backward_gates(gates, dh, dc_next, c_prev, tanh_c, h, work=None):
             backward(gates, dh, dc_next, c_prev, tanh_c, h)  # fused: needs no scratch
 
         return Kernels(

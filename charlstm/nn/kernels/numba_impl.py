@@ -42,7 +42,8 @@ def warm_up(dtype: np.dtype) -> None:
     h = np.zeros((B, H + 1), dtype)[:, :H]
     lstm_forward_gates(a, state[0], state[1], state[2], h)
     lstm_backward_gates(a, state[0], state[1], state[2], state[3], h)
-    adam_update(*(np.zeros(4, dtype) for _ in range(4)), 1e-3, 0.9, 0.999, 1e-8, 1)
+    p, g, m, v = (np.zeros(4, dtype) for _ in range(4))
+    adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1)
     for N in (1, 2, FUSED_MAX_N + 1):  # sampling: each path of lstm_step and linear_step
         z, c = np.zeros((2 * H, N), dtype), np.zeros((H, N), dtype)
         scratch = (
