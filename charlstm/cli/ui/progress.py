@@ -118,25 +118,26 @@ class StatusLine:
     def render(self, s: events.Step, e: events.Started, val: float | None, width: int) -> Text:
         """The line for step `s`, at most `width` characters, with `val` the last validation loss."""
         variants = self.fields(s, e, val)
-        chosen: dict[str, int | None] = {name: 0 for name in self.ORDER} | {"gap": 2}
+        chosen: dict[str, int | None] = dict.fromkeys(self.ORDER, 0)
+        chosen["gap"] = 2
         for name, level in ((None, 0), *self.REDUCTIONS):
             if name is not None:
                 chosen[name] = level
             gap = chosen["gap"] or 1
-            texts = [variants[n][chosen[n]][0] for n in self.ORDER if n != "bar" and chosen[n] is not None]
+            texts = [variants[n][i][0] for n in self.ORDER if n != "bar" and (i := chosen[n]) is not None]
             room = width - sum(map(len, texts)) - gap * len(texts)  # left for a bar and the gap before it
             if room >= (self.BAR_MIN if chosen["bar"] is not None else -gap):
                 break
         line = Text()
         for name in self.ORDER:
-            if chosen[name] is None:
+            if (i := chosen[name]) is None:
                 continue
             if line:
                 line.append(" " * gap)
             if name == "bar":
                 line.append_text(bar(s.fraction, min(self.BAR_MAX, room)))
             else:
-                text, style = variants[name][chosen[name]]
+                text, style = variants[name][i]
                 line.append(text, style=style)
         return line
 
