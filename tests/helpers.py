@@ -88,9 +88,21 @@ def started_event(total_steps: int | None = 495, folder: Path = ROOT) -> Any:
 
     config = model.ModelConfig(65)
     return events.Started(
-        config, TrainConfig(), "book", 10_000, 9_500, 500, 65, model.num_params(config), 165, total_steps,
-        folder / "m.safetensors", folder / "m.resume.safetensors", 0, False,
-    )  # fmt: skip
+        config=config,
+        train=TrainConfig(),
+        corpus="book",
+        corpus_chars=10_000,
+        train_chars=9_500,
+        val_chars=500,
+        vocab_size=65,
+        num_params=model.num_params(config),
+        steps_per_epoch=165,
+        total_steps=total_steps,
+        model_path=folder / "m.safetensors",
+        resume_path=folder / "m.resume.safetensors",
+        start_step=0,
+        resumed=False,
+    )
 
 
 # ------------------------------------------------------------------------------ the real CLI

@@ -4,10 +4,14 @@ terminal of 80 columns, plain lines and summaries when piped, `runs`, `inspect D
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import time
+import typing
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,7 +64,7 @@ def test_the_live_line_shows_the_last_validation_under_its_summary(tiny_corpus, 
 
 def test_the_live_line_keeps_its_clock_running_after_the_last_step():
     """While the run validates and saves after a step, elapsed counts up and the ETA down."""
-    view = ui_train.TrainView(Console(file=open(os.devnull, "w"), width=200))
+    view = ui_train.LiveView(Console(file=open(os.devnull, "w"), width=200))
     view.started = started_event()
     view.last = (step_event(elapsed=45.0, eta=22.0), time.monotonic() - 5.0)
     text = view.live_line().plain
@@ -90,9 +94,8 @@ def step_event(**fields) -> events.Step:
 @pytest.mark.parametrize("width", [30, 50, 60, 79, 80, 100, 120, 160, 200])
 def test_the_status_line_drops_fields_by_width_but_never_the_step_counter(width):
     line = ui_train.StatusLine()
-    line.val_loss = 1.6
     for step in (step_event(), step_event(step=12_345, end_step=99_999, by_time=True, fraction=0.3)):
-        text = line.render(step, started_event(), width).plain
+        text = line.render(step, started_event(), 1.6, width).plain
         assert len(text) <= width and re.search(r"step [\d,]+/~?[\d,]+", text), (width, text)
         if width >= 79:
             assert all(part in text for part in ("━", "train ", "2.197", "val ", "2.308", "lr ", "ETA 1:15")), text
@@ -103,7 +106,7 @@ def test_the_status_line_drops_fields_by_width_but_never_the_step_counter(width)
 def test_the_epoch_counter_bar_and_eta_follow_a_time_budget():
     line = ui_train.StatusLine()
     text = line.render(
-        step_event(step=200, end_step=400, by_time=True, fraction=0.5, eta=60.0), started_event(None), 160
+        step_event(step=200, end_step=400, by_time=True, fraction=0.5, eta=60.0), started_event(None), None, 160
     ).plain
     assert "epoch 2/~3" in text and "step 200/~400" in text and "ETA 1:00" in text
     assert text.count("━") == 15 and text.count("─") == 15  # a full-width bar, half of it done
@@ -316,3 +319,114 @@ def test_the_summary_is_plain_when_piped():
     console.file = type("F", (), {"write": lambda self, s: out.append(s), "flush": lambda self: None})()
     ui.print_plain(console, Table("a", "b"))
     assert all(line == line.rstrip() for line in "".join(out).splitlines())
+
+
+EVENT_TYPES = set(typing.get_args(events.Event))
+
+
+def test_each_display_draws_its_events_from_one_table():
+    """Every display answers every event but Saved (the summary lists the files written), and the
+    right display is chosen: quiet, live on a terminal, plain lines when piped."""
+    piped, terminal = Console(file=io.StringIO()), Console(file=io.StringIO(), force_terminal=True)
+    views = [ui_train.train_view(piped, quiet=True), ui_train.train_view(terminal), ui_train.train_view(piped)]
+    assert [type(v) for v in views] == [ui_train.QuietView, ui_train.LiveView, ui_train.PlainView]
+    for view in views:
+        assert set(view.handlers) == EVENT_TYPES - {events.Saved}, type(view)
+
+
+def plain_display(*sequence: events.Event, **options) -> list[str]:
+    console = Console(file=io.StringIO(), width=120)
+    view = ui_train.train_view(console, **options)
+    for event in sequence:
+        view(event)
+    view.close()
+    return console.file.getvalue().splitlines()
+
+
+def test_the_piped_display_line_by_line():
+    runs = Path("/runs")  # a short path: the summary table is not wrapped
+    started = replace(started_event(total_steps=1_650, folder=runs), notes=("a note",), engine="numpy")
+    finished = events.Finished(
+        reason="max_steps",
+        step=1_650,
+        epoch=10.0,
+        best_val_loss=1.5,
+        best_epoch=9.0,
+        elapsed=75.0,
+        chars_per_s=21_300,
+        files=(runs / "m.safetensors",),
+    )
+    lines = plain_display(
+        events.ThreadsChanged(old=None, new=2, why="--threads"),
+        started,
+        step_event(step=1_083, end_step=1_650, epoch=6.56),
+        step_event(step=1_084, end_step=1_650),  # not every step is a line
+        events.Saved(path=runs / "m.resume.safetensors", kind="resume"),
+        events.Sampled(step=1_100, text="a sample\n"),
+        events.Diverged(step=1_200, loss=99.0, grad_norm=1e6, action="halved the learning rate"),
+        events.ThreadsChanged(old=2, new=1, why="busy"),
+        events.EpochEnd(
+            epoch=10.0, step=1_650, train_loss=1.6, val_loss=1.5, val_bpc=2.164, best=True, sample="ab", elapsed=70.0
+        ),
+        finished,
+        log_every=1_083,
+        plan_notes=("a plan note",),
+    )
+    assert lines[0] == "charlstm train" and lines[4:8] == [
+        "engine       numpy",
+        f"checkpoints  {runs / 'm.safetensors'} (best), {runs / 'm.resume.safetensors'} (resume)",
+        "threads      2 (--threads)",
+        "a plan note",
+    ]
+    assert lines[8:] == [
+        "note: a note",
+        "step 1,083/1,650  epoch 6.56  train loss 1.523 (2.197 bits/char)  lr 1.20e-03  21.3k chars/s  "
+        "elapsed 0:45  eta 1:15",
+        "--- sample at step 1,100 ---",
+        "a sample",
+        "---",
+        "warning: step 1,200 diverged (loss 99, gradient norm 1e+06): halved the learning rate",
+        "threads 2 → 1: busy",
+        "epoch 10  train loss 1.600 (2.308 bits/char)  val loss 1.500 (2.164 bits/char)  (best)",
+        "--- sample after epoch 10 ---",
+        "ab",
+        "---",
+        "training reached --max-steps",
+        "",
+        "  best val loss   1.500 nats/char, 2.164 bits/char",
+        "  best at epoch   9",
+        "  steps           1,650 (10 epochs)",
+        "  time            1:15",
+        "  throughput      21.3k chars/s (validation and samples included)",
+        f"  wrote           {runs / 'm.safetensors'}",
+        f"  report          charlstm report {runs / 'm.safetensors'}",
+        "",
+    ]
+    quiet = plain_display(
+        events.ThreadsChanged(old=None, new=2, why="--threads"),
+        started,
+        step_event(step=1_083),
+        events.ThreadsChanged(old=2, new=1, why="busy"),
+        finished,
+        quiet=True,
+        plan_notes=("a plan note",),
+    )
+    assert quiet[:2] == ["a plan note", "training reached --max-steps"]
+
+
+def test_a_run_with_nothing_left_to_do_says_so_with_its_counts(tiny_corpus, tmp_path):
+    from charlstm.config import TrainConfig
+    from charlstm.text.corpus import load_corpus
+    from charlstm.training import emit
+    from charlstm.training.loop import start_run
+
+    corpus = load_corpus(tiny_corpus)
+    config = ModelConfig(corpus.vocab.size, 8, 1)
+    cfg = TrainConfig(seq_len=8, batch_size=2, max_steps=1_200, epochs=None, sample_length=0)
+    run = start_run(corpus, config, cfg, tmp_path / "m.safetensors")
+    try:
+        run.progress.step = 1_200
+        (note,) = emit.started(run, resumed=True).notes
+    finally:
+        run.engine.close()
+    assert note.startswith("this run already did 1,200 of its 1,200 steps; pass a larger --epochs"), note

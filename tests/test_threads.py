@@ -183,7 +183,7 @@ def test_the_threads_option_is_applied_inside_a_run_and_put_back_after(tiny_corp
         config = model.ModelConfig(corpus.vocab.size, 16, 1)
         train(corpus, config, TrainConfig(**SMALL, threads=n, kernels=path), tmp_path / f"m{n}.safetensors", on_event)
         assert seen and all(s == (n, n, n) for s in seen), seen
-        assert reports == [events.ThreadsChanged(None, n, "--threads")]
+        assert reports == [events.ThreadsChanged(old=None, new=n, why="--threads")]
     assert blas_threads() == before
 
 
@@ -252,10 +252,10 @@ def test_a_count_in_the_environment_wins(tiny_corpus, tmp_path):
 
 def test_the_banner_names_the_choice_and_a_change_is_a_line(tmp_path):
     console = Console(file=io.StringIO(), width=120, force_terminal=False)
-    view = ui_train.TrainView(console)
-    view(events.ThreadsChanged(None, 2, "automatic: re-chosen as the load on the 2 cores changes"))
+    view = ui_train.train_view(console)
+    view(events.ThreadsChanged(old=None, new=2, why="automatic: re-chosen as the load on the 2 cores changes"))
     view(started_event(folder=tmp_path))
-    view(events.ThreadsChanged(2, 1, "other processes keep 1.4 of the 2 cores busy"))
+    view(events.ThreadsChanged(old=2, new=1, why="other processes keep 1.4 of the 2 cores busy"))
     out = console.file.getvalue()
     assert "threads      2 (automatic: re-chosen as the load on the 2 cores changes)" in out
     assert "threads 2 → 1: other processes keep 1.4 of the 2 cores busy" in out

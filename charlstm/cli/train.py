@@ -1,5 +1,5 @@
 """`charlstm train`: plan the run (`plan.plan_run`), train it (`train.train_plan`) and show its
-events (`ui_train.TrainView`, `--log-json`). Ctrl-C or SIGTERM stops it after the current step
+events (`ui_train.train_view`, `--log-json`). Ctrl-C or SIGTERM stops it after the current step
 with a checkpoint (exit code 130); a second Ctrl-C aborts at once."""
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ class _Session:
         self.plan = plan
         self.progress.close()
         notes = plan.notes if self.leader else ()
-        self.view = ui_train.TrainView(self.console, display.quiet or not self.leader, display.log_every, notes)
+        self.view = ui_train.train_view(self.console, display.quiet or not self.leader, display.log_every, notes)
         self.log = JsonLog(log_json, display.log_every) if log_json and self.leader else None
         self.log_path = log_json
 
@@ -218,7 +218,7 @@ class _Session:
             )
         if finished.reason == "interrupted":
             if self.leader:
-                ui.warn(self.console, f"interrupted at step {finished.step}; {again}")
+                ui.warn(self.console, f"interrupted at step {finished.step:,}; {again}")
             raise typer.Exit(130)
 
     def aborted(self) -> str:

@@ -1,5 +1,5 @@
 """What a training run reports, made from its state: the events of events.py (Started, Step,
-EpochEnd, Finished) and the sample drawn for the display. The loop (train.py) decides when; this
+EpochEnd, Finished) and the sample drawn for the display. The loop (loop.py) decides when; this
 module says what each event holds. Nothing here prints."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 from charlstm.inference.generate import Sampling, sample
 from charlstm.nn import model
 from charlstm.text.corpus import Corpus
-from charlstm.training.events import EpochEnd, Finished, Started, Step
+from charlstm.training.events import EpochEnd, Finished, Started, Step, StopReason
 from charlstm.training.plan import size_notes
 from charlstm.training.schedule import run_outlook
 from charlstm.training.state import Run
@@ -22,16 +22,30 @@ def started(run: Run, resumed: bool) -> Started:
     notes = () if resumed else size_notes(run.config, len(run.train_ids), run.cfg.dropout)  # said when the run began
     if run.total_steps is not None and p.step >= run.total_steps:
         notes += (
-            f"this run already did {p.step} of its {run.total_steps} steps; "
+            f"this run already did {p.step:,} of its {run.total_steps:,} steps; "
             f"pass a larger --epochs or --max-steps, or --max-minutes, to train on",
         )
     c = run.corpus
     last_val = p.history[-1]["val_loss"] if p.history else None
-    sizes = (len(c), len(run.train_ids), len(run.val_ids), c.vocab.size, model.num_params(run.config))
     return Started(
-        run.config, run.cfg, c.name, *sizes, run.steps_per_epoch, run.total_steps,
-        run.model_path, run.resume_path, p.step, resumed, notes, last_val, run.engine.describe(),
-    )  # fmt: skip
+        config=run.config,
+        train=run.cfg,
+        corpus=c.name,
+        corpus_chars=len(c),
+        train_chars=len(run.train_ids),
+        val_chars=len(run.val_ids),
+        vocab_size=c.vocab.size,
+        num_params=model.num_params(run.config),
+        steps_per_epoch=run.steps_per_epoch,
+        total_steps=run.total_steps,
+        model_path=run.model_path,
+        resume_path=run.resume_path,
+        start_step=p.step,
+        resumed=resumed,
+        notes=notes,
+        val_loss=last_val,
+        engine=run.engine.describe(),
+    )
 
 
 def report_step(run: Run, loss: float, grad_norm: float, lr: float, seconds: float) -> None:
@@ -49,9 +63,19 @@ def report_step(run: Run, loss: float, grad_norm: float, lr: float, seconds: flo
     speed = chars / run.step_time
     p.record(run.steps_per_epoch, lr, speed)
     step = Step(
-        p.step, p.step / run.steps_per_epoch, loss, p.smoothed_loss, lr, grad_norm, speed, p.elapsed,
-        ahead.eta, ahead.end_step, ahead.fraction, ahead.by_time,
-    )  # fmt: skip
+        step=p.step,
+        epoch=p.step / run.steps_per_epoch,
+        loss=loss,
+        smoothed_loss=p.smoothed_loss,
+        lr=lr,
+        grad_norm=grad_norm,
+        chars_per_s=speed,
+        elapsed=p.elapsed,
+        eta=ahead.eta,
+        end_step=ahead.end_step,
+        fraction=ahead.fraction,
+        by_time=ahead.by_time,
+    )
     run.on_event(step)
 
 
@@ -59,19 +83,33 @@ def epoch_end(run: Run, record: dict) -> EpochEnd:
     """The epoch that `record` (an entry of the run's history) describes."""
     p = run.progress
     return EpochEnd(
-        record["epoch"], p.step, record["train_loss"], record["val_loss"], record["val_bpc"], record["best"],
-        record["sample"], p.elapsed, p.smoothed_loss, record["lr"], record["chars_per_s"],
-    )  # fmt: skip
+        epoch=record["epoch"],
+        step=p.step,
+        train_loss=record["train_loss"],
+        val_loss=record["val_loss"],
+        val_bpc=record["val_bpc"],
+        best=record["best"],
+        sample=record["sample"],
+        elapsed=p.elapsed,
+        smoothed_loss=p.smoothed_loss,
+        lr=record["lr"],
+        chars_per_s=record["chars_per_s"],
+    )
 
 
-def finished(run: Run, reason: str) -> Finished:
+def finished(run: Run, reason: StopReason) -> Finished:
     """How the run ended, and the files it wrote."""
     p = run.progress
-    speed = p.chars / max(p.elapsed, 1e-9)
     return Finished(
-        reason, p.step, p.step / run.steps_per_epoch, p.best_val_loss, p.best_epoch, p.elapsed, speed,
-        tuple(sorted(run.files)),
-    )  # fmt: skip
+        reason=reason,
+        step=p.step,
+        epoch=p.step / run.steps_per_epoch,
+        best_val_loss=p.best_val_loss,
+        best_epoch=p.best_epoch,
+        elapsed=p.elapsed,
+        chars_per_s=p.chars / max(p.elapsed, 1e-9),
+        files=tuple(sorted(run.files)),
+    )
 
 
 def display_sample(run: Run) -> str:

@@ -1,17 +1,28 @@
 """What the training loop reports, as plain dataclasses: the CLI renders them, tests collect them,
-tools can log them. Nothing here knows how they are shown."""
+tools can log them. Nothing here knows how they are shown.
+
+Every event is frozen and keyword-only (`Step(step=3, loss=...)`): with a dozen fields of the same
+type, a positional call could swap two silently. A field that takes one of a few fixed values has
+a `Literal` type below; a field "in words" is free text, for people to read."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from charlstm.config import ModelConfig, TrainConfig
 
+StopReason = Literal["completed", "max_steps", "time_budget", "interrupted"]
+"""Why a run ended: its --epochs done (or its step limit, when --max-steps is not what binds),
+--max-steps reached, --max-minutes reached, or stopped by Ctrl-C / SIGTERM / a log that failed."""
 
-@dataclass(frozen=True)
+SaveKind = Literal["best", "resume", "snapshot"]
+"""Which file a save wrote: the model file (the best weights), the resume file, an epoch snapshot (--keep)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Started:
     config: ModelConfig
     train: TrainConfig
@@ -32,7 +43,7 @@ class Started:
     engine: str = ""  # what computes the steps, in words (engines.Engine.describe)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Step:
     step: int  # updates done so far, this one included
     epoch: float  # epochs done, fractional
@@ -48,7 +59,7 @@ class Step:
     by_time: bool = False  # the time budget binds, not the step limit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EpochEnd:
     epoch: float
     step: int
@@ -63,19 +74,19 @@ class EpochEnd:
     chars_per_s: float | None = None  # training characters per second over all runs, validation included
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Sampled:
     step: int
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Saved:
     path: Path
-    kind: str  # "best", "resume", "snapshot"
+    kind: SaveKind
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Diverged:
     step: int
     loss: float
@@ -83,9 +94,9 @@ class Diverged:
     action: str  # what was done about it, in words
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Finished:
-    reason: str  # "completed", "max_steps", "time_budget", "interrupted"
+    reason: StopReason
     step: int
     epoch: float
     best_val_loss: float | None
@@ -95,7 +106,7 @@ class Finished:
     files: tuple[Path, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ThreadsChanged:
     """The thread count of the BLAS and numba kernels (`charlstm.nn.threads`): first its choice at the
     start (`old` None), then every change."""

@@ -49,7 +49,16 @@ from charlstm.store import runs
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import Corpus, window
 from charlstm.training import emit as reporting
-from charlstm.training.events import Diverged, Event, Finished, Sampled, Saved, ThreadsChanged
+from charlstm.training.events import (
+    Diverged,
+    Event,
+    Finished,
+    Sampled,
+    Saved,
+    SaveKind,
+    StopReason,
+    ThreadsChanged,
+)
 from charlstm.training.plan import RunPlan, saved_config, windows_per_epoch
 from charlstm.training.schedule import deadline, new_end, scheduled_ratio, start_segment
 from charlstm.training.state import Progress, Run, corpus_fingerprint, restore, to_checkpoint
@@ -106,7 +115,7 @@ def train_plan(
     return train(plan.corpus, plan.config, plan.train, plan.model_path, on_event, should_stop, plan.resume, plan.init)
 
 
-def _loop(run: Run, should_stop: Callable[[], bool]) -> str:
+def _loop(run: Run, should_stop: Callable[[], bool]) -> StopReason:
     """Step through windows until the run is done or stops; returns why it ended."""
     p, cfg = run.progress, run.cfg
     while run.total_steps is None or p.step < run.total_steps:
@@ -155,7 +164,7 @@ def start_run(
     engine = engines.make_engine(config, cfg, source.params if source else model.init_params(config, cfg.seed))
     tell = on_event if engine.team.leader else _ignore
     tuner = (
-        threads.tuner(cfg.threads, lambda old, new, why: tell(ThreadsChanged(old, new, why)))
+        threads.tuner(cfg.threads, lambda old, new, why: tell(ThreadsChanged(old=old, new=new, why=why)))
         if cfg.engine == "numpy"
         else threads.Tuner.off()
     )
@@ -216,14 +225,18 @@ def recover(run: Run, result: StepResult) -> None:
     run.engine.restore(run.snapshot)
     run.state = run.engine.zero_state()
     if p.recoveries >= MAX_RECOVERIES:
-        run.on_event(Diverged(p.step, result.loss, result.grad_norm, "stopped: the loss keeps diverging"))
+        run.on_event(
+            Diverged(
+                step=p.step, loss=result.loss, grad_norm=result.grad_norm, action="stopped: the loss keeps diverging"
+            )
+        )
         raise TrainingError(
             f"training diverged {p.recoveries} times (loss {result.loss}, gradient norm {result.grad_norm}); "
             f"the last good checkpoint is kept — try a lower --lr or a smaller --clip"
         )
     p.lr_scale *= 0.5
     action = f"restored the last good weights and halved the learning rate to {result.lr * 0.5:.3g}"
-    run.on_event(Diverged(p.step, result.loss, result.grad_norm, action))
+    run.on_event(Diverged(step=p.step, loss=result.loss, grad_norm=result.grad_norm, action=action))
     p.next_window(run.steps_per_epoch)
 
 
@@ -263,7 +276,7 @@ def end_epoch(run: Run, train_loss: float) -> None:
         save(run, "snapshot")
 
 
-def save(run: Run, kind: str, status: str | None = None) -> None:
+def save(run: Run, kind: SaveKind, status: str | None = None) -> None:
     """Write one of the run's files and report it. kind "best": the weights, to the model file;
     "resume": everything, to the resume file (refused if the weights are not finite; it becomes
     the good snapshot a diverged step returns to); "snapshot": this epoch's weights beside the
@@ -290,7 +303,7 @@ def save(run: Run, kind: str, status: str | None = None) -> None:
         raise ValueError(f"unknown checkpoint kind {kind!r}")
 
 
-def finish(run: Run, reason: str) -> Finished:
+def finish(run: Run, reason: StopReason) -> Finished:
     """End the run: score the last partial epoch (unless interrupted), make sure a model file
     exists, write the resume file with `reason` as its status, and report Finished."""
     p = run.progress
@@ -305,7 +318,7 @@ def finish(run: Run, reason: str) -> Finished:
     return finished
 
 
-def _after_step(run: Run, should_stop: Callable[[], bool]) -> str | None:
+def _after_step(run: Run, should_stop: Callable[[], bool]) -> StopReason | None:
     """Advance the data cursor and do what is due after an applied step: the end of an epoch, a
     sample, a timed save, releasing corpus pages. Returns a reason to stop, or None."""
     p, cfg = run.progress, run.cfg
@@ -321,7 +334,7 @@ def _after_step(run: Run, should_stop: Callable[[], bool]) -> str | None:
         and (run.total_steps is None or p.step < run.total_steps)
         and run.leader
     ):
-        run.on_event(Sampled(p.step, reporting.display_sample(run)))
+        run.on_event(Sampled(step=p.step, text=reporting.display_sample(run)))
     end = deadline(run)
     time_up, save_due = end is not None and run.seconds() >= end, run.clock() - run.last_save >= cfg.save_minutes * 60
     (time_up, save_due), (stop,) = run.engine.team.agree(lead=[time_up, save_due], flags=[should_stop()])
@@ -347,7 +360,7 @@ def divergence_limit(V: int) -> float:
     return max(10.0, 4.0 * math.log(V))
 
 
-def _write(run: Run, ckpt: Checkpoint, path: Path, kind: str) -> None:
+def _write(run: Run, ckpt: Checkpoint, path: Path, kind: SaveKind) -> None:
     ckpt_io.save(ckpt, path)
     run.files.add(path)
-    run.on_event(Saved(path, kind))
+    run.on_event(Saved(path=path, kind=kind))
