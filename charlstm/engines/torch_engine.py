@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -36,7 +36,7 @@ from charlstm.engines.team import Solo, local_rank, world_size
 from charlstm.engines.torch_model import Average, Net, make_optimizer, parameter_names, recurrent_layer
 from charlstm.errors import UsageError
 from charlstm.inference.evaluate import Evaluation
-from charlstm.nn import model, optim
+from charlstm.nn import model, optim, threads
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import iter_windows, stream_length
 
@@ -138,6 +138,10 @@ class TorchEngine:
         extras = [f"{self.team.size} ranks"] if self.team.size > 1 else []
         extras += ["bf16"] if self.cfg.precision == "bf16" else []
         return f"torch {torch.__version__.split('+')[0]} on {where}" + "".join(f", {e}" for e in extras)
+
+    def thread_control(self) -> Callable[[], Callable[[int], None]] | None:
+        """On a CPU in one process, PyTorch's threads are chosen as the load changes (`threads.torch_threads`)."""
+        return threads.torch_threads if self.device.type == "cpu" and self.team.size == 1 else None
 
     def zero_state(self, B: int | None = None) -> tuple[torch.Tensor, ...]:
         """Zeros for this rank's streams, or for B streams."""
