@@ -353,7 +353,9 @@ def read_metadata(path: Path) -> dict[str, Any]:
             raise ValueError
         found = {key: json.loads(meta[key]) for key in ("config", "train") if key in meta}
         found["parameters"] = sum(
-            math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__" and not name.startswith(EXTRA_PREFIXES)
+            math.prod(t["shape"])
+            for name, t in header.items()
+            if name != "__metadata__" and not name.startswith(EXTRA_PREFIXES)
         )
         return found
     except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
