@@ -140,8 +140,8 @@ class TorchEngine:
         return f"torch {torch.__version__.split('+')[0]} on {where}" + "".join(f", {e}" for e in extras)
 
     def thread_control(self) -> Callable[[], Callable[[int], None]] | None:
-        """On a CPU in one process, PyTorch's threads are chosen as the load changes (`threads.torch_threads`)."""
-        return threads.torch_threads if self.device.type == "cpu" and self.team.size == 1 else None
+        """On a CPU in one process, PyTorch's threads are chosen as the load changes (`cpu_threads`)."""
+        return cpu_threads if self.device.type == "cpu" and self.team.size == 1 else None
 
     def zero_state(self, B: int | None = None) -> tuple[torch.Tensor, ...]:
         """Zeros for this rank's streams, or for B streams."""
@@ -346,6 +346,22 @@ class TorchEngine:
     def close(self) -> None:
         if self.team.size > 1:
             self.team.close()
+
+
+def cpu_threads() -> Callable[[int], None]:
+    """The torch engine's set-threads on a CPU (`charlstm.nn.threads.Tuner`): PyTorch's intra-op
+    threads, and the BLAS and numba kernels (`threads.numpy_threads`), which draw the run's
+    samples: left on every core beside a busy process, they made each end of epoch many times
+    slower than the steps foretold. PyTorch's own count is kept for `threads.as_before`."""
+    if not threads.TORCH_DEFAULT:
+        threads.TORCH_DEFAULT.append(torch.get_num_threads())
+    numpy_set = threads.numpy_threads()
+
+    def set_threads(n: int) -> None:
+        torch.set_num_threads(n)
+        numpy_set(n)
+
+    return set_threads
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

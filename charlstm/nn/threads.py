@@ -23,7 +23,7 @@ at other places on another count, which can change their rounding: results agree
 rounding, and to the bit at a fixed count.
 
 The tuner is engine-agnostic: it calls a `set_threads(n)` it is given (`numpy_threads` here; the
-torch engine on a CPU gives one that sets `torch.set_num_threads` too). threadpoolctl is
+torch engine on a CPU gives one that sets `torch.set_num_threads` too: `torch_engine.cpu_threads`). threadpoolctl is
 imported only when a run starts.
 """
 
@@ -272,23 +272,7 @@ def numpy_threads() -> Callable[[int], None]:
 
 
 TORCH_DEFAULT: list[int] = []  # PyTorch's own count, before a run first set it (`as_before` puts it back)
-
-
-def torch_threads() -> Callable[[int], None]:
-    """The torch engine's set-threads on a CPU: PyTorch's intra-op threads, and the BLAS and
-    numba kernels (`numpy_threads`), which draw the run's samples: left on every core beside a
-    busy process, they made each end of epoch many times slower than the steps foretold."""
-    import torch
-
-    if not TORCH_DEFAULT:
-        TORCH_DEFAULT.append(torch.get_num_threads())
-    numpy_set = numpy_threads()
-
-    def set_threads(n: int) -> None:
-        torch.set_num_threads(n)
-        numpy_set(n)
-
-    return set_threads
+"""Kept by the torch engine's set-threads (`torch_engine.cpu_threads`); this module never imports torch."""
 
 
 def numba_follows(n: int | None) -> None:
