@@ -381,6 +381,7 @@ class ReportConfig:
     positions: int = _opt(
         default_of(ViewConfig, "positions"), "Steps t the gradient norms are averaged over, spread over the text."
     )
+    views: int = _opt(3, "Runs whose model views are drawn: those with the best validation loss (the curves show every run).")
     # fmt: on
 
     def __post_init__(self) -> None:
@@ -391,6 +392,7 @@ class ReportConfig:
                 (self.units >= 1, "--units must be at least 1"),
                 (self.max_lag >= 0, "--max-lag must be >= 0"),
                 (self.positions >= 1, "--positions must be at least 1"),
+                (self.views >= 0, "--views must be >= 0"),
                 (self.find is None or self.find != "", "--find must not be empty"),
             ]
         )

@@ -182,3 +182,36 @@ REPORT_TEXT = (
 ) * 36
 REPORT_CELLS = ("lstm", "gru", "rnn")
 REPORT_VAL_FRACTION = 0.1
+
+
+def many_runs(folder: Path, count: int = 15) -> Path:
+    """`count` small checkpoints of the three cells on two texts, with ten epochs of history and a
+    curve each, written directly (a report of many runs, without training them); and the text
+    their views read, `view.txt` beside the folder."""
+    import math
+
+    from charlstm.nn import model
+    from charlstm.store import checkpoint
+    from charlstm.text.vocab import Vocab
+
+    text = (REPORT_TEXT * 2)[:2000]
+    (folder.parent / "view.txt").write_text(text, encoding="utf-8")
+    vocab = Vocab.from_text(text)
+    for j in range(count):
+        cell = REPORT_CELLS[j % 3]
+        config = model.ModelConfig(vocab.size, 32, 2, cell)
+        corpus = {"name": ("book", "code")[j % 2], "chars": 50_000 + j % 2, "sha256": f"{j % 2:016x}"}
+        val = [2.0 + 0.05 * j + 1 / e for e in range(1, 11)]
+        history = [
+            {"epoch": e, "step": 50 * e, "train_loss": v, "val_loss": v, "val_bpc": v / math.log(2), "lr": 0.004,
+             "elapsed": 10.0 * e, "chars_per_s": 9000.0, "best": True, "sample": "The (old) door"}
+            for e, v in zip(range(1, 11), val)
+        ]  # fmt: skip
+        curve = [[s, 0.2 * s, 2.0 + 0.05 * j + 5 / s, 0.004, 9000.0] for s in range(5, 501, 5)]
+        train = {"step": 500, "steps_per_epoch": 50, "curve": curve, "best_val_loss": val[-1], "corpus": corpus,
+                 "config": {"batch_size": 32, "seq_len": 64, "optimizer": "adam", "lr": 0.004}}  # fmt: skip
+        params = model.init_params(config, j)
+        checkpoint.save(
+            checkpoint.Checkpoint(config, vocab, params, train, history), folder / f"run{j:02d}-{cell}.safetensors"
+        )
+    return folder.parent / "view.txt"

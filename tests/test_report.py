@@ -314,3 +314,35 @@ def test_report_help_imports_nothing_heavy():
     )
     assert "--max-chars" in result.stdout and "(default: 2000)" in result.stdout
     assert result.stderr.strip().endswith("[]"), result.stderr
+
+
+def test_fifteen_runs_on_two_texts_keep_apart_and_stay_small(tmp_path):
+    """15 runs of two texts: each run's lines have their own colour and dash, each text its own
+    loss charts under a heading, the settings a row per run, and the model views only for the
+    three best runs (the others named): a page under 2 MB."""
+    from helpers import many_runs
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    text = many_runs(folder, 15)
+    out = tmp_path / "many.html"
+    result = run_cli("report", str(folder), "--text", str(text), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "--views 15" in result.stderr  # the note says how to draw them all
+    size = out.stat().st_size
+    assert size < 2_000_000, size
+    page = page_of(out)
+    styles = {}
+    for line in page.find_all("polyline", data_key="train"):
+        styles.setdefault(line.attrs["data-run"], set()).add(
+            (line.attrs["stroke"], line.attrs.get("stroke-dasharray", ""))
+        )
+    assert len(styles) == 15 and all(len(s) == 1 for s in styles.values())  # one style a run, by step and time
+    assert len({next(iter(s)) for s in styles.values()}) == 15  # and no two alike
+    headings = [h.text() for h in page.find_all("h3", class_="text-group")]
+    assert len(headings) == 2 and "book" in headings[0] and "code" in headings[1]
+    assert len(page.find_all("svg", aria_label="Loss by step")) == 2
+    assert len(page.find("table", class_="settings").find_all("tr")) == 1 + 15
+    drawn = [box.attrs["data-run"] for box in page.find_all("div", class_="sx")]
+    assert drawn == ["run00-lstm", "run01-gru", "run02-rnn"]  # the lowest validation loss
+    assert "run14-rnn" in page.find("p", class_="views-left-out").text()

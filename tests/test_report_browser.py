@@ -195,3 +195,27 @@ def test_the_page_reads_without_javascript(browser, report_page):
     assert page.locator("svg polyline").first.is_visible()
     assert seen.outside == [] and seen.errors == []
     page.context.close()
+
+
+def test_fifteen_runs_settings_read_at_1200_px_without_scrolling_sideways(browser, tmp_path):
+    """The settings of 15 runs, a row each, fit the page at 1200 px: neither the table nor the
+    page scrolls sideways."""
+    from helpers import many_runs
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    text = many_runs(folder, 15)
+    out = tmp_path / "many.html"
+    result = run_cli("report", str(folder), "--text", str(text), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    seen = open_offline(browser, out)
+    try:
+        page = seen.page
+        table = page.locator("table.settings")
+        assert table.locator("tr").count() == 16
+        box = table.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1200, box
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1200
+        assert not seen.errors and not seen.outside
+    finally:
+        seen.page.context.close()

@@ -115,3 +115,33 @@ def test_a_snapshot_cannot_be_resumed_and_says_what_can(tmp_path):
         match=f"{re.escape(f'--init-from {snapshot}')}.*{re.escape(f'--resume {tmp_path}/m.resume.safetensors')}",
     ):
         plan_run(None, {}, {}, resume=snapshot)
+
+
+def test_runs_tells_cells_of_one_size_apart_by_parameters_and_engine(tmp_path):
+    """Three cells of one size (2×32): `charlstm runs` shows each one's parameters (its weights in
+    the file) and the engine its last run used, in the table and in --json."""
+    import json
+
+    from charlstm.nn import model
+    from charlstm.store import checkpoint
+    from charlstm.text.vocab import Vocab
+
+    from helpers import run_cli
+
+    folder = tmp_path / "checkpoints"
+    vocab = Vocab.from_text("abcdefghij klmnop")
+    for cell, engine in (("lstm", "torch"), ("gru", "numpy"), ("rnn", "numpy")):
+        config = model.ModelConfig(vocab.size, 32, 2, cell=cell)
+        train = {"step": 10, "steps_per_epoch": 5, "config": {"engine": engine}, "corpus": {"name": "t"}}
+        ckpt = checkpoint.Checkpoint(config, vocab, model.init_params(config, 0), train, [])
+        checkpoint.save(ckpt, folder / f"{cell}.safetensors")
+    found = {r["name"]: r for r in json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)}
+    for cell in ("lstm", "gru", "rnn"):
+        config = model.ModelConfig(vocab.size, 32, 2, cell=cell)
+        assert found[cell]["parameters"] == model.num_params(config)
+    assert found["lstm"]["engine"] == "torch" and found["gru"]["engine"] == "numpy"
+    table = run_cli("runs", cwd=tmp_path, env={"COLUMNS": "120"}).stdout
+    shown = {cell: next(line for line in table.splitlines() if line.split()[:1] == [cell]) for cell in found}
+    counts = {cell: re.search(r"2×32 \w+ · (\S+)", line).group(1) for cell, line in shown.items()}
+    assert len(set(counts.values())) == 3, counts  # the same shape, three sizes
+    assert "torch" in shown["lstm"] and "numpy" in shown["gru"] and "engine" in table

@@ -324,3 +324,83 @@ def test_timed_tells_the_tuner_each_block():
 
     assert list(threads.timed(iter(range(7)), Recorder(), block=3)) == list(range(7))
     assert len(got) == 2 and all(s >= 0 for s in got)
+
+
+def test_the_first_count_is_what_the_cores_do_now(tmp_path, monkeypatch):
+    """A run starts on the cores other processes leave free over a tenth of a second of
+    /proc/stat, not by the minute's load average (which the user's previous run keeps high)."""
+    stat, hz = tmp_path / "stat", os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    write = lambda busy: stat.write_text(f"cpu0 {busy} 0 0 9 0 0 0 0\ncpu1 {busy} 0 0 9 0 0 0 0\n")  # noqa: E731
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.9, 1.9))  # a busy minute before: no matter
+    for other, expected in ((0.1, 2), (1.4, 1), (0.6, 1), (0.4, 2), (3.0, 1)):
+        clocks = Clocks()
+        write(1000)
+        load = threads.OtherLoad({0, 1}, lambda: clocks.wall, lambda: clocks.cpu, str(stat))
+
+        def sleep(seconds, other=other, clocks=clocks):  # the other processes' ticks come in meanwhile
+            clocks.tick(seconds, cpu_per_second=0.0)
+            write(1000 + round(other * seconds * hz / 2))
+
+        assert threads.first_count(2, load, sleep) == expected, other
+    assert threads.first_count(2, None) == 1  # no reading: the load average decides
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    monkeypatch.setattr(threads, "_read", lambda path: "0.1 0.1 0.1 1/300 5")
+    assert threads.first_count(2, None) == 2
+
+
+def torch_engine():
+    pytest.importorskip("torch")
+    from charlstm.engines import make_engine
+
+    config = model.ModelConfig(20, 16, 1)
+    cfg = TrainConfig(**SMALL, engine="torch", device="cpu")
+    return make_engine(config, cfg, model.init_params(config, 0))
+
+
+def test_the_torch_engine_on_a_cpu_applies_the_tuners_choice():
+    """PyTorch's thread count (and the BLAS that draw the samples) follows every count a tuner
+    applies through the torch engine's control, as on the NumPy engine."""
+    if threads.usable_cores() < 2:
+        pytest.skip("one usable core: there is no other count to choose")
+    import torch
+
+    engine = torch_engine()
+    control = engine.thread_control()
+    assert control is not None
+    clocks, seen = Clocks(), []
+    with threads.as_before():
+        before = torch.get_num_threads()
+        tuner = threads.Tuner(control(), 2, 2, clock=lambda: clocks.wall, cpu_clock=lambda: clocks.cpu)
+        seen.append((torch.get_num_threads(), blas_threads()))
+        for seconds in (1.0, 0.3, 0.5, 4.0):  # warm-up, a reading that starts a trial, 1 thread, 2 threads
+            step(tuner, clocks, seconds)
+            seen.append((torch.get_num_threads(), blas_threads()))
+        assert tuner.threads == 1
+    assert seen == [(2, 2), (2, 2), (1, 1), (2, 2), (1, 1)]
+    assert torch.get_num_threads() == before
+
+
+def test_a_torch_run_on_a_cpu_has_the_threads_line_and_the_option_wins(tiny_corpus, tmp_path):
+    """`train --engine torch --device cpu`: the banner names the automatic choice; with
+    --threads 1 PyTorch computes every step on one thread, and nothing changes it."""
+    pytest.importorskip("torch")
+    import torch
+
+    args = (str(tiny_corpus), "-H", "16", "-L", "1", "-B", "4", "-T", "16", "--sample-length", "0")
+    auto = run_cli("train", *args, "--max-steps", "3", "--engine", "torch", "--device", "cpu", cwd=tmp_path)
+    assert auto.returncode == 0, auto.stderr
+    assert "automatic: re-chosen as the load on the" in auto.stderr
+    corpus, seen, reports = load_corpus(tiny_corpus), [], []
+
+    def on_event(event):
+        if isinstance(event, events.ThreadsChanged):
+            reports.append(event)
+        elif isinstance(event, events.Step):
+            seen.append(torch.get_num_threads())
+
+    cfg = TrainConfig(**SMALL, threads=1, engine="torch", device="cpu")
+    before = torch.get_num_threads()
+    train(corpus, model.ModelConfig(corpus.vocab.size, 16, 1), cfg, tmp_path / "t.safetensors", on_event)
+    assert seen == [1] * SMALL["max_steps"]
+    assert reports == [events.ThreadsChanged(old=None, new=1, why="--threads")]
+    assert torch.get_num_threads() == before

@@ -166,12 +166,12 @@ GREY_BACKGROUNDS = {"40": 0, "100": 1, "47": 2, "107": 3}  # black, bright black
 
 
 def test_neurons_colours_keep_their_order_on_a_16_colour_terminal(bracket_model):
-    """TERM=xterm has 16 colours, in no order (Rich would draw blue–white–red as cyan, white,
+    """TERM=linux has 16 colours, in no order (Rich would draw blue–white–red as cyan, white,
     bright white, bright red, yellow, red): the view falls back to a grey ramp, lighter for higher."""
     path, _ = bracket_model
     args = ("neurons", str(BRACKETS), "-c", str(path), "--unit", "5", "--max-chars", "120")
     values = json.loads(run_cli(*args, "--json").stdout)["values"]
-    code, out = helpers.run_tty(*args, cwd=ROOT, columns=120, term="xterm")
+    code, out = helpers.run_tty(*args, cwd=ROOT, columns=120, term="linux")
     assert code == 0, out
     assert "48;5;" not in out and "48;2;" not in out  # no 256 or 24-bit colours
     body = out[out.index("(c) of a 1×32 LSTM") : out.index("value  ")]
@@ -182,6 +182,40 @@ def test_neurons_colours_keep_their_order_on_a_16_colour_terminal(bracket_model)
     assert len(shades) == len(values) == 120
     ranks = [shade for _, shade in sorted(zip(values, shades))]
     assert ranks == sorted(ranks) and len(set(ranks)) >= 2  # in order, and more than one step of it
+
+
+def test_neurons_on_a_terminal_that_does_not_say_its_colours_draw_the_256_colour_ramp(bracket_model):
+    """TERM=xterm without COLORTERM (most emulators, ssh, containers): Rich would take it for 16
+    colours and the grey ramp shows as two; the view draws the 256-colour palette, many shades."""
+    path, _ = bracket_model
+    args = ("neurons", str(BRACKETS), "-c", str(path), "--unit", "5", "--max-chars", "120")
+    code, out = helpers.run_tty(*args, cwd=ROOT, columns=120, term="xterm")
+    assert code == 0, out
+    body = out[out.index("(c) of a 1×32 LSTM") : out.index("value  ")]
+    backgrounds = set(re.findall(r"48;5;(\d+)", body))
+    assert len(backgrounds) >= 6, backgrounds
+    assert not re.search(r"\x1b\[[0-9;]*(?<![0-9])(40|100|47|107)m", body)  # not the grey ramp
+
+
+def test_a_feature_constant_over_what_was_read_says_how_to_read_more(bracket_model, tmp_path):
+    """`--find` on a text whose first --max-chars characters never match (as `--find indent` on
+    a text indented only further on): the message says how much was read of how much, and the
+    option that reads more."""
+    path, _ = bracket_model
+    text = tmp_path / "late.txt"
+    text.write_text("()" * 200 + "\n" + "[()]" * 20, encoding="utf-8")  # 481 characters, "[" after 400
+    args = ("neurons", str(text), "-c", str(path), "--find", r"\[")
+    result = run_cli(*args, "--max-chars", "300")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]  # the one error line (after the note of the cut)
+    assert message.startswith("error: the feature")
+    assert "first 300 characters" in message and "of 481" in message and "--max-chars" in message, message
+    read_more = run_cli(*args, "--max-chars", "481", "--json")
+    assert read_more.returncode == 0, read_more.stderr
+    early = tmp_path / "early.txt"
+    early.write_text("()" * 200, encoding="utf-8")
+    plain = run_cli("neurons", str(early), "-c", str(path), "--find", r"\[")
+    assert plain.returncode == 2 and "constant over this text" in plain.stderr, plain.stderr
 
 
 def test_neurons_usage_errors(bracket_model, tmp_path):

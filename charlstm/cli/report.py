@@ -26,6 +26,7 @@ def report(
     find: Annotated[str | None, option(ReportConfig, "find")] = None,
     max_lag: Annotated[int | None, option(ReportConfig, "max_lag", "--max-lag", "-K")] = None,
     positions: Annotated[int | None, option(ReportConfig, "positions", "--positions", "-P")] = None,
+    views: Annotated[int | None, option(ReportConfig, "views")] = None,
 ) -> None:
 # fmt: on
     """Draw runs and what their models learned as one HTML page, and print its path.
@@ -36,7 +37,7 @@ def report(
     nothing loaded from the network. Files that are not charlstm checkpoints are left out and
     named.
     """
-    cfg = given(ReportConfig, max_chars=max_chars, top=top, units=units, find=find, max_lag=max_lag, positions=positions)
+    cfg = given(ReportConfig, max_chars=max_chars, top=top, units=units, find=find, max_lag=max_lag, positions=positions, views=views)
     from charlstm.insight.report import write_report
 
     written = write_report(paths or [], text, out, cfg)

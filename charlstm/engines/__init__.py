@@ -23,7 +23,7 @@ torch: `world_size()` and `rank()` read torchrun's environment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from charlstm.engines.team import Team, world_size
@@ -48,6 +48,11 @@ class Engine(Protocol):
 
     def describe(self) -> str:
         """What computes, in words, for the banner: 'numpy (numba kernels)', 'torch 2.13.0 on cuda:0 (…), 4 ranks'."""
+
+    def thread_control(self) -> Callable[[], Callable[[int], None]] | None:
+        """What makes the set-threads of the CPU math this engine computes on (`charlstm.nn.threads`:
+        the Tuner calls it with each count), or None where the count is not chosen as the run goes
+        (a GPU, several ranks)."""
 
     def zero_state(self) -> State:
         """The all-zero carried state of this rank's streams."""

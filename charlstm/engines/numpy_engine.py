@@ -8,6 +8,7 @@ here, once per run, and nowhere else).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.engines.team import Solo
 from charlstm.inference.evaluate import Evaluation, evaluate
-from charlstm.nn import model
+from charlstm.nn import model, threads
 from charlstm.nn.average import WeightAverage
 from charlstm.nn.kernels import load as load_kernels
 from charlstm.nn.optim import clip_grad_norm, make_optimizer
@@ -55,6 +56,9 @@ class NumpyEngine:
 
     def describe(self) -> str:
         return f"numpy ({self.kernels.name} kernels)"
+
+    def thread_control(self) -> Callable[[], Callable[[int], None]]:
+        return threads.numpy_threads
 
     def zero_state(self) -> model.State:
         return model.zero_state(self.config, self.cfg.batch_size, self.dtype)

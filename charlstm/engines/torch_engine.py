@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -36,7 +36,7 @@ from charlstm.engines.team import Solo, local_rank, world_size
 from charlstm.engines.torch_model import Average, Net, make_optimizer, parameter_names, recurrent_layer
 from charlstm.errors import UsageError
 from charlstm.inference.evaluate import Evaluation
-from charlstm.nn import model, optim
+from charlstm.nn import model, optim, threads
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import iter_windows, stream_length
 
@@ -138,6 +138,10 @@ class TorchEngine:
         extras = [f"{self.team.size} ranks"] if self.team.size > 1 else []
         extras += ["bf16"] if self.cfg.precision == "bf16" else []
         return f"torch {torch.__version__.split('+')[0]} on {where}" + "".join(f", {e}" for e in extras)
+
+    def thread_control(self) -> Callable[[], Callable[[int], None]] | None:
+        """On a CPU in one process, PyTorch's threads are chosen as the load changes (`cpu_threads`)."""
+        return cpu_threads if self.device.type == "cpu" and self.team.size == 1 else None
 
     def zero_state(self, B: int | None = None) -> tuple[torch.Tensor, ...]:
         """Zeros for this rank's streams, or for B streams."""
@@ -342,6 +346,22 @@ class TorchEngine:
     def close(self) -> None:
         if self.team.size > 1:
             self.team.close()
+
+
+def cpu_threads() -> Callable[[int], None]:
+    """The torch engine's set-threads on a CPU (`charlstm.nn.threads.Tuner`): PyTorch's intra-op
+    threads, and the BLAS and numba kernels (`threads.numpy_threads`), which draw the run's
+    samples: left on every core beside a busy process, they made each end of epoch many times
+    slower than the steps foretold. PyTorch's own count is kept for `threads.as_before`."""
+    if not threads.TORCH_DEFAULT:
+        threads.TORCH_DEFAULT.append(torch.get_num_threads())
+    numpy_set = threads.numpy_threads()
+
+    def set_threads(n: int) -> None:
+        torch.set_num_threads(n)
+        numpy_set(n)
+
+    return set_threads
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

@@ -92,9 +92,22 @@ def neurons(cfg: ViewConfig, checkpoint: Path | None, text_file: Path, note: Not
         return Neurons(view, what, layer, cfg.unit, None, [], [trace.values(layer, what)[:, cfg.unit]])
     layers = list(range(len(trace.layers))) if cfg.layer is None else [cfg.layer]
     f = probe.feature(view.text.text, cfg.find)
+    if np.ptp(f) == 0:
+        raise UsageError(constant_feature(cfg.find, view.text))
     scores = probe.rank_units(trace, f, what, layers, cfg.top)
     values = [trace.values(s.layer, what)[:, s.unit] for s in scores]
     return Neurons(view, what, cfg.layer, None, f, scores, values)
+
+
+def constant_feature(find: str, tx: probe.TextIds) -> str:
+    """Why `--find` has nothing to rank: the feature never changes over what was read, and, if
+    the text goes on, how to read more of it."""
+    if tx.total <= len(tx.ids):
+        return f"the feature '{find}' is constant over this text (nothing to track); try another --find or text"
+    return (
+        f"the feature '{find}' is constant over the first {len(tx.ids):,} characters, all that was read of "
+        f"{tx.total:,}; read more with --max-chars {min(tx.total, 20 * len(tx.ids))}, or try another --find"
+    )
 
 
 def check_unit_options(config: ModelConfig, what: str, layer: int | None, unit: int | None) -> None:

@@ -3,8 +3,9 @@
 A BLAS that runs one thread per core stalls when other work keeps the cores busy: each product
 waits for the thread that has no core, and OpenBLAS's threads spin while they wait (on a 2-core
 machine with another process on ~1.4 cores, a small model trained 18× slower on two threads than
-on one). So a run starts on all usable cores only if the machine looks idle (else on one), and a
-`Tuner`, told the seconds of every step, keeps the count that suits the machine as it is now:
+on one). So a run starts on the cores that other processes leave free now (a tenth of a second of
+/proc/stat: `first_count`), and a `Tuner`, told the seconds of every step, keeps the count that
+suits the machine as it is now:
 
 - every second it reads how much of the usable cores other processes take (Linux: /proc/stat,
   less this process's own CPU time) and drops at once to the cores they leave free;
@@ -21,8 +22,9 @@ numba kernels follow it). The count does not change the math, but OpenBLAS split
 at other places on another count, which can change their rounding: results agree to float
 rounding, and to the bit at a fixed count.
 
-The tuner is engine-agnostic: it calls a `set_threads(n)` it is given (`numpy_threads` here;
-`torch.set_num_threads` would do for PyTorch). threadpoolctl is imported only when a run starts.
+The tuner is engine-agnostic: it calls a `set_threads(n)` it is given (`numpy_threads` here; the
+torch engine on a CPU gives one that sets `torch.set_num_threads` too: `torch_engine.cpu_threads`). threadpoolctl is
+imported only when a run starts.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from statistics import median
 from typing import TypeVar
 
 ENV_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+START_SAMPLE = 0.1  # seconds of /proc/stat read before a run's first count
 SAMPLING_BLOCK = 64  # sampled characters per step the tuner times (one is ~0.1–0.5 ms: too short alone)
 NUMBA_MODULE = "charlstm.nn.kernels.numba_impl"
 
@@ -268,6 +271,10 @@ def numpy_threads() -> Callable[[int], None]:
     return set_threads
 
 
+TORCH_DEFAULT: list[int] = []  # PyTorch's own count, before a run first set it (`as_before` puts it back)
+"""Kept by the torch engine's set-threads (`torch_engine.cpu_threads`); this module never imports torch."""
+
+
 def numba_follows(n: int | None) -> None:
     """The numba kernels to `n` threads (when numba is loaded and NUMBA_NUM_THREADS unset)."""
     numba = sys.modules.get(NUMBA_MODULE)
@@ -275,33 +282,55 @@ def numba_follows(n: int | None) -> None:
         numba.set_threads(n)
 
 
-def tuner(threads: int | None, report: Report | None = None) -> Tuner:
-    """The Tuner of a run on the NumPy engine, its first choice reported: `threads` (--threads)
-    fixed; else a count in the environment, left as the BLAS read it (the numba kernels follow
-    it); else automatic, from one thread. Call it once the kernels are loaded."""
+def tuner(
+    threads: int | None, report: Report | None = None, control: Callable[[], Callable[[int], None]] | None = None
+) -> Tuner:
+    """The Tuner of a run, its first choice reported: `threads` (--threads) fixed; else a count
+    in the environment (the BLAS read it when they loaded; the numba kernels follow it); else
+    automatic, from the cores free now (`first_count`). `control` makes the engine's
+    set-threads (default `numpy_threads`: the NumPy engine); one given (the torch engine on a
+    CPU) also applies a count from the environment. Call it once the kernels are loaded."""
     report = report or (lambda old, new, why: None)
     cores = usable_cores()
     if threads is not None:
-        result = Tuner(numpy_threads(), cores, threads, fixed=True)
+        result = Tuner((control or numpy_threads)(), cores, threads, fixed=True)
         report(None, threads, "--threads")
         return result
     env = from_environment()
     if env is not None:
         name, n = env
         numba_follows(n)
+        if control is not None and n is not None:
+            control()(n)
         report(None, n or cores, name)  # a count the BLAS cannot read leaves them at their default
         return Tuner(lambda n: None, cores, n or cores, fixed=True)
     load = OtherLoad(_affinity())
-    start = cores if idle_now() else 1
-    result = Tuner(numpy_threads(), cores, start, report, load if load.available() else None)
+    reading = load if load.available() else None
+    start = first_count(cores, reading)
+    result = Tuner((control or numpy_threads)(), cores, start, report, reading)
     report(None, start, f"automatic: re-chosen as the load on the {cores} cores changes")
     return result
 
 
+def first_count(
+    cores: int, load: Callable[[], float | None] | None, sleep: Callable[[float], None] = time.sleep
+) -> int:
+    """The count a run starts on: the cores that other processes leave free over the next
+    START_SAMPLE seconds (`load`: their load in cores since its last call, as `OtherLoad`
+    reads it), a thread needing half a core; without that reading, all cores if the machine
+    looks idle (`idle_now`), else one. What the cores do now, not a minute's load average:
+    the user's own run that just ended keeps that above ½ for a minute."""
+    if load is not None:
+        sleep(START_SAMPLE)
+        other = load()
+        if other is not None:
+            return min(cores, max(1, int(cores - other + 0.5)))
+    return cores if idle_now() else 1
+
+
 def idle_now() -> bool:
     """Does the machine look idle: a 1-minute load average below ½, and (Linux) no other thread
-    runnable right now? The first count is all cores then, else one (a busy machine's first
-    steps on all cores would be the slowest of the run)."""
+    runnable right now? Where other processes' CPU time cannot be read (`first_count`)."""
     try:
         if os.getloadavg()[0] >= 0.5:
             return False
@@ -321,18 +350,23 @@ def _affinity() -> set[int]:
 
 @contextlib.contextmanager
 def as_before() -> Iterator[None]:
-    """Put the BLAS's and the numba kernels' thread counts back as they were when leaving (a run
-    in a Python session leaves the process as it found it)."""
+    """Put the BLAS's, the numba kernels' and (when loaded) PyTorch's thread counts back as they
+    were when leaving (a run in a Python session leaves the process as it found it)."""
     from threadpoolctl import ThreadpoolController
 
     blas = ThreadpoolController().select(user_api="blas")
     before = blas.limit(limits=None)  # remembers each library's count
     numba = sys.modules.get(NUMBA_MODULE)
     numba_before = numba.get_threads() if numba is not None else None
+    torch = sys.modules.get("torch")
+    torch_before = torch.get_num_threads() if torch is not None else None
     try:
         yield
     finally:
         before.restore_original_limits()
+        torch = sys.modules.get("torch")
+        if torch is not None and (torch_before or TORCH_DEFAULT):
+            torch.set_num_threads(torch_before or TORCH_DEFAULT[0])
         numba = sys.modules.get(NUMBA_MODULE)
         if numba is not None:
             numba.set_threads(numba_before or numba.default_threads())

@@ -351,7 +351,13 @@ def read_metadata(path: Path) -> dict[str, Any]:
         meta = header["__metadata__"]
         if meta.get("format") != FORMAT:
             raise ValueError
-        return {key: json.loads(meta[key]) for key in ("config", "train") if key in meta}
+        found = {key: json.loads(meta[key]) for key in ("config", "train") if key in meta}
+        found["parameters"] = sum(
+            math.prod(t["shape"])
+            for name, t in header.items()
+            if name != "__metadata__" and not name.startswith(EXTRA_PREFIXES)
+        )
+        return found
     except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
         raise CheckpointError(f"{path}: not a charlstm checkpoint") from None
 

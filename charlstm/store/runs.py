@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from charlstm.config import ModelConfig, default_of
+from charlstm.config import ModelConfig, TrainConfig, default_of
 from charlstm.errors import CheckpointError, UsageError
 from charlstm.store.checkpoint import SUFFIX, read_metadata
 from charlstm.text.corpus import source_name
@@ -231,6 +231,8 @@ def _run_summary(name: str, path: Path, meta: dict[str, Any], files: list[Path],
         "path": str(path),
         "corpus": train.get("corpus", {}).get("name"),
         "model": f"{config.get('num_layers')}×{config.get('hidden_size')} {str(config.get('cell', default_of(ModelConfig, 'cell'))).upper()}",
+        "parameters": meta.get("parameters"),
+        "engine": train.get("config", {}).get("engine", default_of(TrainConfig, "engine")),
         "config": config,
         "step": step,
         "epochs": round(step / per_epoch, 4) if per_epoch else 0,

@@ -59,6 +59,7 @@ def report_step(run: Run, loss: float, grad_norm: float, lr: float, seconds: flo
         run.step_time = seconds
     else:
         run.step_time = 0.9 * run.step_time + 0.1 * seconds
+    follow_pace(run, seconds)
     ahead = run_outlook(run)
     speed = chars / run.step_time
     p.record(run.steps_per_epoch, lr, speed)
@@ -77,6 +78,20 @@ def report_step(run: Run, loss: float, grad_norm: float, lr: float, seconds: flo
         by_time=ahead.by_time,
     )
     run.on_event(step)
+
+
+def follow_pace(run: Run, seconds: float) -> None:
+    """The wall seconds from the last step to this one (a sample drawn, a timed save, the display:
+    whatever the run does between steps, but an end of epoch, which the ETA counts apart) into
+    the run's pace, smoothed as the step time is. A new thread count starts it afresh: the
+    tuner can make steps several times faster or slower at once, and the ETA follows."""
+    now = run.clock()
+    interval = seconds if run.last_step_at is None else max(seconds, now - run.last_step_at)
+    run.last_step_at = now
+    if run.pace is None or run.timed_steps <= 2 or run.tuner.threads != run.pace_threads:
+        run.pace, run.pace_threads = interval, run.tuner.threads
+    else:
+        run.pace = 0.9 * run.pace + 0.1 * interval
 
 
 def epoch_end(run: Run, record: dict) -> EpochEnd:

@@ -163,11 +163,7 @@ def start_run(
     source = resume or init
     engine = engines.make_engine(config, cfg, source.params if source else model.init_params(config, cfg.seed))
     tell = on_event if engine.team.leader else _ignore
-    tuner = (
-        threads.tuner(cfg.threads, lambda old, new, why: tell(ThreadsChanged(old=old, new=new, why=why)))
-        if cfg.engine == "numpy"
-        else threads.Tuner.off()
-    )
+    tuner = thread_tuner(engine, cfg, tell)
     try:
         state, progress = engine.zero_state(), Progress()
         if resume is not None:
@@ -186,6 +182,19 @@ def start_run(
     run.last_save = run.started_at = clock()
     run.elapsed_before = progress.elapsed
     return run
+
+
+def thread_tuner(engine: engines.Engine, cfg: TrainConfig, tell: Callable[[Event], None]) -> threads.Tuner:
+    """The run's thread count (`charlstm.nn.threads`), its choices told as ThreadsChanged: on the
+    CPU math of either engine; off where the engine has none to choose (a GPU, several ranks)."""
+    control = engine.thread_control()
+    if control is None:
+        return threads.Tuner.off()
+
+    def report(old: int, new: int, why: str) -> None:
+        tell(ThreadsChanged(old=old, new=new, why=why))
+
+    return threads.tuner(cfg.threads, report, None if cfg.engine == "numpy" else control)
 
 
 def _ignore(event: Event) -> None:
@@ -328,6 +337,7 @@ def _after_step(run: Run, should_stop: Callable[[], bool]) -> StopReason | None:
         end_epoch(run, p.take_epoch_loss())
         save(run, "resume")
         run.wrapup_time = run.clock() - t0
+        run.last_step_at = run.clock()  # the ETA counts ends of epoch apart from the pace
     elif (
         cfg.sample_every
         and p.step % cfg.sample_every == 0

@@ -198,13 +198,14 @@ def wrapup_estimate(run: Run) -> float:
 
 
 def run_outlook(run: Run) -> Outlook:
-    """The run's ETA, final step and fraction done (`outlook`) as of now."""
+    """The run's ETA, final step and fraction done (`outlook`) as of now, at the run's pace (the
+    wall time from step to step, not only the steps' own: `emit.follow_pace`)."""
     p = run.progress
     return outlook(
         p.step,
         run.total_steps,
         run.steps_per_epoch,
-        run.step_time,
+        run.pace or run.step_time,
         wrapup_estimate(run),
         run.seconds(),
         run.budget,

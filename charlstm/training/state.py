@@ -133,6 +133,9 @@ class Run:
     elapsed_before: float = 0.0  # seconds of training before this process
     step_time: float | None = None  # seconds per step, smoothed
     timed_steps: int = 0  # steps timed in this process
+    pace: float | None = None  # wall seconds from step to step (what passes between them too), smoothed: the ETA's
+    last_step_at: float | None = None  # clock() at the last step reported (after an end of epoch: when it ended)
+    pace_threads: int = 0  # the thread count the pace was measured on (a new count starts it afresh)
     wrapup_time: float | None = None  # seconds of the last end of epoch (validation, sample, saves)
     segment_seconds: float = 0.0  # seconds() when the current decay segment began in this process
     decay: float = 0.0  # the decay progress q reached in this process (never goes back)

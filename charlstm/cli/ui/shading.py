@@ -9,6 +9,7 @@ ui_charts for gates, gradients and gradcheck, only draw.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,9 +42,20 @@ class ReportConsole(Console):
         raise BrokenPipeError
 
 
+SIXTEEN_COLOURS = ("linux", "vt100", "vt102", "vt220", "ansi", "cons25", "dumb")  # TERMs that mean it
+
+
 def make_console() -> Console:
-    """The report console, on stdout; Rich turns colour off when stdout is not a terminal."""
-    return ReportConsole(highlight=False)
+    """The report console, on stdout; Rich turns colour off when stdout is not a terminal. A
+    terminal that Rich takes for 16 colours because nothing says more (TERM=xterm, no
+    COLORTERM: most emulators, over ssh, in containers) draws the 256-colour palette: the
+    16-colour fallback, a ramp of four greys, shows as two colours in most themes. Only a
+    terminal that says it has 16 (TERM=linux, *-16color, …) keeps the greys."""
+    console = ReportConsole(highlight=False)
+    term = os.environ.get("TERM", "")
+    if console.color_system == "standard" and term not in SIXTEEN_COLOURS and not term.endswith("16color"):
+        console = ReportConsole(highlight=False, color_system="256")
+    return console
 
 
 # ------------------------------------------------------------------------------------- colours

@@ -155,10 +155,11 @@ def eval_table(report: dict[str, Any], console: Console) -> None:
     print_plain(console, table)
 
 
-RUN_COLUMNS = ("run", "corpus", "model", "steps", "epochs", "best val loss", "bits/char", "date", "size")
-RUN_COLUMNS_DROPPED = ("size", "epochs", "best val loss", "corpus", "date", "steps")  # in this order, to fit
-"""`charlstm runs` never cuts the run's name, its model (the cell) or its best bits/char: narrower than
-the whole table, it leaves out the other columns, least useful first."""
+RUN_COLUMNS = ("run", "corpus", "model", "engine", "steps", "epochs", "best val loss", "bits/char", "date", "size")
+RUN_COLUMNS_DROPPED = ("size", "epochs", "best val loss", "engine", "corpus", "date", "steps")  # in this order, to fit
+"""`charlstm runs` never cuts the run's name, its model (layers × units, the cell and its parameters:
+"2×256 LSTM · 800k", as runs of three cells of one size differ by their parameters) or its best
+bits/char: narrower than the whole table, it leaves out the other columns, least useful first."""
 
 
 def runs_table(runs: list[dict[str, Any]], folder: str, console: Console) -> None:
@@ -176,7 +177,8 @@ def runs_table(runs: list[dict[str, Any]], folder: str, console: Console) -> Non
                     (
                         r["name"],
                         r.get("corpus") or "?",
-                        r["model"],
+                        r["model"] + (f" · {fmt_count(r['parameters'])}" if r.get("parameters") else ""),
+                        str(r.get("engine") or "?"),
                         f"{r.get('step', 0):,}",
                         fmt_epoch(r.get("epochs", 0)),
                         f"{best:.3f}" if best is not None else "–",
@@ -201,11 +203,20 @@ def runs_table(runs: list[dict[str, Any]], folder: str, console: Console) -> Non
 def _runs_grid(rows: list[dict[str, str]], columns: list[str], folder: str) -> Table:
     table = Table(title=f"runs in {folder}/, newest first", box=box.SIMPLE_HEAD, title_justify="left")
     for name in columns:
-        left = name in ("run", "corpus", "model", "date")
+        left = name in ("run", "corpus", "model", "engine", "date")
         table.add_column(name, justify="left" if left else "right", no_wrap=True, overflow="fold")
     for row in rows:
         table.add_row(*(row[name] for name in columns))
     return table
+
+
+def fmt_count(n: int) -> str:
+    """A parameter count as people say it: 950, 12.3k, 800k, 1.2M."""
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1e3:.1f}k" if n < 10_000 else f"{n / 1e3:.0f}k"
+    return f"{n / 1e6:.1f}M" if n < 10**7 else f"{n / 1e6:.0f}M"
 
 
 def fmt_size(n: int) -> str:

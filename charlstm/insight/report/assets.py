@@ -12,7 +12,7 @@ h1{font-size:26px;margin:22px 0 2px}h2{font-size:21px;margin:34px 0 4px;border-b
 svg .plot{fill:none;stroke:#999}svg .grid{stroke:#eee}svg .tick{fill:#555}svg .label{fill:#333}svg .title{font-weight:600;fill:#222}
 svg .series,svg .key{fill:none;stroke-width:1.8}svg .legend{fill:#222}.scatter circle{fill:var(--c);fill-opacity:.35}
 table{border-collapse:collapse;font-size:13px;margin:6px 0 12px}td,th{padding:2px 10px 2px 0;text-align:right;vertical-align:top}
-th{font-weight:600;border-bottom:1px solid #ccc}td:first-child,th:first-child{text-align:left}.settings td{text-align:left}
+th{font-weight:600;border-bottom:1px solid #ccc}td:first-child,th:first-child{text-align:left}.settings td{text-align:left}.settings th{text-align:left}.settings .style{vertical-align:middle}
 .tx,.sx,pre{font:13px/1.55 ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-all;margin:4px 0 10px}
 pre{background:#f6f6f6;padding:6px 8px}.samples{padding-left:0;list-style:none}.samples .meta{font-size:13px;color:#444}
 .g0{color:#999}.sx i[title],.sx i[data-g]{cursor:help}.sx i:focus{outline:2px solid #000}i{font-style:normal}

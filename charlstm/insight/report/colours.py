@@ -36,8 +36,13 @@ DARK_SEQUENTIAL = {6, 7, 8}
 RUNS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")  # Okabe–Ito, yellow left out
 
 
-def run_colour(index: int) -> str:
-    return RUNS[index % len(RUNS)]
+DASHES = ("", "7 3", "2 3", "10 3 2 3", "4 4", "12 3 2 3 2 3")  # SVG stroke-dasharrays, solid first
+
+
+def run_style(index: int) -> tuple[str, str]:
+    """The colour and dash of the index-th run's lines. Seven colours and six dashes, stepped
+    together: no two of the first 42 runs share both (seven colours alone repeat at the eighth)."""
+    return RUNS[index % len(RUNS)], DASHES[index % len(DASHES)]
 
 
 def diverging_class(x: float) -> int:

@@ -7,7 +7,7 @@ functions, called the same way, as the terminal views and `eval --show`. Nothing
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,7 @@ class Report:
     skipped: list[tuple[str, str]]  # (file, why it is not in the report)
     config: ReportConfig
     notes: list[str] = field(default_factory=list)
+    without_views: list[str] = field(default_factory=list)  # runs past the best `config.views`: curves only
 
 
 @dataclass(frozen=True)
@@ -122,23 +123,44 @@ def gather(paths: list[Path], text_file: Path | None, cfg: ReportConfig) -> Repo
         from charlstm.text.textio import read_text
 
         text = read_text(text_file)
-    reports, notes = [], []
+    reports = []
     for files in found:
         try:
-            run = read_run(files, text, text_file, cfg, skipped)
+            reports.append(read_run(files, skipped))
         except CheckpointError as e:
             skipped.append((str(files.weights), str(e)))
-            continue
-        reports.append(run)
-        if run.no_views:
-            notes.append(f"{run.name}: no model views: {run.no_views}")
     if not reports:
         raise CheckpointError(
             skipped[0][1]
             if len(skipped) == 1
             else f"no charlstm checkpoint could be read: {'; '.join(why for _, why in skipped)}"
         )
-    return Report(reports, skipped, cfg, notes)
+    drawn = set(best_runs(reports, cfg.views))
+    notes, without = [], []
+    for j, run in enumerate(reports):
+        if j not in drawn:
+            without.append(run.name)
+            continue
+        reports[j] = run = with_views(run, text, text_file, cfg)
+        if run.no_views:
+            notes.append(f"{run.name}: no model views: {run.no_views}")
+    if without:
+        notes.append(
+            f"model views drawn for the {len(drawn)} of {len(reports)} runs with the best validation loss; "
+            f"--views {len(reports)} draws them all"
+        )
+    return Report(reports, skipped, cfg, notes, without)
+
+
+def best_runs(reports: list[RunReport], count: int) -> list[int]:
+    """The indices of the `count` runs with the lowest best validation loss (runs without one last),
+    in their order on the page. The views are what costs a report its time and size (the text
+    coloured character by character for each unit): fifteen runs of them made a 6 MB page."""
+    rank = sorted(
+        range(len(reports)),
+        key=lambda j: (reports[j].train.get("best_val_loss") is None, reports[j].train.get("best_val_loss") or 0.0, j),
+    )
+    return sorted(rank[:count])
 
 
 def find_runs(paths: list[Path]) -> tuple[list[RunFiles], list[tuple[str, str]]]:
@@ -187,11 +209,10 @@ def file_run(path: Path) -> RunFiles:
     return RunFiles(path.name.removesuffix(SUFFIX), path, path)
 
 
-def read_run(
-    files: RunFiles, text: str | None, text_file: Path | None, cfg: ReportConfig, skipped: list[tuple[str, str]]
-) -> RunReport:
-    """Load a run's checkpoints and compute its numbers. A history file that cannot be read is
-    skipped (named), and the weights' own history is used."""
+def read_run(files: RunFiles, skipped: list[tuple[str, str]]) -> RunReport:
+    """Load a run's checkpoints: its settings, curves and samples (the views come later, for the
+    runs that show them: `with_views`). A history file that cannot be read is skipped (named),
+    and the weights' own history is used."""
     ckpt = ckpt_io.load(files.weights)
     source = ckpt
     if files.history != files.weights:
@@ -199,15 +220,6 @@ def read_run(
             source = ckpt_io.load(files.history)
         except CheckpointError as e:
             skipped.append((str(files.history), str(e)))
-    if text is None:
-        text, where = validation_text(ckpt, cfg.max_chars)
-    else:
-        where = f"{text_file}"
-    views, no_views = None, None
-    if text is None:
-        no_views = where
-    else:
-        views, no_views = model_views(ckpt, text, where, cfg)
     history = source.history
     samples = [Sample(h["step"], h["epoch"], h["val_bpc"], h["sample"]) for h in history if h.get("sample")]
     return RunReport(
@@ -218,9 +230,21 @@ def read_run(
         source.train,
         curves(source.train, history),
         samples,
-        views,
-        no_views,
+        None,
     )
+
+
+def with_views(run: RunReport, text: str | None, text_file: Path | None, cfg: ReportConfig) -> RunReport:
+    """The run with the model views of its weights over `text` (default: its own validation
+    text), or the reason it has none."""
+    if text is None:
+        text, where = validation_text(run.ckpt, cfg.max_chars)
+    else:
+        where = f"{text_file}"
+    if text is None:
+        return replace(run, no_views=where)
+    views, no_views = model_views(run.ckpt, text, where, cfg)
+    return replace(run, views=views, no_views=no_views)
 
 
 def curves(train: dict[str, Any], history: list[dict[str, Any]]) -> Curves:

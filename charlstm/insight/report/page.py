@@ -73,12 +73,30 @@ def skipped_box(skipped: list[tuple[str, str]]) -> str:
 
 def per_run(runs: list[RunReport], draw: Callable[[int, RunReport, Views], list[str]]) -> list[str]:
     """For each run (j-th, for its colour), a heading and what `draw` makes of its views, or why
-    it has none."""
+    it has none; the runs whose views were left out (`gather.best_runs`) are named once."""
     body = []
     for j, run in enumerate(runs):
+        if left_out(run):
+            continue
         body.append(f"<h3>{run_label(run)}</h3>")
         body.extend(no_views(run) if run.views is None else draw(j, run, run.views))
-    return body
+    return [*body, *left_out_note(runs)]
+
+
+def left_out(run: RunReport) -> bool:
+    """A run past the best `--views` (it has neither views nor a reason for having none)."""
+    return run.views is None and run.no_views is None
+
+
+def left_out_note(runs: list[RunReport]) -> list[str]:
+    names = [r.name for r in runs if left_out(r)]
+    if not names:
+        return []
+    drawn = len(runs) - len(names)
+    return [
+        f'<p class="note views-left-out">Drawn for the {drawn} runs with the best validation loss; not for '
+        f"{esc(', '.join(names))} (<code>--views {len(runs)}</code> draws every run, or report one run alone).</p>"
+    ]
 
 
 def section(key: str, lead: str, body: Sequence[str]) -> str:
@@ -92,23 +110,32 @@ def section(key: str, lead: str, body: Sequence[str]) -> str:
 def curves_section(runs: list[RunReport]) -> str:
     lead = (
         "How each run learned: bits per character (lower is better) on the training text (a moving "
-        "average) and on held-out validation text, by step and by time, with the learning rate and the speed."
+        "average, a plain line) and on held-out validation text (dots), by step and by time, with the "
+        "learning rate and the speed. Each run has its own colour and dash."
     )
-    loss, lr, speed = [], [], []
+    groups = by_text(runs)
+    lr, speed, drawn = [], [], []
     for j, run in enumerate(runs):
-        colour, c = colours.run_colour(j), run.curves
-        kind = "train" if c.per_step else "train, per epoch"
-        loss.append(svg.Line(f"{run.name} {kind}", c.train.steps, c.train.values, colour, key="train", run=run.name))
-        loss.append(svg.Line(f"{run.name} val", c.val.steps, c.val.values, colour, "5 3", True, "val", run.name))
-        lr.append(svg.Line(run.name, c.lr.steps, c.lr.values, colour, key="lr", run=run.name))
-        speed.append(svg.Line(run.name, c.speed.steps, c.speed.values, colour, key="speed", run=run.name))
-    by_time, unit = time_lines(loss, [s for r in runs for s in (r.curves.train, r.curves.val)])
-    charts = [
-        svg.line_chart(loss, "step", "bits/char", "Loss by step"),
-        svg.line_chart(by_time, unit, "bits/char", "Loss by time of training"),
-        svg.line_chart(lr, "step", "learning rate", "Learning rate", y_from_zero=True),
-        svg.line_chart(speed, "step", "characters/s", "Training speed", y_from_zero=True),
-    ]
+        colour, dash = colours.run_style(j)
+        c = run.curves
+        lr.append(svg.Line(run.name, c.lr.steps, c.lr.values, colour, dash, key="lr", run=run.name))
+        speed.append(svg.Line(run.name, c.speed.steps, c.speed.values, colour, dash, key="speed", run=run.name))
+    for text, members in groups:
+        if len(groups) > 1:
+            drawn.append(f'<h3 class="text-group">Trained on {esc(text)}</h3>')
+        drawn.append('<div class="charts">' + "".join(loss_charts(members)) + "</div>")
+    if len(groups) > 1:
+        drawn.insert(
+            0,
+            f'<p class="note">The runs were trained on {len(groups)} texts: their losses are charted apart, '
+            "as bits/char on one text do not compare with another's.</p>",
+        )
+    drawn.append(
+        '<div class="charts">'
+        + svg.line_chart(lr, "step", "learning rate", "Learning rate", y_from_zero=True)
+        + svg.line_chart(speed, "step", "characters/s", "Training speed", y_from_zero=True)
+        + "</div>"
+    )
     old = [r.name for r in runs if not r.curves.per_step and r.curves.val.steps]
     none = [r.name for r in runs if not r.curves.val.steps and not r.curves.train.steps]
     notes = (
@@ -117,8 +144,37 @@ def curves_section(runs: list[RunReport]) -> str:
         else []
     )
     notes += [f"{esc(', '.join(none))}: no training history in the checkpoint."] if none else []
-    drawn = ['<div class="charts">' + "".join(charts) + "</div>"] if len(none) < len(runs) else []
+    drawn = drawn if len(none) < len(runs) else []
     return section("curves", lead, [*drawn, *(f'<p class="note">{n}</p>' for n in notes), settings_table(runs)])
+
+
+def by_text(runs: list[RunReport]) -> list[tuple[str, list[tuple[int, RunReport]]]]:
+    """The runs (with their index, for their style) by the text they were trained on (its hash,
+    named by the corpus), in order of first appearance."""
+    groups: dict[str, tuple[str, list[tuple[int, RunReport]]]] = {}
+    for j, run in enumerate(runs):
+        corpus = run.train.get("corpus") or {}
+        key = str(corpus.get("sha256") or corpus.get("name") or "?")
+        name = f"{corpus.get('name', 'an unnamed text')} ({corpus.get('chars', 0):,} characters)"
+        groups.setdefault(key, (name, []))[1].append((j, run))
+    return list(groups.values())
+
+
+def loss_charts(members: list[tuple[int, RunReport]]) -> list[str]:
+    """Loss by step and by time of the runs of one text."""
+    loss = []
+    for j, run in members:
+        (colour, dash), c = colours.run_style(j), run.curves
+        kind = "train" if c.per_step else "train, per epoch"
+        loss.append(
+            svg.Line(f"{run.name} {kind}", c.train.steps, c.train.values, colour, dash, key="train", run=run.name)
+        )
+        loss.append(svg.Line(f"{run.name} val", c.val.steps, c.val.values, colour, dash, True, "val", run.name))
+    by_time, unit = time_lines(loss, [s for _, r in members for s in (r.curves.train, r.curves.val)])
+    return [
+        svg.line_chart(loss, "step", "bits/char", "Loss by step"),
+        svg.line_chart(by_time, unit, "bits/char", "Loss by time of training"),
+    ]
 
 
 def time_lines(lines: list[svg.Line], series: list[Series]) -> tuple[list[svg.Line], str]:
@@ -310,7 +366,7 @@ def gate_blocks(j: int, run: RunReport, v: Views) -> list[str]:
             for g in v.gates
             if g.layer == layer
         ]
-        body.append(f'<div class="charts" style="--c:{colours.run_colour(j)}">' + "".join(plots) + "</div>")
+        body.append(f'<div class="charts" style="--c:{colours.run_style(j)[0]}">' + "".join(plots) + "</div>")
     return body
 
 
@@ -324,13 +380,13 @@ def gradients_section(runs: list[RunReport]) -> str:
         "in a straight line; gates can carry it much further (an LSTM's cell state c is dashed)."
     )
     with_views = [(j, r) for j, r in enumerate(runs) if r.views is not None]
-    body = [note for r in runs if r.views is None for note in no_views(r)]
+    body = [note for r in runs if r.views is None and not left_out(r) for note in no_views(r)]
     layers = max((r.ckpt.config.num_layers for _, r in with_views), default=0)
     charts = []
     for layer in range(layers):
         lines = []
         for j, run in with_views:
-            flow, colour = run.views.flow, colours.run_colour(j)
+            flow, (colour, _) = run.views.flow, colours.run_style(j)
             if layer >= flow.mean_h.shape[0]:
                 continue
             ks = list(range(flow.mean_h.shape[1]))
@@ -343,7 +399,7 @@ def gradients_section(runs: list[RunReport]) -> str:
     if charts:
         body.append('<div class="charts">' + "".join(charts) + "</div>")
         body.append(flow_table([r for _, r in with_views]))
-    return section("gradients", lead, body)
+    return section("gradients", lead, [*body, *left_out_note(runs)])
 
 
 def flow_table(runs: list[RunReport]) -> str:
