@@ -20,6 +20,7 @@ from charlstm.insight.report.assets import CSS, SCRIPT
 from charlstm.insight.report.escape import esc
 from charlstm.insight.report.gather import FeatureUnits, Report, RunReport, Series, Views
 from charlstm.insight.report.settings import settings_table
+from charlstm.text.visible import visible
 
 SECTIONS = (
     ("curves", "Learning curves"),
@@ -31,6 +32,7 @@ SECTIONS = (
 )
 SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍", " ": " "}  # what a coloured invisible character looks like
 FLOW_LAGS = (0, 1, 2, 5, 10, 20, 30, 40)  # the lags k of the gradient table (and the last one)
+DASHES = ("", "5 3", "2 2", "8 3 2 3")  # a cell's states in the gradient plot: h solid, the others dashed
 
 
 def render(report: Report, title: str, footer: str) -> str:
@@ -158,12 +160,6 @@ def samples_section(runs: list[RunReport]) -> str:
 
 
 # ---------------------------------------------------------------------------------- surprisal
-
-
-def visible(ch: str) -> str:
-    """A character as a tooltip shows it: \\n, \\t, ␠ for a space, U+XXXX for the unprintable."""
-    special = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␠"}
-    return special.get(ch, ch if ch.isprintable() else f"U+{ord(ch):04X}")
 
 
 def glyph(ch: str) -> str:
@@ -321,7 +317,8 @@ def gradients_section(runs: list[RunReport]) -> str:
     lead = (
         "How far back the gradient reaches: the size of ∂L_t/∂h_(t−k), the loss at one step against the state "
         "k steps before it, averaged over positions t, on a log axis. Through a vanilla RNN it tends to fall steeply, "
-        "in a straight line; gates can carry it much further (an LSTM's cell state c is dashed)."
+        "in a straight line; gates can carry it much further. A cell's h is solid, its other states (an LSTM's "
+        "cell state c) dashed."
     )
     with_views = [(j, r) for j, r in enumerate(runs) if r.views is not None]
     body = [note for r in runs if r.views is None for note in no_views(r)]
@@ -331,14 +328,15 @@ def gradients_section(runs: list[RunReport]) -> str:
         lines = []
         for j, run in with_views:
             flow, colour = run.views.flow, colours.run_colour(j)
-            if layer >= flow.mean_h.shape[0]:
-                continue
-            ks = list(range(flow.mean_h.shape[1]))
-            lines.append(svg.Line(f"{run.name} h", ks, flow.mean_h[layer].tolist(), colour, key="h", run=run.name))
-            if flow.mean_c is not None:
-                lines.append(
-                    svg.Line(f"{run.name} c", ks, flow.mean_c[layer].tolist(), colour, "5 3", key="c", run=run.name)
-                )
+            for k, name in enumerate(flow.states):
+                mean = flow.mean(name)
+                if layer < len(mean):
+                    dash = DASHES[k % len(DASHES)]
+                    ks = list(range(mean.shape[1]))
+                    line = svg.Line(
+                        f"{run.name} {name}", ks, mean[layer].tolist(), colour, dash, key=name, run=run.name
+                    )
+                    lines.append(line)
         charts.append(svg.line_chart(lines, "k, steps back", "mean ‖∂L_t/∂state‖", f"layer {layer}", log_y=True))
     if charts:
         body.append('<div class="charts">' + "".join(charts) + "</div>")
@@ -351,10 +349,9 @@ def flow_table(runs: list[RunReport]) -> str:
     columns = []
     for run in runs:
         flow = run.views.flow
-        for layer in range(flow.mean_h.shape[0]):
-            columns.append((run.name, f"h l{layer}", flow.mean_h[layer]))
-            if flow.mean_c is not None:
-                columns.append((run.name, f"c l{layer}", flow.mean_c[layer]))
+        means = {name: flow.mean(name) for name in flow.states}
+        for layer in range(len(means["h"])):
+            columns.extend((run.name, f"{name} l{layer}", m[layer]) for name, m in means.items())
     K = max(len(values) for _, _, values in columns) - 1
     lags = sorted({k for k in FLOW_LAGS if k <= K} | {K})
     head = (
