@@ -22,14 +22,6 @@ from charlstm.insight.report.gather import FeatureUnits, Report, RunReport, Seri
 from charlstm.insight.report.settings import settings_table
 from charlstm.text.visible import visible
 
-SECTIONS = (
-    ("curves", "Learning curves"),
-    ("samples", "Watch the text improve"),
-    ("surprisal", "Surprisal over a text"),
-    ("neurons", "Neurons"),
-    ("gates", "Gates"),
-    ("gradients", "Gradient flow"),
-)
 SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍", " ": " "}  # what a coloured invisible character looks like
 FLOW_LAGS = (0, 1, 2, 5, 10, 20, 30, 40)  # the lags k of the gradient table (and the last one)
 DASHES = ("", "5 3", "2 2", "8 3 2 3")  # a cell's states in the gradient plot: h solid, the others dashed
@@ -48,13 +40,8 @@ def render(report: Report, title: str, footer: str) -> str:
         f"<h1>{esc(title)}</h1>",
         f'<p class="sub">{len(runs)} run{"s" if len(runs) != 1 else ""}: {", ".join(run_label(r) for r in runs)}</p>',
         skipped_box(report.skipped),
-        "<nav>" + "".join(f'<a href="#{key}">{name}</a>' for key, name in SECTIONS) + "</nav>",
-        curves_section(runs),
-        samples_section(runs),
-        surprisal_section(runs, report.config.top),
-        neurons_section(runs),
-        gates_section(runs),
-        gradients_section(runs),
+        "<nav>" + "".join(f'<a href="#{key}">{name}</a>' for key, name, _ in SECTIONS) + "</nav>",
+        *(draw(report) for _, _, draw in SECTIONS),
         f'<p class="note">{esc(footer)}</p><div id="tip" role="tooltip" hidden></div>',
         f"<script>{SCRIPT}</script></body></html>",
     ]
@@ -84,14 +71,15 @@ def per_run(runs: list[RunReport], draw: Callable[[int, RunReport, Views], list[
 
 
 def section(key: str, lead: str, body: Sequence[str]) -> str:
-    name = dict(SECTIONS)[key]
+    name = {k: title for k, title, _ in SECTIONS}[key]
     return f'<section id="{key}"><h2>{name}</h2><p class="lead">{lead}</p>' + "\n".join(body) + "</section>"
 
 
 # ------------------------------------------------------------------------------------- curves
 
 
-def curves_section(runs: list[RunReport]) -> str:
+def curves_section(report: Report) -> str:
+    runs = report.runs
     lead = (
         "How each run learned: bits per character (lower is better) on the training text (a moving "
         "average) and on held-out validation text, by step and by time, with the learning rate and the speed."
@@ -141,10 +129,10 @@ def epoch(e: float) -> str:
 # ------------------------------------------------------------------------------------ samples
 
 
-def samples_section(runs: list[RunReport]) -> str:
+def samples_section(report: Report) -> str:
     lead = "Every sample the model wrote during training, oldest first, with the step, the epoch and the validation loss then: watch the text improve."
     body = []
-    for run in runs:
+    for run in report.runs:
         items = "".join(
             f'<li data-step="{s.step}"><div class="meta">step {s.step:,} · epoch {epoch(s.epoch)} · '
             f"validation {s.val_bpc:.3f} bits/char</div><pre>{esc(s.text)}</pre></li>"
@@ -176,13 +164,14 @@ def no_views(run: RunReport) -> list[str]:
     return [f'<p class="note">No text to show this model on: {esc(run.no_views)}.</p>']
 
 
-def surprisal_section(runs: list[RunReport], top: int) -> str:
+def surprisal_section(report: Report) -> str:
+    top = report.config.top
     lead = (
         "Each character coloured by its surprisal, −log₂ p of it given the text before it: pale is what "
         f"the model expected, dark red a surprise. Hover over a character, or Tab into the text and move "
         f"with the arrow keys, to see the model's {top} most likely guesses there."
     )
-    return section("surprisal", lead, per_run(runs, lambda j, run, v: [surprisal_text(run, v)]))
+    return section("surprisal", lead, per_run(report.runs, lambda j, run, v: [surprisal_text(run, v)]))
 
 
 def surprisal_text(run: RunReport, v: Views) -> str:
@@ -222,13 +211,13 @@ def text_words(v: Views) -> str:
 # ------------------------------------------------------------------------------------ neurons
 
 
-def neurons_section(runs: list[RunReport]) -> str:
+def neurons_section(report: Report) -> str:
     lead = (
         "Units whose value follows a feature of the text — inside a quotation, the depth of brackets, the "
         "position in the line, the indentation — ranked by |Pearson r|; each character is coloured by the "
         "feature and by each unit's value after reading it: blue below zero (or a gate below 0.5), red above."
     )
-    return section("neurons", lead, per_run(runs, neuron_blocks))
+    return section("neurons", lead, per_run(report.runs, neuron_blocks))
 
 
 def neuron_blocks(j: int, run: RunReport, v: Views) -> list[str]:
@@ -278,13 +267,13 @@ def text_row(label: str, text: str, classes: list[int]) -> str:
 # -------------------------------------------------------------------------------------- gates
 
 
-def gates_section(runs: list[RunReport]) -> str:
+def gates_section(report: Report) -> str:
     lead = (
         "How often each gate is nearly shut (below 0.1: left-saturated) or wide open (above 0.9: "
         "right-saturated) while the model reads the text: one dot per unit, as in Karpathy, Johnson and "
         "Fei-Fei (2015), figure 3. A vanilla RNN has no gates: its tanh output h is counted beyond ±0.9 instead."
     )
-    return section("gates", lead, per_run(runs, gate_blocks))
+    return section("gates", lead, per_run(report.runs, gate_blocks))
 
 
 def gate_blocks(j: int, run: RunReport, v: Views) -> list[str]:
@@ -313,7 +302,8 @@ def gate_blocks(j: int, run: RunReport, v: Views) -> list[str]:
 # ---------------------------------------------------------------------------------- gradients
 
 
-def gradients_section(runs: list[RunReport]) -> str:
+def gradients_section(report: Report) -> str:
+    runs = report.runs
     lead = (
         "How far back the gradient reaches: the size of ∂L_t/∂h_(t−k), the loss at one step against the state "
         "k steps before it, averaged over positions t, on a log axis. Through a vanilla RNN it tends to fall steeply, "
@@ -366,3 +356,16 @@ def flow_table(runs: list[RunReport]) -> str:
         for k in lags
     )
     return f'<table class="flow">{head}{rows}</table>'
+
+
+# The page's sections, in order: (key: the section's id, heading, what draws it). A new view of
+# the report is its numbers in gather.py (a field of Views, computed in `model_views`), a
+# function here that draws them, and its line below.
+SECTIONS: tuple[tuple[str, str, Callable[[Report], str]], ...] = (
+    ("curves", "Learning curves", curves_section),
+    ("samples", "Watch the text improve", samples_section),
+    ("surprisal", "Surprisal over a text", surprisal_section),
+    ("neurons", "Neurons", neurons_section),
+    ("gates", "Gates", gates_section),
+    ("gradients", "Gradient flow", gradients_section),
+)
