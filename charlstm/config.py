@@ -444,7 +444,8 @@ def field_help(cls: type, name: str) -> str:
     Round brackets on purpose: Typer renders help with Rich, which would read '[default: …]' as
     markup and drop it."""
     f = {f.name: f for f in fields(cls)}[name]
-    text, shown = (v() if callable(v) else v for v in (f.metadata["help"], f.metadata.get("shown")))
+    text, shown = f.metadata["help"], f.metadata.get("shown")
+    text, shown = text() if callable(text) else text, shown() if callable(shown) else shown
     if shown is None or f.default is MISSING or (f.default is None and "{value}" in shown):
         return text
     value = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)

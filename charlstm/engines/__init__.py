@@ -99,7 +99,8 @@ class Engine(Protocol):
         """Let go of what the engine holds outside this process (a process group)."""
 
 
-def _numpy_engine() -> Callable[..., Engine]:
+def _numpy_engine() -> Any:
+    """The NumPy engine's class."""
     from charlstm.engines.numpy_engine import NumpyEngine
 
     return NumpyEngine

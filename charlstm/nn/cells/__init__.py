@@ -196,10 +196,12 @@ def _literals(module: str, wanted: tuple[str, ...]) -> dict[str, Any]:
         return {}
     found = {}
     for node in ast.parse(Path(spec.origin).read_text(encoding="utf-8")).body:  # type: ignore[arg-type]
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target = node.targets[0]
         if isinstance(target, ast.Name) and target.id in wanted:
             with suppress(ValueError):  # not a literal
-                found[target.id] = ast.literal_eval(node.value)  # type: ignore[union-attr]
+                found[target.id] = ast.literal_eval(node.value)
     return found
 
 
