@@ -102,7 +102,7 @@ def where_it_pays(checkpoint: Path, corpus: Path) -> dict:
         for lo, hi in DISTANCES
     }
     flow = probe.gradient_flow(ckpt.params, ckpt.config, probe.text_ids(ckpt.vocab, text, 2000).ids, 40, 32)
-    left = probe.decay(flow.mean_h[-1])
+    left = probe.decay(flow.mean("h")[-1])
     return {
         "bits_by_distance": by_distance,
         "others": float(bits[dist == 0].mean()),

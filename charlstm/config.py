@@ -14,17 +14,18 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from charlstm.engines import registry as engines
 from charlstm.errors import UsageError
 from charlstm.nn import cells
 
 OPTIMIZER_NAMES = ("adam", "rmsprop", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "linear")
 KERNEL_NAMES = ("auto", "numpy", "numba")  # charlstm.nn.kernels.CHOICES
-ENGINE_NAMES = ("numpy", "torch")  # charlstm.engines
 DROPOUT_MASKS = ("step", "window")  # charlstm.nn.model.Dropout
 PRECISIONS = ("fp32", "bf16")
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"  # what --device accepts
@@ -36,10 +37,13 @@ LIMITS = ("epochs", "max_steps", "max_minutes")  # the fields that end a run; se
 
 
 def __getattr__(name: str) -> Any:
-    """CELL_NAMES: the registered cells' names (`cells.names()`), read when asked, so that a cell
-    registered after this module was imported is among them."""
+    """CELL_NAMES and ENGINE_NAMES: the registered cells' and engines' names (`cells.names()`,
+    `engines.names()`), read when asked, so that one registered after this module was imported
+    is among them."""
     if name == "CELL_NAMES":
         return cells.names()
+    if name == "ENGINE_NAMES":
+        return engines.names()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -48,10 +52,40 @@ def flag(name: str) -> str:
     return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
-def _opt(default: Any, text: str, shown: str | None = "{value}") -> Any:
+def _opt(default: Any, text: str | Callable[[], str], shown: str | Callable[[], str] | None = "{value}") -> Any:
     """A field with its help text. `shown` is how its default reads in help, `{value}` standing
-    for the value; a None default shows only when `shown` says in words what it means."""
+    for the value; a None default shows only when `shown` says in words what it means. Either
+    may be a function, called when the help is drawn: text made of the registries (cells,
+    engines), so that one registered after this module was imported is in it."""
     return field(default=default, metadata={"help": text, "shown": shown})
+
+
+def or_list(words: Sequence[str]) -> str:
+    """'a, b or c'."""
+    return f"{', '.join(words[:-1])} or {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def _cells_help() -> str:
+    return f"Recurrent cell: {or_list(cells.names())}."
+
+
+def _engines_help() -> str:
+    each = [f"{k.name} ({k.about})" for k in engines.kinds()]
+    return f"What computes the steps: {or_list(each)}. A run resumes on any."
+
+
+def _quantities_help() -> str:
+    """What each cell records per unit, from its declaration (`cells.declared`)."""
+    each = "; ".join(f"{name.upper()} {or_list(cells.declared(name).quantities)}" for name in cells.names())
+    return f"Quantity: {each}."
+
+
+def _quantity_default() -> str:
+    """Each cell's default quantity (its first): 'c for the LSTM, h otherwise'."""
+    first = {name: cells.declared(name).quantities[0] for name in cells.names()}
+    usual = max(set(first.values()), key=list(first.values()).count)
+    others = [f"{q} for the {name.upper()}" for name, q in first.items() if q != usual]
+    return ", ".join([*others, f"{usual} otherwise" if others else usual])
 
 
 def default_of(cls: type, name: str) -> Any:
@@ -77,7 +111,7 @@ class ModelConfig:
     vocab_size: int
     hidden_size: int = _opt(256, "Hidden units per layer.")
     num_layers: int = _opt(2, "Stacked recurrent layers.")
-    cell: str = _opt("lstm", f"Recurrent cell: {', '.join(cells.names()[:-1])} or {cells.names()[-1]}.")
+    cell: str = _opt("lstm", _cells_help)
     # fmt: on
 
     def __post_init__(self) -> None:
@@ -85,8 +119,11 @@ class ModelConfig:
             raise UsageError(f"unknown cell {self.cell!r}; choose one of {', '.join(cells.names())}")
         for name in ("vocab_size", "hidden_size", "num_layers"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UsageError(f"{name} must be a positive integer, got {value!r}")
+            what = name if name == "vocab_size" else flag(name)  # the others are options
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UsageError(f"{what} must be a whole number, got {value!r}")
+            if value < 1:
+                raise UsageError(f"{what} must be at least 1, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,10 +190,7 @@ class TrainConfig:
     kernels: str = _opt(
         "auto", "The per-step math: numba (fused, compiled; pip install 'charlstm[fast]'), numpy, or auto (numba when installed)."
     )
-    engine: str = _opt(
-        "numpy", "What computes the steps: numpy (this package's own code, on the CPU) or torch (PyTorch, on a CPU or "
-        "GPUs; pip install 'charlstm[torch]'; several GPUs: torchrun). A run resumes on either."
-    )
+    engine: str = _opt("numpy", _engines_help)
     device: str = _opt("auto", "The torch engine's device: auto (a CUDA GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps.")
     precision: str = _opt("fp32", "The torch engine's arithmetic: fp32, or bf16 (autocast, on CUDA GPUs that have it).")
     threads: int | None = _opt(
@@ -182,7 +216,7 @@ class TrainConfig:
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
             (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
-            (self.engine in ENGINE_NAMES, f"--engine must be one of {', '.join(ENGINE_NAMES)}"),
+            (self.engine in engines.names(), f"--engine must be one of {', '.join(engines.names())}"),
             (
                 re.fullmatch(DEVICE_PATTERN, self.device) is not None,
                 "--device must be auto, cpu, cuda, cuda:N (N a number) or mps",
@@ -233,7 +267,12 @@ class ReadConfig:
     # fmt: on
 
     def __post_init__(self) -> None:
-        check([(self.errors in ENCODING_ERRORS, f"--errors must be {' or '.join(ENCODING_ERRORS)}")])
+        check(
+            [
+                (self.errors in ENCODING_ERRORS, f"--errors must be {' or '.join(ENCODING_ERRORS)}"),
+                (self.max_vocab >= 1, f"--max-vocab must be at least 1, got {self.max_vocab}"),
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -306,9 +345,7 @@ class ViewConfig:
     max_chars: int = _opt(2000, "Use only the first N characters the model knows (the trace is one stream, step by step).")
     layer: int | None = _opt(None, "Layer, from 0 at the bottom.", "the top layer; with --find: every layer")
     unit: int | None = _opt(None, "Unit (cell) of the layer, from 0.", None)
-    what: str | None = _opt(
-        None, "Quantity: LSTM c, h, i, f, g or o; GRU h, r, z or n; RNN h.", "c for the LSTM, h otherwise"
-    )
+    what: str | None = _opt(None, _quantities_help, _quantity_default)
     find: str | None = _opt(
         None, "Rank units by |Pearson r| with a feature of the text: quote (inside \"…\"), bracket (nesting depth of "
         "([{), line (position in the line), indent (leading whitespace), or any other text as a regular expression "
@@ -317,7 +354,7 @@ class ViewConfig:
     top: int = _opt(3, "With --find: how many units to show.")
     max_lag: int = _opt(40, "Largest lag k, in steps back.")
     positions: int = _opt(32, "Steps t to average over, evenly spread over the text.")
-    cell: str = _opt("all", f"The cell whose gradients to check: {', '.join(cells.names())} or all.")
+    cell: str = _opt("all", lambda: f"The cell whose gradients to check: {', '.join(cells.names())} or all.")
     random_seed: int = _opt(0, "Seed of the random model and data.")
     # fmt: on
 
@@ -409,11 +446,12 @@ def field_help(cls: type, name: str) -> str:
     Round brackets on purpose: Typer renders help with Rich, which would read '[default: …]' as
     markup and drop it."""
     f = {f.name: f for f in fields(cls)}[name]
-    shown = f.metadata.get("shown")
+    text, shown = f.metadata["help"], f.metadata.get("shown")
+    text, shown = text() if callable(text) else text, shown() if callable(shown) else shown
     if shown is None or f.default is MISSING or (f.default is None and "{value}" in shown):
-        return f.metadata["help"]
+        return text
     value = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
-    return f"{f.metadata['help']} (default: {shown.format(value=value)})"
+    return f"{text} (default: {shown.format(value=value)})"
 
 
 def cache_dir() -> Path:

@@ -124,6 +124,22 @@ def run_cli(
     )
 
 
+def run_cli_with(module: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real `charlstm ARGS` with `module` (a one-file extension in tests/, e.g. a cell or an
+    engine, that registers itself when imported) imported first, as a user's own script would."""
+    tests = str(Path(__file__).resolve().parent)
+    full_env = {
+        **os.environ,
+        "COLUMNS": "120",
+        **(env or {}),
+        "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]),
+    }
+    bootstrap = f"import {module}; from charlstm.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", bootstrap, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=full_env
+    )
+
+
 def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str, code: int | None = None) -> None:
     """A failure the way users should see it: non-zero exit, no traceback, one line naming the problem."""
     assert result.returncode != 0, result

@@ -98,7 +98,10 @@ def test_the_torch_engine_without_torch_says_how_to_install_it(tiny_corpus, tmp_
         (["--device", "cpu"], ["--device is an option of the torch engine", "add --engine torch"]),
         (["--precision", "bf16", "--device", "cuda"], ["--device and --precision are options of the torch engine"]),
         (["--engine", "torch", "--device", "tpu"], ["--device must be auto, cpu, cuda, cuda:N"]),
-        (["--engine", "torch", "--kernels", "numba"], ["--kernels chooses the NumPy engine's math", "drop it"]),
+        (
+            ["--engine", "torch", "--kernels", "numba"],
+            ["--kernels is an option of the numpy engine, not of the torch engine", "drop it"],
+        ),
     ],
 )
 def test_an_engine_that_cannot_run_here_is_one_line_and_nothing_written(tiny_corpus, tmp_path, options, fragments):

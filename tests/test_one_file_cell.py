@@ -108,7 +108,9 @@ def test_the_views_read_what_the_cell_declares(run):
     ]
     assert "no gates" not in gates.stderr
     flow = json_of(mgu_cli("gradients", "tiny.txt", "-K", "5", "-P", "3", "--max-chars", "300", "--json", cwd=root))
-    assert flow["c"] is None and len(flow["h"]) == 2 and len(flow["h"][0]) == 6 and all(v > 0 for v in flow["h"][0])
+    assert (
+        flow["states"] == ["h"] and len(flow["h"]) == 2 and len(flow["h"][0]) == 6 and all(v > 0 for v in flow["h"][0])
+    )
 
 
 def test_its_gradients_pass_gradcheck():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,7 +82,7 @@ def test_cell_is_stored_and_must_match_on_resume(tiny_corpus, in_tmp):
     assert checkpoint.load(resume_file).config.cell == "lstm"
     with pytest.raises(UsageError, match="--cell gru conflicts with the checkpoint's lstm"):
         plan_run(None, {"cell": "gru"}, {}, resume=resume_file)
-    with pytest.raises(UsageError, match="--cell must be one of lstm, gru, rnn"):
+    with pytest.raises(UsageError, match="unknown cell 'transformer'; choose one of lstm, gru, rnn"):
         plan_run(tiny_corpus, {"cell": "transformer"}, SMALL)
 
 
@@ -112,3 +115,16 @@ def test_bad_choices_are_usage_errors_before_any_file_is_written(
     with pytest.raises(UsageError, match=match):
         plan_run(tiny_corpus if corpus else None, model, train, **kwargs)
     assert not (in_tmp / "checkpoints").exists()
+
+
+def test_a_cell_registered_after_the_planner_is_imported_is_planned(tiny_corpus, tmp_path):
+    """The planner asks the registry when it plans (no copy of the names made at import)."""
+    code = (
+        "from pathlib import Path\nfrom charlstm.training.plan import plan_run\nimport mgu\n"
+        f"plan = plan_run(Path({str(tiny_corpus)!r}), {{'cell': 'mgu', 'hidden_size': 8}}, {{'max_steps': 1}})\n"
+        "print(plan.config.cell, plan.model_path.name)"
+    )
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert done.stdout.split() == ["mgu", "tiny-mgu-2x8.safetensors"], done.stderr

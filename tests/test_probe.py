@@ -187,8 +187,8 @@ def test_gradient_flow_positions_and_average():
     ids = np.random.default_rng(4).integers(0, 5, 40).astype(np.uint8)
     flow = probe.gradient_flow(params, config, ids, max_lag=6, positions=5)
     assert flow.positions.tolist() == [6, 14, 22, 30, 38]
-    np.testing.assert_allclose(flow.mean_h, flow.h.mean(axis=0))
-    assert flow.c is None and flow.mean_c is None
+    np.testing.assert_allclose(flow.mean("h"), flow.norms["h"].mean(axis=0))
+    assert flow.states == ("h",)
     with pytest.raises(UsageError, match="too few"):
         probe.gradient_flow(params, config, ids[:6], max_lag=6)
 

@@ -46,6 +46,13 @@ def visible(ch: str) -> str:
     return {"\n": "\\n", " ": "␠"}.get(ch, ch)
 
 
+def test_a_character_is_written_one_way_on_the_page_and_the_terminal():
+    """The tooltips' rule (`charlstm.text.visible`), which the terminal's tables use too."""
+    from charlstm.text.visible import visible as shown
+
+    assert [shown(ch) for ch in "\n\t\r a\x00é\u200b"] == ["\\n", "\\t", "\\r", "␠", "a", "U+0000", "é", "U+200B"]
+
+
 # ------------------------------------------------------------------------ the same numbers
 
 

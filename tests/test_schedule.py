@@ -94,6 +94,15 @@ def test_epochs_are_unlimited_under_a_time_budget_and_the_first_limit_wins(tiny_
     assert lrs[-1] == pytest.approx(0.1 * LR, rel=1e-3) and not any(s.by_time for s in of(events, Step)[1:])
 
 
+def test_a_step_based_run_takes_the_rates_of_learning_rate(tiny_corpus, tmp_path):
+    """The loop's rule (`advance_schedule`) and `learning_rate` are one: warm-up, then the decay."""
+    cfg = TrainConfig(**SMALL, max_steps=25, warmup_steps=5, schedule="cosine")
+    _, events = run(load_corpus(tiny_corpus), tmp_path, cfg)
+    expected = [learning_rate(cfg, k, 25) for k in range(25)]
+    assert [s.lr for s in of(events, Step)] == pytest.approx(expected, rel=1e-12)
+    assert expected[0] < expected[4] == pytest.approx(LR) and expected[-1] == pytest.approx(0.1 * LR)
+
+
 def test_raising_max_steps_on_resume_continues_the_rate_smoothly(tiny_corpus, tmp_path):
     corpus = load_corpus(tiny_corpus)
     cfg = TrainConfig(**SMALL, max_steps=60, warmup_steps=5)

@@ -311,8 +311,9 @@ def test_gradients_cli_equals_the_library(bracket_model):
     out = json.loads(result.stdout)
     flow = probe.gradient_flow(ckpt.params, ckpt.config, first_chars(BRACKETS, ckpt, 400), 12, 6)
     assert out["positions"] == flow.positions.tolist()
-    np.testing.assert_allclose(out["h"], flow.mean_h, rtol=1e-10)
-    np.testing.assert_allclose(out["c"], flow.mean_c, rtol=1e-10)
+    assert out["states"] == ["h", "c"]
+    np.testing.assert_allclose(out["h"], flow.mean("h"), rtol=1e-10)
+    np.testing.assert_allclose(out["c"], flow.mean("c"), rtol=1e-10)
     assert np.all(np.array(out["h"])[0, 1:] < out["h"][0][0])  # nothing is as close as the present
 
 
@@ -333,7 +334,7 @@ def test_gradients_bars_piped_and_on_a_terminal(bracket_model, tmp_path):
             "gradients", str(text), "-c", str(random_checkpoint(tmp_path, "rnn", "ab(c)\n")), "-K", "5", "--json"
         ).stdout
     )
-    assert rnn["c"] is None and len(rnn["h"]) == 2 and len(rnn["h"][0]) == 6
+    assert rnn["states"] == ["h"] and "c" not in rnn and len(rnn["h"]) == 2 and len(rnn["h"][0]) == 6
 
 
 def test_gradients_of_several_models_share_one_log_scale(bracket_model, tmp_path):
@@ -345,7 +346,7 @@ def test_gradients_of_several_models_share_one_log_scale(bracket_model, tmp_path
     records = [json.loads(line) for line in run_cli(*args, "--json").stdout.splitlines()]
     assert [(r["checkpoint"], r["cell"]) for r in records] == [(str(path), "lstm"), (str(rnn), "rnn")]
     for r in records:
-        for name in ("h", "c") if r["c"] is not None else ("h",):
+        for name in r["states"]:
             for norms, left in zip(r[name], r["decay"][name]):
                 assert left["ratio"] == pytest.approx(norms[8] / norms[0]) and left["per_step"] == pytest.approx(
                     left["ratio"] ** (1 / 8)
@@ -361,7 +362,7 @@ def test_gradients_of_several_models_share_one_log_scale(bracket_model, tmp_path
         (float(v), len(b.rstrip()) * 8 - (8 - " ▏▎▍▌▋▊▉█".index(b.rstrip()[-1])) if b.strip() else 0)
         for b, v in re.findall(r"([█▏▎▍▌▋▊▉ ]+) (\d\.\d\de[-+]\d\d)", piped.stdout)
     ]
-    everything = [v for r in records for name in ("h", "c") if r[name] is not None for layer in r[name] for v in layer]
+    everything = [v for r in records for name in r["states"] for layer in r[name] for v in layer]
     assert len(bars) == len(everything)
     ordered = [eighths for _, eighths in sorted(bars)]
     assert ordered == sorted(ordered)  # longer bar, larger norm: across both models

@@ -11,7 +11,7 @@ import typer
 from charlstm.cli.errors import run
 from charlstm.cli.eval import eval_
 from charlstm.cli.help import plain_flags, plain_help
-from charlstm.cli.insight import gates, gradcheck, gradients, neurons
+from charlstm.cli.insight import VIEWS
 from charlstm.cli.inspect import inspect, runs
 from charlstm.cli.report import report
 from charlstm.cli.sample import sample
@@ -53,7 +53,7 @@ def root(
 app.command(help=TRAIN_HELP)(train)
 app.command()(sample)
 app.command("eval")(eval_)
-for command in (runs, inspect, neurons, gates, gradients, gradcheck, report):
+for command in (runs, inspect, *VIEWS, report):
     app.command()(command)
 
 

@@ -96,9 +96,9 @@ def gradients(
 # fmt: on
     """How far back the gradient reaches: ‖∂L_t/∂h_(t−k)‖ against k, on a log scale.
 
-    For every layer's h (and the LSTM's cell state c), k = 0..K, averaged over positions t;
-    then, for each, the norm at k = K over the one at k = 0 and the steady factor per step back
-    that leaves as much. Several --checkpoint options draw their models one after another on
+    For every layer's states (h, and each other state the cell declares: the LSTM's cell state
+    c), k = 0..K, averaged over positions t; then, for each, the norm at k = K over the one at
+    k = 0 and the steady factor per step back that leaves as much. Several --checkpoint options draw their models one after another on
     one shared log scale (with --json: one JSON line per model).
 
     L_t is the cross-entropy of step t; each norm is exact, from one backward pass from step t
@@ -145,3 +145,8 @@ def gradcheck(
             ui_charts.gradcheck_view(console, results, EPS)
     if not all(r.passed for r in results):
         raise typer.Exit(1)
+
+
+# The view commands, in the order help lists them (cli/app.py adds each): a new view is its
+# command above and its name here.
+VIEWS = (neurons, gates, gradients, gradcheck)

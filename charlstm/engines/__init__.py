@@ -1,8 +1,8 @@
 """Engines: one training run, two ways to compute it.
 
-The run (train.py: the loop, divergence guard, validation, samples, checkpoints, events; with
-plan.py, schedule.py and runs.py) never computes anything itself: it asks an engine, chosen once
-when the run starts (`make_engine`) and passed along:
+The run (training/loop.py: the loop, divergence guard, validation, samples, checkpoints, events;
+with training/plan.py, training/schedule.py and store/runs.py) never computes anything itself: it
+asks an engine, chosen once when the run starts (`make_engine`) and passed along:
 
 - "numpy" (`numpy_engine`): the hand-written model, optimisers and kernels of this package on the
   CPU — the readable reference, and the default;
@@ -19,6 +19,11 @@ them whether the update is applied and at which rate:
 Under torchrun the engine's `team` (`Team`) lets every rank agree on the run's decisions; a run
 in one process has the `Solo` team, whose agreement is what it was given. Nothing here imports
 torch: `world_size()` and `rank()` read torchrun's environment.
+
+Engines declare themselves (`EngineKind`: name, the options they take, whether they train across
+ranks, the library they need and how to install it, how to make one) in a registry, as cells do:
+a new engine is one module that provides `Engine` and one `register(EngineKind(...))`; `config`
+checks `--engine` against `names()`, and the run asks `get(name)` for everything else.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from charlstm.engines.registry import ENGINE_OPTIONS, EngineKind, get, kinds, names, register
 from charlstm.engines.team import Team, world_size
 from charlstm.errors import UsageError
 
@@ -98,38 +104,60 @@ class Engine(Protocol):
         """Let go of what the engine holds outside this process (a process group)."""
 
 
+def _numpy_engine() -> Any:
+    """The NumPy engine's class."""
+    from charlstm.engines.numpy_engine import NumpyEngine
+
+    return NumpyEngine
+
+
+def _torch_engine() -> Any:
+    """The torch_engine module (its import imports torch)."""
+    from charlstm.engines import torch_engine
+
+    return torch_engine
+
+
+register(EngineKind("numpy", "this package's own code, on the CPU", _numpy_engine, options=("kernels",), threads=True))
+register(
+    EngineKind(
+        "torch",
+        "PyTorch, on a CPU or GPUs; pip install 'charlstm[torch]'; several GPUs: torchrun",
+        lambda: _torch_engine().TorchEngine,
+        options=("device", "precision"),
+        ranks=True,
+        library="torch",
+        needs="PyTorch",
+        install="pip install 'charlstm[torch]'",
+        check_device=lambda device, precision, ranks: _torch_engine().check_device(device, precision, ranks),
+    )
+)
+
+
 def make_engine(config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = None) -> Engine:
     """The engine `cfg.engine` names, holding `params` (copied) and a fresh optimiser; `dtype`
     (default float32) is what it computes in (float64 for tests of the math)."""
     import numpy as np
 
-    dtype = dtype or np.float32
-    if cfg.engine == "torch":
-        return _torch_engine().TorchEngine(config, cfg, params, dtype)
-    from charlstm.engines.numpy_engine import NumpyEngine
-
-    return NumpyEngine(config, cfg, params, dtype)
+    kind = get(cfg.engine)
+    return _load(kind, kind.make)(config, cfg, params, dtype or np.float32)
 
 
 def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> None:
     """A UsageError, before anything is read or written, when this machine cannot train with
-    `cfg`'s engine as chosen: --device or --precision without --engine torch, --kernels with it
-    (given: the options the user set), torchrun without --engine torch, PyTorch missing, a device
-    that is not there, bf16 where it cannot run; with `batch`, a --batch-size that the ranks cannot share equally."""
-    K = world_size()
-    if cfg.engine == "numpy":
-        chosen = [f"--{name}" for name in ("device", "precision") if name in given]
-        if chosen:
-            are, them = ("are options", "them") if len(chosen) > 1 else ("is an option", "it")
-            raise UsageError(f"{' and '.join(chosen)} {are} of the torch engine; add --engine torch, or drop {them}")
-        if K > 1:
-            raise UsageError(
-                f"torchrun started {K} ranks, but only the torch engine trains across ranks; add --engine torch"
-            )
-    elif "kernels" in given:
-        raise UsageError("--kernels chooses the NumPy engine's math; the torch engine computes with PyTorch: drop it")
-    else:
-        _torch_engine().check_device(cfg.device, cfg.precision, K)
+    `cfg`'s engine as chosen: an engine option (--device, --precision, --kernels) that it does not
+    take (given: the options the user set), torchrun with an engine that trains in one process,
+    its library missing, a device that is not there, a precision it cannot run there; with
+    `batch`, a --batch-size that the ranks cannot share equally."""
+    kind, K = get(cfg.engine), world_size()
+    _check_options(kind, given)
+    if K > 1 and not kind.ranks:
+        across = " or ".join(k.name for k in kinds() if k.ranks)
+        raise UsageError(
+            f"torchrun started {K} ranks, but only the {across} engine trains across ranks; add --engine {across}"
+        )
+    if (check_device := kind.check_device) is not None:
+        _load(kind, lambda: check_device(cfg.device, cfg.precision, K))
     if batch and cfg.batch_size % K:
         fits = max(K, cfg.batch_size // K * K)
         raise UsageError(
@@ -138,14 +166,43 @@ def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> No
         )
 
 
-def _torch_engine() -> Any:
-    """The torch_engine module; a UsageError saying how to install PyTorch when it cannot be imported."""
+def _check_options(kind: EngineKind, given: Sequence[str]) -> None:
+    """The engine options given that `kind` does not take, refused in one line naming whose they are."""
+    foreign = [name for name in ENGINE_OPTIONS if name in given and name not in kind.options]
+    if not foreign:
+        return
+    flags = " and ".join(f"--{name}" for name in foreign)
+    owners = [k.name for k in kinds() if set(foreign) <= set(k.options)] or ["another"]
+    are, them = ("are options", "them") if len(foreign) > 1 else ("is an option", "it")
+    whose = " or ".join(owners)
+    if "engine" in given:
+        raise UsageError(f"{flags} {are} of the {whose} engine, not of the {kind.name} engine: drop {them}")
+    raise UsageError(f"{flags} {are} of the {whose} engine; add --engine {owners[0]}, or drop {them}")
+
+
+def _load(kind: EngineKind, load: Callable[[], Any]) -> Any:
+    """What `load` gives; a UsageError saying how to install the engine's library when it cannot be imported."""
     try:
-        from charlstm.engines import torch_engine
+        return load()
     except ImportError as e:
-        if not (e.name or "").startswith("torch"):
+        if kind.library is None or not (e.name or "").startswith(kind.library):
             raise
         raise UsageError(
-            "the torch engine needs PyTorch, which cannot be imported here: pip install 'charlstm[torch]'"
+            f"the {kind.name} engine needs {kind.needs or kind.library}, which cannot be imported here: {kind.install}"
         ) from None
-    return torch_engine
+
+
+__all__ = [  # the registry's names, here too: `charlstm.engines.register(...)` adds an engine
+    "ENGINE_OPTIONS",
+    "Engine",
+    "EngineKind",
+    "State",
+    "Team",
+    "check",
+    "get",
+    "kinds",
+    "make_engine",
+    "names",
+    "register",
+    "world_size",
+]

@@ -39,9 +39,8 @@ class Ranks:
         dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT, device_id=device if cuda else None)
         self.device = device
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
-        self.control = (
-            dist.new_group(backend="gloo", timeout=TIMEOUT) if cuda else None
-        )  # None: the default group, gloo
+        # None: the default group, gloo
+        self.control = dist.new_group(backend="gloo", timeout=TIMEOUT) if cuda else None
 
     @property
     def leader(self) -> bool:

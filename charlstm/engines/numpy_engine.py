@@ -44,9 +44,8 @@ class NumpyEngine:
         self.team = Solo()
         self.params = {k: np.array(v, self.dtype) for k, v in params.items()}
         self.kernels = load_kernels(cfg.kernels)
-        self.kernels.warm_up(
-            self.dtype.type
-        )  # compiles on the first run ever (~10 s, sampling's kernels too), then loads from disk
+        # compiles on the first run ever (~10 s, sampling's kernels too), then loads from disk
+        self.kernels.warm_up(self.dtype.type)
         self.optimizer = make_optimizer(cfg.optimizer, self.params, self.kernels, (cfg.adam_beta1, cfg.adam_beta2))
         self.average = WeightAverage(self.params, cfg.ema) if cfg.ema > 0 else None
         self.dropout = model.Dropout(cfg.dropout, cfg.dropout_mask, cfg.weight_drop)

@@ -60,7 +60,7 @@ from charlstm.training.events import (
     ThreadsChanged,
 )
 from charlstm.training.plan import RunPlan, saved_config, windows_per_epoch
-from charlstm.training.schedule import deadline, new_end, scheduled_ratio, start_segment
+from charlstm.training.schedule import advance_schedule, deadline, new_end, start_segment
 from charlstm.training.state import Progress, Run, corpus_fingerprint, restore, to_checkpoint
 
 MAX_RECOVERIES = 4
@@ -96,7 +96,6 @@ def train(
     checkpoint path is locked for the run (by rank 0 under torchrun): a second run writing the
     same files is refused.
     """
-    cfg.validate()
     runs.check_model_path(model_path)
     with runs.Lock(model_path) if rank() == 0 else nullcontext(), threads.as_before():
         run = start_run(corpus, config, cfg, model_path, on_event, resume, init, clock)
@@ -194,7 +193,7 @@ def thread_tuner(engine: engines.Engine, cfg: TrainConfig, tell: Callable[[Event
     def report(old: int, new: int, why: str) -> None:
         tell(ThreadsChanged(old=old, new=new, why=why))
 
-    return threads.tuner(cfg.threads, report, None if cfg.engine == "numpy" else control)
+    return threads.tuner(cfg.threads, report, None if control is threads.numpy_threads else control)
 
 
 def _ignore(event: Event) -> None:
@@ -209,7 +208,7 @@ def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
     t0 = run.clock()
     p, cfg = run.progress, run.cfg
     loss, norm, new_state = run.engine.forward_backward(x, y, run.state)
-    ratio = scheduled_ratio(run)
+    ratio = advance_schedule(run)
     if run.budget is not None:  # the rate follows a clock: every rank takes rank 0's
         (ratio,), _ = run.engine.team.agree(lead=[ratio])
     lr = cfg.lr * ratio * p.lr_scale

@@ -16,17 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from charlstm import engines
-from charlstm.config import (
-    AUTO_MIN_STEPS,
-    CELL_NAMES,
-    ENCODING_ERRORS,
-    LIMITS,
-    MAX_VOCAB,
-    ModelConfig,
-    TrainConfig,
-    default_of,
-    flag,
-)
+from charlstm.config import AUTO_MIN_STEPS, LIMITS, MAX_VOCAB, ModelConfig, ReadConfig, TrainConfig, default_of, flag
 from charlstm.errors import UsageError
 from charlstm.nn.model import num_params
 from charlstm.store import checkpoint as ckpt_io
@@ -78,7 +68,8 @@ def plan_run(
     given, corpus_path = corpus_path, prepare_source(corpus_path) if corpus_path else None
     model_given = _given(model_overrides)
     train_given = _given(train_overrides)
-    _check_options(corpus_path, model_given, train_given, resume, init_from, fresh, errors, max_vocab)
+    ReadConfig(encoding, errors, max_vocab)  # its checks, before anything is read
+    _check_options(corpus_path, model_given, train_given, resume, init_from, fresh)
     if out is not None:
         runs.check_model_path(out)
     load = partial(load_corpus, encoding=encoding, errors=errors, on_progress=on_progress, max_vocab=max_vocab)
@@ -105,12 +96,9 @@ def _check_options(
     resume: Path | None,
     init_from: Path | None,
     fresh: bool,
-    errors: str,
-    max_vocab: int,
 ) -> None:
-    """Option checks that need no file."""
-    if errors not in ENCODING_ERRORS:
-        raise UsageError(f"--errors must be {' or '.join(ENCODING_ERRORS)}")
+    """Option checks that need no file: the configs' own (made early, a model of one character
+    standing in for the corpus's vocabulary) and how the options combine."""
     if resume is not None and (init_from is not None or fresh):
         raise UsageError("--resume cannot be combined with --init-from or --fresh")
     if resume is None and corpus_path is None:
@@ -118,17 +106,12 @@ def _check_options(
     unknown = set(model_given) - set(MODEL_OPTIONS)
     if unknown:
         raise UsageError(f"unknown model option(s): {', '.join(sorted(unknown))}")
-    sizes = {k: v for k, v in model_given.items() if k != "cell"} | {"max_vocab": max_vocab}
-    for name, value in sizes.items():
-        if value < 1:
-            raise UsageError(f"{flag(name)} must be at least 1, got {value}")
-    if model_given.get("cell", CELL_NAMES[0]) not in CELL_NAMES:
-        raise UsageError(f"--cell must be one of {', '.join(CELL_NAMES)}")
+    ModelConfig(1, **model_given)  # the cell and the sizes, named by option
     try:
         given = TrainConfig(**train_given)  # range checks, named by option
     except TypeError as e:
         raise UsageError(f"unknown training option: {e}") from None
-    if given.engine == "torch":  # before a large corpus is read: is PyTorch there, and the device?
+    if "engine" in train_given:  # before a large corpus is read: is its library there, and the device?
         engines.check(given, tuple(train_given), batch=False)
 
 

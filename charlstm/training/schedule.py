@@ -93,15 +93,32 @@ def warmup_ratio(cfg: TrainConfig, step: int) -> float | None:
     return None
 
 
-def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """The scheduled learning rate for update number `step` (0-based) of a fresh step-based run
-    of `total_steps` updates: linear warm-up, then constant, cosine or linear decay from lr to
-    lr·min_lr_ratio at the last step."""
+def scheduled(
+    cfg: TrainConfig,
+    step: int,
+    total_steps: int | None,
+    segment: Segment | None = None,
+    seconds: float = 0.0,
+    deadline: float | None = None,
+    reached: float = 0.0,
+) -> tuple[float, float]:
+    """The rate of update `step` (0-based) as a fraction of the peak, and the decay progress q it
+    is at: the warm-up, then the decay of `segment` (default: the first, from the end of the
+    warm-up at the peak) by steps and by time (`decay_progress`), never behind `reached`, the q
+    of an earlier update (by time q may not go back). The one rule of the loop and `learning_rate`."""
     warm = warmup_ratio(cfg, step)
     if warm is not None:
-        return cfg.lr * warm
-    q = decay_progress(step, Segment(cfg.warmup_steps), total_steps)
-    return cfg.lr * lr_ratio(cfg, q)
+        return warm, reached
+    segment = segment or Segment(cfg.warmup_steps)
+    q = max(reached, decay_progress(step, segment, total_steps, seconds, deadline))
+    return lr_ratio(cfg, q, segment.ratio), q
+
+
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of update `step` (0-based) of a fresh step-based run of `total_steps`
+    updates (`scheduled`): linear warm-up, then constant, cosine or linear decay from lr to
+    lr·min_lr_ratio at the last step."""
+    return cfg.lr * scheduled(cfg, step, total_steps)[0]
 
 
 @dataclass(frozen=True)
@@ -161,20 +178,18 @@ def start_segment(p: Progress, cfg: TrainConfig) -> None:
         p.segment_step, p.segment_ratio = p.step, p.schedule_ratio
 
 
-def scheduled_ratio(run: Run) -> float:
-    """The learning rate of the run's next update as a fraction of the peak: warm-up, then the
-    decay of the current segment by steps and by time, whichever is further along."""
+def advance_schedule(run: Run) -> float:
+    """Move the run's schedule on to its next update and return that update's rate as a
+    fraction of the peak (`scheduled`): after the warm-up, the first call starts the first decay
+    segment, and every call records the decay progress reached (`run.decay`)."""
     p, cfg = run.progress, run.cfg
-    warm = warmup_ratio(cfg, p.step)
-    if warm is not None:
-        return warm
-    if p.segment_step is None:  # the warm-up ends here (or ended before this run kept segments)
+    if warmup_ratio(cfg, p.step) is None and p.segment_step is None:
+        # the warm-up ends here (or ended before this run kept segments)
         p.segment_step, p.segment_ratio = cfg.warmup_steps, 1.0
         run.segment_seconds = run.seconds() if p.step == cfg.warmup_steps else 0.0
-    segment = Segment(p.segment_step, p.segment_ratio, run.segment_seconds)
-    q = decay_progress(p.step, segment, run.total_steps, run.seconds(), deadline(run))
-    run.decay = max(run.decay, q)
-    return lr_ratio(cfg, run.decay, segment.ratio)
+    segment = None if p.segment_step is None else Segment(p.segment_step, p.segment_ratio, run.segment_seconds)
+    ratio, run.decay = scheduled(cfg, p.step, run.total_steps, segment, run.seconds(), deadline(run), run.decay)
+    return ratio
 
 
 def deadline(run: Run) -> float | None:

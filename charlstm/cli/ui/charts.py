@@ -121,13 +121,11 @@ def log_bar(value: float, lo: float, hi: float, width: int = BAR) -> str:
 
 
 def flow_series(flow: GradientFlow) -> list[tuple[str, np.ndarray]]:
-    """(name, (K+1,) mean norms) for every layer's h, and c for the LSTM."""
-    series = []
-    for layer, h in enumerate(flow.mean_h):
-        series.append((f"h l{layer}", h))
-        if flow.mean_c is not None:
-            series.append((f"c l{layer}", flow.mean_c[layer]))
-    return series
+    """(name, (K+1,) mean norms) for every layer's states, each that the cell declares (h; the
+    LSTM's c), layer by layer."""
+    means = {name: flow.mean(name) for name in flow.states}
+    layers = len(means["h"])
+    return [(f"{name} l{layer}", m[layer]) for layer in range(layers) for name, m in means.items()]
 
 
 def gradients_view(console: Console, models: list[tuple[str, GradientFlow]]) -> None:
@@ -175,18 +173,20 @@ def gradients_view(console: Console, models: list[tuple[str, GradientFlow]]) -> 
 
 
 def gradients_record(flow: GradientFlow) -> dict[str, Any]:
-    """The norms, and per layer how much is left at the last lag (`probe.decay`: the ratio to
+    """The norms of each state the cell declares ("states": h, and the LSTM's c), under its
+    name, (L, K+1); and per layer how much is left at the last lag (`probe.decay`: the ratio to
     k = 0 and the factor per step back; null where a norm is 0)."""
 
     def left(norms: np.ndarray) -> list[dict[str, float] | None]:
         kept = [decay(n) for n in norms]
         return [None if d is None else {"ratio": d[0], "per_step": d[1]} for d in kept]
 
+    means = {name: flow.mean(name) for name in flow.states}
     return {
         "positions": flow.positions.tolist(),
-        "h": flow.mean_h.tolist(),
-        "c": None if flow.mean_c is None else flow.mean_c.tolist(),
-        "decay": {"h": left(flow.mean_h), "c": None if flow.mean_c is None else left(flow.mean_c)},
+        "states": list(flow.states),
+        **{name: m.tolist() for name, m in means.items()},
+        "decay": {name: left(m) for name, m in means.items()},
     }
 
 

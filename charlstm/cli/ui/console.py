@@ -2,9 +2,10 @@
 command's own report), one-line messages (error, warning, note), and how numbers, durations,
 losses and characters are written.
 
-The ui modules are the only ones that import rich: this one, ui_train (the training display),
-ui_tables (the tables of inspect, runs and eval), ui_views (the views coloured over the text:
-neurons, eval --show) and ui_charts (gates, gradients, gradcheck). Library modules never print;
+The ui modules are the only ones that import rich: this one, progress (the training display),
+tables (the tables of inspect, runs and eval), shading (the views coloured over the text:
+neurons, eval --show) and charts (gates, gradients, gradcheck). A character is shown as
+`charlstm.text.visible` writes it, as in the report. Library modules never print;
 the command line (charlstm/cli/) renders what they return through these.
 """
 
@@ -45,17 +46,6 @@ def note(console: Console, message: str) -> None:
 def model_name(config: ModelConfig) -> str:
     """A model in words: '2×256 LSTM'."""
     return f"{config.num_layers}×{config.hidden_size} {config.cell.upper()}"
-
-
-def escape_char(ch: str) -> str:
-    """A character as it can be seen in a table: '\\n' for newline, '␠' for space, U+XXXX for
-    other invisible characters."""
-    special = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␠"}
-    if ch in special:
-        return special[ch]
-    if not ch.isprintable():
-        return f"U+{ord(ch):04X}"
-    return ch
 
 
 def fmt_duration(seconds: float) -> str:

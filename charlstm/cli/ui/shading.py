@@ -21,7 +21,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from charlstm.cli.ui.console import escape_char
+from charlstm.text.visible import visible
 
 if TYPE_CHECKING:
     from charlstm.insight.probe import Surprisal, UnitScore
@@ -146,7 +146,7 @@ def unit_shades(values: np.ndarray, lo: float, hi: float) -> list[float]:
 
 def char_cell(ch: str) -> str:
     """A character as a table cell: visible, and 3 wide."""
-    return f"{escape_char(ch):<3}"
+    return f"{visible(ch):<3}"
 
 
 # ------------------------------------------------------------------------------------- neurons

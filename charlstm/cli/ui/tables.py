@@ -13,7 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from charlstm.cli.ui.console import escape_char, fmt_duration, fmt_epoch, fmt_rate, print_plain
+from charlstm.cli.ui.console import fmt_duration, fmt_epoch, fmt_rate, print_plain
+from charlstm.text.visible import visible
 from charlstm.units import nats_to_bits
 
 
@@ -23,7 +24,7 @@ def checkpoint_table(info: dict[str, Any], console: Console, show_samples: bool 
     print_plain(console, _parameters(info))
     vocab = info["vocab"]
     console.print(Text(f"vocabulary ({len(vocab)} characters)", style="bold"))
-    console.print(Text(" ".join(escape_char(ch) for ch in vocab)))
+    console.print(Text(" ".join(visible(ch) for ch in vocab)))
     history = info.get("history") or []
     if history:
         title = f"loss per epoch ({len(history)} evaluations, nats/char)"

@@ -2,7 +2,7 @@
 
 For positions t of a text, L_t = −log p(ids[t+1] | ids[..t]) is the cross-entropy of step t, and
 
-    ‖∂L_t/∂h^l_{t−k}‖   (and so for every state tensor: the LSTM's c),   k = 0 .. K,
+    ‖∂L_t/∂h^l_{t−k}‖   (and so for every state tensor the cell declares: the LSTM's c),   k = 0 .. K,
 
 for every layer l, are total derivatives (every path from that state to L_t: the recurrence, the
 layers above and, for the LSTM's h, its cell state). They are exact: one backward per position
@@ -33,26 +33,14 @@ class GradientFlow:
     positions: np.ndarray  # (P,) the steps t
     norms: dict[str, np.ndarray]  # state name → (P, L, K+1) ‖∂L_t/∂state^l_{t−k}‖, in the cell's STATE_NAMES order
 
+    @property
+    def states(self) -> tuple[str, ...]:
+        """The cell's state names, h first: what the views draw, one series each."""
+        return tuple(self.norms)
+
     def mean(self, name: str) -> np.ndarray:
         """(L, K+1) the norms of state `name`, averaged over positions."""
         return self.norms[name].mean(axis=0)
-
-    @property
-    def h(self) -> np.ndarray:
-        return self.norms["h"]
-
-    @property
-    def c(self) -> np.ndarray | None:
-        """The cell state's norms, for a cell that has one (the LSTM), else None."""
-        return self.norms.get("c")
-
-    @property
-    def mean_h(self) -> np.ndarray:
-        return self.mean("h")
-
-    @property
-    def mean_c(self) -> np.ndarray | None:
-        return None if self.c is None else self.mean("c")
 
 
 def decay(norms: np.ndarray) -> tuple[float, float] | None:

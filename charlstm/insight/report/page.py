@@ -20,17 +20,11 @@ from charlstm.insight.report.assets import CSS, SCRIPT
 from charlstm.insight.report.escape import esc
 from charlstm.insight.report.gather import FeatureUnits, Report, RunReport, Series, Views
 from charlstm.insight.report.settings import settings_table
+from charlstm.text.visible import visible
 
-SECTIONS = (
-    ("curves", "Learning curves"),
-    ("samples", "Watch the text improve"),
-    ("surprisal", "Surprisal over a text"),
-    ("neurons", "Neurons"),
-    ("gates", "Gates"),
-    ("gradients", "Gradient flow"),
-)
 SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍", " ": " "}  # what a coloured invisible character looks like
 FLOW_LAGS = (0, 1, 2, 5, 10, 20, 30, 40)  # the lags k of the gradient table (and the last one)
+DASHES = ("", "5 3", "2 2", "8 3 2 3")  # a cell's states in the gradient plot: h solid, the others dashed
 
 
 def render(report: Report, title: str, footer: str) -> str:
@@ -46,13 +40,8 @@ def render(report: Report, title: str, footer: str) -> str:
         f"<h1>{esc(title)}</h1>",
         f'<p class="sub">{len(runs)} run{"s" if len(runs) != 1 else ""}: {", ".join(run_label(r) for r in runs)}</p>',
         skipped_box(report.skipped),
-        "<nav>" + "".join(f'<a href="#{key}">{name}</a>' for key, name in SECTIONS) + "</nav>",
-        curves_section(runs),
-        samples_section(runs),
-        surprisal_section(runs, report.config.top),
-        neurons_section(runs),
-        gates_section(runs),
-        gradients_section(runs),
+        "<nav>" + "".join(f'<a href="#{key}">{name}</a>' for key, name, _ in SECTIONS) + "</nav>",
+        *(draw(report) for _, _, draw in SECTIONS),
         f'<p class="note">{esc(footer)}</p><div id="tip" role="tooltip" hidden></div>',
         f"<script>{SCRIPT}</script></body></html>",
     ]
@@ -100,14 +89,15 @@ def left_out_note(runs: list[RunReport]) -> list[str]:
 
 
 def section(key: str, lead: str, body: Sequence[str]) -> str:
-    name = dict(SECTIONS)[key]
+    name = {k: title for k, title, _ in SECTIONS}[key]
     return f'<section id="{key}"><h2>{name}</h2><p class="lead">{lead}</p>' + "\n".join(body) + "</section>"
 
 
 # ------------------------------------------------------------------------------------- curves
 
 
-def curves_section(runs: list[RunReport]) -> str:
+def curves_section(report: Report) -> str:
+    runs = report.runs
     lead = (
         "How each run learned: bits per character (lower is better) on the training text (a moving "
         "average, a plain line) and on held-out validation text (dots), by step and by time, with the "
@@ -195,10 +185,10 @@ def epoch(e: float) -> str:
 # ------------------------------------------------------------------------------------ samples
 
 
-def samples_section(runs: list[RunReport]) -> str:
+def samples_section(report: Report) -> str:
     lead = "Every sample the model wrote during training, oldest first, with the step, the epoch and the validation loss then: watch the text improve."
     body = []
-    for run in runs:
+    for run in report.runs:
         items = "".join(
             f'<li data-step="{s.step}"><div class="meta">step {s.step:,} · epoch {epoch(s.epoch)} · '
             f"validation {s.val_bpc:.3f} bits/char</div><pre>{esc(s.text)}</pre></li>"
@@ -216,12 +206,6 @@ def samples_section(runs: list[RunReport]) -> str:
 # ---------------------------------------------------------------------------------- surprisal
 
 
-def visible(ch: str) -> str:
-    """A character as a tooltip shows it: \\n, \\t, ␠ for a space, U+XXXX for the unprintable."""
-    special = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␠"}
-    return special.get(ch, ch if ch.isprintable() else f"U+{ord(ch):04X}")
-
-
 def glyph(ch: str) -> str:
     """A character as coloured text shows it: a newline as ↵ and a line break, control characters
     as their symbols (U+2400…)."""
@@ -236,13 +220,14 @@ def no_views(run: RunReport) -> list[str]:
     return [f'<p class="note">No text to show this model on: {esc(run.no_views)}.</p>']
 
 
-def surprisal_section(runs: list[RunReport], top: int) -> str:
+def surprisal_section(report: Report) -> str:
+    top = report.config.top
     lead = (
         "Each character coloured by its surprisal, −log₂ p of it given the text before it: pale is what "
         f"the model expected, dark red a surprise. Hover over a character, or Tab into the text and move "
         f"with the arrow keys, to see the model's {top} most likely guesses there."
     )
-    return section("surprisal", lead, per_run(runs, lambda j, run, v: [surprisal_text(run, v)]))
+    return section("surprisal", lead, per_run(report.runs, lambda j, run, v: [surprisal_text(run, v)]))
 
 
 def surprisal_text(run: RunReport, v: Views) -> str:
@@ -282,13 +267,13 @@ def text_words(v: Views) -> str:
 # ------------------------------------------------------------------------------------ neurons
 
 
-def neurons_section(runs: list[RunReport]) -> str:
+def neurons_section(report: Report) -> str:
     lead = (
         "Units whose value follows a feature of the text — inside a quotation, the depth of brackets, the "
         "position in the line, the indentation — ranked by |Pearson r|; each character is coloured by the "
         "feature and by each unit's value after reading it: blue below zero (or a gate below 0.5), red above."
     )
-    return section("neurons", lead, per_run(runs, neuron_blocks))
+    return section("neurons", lead, per_run(report.runs, neuron_blocks))
 
 
 def neuron_blocks(j: int, run: RunReport, v: Views) -> list[str]:
@@ -338,13 +323,13 @@ def text_row(label: str, text: str, classes: list[int]) -> str:
 # -------------------------------------------------------------------------------------- gates
 
 
-def gates_section(runs: list[RunReport]) -> str:
+def gates_section(report: Report) -> str:
     lead = (
         "How often each gate is nearly shut (below 0.1: left-saturated) or wide open (above 0.9: "
         "right-saturated) while the model reads the text: one dot per unit, as in Karpathy, Johnson and "
         "Fei-Fei (2015), figure 3. A vanilla RNN has no gates: its tanh output h is counted beyond ±0.9 instead."
     )
-    return section("gates", lead, per_run(runs, gate_blocks))
+    return section("gates", lead, per_run(report.runs, gate_blocks))
 
 
 def gate_blocks(j: int, run: RunReport, v: Views) -> list[str]:
@@ -373,11 +358,13 @@ def gate_blocks(j: int, run: RunReport, v: Views) -> list[str]:
 # ---------------------------------------------------------------------------------- gradients
 
 
-def gradients_section(runs: list[RunReport]) -> str:
+def gradients_section(report: Report) -> str:
+    runs = report.runs
     lead = (
         "How far back the gradient reaches: the size of ∂L_t/∂h_(t−k), the loss at one step against the state "
         "k steps before it, averaged over positions t, on a log axis. Through a vanilla RNN it tends to fall steeply, "
-        "in a straight line; gates can carry it much further (an LSTM's cell state c is dashed)."
+        "in a straight line; gates can carry it much further. A cell's h is solid, its other states (an LSTM's "
+        "cell state c) dashed."
     )
     with_views = [(j, r) for j, r in enumerate(runs) if r.views is not None]
     body = [note for r in runs if r.views is None and not left_out(r) for note in no_views(r)]
@@ -387,14 +374,15 @@ def gradients_section(runs: list[RunReport]) -> str:
         lines = []
         for j, run in with_views:
             flow, (colour, _) = run.views.flow, colours.run_style(j)
-            if layer >= flow.mean_h.shape[0]:
-                continue
-            ks = list(range(flow.mean_h.shape[1]))
-            lines.append(svg.Line(f"{run.name} h", ks, flow.mean_h[layer].tolist(), colour, key="h", run=run.name))
-            if flow.mean_c is not None:
-                lines.append(
-                    svg.Line(f"{run.name} c", ks, flow.mean_c[layer].tolist(), colour, "5 3", key="c", run=run.name)
-                )
+            for k, name in enumerate(flow.states):
+                mean = flow.mean(name)
+                if layer < len(mean):
+                    dash = DASHES[k % len(DASHES)]
+                    ks = list(range(mean.shape[1]))
+                    line = svg.Line(
+                        f"{run.name} {name}", ks, mean[layer].tolist(), colour, dash, key=name, run=run.name
+                    )
+                    lines.append(line)
         charts.append(svg.line_chart(lines, "k, steps back", "mean ‖∂L_t/∂state‖", f"layer {layer}", log_y=True))
     if charts:
         body.append('<div class="charts">' + "".join(charts) + "</div>")
@@ -407,10 +395,9 @@ def flow_table(runs: list[RunReport]) -> str:
     columns = []
     for run in runs:
         flow = run.views.flow
-        for layer in range(flow.mean_h.shape[0]):
-            columns.append((run.name, f"h l{layer}", flow.mean_h[layer]))
-            if flow.mean_c is not None:
-                columns.append((run.name, f"c l{layer}", flow.mean_c[layer]))
+        means = {name: flow.mean(name) for name in flow.states}
+        for layer in range(len(means["h"])):
+            columns.extend((run.name, f"{name} l{layer}", m[layer]) for name, m in means.items())
     K = max(len(values) for _, _, values in columns) - 1
     lags = sorted({k for k in FLOW_LAGS if k <= K} | {K})
     head = (
@@ -425,3 +412,16 @@ def flow_table(runs: list[RunReport]) -> str:
         for k in lags
     )
     return f'<table class="flow">{head}{rows}</table>'
+
+
+# The page's sections, in order: (key: the section's id, heading, what draws it). A new view of
+# the report is its numbers in gather.py (a field of Views, computed in `model_views`), a
+# function here that draws them, and its line below.
+SECTIONS: tuple[tuple[str, str, Callable[[Report], str]], ...] = (
+    ("curves", "Learning curves", curves_section),
+    ("samples", "Watch the text improve", samples_section),
+    ("surprisal", "Surprisal over a text", surprisal_section),
+    ("neurons", "Neurons", neurons_section),
+    ("gates", "Gates", gates_section),
+    ("gradients", "Gradient flow", gradients_section),
+)

@@ -16,15 +16,20 @@ cell is one module that provides it (its fast path may start as `stepwise`, its 
 loop) and one `register(name, module)`.
 
 The registry maps names to modules and imports a module only when it is first used (`get`), so
-that `config` and `charlstm --help` list the names without importing NumPy.
+that `config` and `charlstm --help` list the names, and each cell's quantities (`declared`),
+without importing NumPy.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,14 +61,12 @@ class Cell(Protocol):
 
     NUM_GATES: int  # blocks of H rows in weight_ih / weight_hh: LSTM 4, GRU 3, RNN 1
     STATE_NAMES: tuple[str, ...]  # the recurrent state, h first: ("h", "c") or ("h",)
-    QUANTITIES: tuple[
-        str, ...
-    ]  # what `activations` and `step` record per unit, the views' default first; ⊇ STATE_NAMES
+    # what `activations` and `step` record per unit, the views' default first; ⊇ STATE_NAMES
+    QUANTITIES: tuple[str, ...]
     SIGMOID: frozenset[str]  # the quantities in (0, 1): the views colour them on a fixed scale
     GATES: dict[str, tuple[float, float]]  # what `charlstm gates` counts: quantity → (low, high) saturation thresholds
-    TORCH: (
-        tuple[str, dict[str, Any]] | None
-    )  # the torch.nn module that computes the cell and its options; None: none does
+    # the torch.nn module that computes the cell and its options; None: none does
+    TORCH: tuple[str, dict[str, Any]] | None
 
     def step(
         self, xa: np.ndarray, state: tuple[np.ndarray, ...], W_hh: np.ndarray, b_hh: np.ndarray
@@ -163,6 +166,43 @@ def get(name: str) -> Cell:
         check(name, module)
         cell = _REGISTRY[name] = module
     return cell
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What help text and option checks need of a cell, read without importing it."""
+
+    quantities: tuple[str, ...]  # QUANTITIES: the views' default first
+    state_names: tuple[str, ...]  # STATE_NAMES
+
+
+def declared(name: str) -> Declared:
+    """Cell `name`'s QUANTITIES and STATE_NAMES. A cell not imported yet is read from its source
+    (its literal tuples: the cell modules import NumPy, and `charlstm --help` must not); a module
+    whose declarations are not literals is imported. KeyError for a name not registered."""
+    cell = _REGISTRY[name]
+    if isinstance(cell, str):
+        found = _literals(cell, ("QUANTITIES", "STATE_NAMES"))
+        if len(found) == 2:
+            return Declared(tuple(found["QUANTITIES"]), tuple(found["STATE_NAMES"]))
+    module = get(name)
+    return Declared(module.QUANTITIES, module.STATE_NAMES)
+
+
+def _literals(module: str, wanted: tuple[str, ...]) -> dict[str, Any]:
+    """The top-level `NAME = <literal>` assignments of `module`'s source among `wanted`."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not (spec.origin or "").endswith(".py"):
+        return {}
+    found = {}
+    for node in ast.parse(Path(spec.origin).read_text(encoding="utf-8")).body:  # type: ignore[arg-type]
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id in wanted:
+            with suppress(ValueError):  # not a literal
+                found[target.id] = ast.literal_eval(node.value)
+    return found
 
 
 def check(name: str, cell: ModuleType) -> None:
