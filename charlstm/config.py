@@ -288,6 +288,24 @@ class DisplayConfig:
         check([(self.log_every >= 0, "--log-every must be >= 0")])
 
 
+# dynamic evaluation (`eval --adapt`, `sample --adapt`; charlstm.inference.adapt), shared by both
+ADAPT_WINDOW = 50
+ADAPT_LR_HELP = (
+    "With --adapt: the step of each update, in units of the gradient's RMS so far (0: the model never moves)."
+)
+ADAPT_DECAY_HELP = "With --adapt: the pull back toward the trained weights per window, in [0, 1] (0: none)."
+ADAPT_WINDOW_HELP = "With --adapt: characters per window, each scored and then learned from."
+
+
+def adapt_checks(lr: float, decay: float, window: int) -> list[tuple[bool, str]]:
+    """The checks of the --adapt options (rate, decay, window), for `check`."""
+    return [
+        (math.isfinite(lr) and lr >= 0, "--adapt-lr must be >= 0"),
+        (0 <= decay <= 1, "--adapt-decay must be in [0, 1]"),
+        (window >= 1, "--adapt-window must be at least 1"),
+    ]
+
+
 @dataclass(frozen=True)
 class SampleConfig:
     """What `charlstm sample` draws, and how."""
@@ -316,11 +334,19 @@ class SampleConfig:
         "more to start; pip install 'charlstm[fast]'), or auto (numba when a run has already compiled it)."
     )
     threads: int | None = _opt(None, "Threads of the BLAS and numba kernels, fixed.", "automatic, as in charlstm train")
+    adapt: bool = _opt(
+        False, "Before writing, let the model learn from the seed (dynamic evaluation: windows of --adapt-window "
+        "characters, a small gradient step after each), so a long seed in a new style pulls it toward that style.", None,
+    )
+    adapt_lr: float = _opt(0.002, ADAPT_LR_HELP)  # a seed in a new style: larger steps (README, "Adapting to a text")
+    adapt_decay: float = _opt(0.0, ADAPT_DECAY_HELP)
+    adapt_window: int = _opt(ADAPT_WINDOW, ADAPT_WINDOW_HELP)
     # fmt: on
 
     def __post_init__(self) -> None:
         check(
             [
+                *adapt_checks(self.adapt_lr, self.adapt_decay, self.adapt_window),
                 (self.length >= 0, "--length must be >= 0"),
                 (
                     self.greedy or self.temperature > 0,
@@ -385,11 +411,20 @@ class EvalConfig:
     )
     top: int = _opt(0, "With --show: also list the model's K most likely guesses for each character (implies --show).")
     max_chars: int = _opt(default_of(ViewConfig, "max_chars"), "With --show: show the first N characters the model knows.")
+    adapt: bool = _opt(
+        False, "Also score the text with dynamic evaluation: read as one stream in windows of --adapt-window "
+        "characters, each scored before the model takes a small gradient step on it; reported beside the static "
+        "loss, never in its place.", None,
+    )
+    adapt_lr: float = _opt(0.0005, ADAPT_LR_HELP)  # held-out text of the kind trained on: small steps
+    adapt_decay: float = _opt(0.001, ADAPT_DECAY_HELP)
+    adapt_window: int = _opt(ADAPT_WINDOW, ADAPT_WINDOW_HELP)
     # fmt: on
 
     def __post_init__(self) -> None:
         check(
             [
+                *adapt_checks(self.adapt_lr, self.adapt_decay, self.adapt_window),
                 (self.batch_size >= 1 and self.seq_len >= 1, "--batch-size and --seq-len must be at least 1"),
                 (self.top >= 0 and self.max_chars >= 2, "--top must be >= 0 and --max-chars at least 2"),
             ]

@@ -30,6 +30,10 @@ def eval_(
     show: Annotated[bool, option(EvalConfig, "show")] = False,
     top: Annotated[int | None, option(EvalConfig, "top")] = None,
     max_chars: Annotated[int | None, option(EvalConfig, "max_chars")] = None,
+    adapt: Annotated[bool, option(EvalConfig, "adapt")] = False,
+    adapt_lr: Annotated[float | None, option(EvalConfig, "adapt_lr")] = None,
+    adapt_decay: Annotated[float | None, option(EvalConfig, "adapt_decay")] = None,
+    adapt_window: Annotated[int | None, option(EvalConfig, "adapt_window")] = None,
 ) -> None:
 # fmt: on
     """Score a text file with a model: loss in nats/char, bits/char and perplexity.
@@ -46,6 +50,9 @@ def eval_(
     --show colours the first --max-chars characters by their surprisal, −log2 p of each
     character given the ones before it, read as one stream from the zero state; their mean
     equals this command's bits/char with -B 1 on those characters.
+
+    --adapt also scores the text by dynamic evaluation (Krause et al. 2018): one stream, each
+    window scored before the model learns from it; shown beside the static loss, not instead.
     """
     from charlstm.cli.ui import console as ui
     from charlstm.cli.ui import tables as ui_tables
@@ -55,14 +62,14 @@ def eval_(
         if checkpoint is not None:
             raise UsageError("give the checkpoint once: charlstm eval TEXT_FILE --checkpoint PATH")
         checkpoint, text_file = text_file, old_form
-    cfg = given(EvalConfig, batch_size=batch_size, seq_len=seq_len, show=show, top=top, max_chars=max_chars)
+    cfg = given(EvalConfig, **{k: v for k, v in locals().items() if k in EvalConfig.__dataclass_fields__})
     read = given(ReadConfig, encoding=encoding, errors=errors)
     progress = ui_tables.ScoringProgress(ui.make_console())
     try:
         score = score_text(cfg, read, text_file, checkpoint, note, on_progress=progress)
     finally:
         progress.close()
-    record = _record(score, text_file)
+    record = _record(score, text_file, cfg)
     if cfg.shows_text:
         record["surprisal"] = _surprisal(score, cfg.top, as_json)
     if as_json:
@@ -71,10 +78,12 @@ def eval_(
         ui_tables.eval_table(record, ui.make_console(stdout=True))
 
 
-def _record(score: Any, text_file: Path) -> dict[str, Any]:
-    """The score as `--json` prints it and the table shows it."""
+def _record(score: Any, text_file: Path, cfg: EvalConfig) -> dict[str, Any]:
+    """The score as `--json` prints it and the table shows it (with --adapt, the time it took
+    and the adaptive score under "adapt")."""
     from charlstm.cli.ui.console import model_name
 
+    adapt = {} if score.adaptive is None else {"seconds": score.seconds, "adapt": _adaptive_record(score, cfg)}
     return {
         "checkpoint": str(score.path),
         "model": model_name(score.ckpt.config),
@@ -86,6 +95,22 @@ def _record(score: Any, text_file: Path) -> dict[str, Any]:
         "loss": score.result.loss,
         "bits_per_char": score.result.bits_per_char,
         "perplexity": score.result.perplexity,
+        **adapt,
+    }
+
+
+def _adaptive_record(score: Any, cfg: EvalConfig) -> dict[str, Any]:
+    """eval --adapt: dynamic evaluation's score and how it was made, beside the static one."""
+    result = score.adaptive
+    return {
+        "loss": result.loss,
+        "bits_per_char": result.bits_per_char,
+        "perplexity": result.perplexity,
+        "chars_evaluated": result.chars,
+        "seconds": score.adaptive_seconds,
+        "lr": cfg.adapt_lr,
+        "decay": cfg.adapt_decay,
+        "window": cfg.adapt_window,
     }
 
 

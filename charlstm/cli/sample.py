@@ -33,6 +33,10 @@ def sample(
     drop_unknown: Annotated[bool, option(SampleConfig, "drop_unknown")] = False,
     kernels: Annotated[str | None, option(SampleConfig, "kernels")] = None,
     threads: Annotated[int | None, option(SampleConfig, "threads")] = None,
+    adapt: Annotated[bool, option(SampleConfig, "adapt")] = False,
+    adapt_lr: Annotated[float | None, option(SampleConfig, "adapt_lr")] = None,
+    adapt_decay: Annotated[float | None, option(SampleConfig, "adapt_decay")] = None,
+    adapt_window: Annotated[int | None, option(SampleConfig, "adapt_window")] = None,
 ) -> None:
 # fmt: on
     """Generate text from a trained model, streamed to stdout as it is made.

@@ -9,10 +9,11 @@ function is called, so that `charlstm sample` imports nothing it does not use.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from charlstm.config import EvalConfig, ReadConfig, SampleConfig
 from charlstm.errors import CorpusError, UsageError
@@ -22,6 +23,7 @@ from charlstm.text.textio import read_text
 from charlstm.text.vocab import Vocab, describe_chars
 
 if TYPE_CHECKING:
+    from charlstm.inference.adapt import AdaptiveEvaluation
     from charlstm.inference.evaluate import Evaluation
     from charlstm.insight import probe
     from charlstm.store.checkpoint import Checkpoint
@@ -51,10 +53,11 @@ def open_sampler(cfg: SampleConfig, checkpoint: Path | None, note: Note) -> Samp
     seed, echo = _seed(cfg, ckpt.vocab, note)
     if checkpoint is None:
         note(f"sampling from {path}")
+    params = _adapted_to_seed(cfg, ckpt, seed, note) if cfg.adapt else ckpt.params
     sampling = Sampling(0) if cfg.greedy else Sampling(cfg.temperature, cfg.top_k, cfg.top_p)
     rng = np.random.default_rng(cfg.random_seed)
     steps = stream_text(
-        ckpt.params,
+        params,
         ckpt.config,
         ckpt.vocab,
         seed,
@@ -66,6 +69,20 @@ def open_sampler(cfg: SampleConfig, checkpoint: Path | None, note: Note) -> Samp
         kernels.for_sampling(cfg.kernels),
     )
     return Sampler(seed if echo else "", threads.timed(steps, threads.tuner(cfg.threads), threads.SAMPLING_BLOCK))
+
+
+def _adapted_to_seed(cfg: SampleConfig, ckpt: Checkpoint, seed: str, note: Note) -> dict:
+    """sample --adapt: the checkpoint's weights after dynamic evaluation over the seed."""
+    from charlstm.inference.adapt import adapted_params
+
+    ids = ckpt.vocab.encode(seed)
+    if len(ids) < 2:
+        note("--adapt: the seed is shorter than two characters; nothing to adapt to")
+        return ckpt.params
+    note(
+        f"adapting to the seed's {len(ids):,} characters (--adapt-lr {cfg.adapt_lr:g}, --adapt-decay {cfg.adapt_decay:g})"
+    )
+    return adapted_params(ckpt.params, ckpt.config, ids, cfg.adapt_window, cfg.adapt_lr, cfg.adapt_decay)
 
 
 def _seed(cfg: SampleConfig, vocab: Vocab, note: Note) -> tuple[str, bool]:
@@ -99,6 +116,9 @@ class Score:
     unknown: int
     shown: probe.TextIds | None = None
     surprisal: probe.Surprisal | None = None
+    seconds: float = 0.0  # what the static score took
+    adaptive: AdaptiveEvaluation | None = None  # eval --adapt: dynamic evaluation's score
+    adaptive_seconds: float = 0.0
 
 
 def score_text(
@@ -122,11 +142,33 @@ def score_text(
     ids, unknown = ckpt.vocab.encode_known(text)
     if len(ids) < 2:
         raise CorpusError(f"{text_file}: fewer than two characters the model knows; nothing to score")
+    passes = 2 if cfg.adapt else 1
     if on_progress is not None:
-        on_progress(0, len(ids))
-    result = evaluate(ckpt.params, ckpt.config, ids, cfg.batch_size, cfg.seq_len, on_progress=on_progress)
-    score = Score(path, ckpt, text, result, unknown)
+        on_progress(0, passes * len(ids))
+    done = len(ids) if cfg.adapt else 0
+    follow = None if on_progress is None else lambda n, total: on_progress(n, total + done)
+    start = time.perf_counter()
+    result = evaluate(ckpt.params, ckpt.config, ids, cfg.batch_size, cfg.seq_len, on_progress=follow)
+    score = Score(path, ckpt, text, result, unknown, seconds=time.perf_counter() - start)
+    if cfg.adapt:
+        score = _with_adaptation(score, ids, cfg, on_progress)
     return _with_surprisal(score, cfg, note) if cfg.shows_text else score
+
+
+def _with_adaptation(score: Score, ids: Any, cfg: EvalConfig, on_progress: Callable[[int, int], None] | None) -> Score:
+    """eval --adapt: the same ids scored by dynamic evaluation (`inference.adapt`), after the
+    static pass (whose progress, if followed, came first)."""
+    from dataclasses import replace
+
+    from charlstm.inference.adapt import evaluate_adaptive
+
+    ckpt, static = score.ckpt, score.result.chars
+    follow = None if on_progress is None else lambda n, total: on_progress(static + n, static + total)
+    start = time.perf_counter()
+    adaptive = evaluate_adaptive(
+        ckpt.params, ckpt.config, ids, cfg.adapt_window, cfg.adapt_lr, cfg.adapt_decay, on_progress=follow
+    )
+    return replace(score, adaptive=adaptive, adaptive_seconds=time.perf_counter() - start)
 
 
 def _with_surprisal(score: Score, cfg: EvalConfig, note: Note) -> Score:

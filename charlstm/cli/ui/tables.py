@@ -153,7 +153,27 @@ def eval_table(report: dict[str, Any], console: Console) -> None:
             "outside vocabulary",
             f"{report['chars_outside_vocab']:,} left out ({describe_chars(report['unknown_chars'])})",
         )
+    if "adapt" in report:
+        _adaptive_rows(table, report)
     print_plain(console, table)
+
+
+def _adaptive_rows(table: Table, report: dict[str, Any]) -> None:
+    """eval --adapt: the time of the static score, then dynamic evaluation's score beside it."""
+    adapt = report["adapt"]
+    table.add_row("time", _seconds(report["seconds"]))
+    table.add_section()
+    table.add_row("adaptive loss", f"{adapt['loss']:.4f} nats/char")
+    table.add_row("adaptive bits per char", f"{adapt['bits_per_char']:.4f}")
+    table.add_row("change", f"{adapt['loss'] - report['loss']:+.4f} nats/char")
+    table.add_row("characters scored", f"{adapt['chars_evaluated']:,}, one stream")
+    table.add_row("adaptation", f"lr {adapt['lr']:g}, decay {adapt['decay']:g}, windows of {adapt['window']}")
+    table.add_row("time", _seconds(adapt["seconds"]))
+
+
+def _seconds(seconds: float) -> str:
+    """A time to a tenth of a second, or as m:ss from a minute on."""
+    return f"{seconds:.1f} s" if seconds < 60 else fmt_duration(seconds)
 
 
 RUN_COLUMNS = ("run", "corpus", "model", "engine", "steps", "epochs", "best val loss", "bits/char", "date", "size")
