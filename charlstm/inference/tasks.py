@@ -41,16 +41,21 @@ class Sampler:
 def open_sampler(cfg: SampleConfig, checkpoint: Path | None, note: Note) -> Sampler:
     """Load the model, prime it with the seed and start drawing (lazily: nothing is drawn until
     `steps` is read), on the kernels and threads `cfg` asks for."""
+    path = checkpoint or find_latest()
+    ckpt = ckpt_io.load(path)
+    if checkpoint is None:
+        note(f"sampling from {path}")
+    return sampler_for(ckpt, cfg, note)
+
+
+def sampler_for(ckpt: Checkpoint, cfg: SampleConfig, note: Note) -> Sampler:
+    """`open_sampler` for a checkpoint already loaded (the Python API's `Model.stream`)."""
     import numpy as np
 
     from charlstm.inference.generate import Sampling, stream_text
     from charlstm.nn import kernels, threads
 
-    path = checkpoint or find_latest()
-    ckpt = ckpt_io.load(path)
     seed, echo = _seed(cfg, ckpt.vocab, note)
-    if checkpoint is None:
-        note(f"sampling from {path}")
     sampling = Sampling(0) if cfg.greedy else Sampling(cfg.temperature, cfg.top_k, cfg.top_p)
     rng = np.random.default_rng(cfg.random_seed)
     steps = stream_text(
@@ -112,12 +117,25 @@ def score_text(
     """Score `text_file` as training scores its validation split: B streams, the state carried
     across windows. `on_progress(scored, to_score)` follows a long text: first (0, characters
     known), then after every window."""
-    from charlstm.inference.evaluate import evaluate
-
     path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
     if checkpoint is None:
         note(f"scoring with {path}")
+    return score_with(ckpt, path, cfg, read, text_file, note, on_progress)
+
+
+def score_with(
+    ckpt: Checkpoint,
+    path: Path,
+    cfg: EvalConfig,
+    read: ReadConfig,
+    text_file: Path,
+    note: Note,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Score:
+    """`score_text` with a checkpoint already loaded from `path` (the Python API's `Model.evaluate`)."""
+    from charlstm.inference.evaluate import evaluate
+
     text = read_text(text_file, read.encoding, read.errors)
     ids, unknown = ckpt.vocab.encode_known(text)
     if len(ids) < 2:
