@@ -133,6 +133,12 @@ def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> No
         )
 
 
+def torch_devices() -> str:
+    """The devices the torch engine can use here, in words ('cpu, cuda ×2'): imports PyTorch, or
+    raises the UsageError that says how to install it."""
+    return _torch_engine().devices()
+
+
 def _torch_engine() -> Any:
     """The torch_engine module; a UsageError saying how to install PyTorch when it cannot be imported."""
     try:

@@ -43,19 +43,24 @@ def open_sampler(cfg: SampleConfig, checkpoint: Path | None, note: Note) -> Samp
     `steps` is read), on the kernels and threads `cfg` asks for."""
     path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
+    seed, echo = _seed(cfg, ckpt.vocab, note)
     if checkpoint is None:
         note(f"sampling from {path}")
-    return sampler_for(ckpt, cfg, note)
+    return _start(ckpt, cfg, seed, echo)
 
 
 def sampler_for(ckpt: Checkpoint, cfg: SampleConfig, note: Note) -> Sampler:
     """`open_sampler` for a checkpoint already loaded (the Python API's `Model.stream`)."""
+    seed, echo = _seed(cfg, ckpt.vocab, note)
+    return _start(ckpt, cfg, seed, echo)
+
+
+def _start(ckpt: Checkpoint, cfg: SampleConfig, seed: str, echo: bool) -> Sampler:
     import numpy as np
 
     from charlstm.inference.generate import Sampling, stream_text
     from charlstm.nn import kernels, threads
 
-    seed, echo = _seed(cfg, ckpt.vocab, note)
     sampling = Sampling(0) if cfg.greedy else Sampling(cfg.temperature, cfg.top_k, cfg.top_p)
     rng = np.random.default_rng(cfg.random_seed)
     steps = stream_text(
