@@ -72,6 +72,20 @@ def test_stream_yields_the_sample_piece_by_piece(trained):
     assert stopped.endswith(" ") and " " not in stopped[:-1]
 
 
+def test_sampling_leaves_the_sessions_thread_count_as_it_was(trained):
+    from threadpoolctl import threadpool_info
+
+    _, _, model = trained
+    before = [(pool["internal_api"], pool["num_threads"]) for pool in threadpool_info()]
+    assert before, "no BLAS thread pool to watch"
+    other = 2 if before[0][1] == 1 else 1
+    assert model.sample("The", length=20, threads=other)
+    stream = model.stream("The", length=20, threads=other)
+    next(stream)
+    del stream  # dropped half-way
+    assert [(pool["internal_api"], pool["num_threads"]) for pool in threadpool_info()] == before
+
+
 def test_sample_matches_the_command_line(trained):
     work, _, model = trained
     result = run_cli("sample", "-c", str(model.path), "--seed", "The", "-n", "40", "--random-seed", "11")

@@ -172,14 +172,13 @@ class Model:
         self, seed: str = "", length: int | None = None, temperature: float | None = None, **options: Any
     ) -> Iterator[str]:
         """`sample`'s text piece by piece as it is drawn: the seed (unless empty or from a
-        seed_file), then one character at a time. The options are checked now, not at the first
-        piece."""
-        from charlstm.inference.tasks import sampler_for
-
+        seed_file), then one character at a time. The options and the seed are checked now,
+        not at the first piece."""
         options = {"seed": seed, "length": length, "temperature": temperature, **options}
         cfg = SampleConfig(**keywords.parse(options, keywords.SAMPLE, "charlstm.Model.sample")["sample"])
-        sampler = sampler_for(self.checkpoint, cfg, _warn)
-        return _pieces(sampler.prefix, sampler.steps)
+        pieces = _pieces(self.checkpoint, cfg)
+        next(pieces)  # sets the sampler up: a seed it cannot take raises here
+        return pieces
 
     @front_door
     def evaluate(self, text_file: str | Path, **options: Any) -> Score:
@@ -218,9 +217,18 @@ class Model:
         return self.path
 
 
-def _pieces(prefix: str, steps: Iterator[list[str]]) -> Iterator[str]:
-    if prefix:
-        yield prefix
-    for (ch,) in steps:
-        if ch:
-            yield ch
+def _pieces(ckpt: Checkpoint, cfg: SampleConfig) -> Iterator[str]:
+    """ "" once the sampler is set up, then the seed and the characters drawn. Sampling picks the
+    BLAS's thread count as `charlstm sample` does; the session's comes back when the stream ends
+    or is dropped."""
+    from charlstm.inference.tasks import sampler_for
+    from charlstm.nn import threads
+
+    with threads.as_before():
+        sampler = sampler_for(ckpt, cfg, _warn)
+        yield ""
+        if sampler.prefix:
+            yield sampler.prefix
+        for (ch,) in sampler.steps:
+            if ch:
+                yield ch
