@@ -1,10 +1,17 @@
 """charlstm: a character-level LSTM text generator, written by hand in NumPy.
 
-The public API, for use from Python:
+From Python, the front door is one object (charlstm.api):
 
-    from charlstm import load_corpus, ModelConfig, TrainConfig, plan_run, train_plan, load_checkpoint, sample
+    import charlstm
 
-    from charlstm.training import loop as train
+    model = charlstm.train("corpora/lighthouse.txt", max_minutes=5)   # `charlstm train`'s options as keywords
+    print(model.sample("The", length=300, temperature=0.8))
+    model = charlstm.load("checkpoints/lighthouse.safetensors")
+    print(model.evaluate("held-out.txt").bits_per_char)
+
+The lower-level functions stay available:
+
+    from charlstm import load_corpus, ModelConfig, TrainConfig, plan_run, train_plan, load_checkpoint, sample, train
 
     corpus = load_corpus("corpora/lighthouse.txt")
     train(corpus, ModelConfig(corpus.vocab.size), TrainConfig(epochs=2), Path("checkpoints/l.safetensors"))
@@ -14,6 +21,8 @@ The public API, for use from Python:
     # or decide as `charlstm train` does (fresh / resume / init-from, batch size), then train:
     train_plan(plan_run(Path("corpora/lighthouse.txt"), {"hidden_size": 128}, {"epochs": 2}))
 
+`train` is both: given a loaded Corpus first, it is the loop's `train(corpus, config, cfg, path)`
+and returns its Finished event; given a path, it is the front door's and returns a Model.
 Names are imported on first use, so `import charlstm` (and `charlstm --help`) stays fast.
 """
 
@@ -30,7 +39,10 @@ _EXPORTS = {
     "load_corpus": ("charlstm.text.corpus", "load_corpus"),
     "ModelConfig": ("charlstm.config", "ModelConfig"),
     "TrainConfig": ("charlstm.config", "TrainConfig"),
-    "train": ("charlstm.training.loop", "train"),
+    "train": ("charlstm.api", "train"),
+    "load": ("charlstm.api", "load"),
+    "Model": ("charlstm.api", "Model"),
+    "Score": ("charlstm.api", "Score"),
     "plan_run": ("charlstm.training.plan", "plan_run"),
     "train_plan": ("charlstm.training.loop", "train_plan"),
     "Checkpoint": ("charlstm.store.checkpoint", "Checkpoint"),

@@ -28,10 +28,11 @@ app = typer.Typer(
 
 
 def version_callback(value: bool) -> None:
+    """--version: charlstm's version, and the optional parts present (numba; torch and its devices)."""
     if value:
-        from charlstm import __version__
+        from charlstm.about import describe
 
-        typer.echo(f"charlstm {__version__}")
+        typer.echo("\n".join(describe()))
         raise typer.Exit()
 
 
@@ -40,7 +41,13 @@ def version_callback(value: bool) -> None:
 # fmt: off
 def root(
     version: Annotated[
-        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option(
+            "--version",
+            callback=version_callback,
+            is_eager=True,
+            help="Show the version and the optional parts installed.",
+        ),
     ] = False,
 ) -> None:
     # fmt: on

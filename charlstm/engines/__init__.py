@@ -166,6 +166,12 @@ def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> No
         )
 
 
+def torch_devices() -> str:
+    """The devices the torch engine can use here, in words ('cpu, cuda ×2'): imports PyTorch, or
+    raises the UsageError that says how to install it."""
+    return str(_load(get("torch"), lambda: _torch_engine().devices()))
+
+
 def _check_options(kind: EngineKind, given: Sequence[str]) -> None:
     """The engine options given that `kind` does not take, refused in one line naming whose they are."""
     foreign = [name for name in ENGINE_OPTIONS if name in given and name not in kind.options]

@@ -89,6 +89,16 @@ def resolve_device(device: str, ranks: int = 1) -> torch.device:
     return torch.device("cuda", index)
 
 
+def devices() -> str:
+    """The devices PyTorch can train on here, in words, for `charlstm --version`: 'cpu, cuda ×2'."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append(f"cuda ×{torch.cuda.device_count()}")
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return ", ".join(found)
+
+
 class TorchEngine:
     """See `charlstm.engines.Engine`. Under torchrun, rank r of K computes streams r·B/K to
     (r+1)·B/K − 1 of every window through DistributedDataParallel, which averages the gradients:

@@ -43,16 +43,26 @@ class Sampler:
 def open_sampler(cfg: SampleConfig, checkpoint: Path | None, note: Note) -> Sampler:
     """Load the model, prime it with the seed and start drawing (lazily: nothing is drawn until
     `steps` is read), on the kernels and threads `cfg` asks for."""
-    import numpy as np
-
-    from charlstm.inference.generate import Sampling, stream_text
-    from charlstm.nn import kernels, threads
-
     path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
     seed, echo = _seed(cfg, ckpt.vocab, note)
     if checkpoint is None:
         note(f"sampling from {path}")
+    return _start(ckpt, cfg, seed, echo, note)
+
+
+def sampler_for(ckpt: Checkpoint, cfg: SampleConfig, note: Note) -> Sampler:
+    """`open_sampler` for a checkpoint already loaded (the Python API's `Model.stream`)."""
+    seed, echo = _seed(cfg, ckpt.vocab, note)
+    return _start(ckpt, cfg, seed, echo, note)
+
+
+def _start(ckpt: Checkpoint, cfg: SampleConfig, seed: str, echo: bool, note: Note) -> Sampler:
+    import numpy as np
+
+    from charlstm.inference.generate import Sampling, stream_text
+    from charlstm.nn import kernels, threads
+
     params = _adapted_to_seed(cfg, ckpt, seed, note) if cfg.adapt else ckpt.params
     sampling = Sampling(0) if cfg.greedy else Sampling(cfg.temperature, cfg.top_k, cfg.top_p)
     rng = np.random.default_rng(cfg.random_seed)
@@ -132,12 +142,25 @@ def score_text(
     """Score `text_file` as training scores its validation split: B streams, the state carried
     across windows. `on_progress(scored, to_score)` follows a long text: first (0, characters
     known), then after every window."""
-    from charlstm.inference.evaluate import evaluate
-
     path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
     if checkpoint is None:
         note(f"scoring with {path}")
+    return score_with(ckpt, path, cfg, read, text_file, note, on_progress)
+
+
+def score_with(
+    ckpt: Checkpoint,
+    path: Path,
+    cfg: EvalConfig,
+    read: ReadConfig,
+    text_file: Path,
+    note: Note,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Score:
+    """`score_text` with a checkpoint already loaded from `path` (the Python API's `Model.evaluate`)."""
+    from charlstm.inference.evaluate import evaluate
+
     text = read_text(text_file, read.encoding, read.errors)
     ids, unknown = ckpt.vocab.encode_known(text)
     if len(ids) < 2:
