@@ -126,7 +126,7 @@ def reused_references(path: Path, corpora: list[Path], minutes: float) -> dict[P
 
 def held_out_loss(checkpoint: Path, corpus: Path) -> tuple[float, int]:
     """charlstm's checkpoint scored on text[int(0.9·n):] as the reference scores its own model."""
-    from charlstm.inference.evaluate import evaluate
+    from charlstm.inference.loss import evaluate
     from charlstm.store import checkpoint as ckpt_io
 
     ckpt = ckpt_io.load(checkpoint)

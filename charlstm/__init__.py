@@ -49,7 +49,7 @@ _EXPORTS = {
     "load_checkpoint": ("charlstm.store.checkpoint", "load"),
     "save_checkpoint": ("charlstm.store.checkpoint", "save"),
     "sample": ("charlstm.inference.generate", "sample"),
-    "evaluate": ("charlstm.inference.evaluate", "evaluate"),
+    "evaluate": ("charlstm.inference.loss", "evaluate"),
     "CharLSTMError": ("charlstm.errors", "CharLSTMError"),
     "ReportConfig": ("charlstm.config", "ReportConfig"),
     "write_report": ("charlstm.insight.report", "write_report"),

@@ -1,5 +1,5 @@
 """`charlstm --version`: the version, and the optional parts present, each found without importing
-it when it is not installed (charlstm.about)."""
+it when it is not installed (charlstm.cli.about)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from charlstm import __version__, about
+from charlstm import __version__
+from charlstm.cli import about
 
 from helpers import run_cli
 
@@ -41,7 +42,7 @@ def test_the_torch_line_counts_its_gpus():
 
 def test_a_part_not_installed_is_found_so_without_an_import():
     code = (
-        "import sys; from charlstm import about\n"
+        "import sys; from charlstm.cli import about\n"
         "assert about.installed('charlstm_no_such_part') is None\n"
         "assert about.installed('numpy') and 'numpy' not in sys.modules\n"
         "assert about.installed('torch') is None or 'torch' not in sys.modules\n"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from charlstm.inference.adapt import EPS, Adapter, adapted_params, evaluate_adaptive
-from charlstm.inference.evaluate import evaluate
+from charlstm.inference.loss import evaluate
 from charlstm.store import checkpoint
 
 from helpers import PANGRAMS, TINY_RUN, assert_clean_error, random_model, run_cli

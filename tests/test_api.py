@@ -246,7 +246,7 @@ def test_the_traceback_starts_at_the_front_door(tmp_path):
         charlstm.train(tmp_path / "nope.txt")
     frames = [f.filename for f in traceback.extract_tb(caught.value.__traceback__)]
     inside = [f for f in frames if str(ROOT / "charlstm") in f]
-    assert inside and all(f.endswith(("api/training.py", "api/model.py")) for f in inside), frames
+    assert inside and all(f.endswith(("api/fitting.py", "api/trained.py")) for f in inside), frames
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from charlstm.config import TrainConfig
 from charlstm.engines.numpy_engine import NumpyEngine
-from charlstm.inference.evaluate import evaluate
+from charlstm.inference.loss import evaluate
 from charlstm.nn import model
 from charlstm.nn.average import WeightAverage
 from charlstm.store import checkpoint

@@ -16,7 +16,7 @@ from charlstm.text.corpus import (
     stream_length,
     window,
 )
-from charlstm.text.textio import read_text
+from charlstm.text.reading import read_text
 
 
 def test_vocabulary_is_sorted_and_independent_of_order():

@@ -152,8 +152,8 @@ def test_a_torch_run_resumes_exactly_on_torch(tiny_corpus, tmp_path):
 
 
 def test_the_torch_engine_validates_as_evaluate_scores(tiny_corpus, tmp_path):
-    """The validation loss of a torch run is `charlstm.inference.evaluate` of its saved weights."""
-    from charlstm.inference.evaluate import evaluate
+    """The validation loss of a torch run is `charlstm.inference.loss` of its saved weights."""
+    from charlstm.inference.loss import evaluate
 
     corpus = load_corpus(tiny_corpus)
     cfg = TrainConfig(**dict(SMALL, dropout=0.0, max_steps=10, engine="torch"))
@@ -250,7 +250,7 @@ def test_the_torch_nets_masks_are_the_numpy_models(cell):
     scaled by 1 / (1 − p); window dropout: one (B, H) mask for every step of the window."""
     import torch
 
-    from charlstm.engines.torch_model import Net
+    from charlstm.engines.torch_net import Net
 
     config = ModelConfig(7, 8, 2, cell)
     x = torch.from_numpy(np.random.default_rng(0).integers(0, 7, (5, 3)))

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from charlstm.inference.evaluate import evaluate
+from charlstm.inference.loss import evaluate
 from charlstm.nn import model
 from charlstm.store import checkpoint
 from charlstm.text.corpus import num_windows, window

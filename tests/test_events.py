@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from charlstm.cli.ui import train_text
+from charlstm.cli.ui import wording as train_text
 from charlstm.training import events as ev
 from charlstm.training.jsonlog import JsonLog
 from charlstm.units import nats_to_bits

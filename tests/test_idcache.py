@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CorpusError, VocabularyError
-from charlstm.text import idcache, textio
+from charlstm.text import idcache, reading
 from charlstm.text.vocab import Vocab
 
 TEXT = "Grüße aus Köln! 世界は広い 🌊🐟\nΑβγ δέλτα — ещё раз.\n" * 50
@@ -17,13 +17,13 @@ TEXT = "Grüße aus Köln! 世界は広い 🌊🐟\nΑβγ δέλτα — ещ�
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 7 bytes, so multi-byte characters straddle chunk boundaries everywhere."""
-    monkeypatch.setattr(textio, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(reading, "CHUNK_BYTES", 7)
 
 
 def test_chunked_decoding_equals_whole_decoding(tmp_path, small_chunks):
     path = tmp_path / "u.txt"
     path.write_bytes(b"\xef\xbb\xbf" + TEXT.encode())
-    pieces = list(textio.decoded_chunks(path))
+    pieces = list(reading.decoded_chunks(path))
     assert len(pieces) > 100
     assert "".join(pieces) == TEXT  # the byte-order mark is dropped
 
@@ -34,13 +34,13 @@ def test_decode_error_offset_is_exact_across_chunks(tmp_path, small_chunks):
     path = tmp_path / "bad.txt"
     path.write_bytes(data[:bad] + b"\xff" + data[bad + 1 :])
     with pytest.raises(CorpusError, match=f"byte offset {bad};"):
-        list(textio.decoded_chunks(path))
+        list(reading.decoded_chunks(path))
     path.write_bytes(data + b"\xe4\xb8")  # a character cut off at the end of the file
     with pytest.raises(CorpusError, match=f"byte offset {len(data)};"):
-        list(textio.decoded_chunks(path))
+        list(reading.decoded_chunks(path))
     path.write_bytes(data[:500] + b"\x00" + data[500:])
     with pytest.raises(CorpusError, match="NUL byte at offset 500"):
-        list(textio.decoded_chunks(path))
+        list(reading.decoded_chunks(path))
 
 
 def test_cached_encoding_is_memory_mapped_and_reused(tmp_path, small_chunks):

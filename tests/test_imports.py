@@ -90,11 +90,12 @@ def importers_of(target: str) -> set[str]:
 
 # Which part may import which, besides itself. Parts are charlstm's subpackages (insight.probe stands
 # apart from the rest of insight: the probes are below inference, the views and the report above
-# training); `api` is the package's __init__ (the public names, imported lazily).
+# training); `package` is the package's __init__ (the public names, imported lazily), `api` the Python
+# front door (charlstm.train, load, Model) that it hands out.
 ARROWS: dict[str, set[str]] = {
     "errors": set(),
     "units": set(),
-    "config": {"errors", "nn"},  # only the cell registry (charlstm.nn.cells): the cells' names and help
+    "config": {"errors", "nn", "engines"},  # only the registries (nn.cells, engines.registry): names and help
     "text": {"errors", "config"},
     "nn": {"errors", "config"},
     "store": {"errors", "units", "config", "text", "nn"},
@@ -102,14 +103,16 @@ ARROWS: dict[str, set[str]] = {
     "inference": {"errors", "units", "config", "text", "nn", "store", "insight.probe"},
     "engines": {"errors", "units", "config", "text", "nn", "store", "inference"},
     "training": {"errors", "units", "config", "text", "nn", "store", "inference", "engines"},
-    "insight": {"api", "errors", "units", "config", "text", "nn", "store", "insight.probe", "training"},
-    "cli": {"api", "errors", "units", "config", "text", "nn", "store", "insight.probe", "inference", "engines"}
+    "insight": {"package", "errors", "units", "config", "text", "nn", "store", "insight.probe", "training"},
+    "cli": {"package", "errors", "units", "config", "text", "nn", "store", "insight.probe", "inference", "engines"}
     | {"training", "insight"},
-    "api": {"errors", "units", "config", "text", "nn", "store", "inference", "engines", "training", "insight"}
-    | {"cli"},
+    # the Python front door; it shows training through the CLI's display (only when not quiet)
+    "api": {"package", "errors", "units", "config", "text", "nn", "store", "inference", "engines", "training"}
+    | {"insight", "cli"},
+    "package": {"errors", "config", "text", "store", "inference", "training", "insight", "api"},
     "__main__": {"cli"},
 }
-ROOT_MODULES = {"charlstm": "api", "charlstm.__main__": "__main__"}
+ROOT_MODULES = {"charlstm": "package", "charlstm.__main__": "__main__"}
 
 
 def part_of(module: str) -> str:
@@ -137,7 +140,8 @@ def test_every_module_belongs_to_a_part_of_the_table():
 
 def test_every_arrow_is_one_the_table_allows():
     assert forbidden_arrows(graph()) == []
-    assert {n for n in graph()["charlstm.config"] if part_of(n) == "nn"} <= {"charlstm.nn.cells"}
+    registries = {"charlstm.nn.cells", "charlstm.engines.registry"}
+    assert {n for n in graph()["charlstm.config"] if part_of(n) in ("nn", "engines")} <= registries
 
 
 def test_the_table_check_catches_an_upward_arrow():
@@ -151,6 +155,31 @@ def test_the_root_holds_little_but_the_parts():
     errors and the one unit conversion; every other module lives in a part named for its job."""
     at_root = {m for m in MODULES if m.count(".") == 1 and not MODULES[m].name == "__init__.py"}
     assert at_root == {"charlstm.__main__", "charlstm.config", "charlstm.errors", "charlstm.units"}
+
+
+def module_names() -> list[str]:
+    """The name of every module and subpackage of charlstm (a package by its folder's name)."""
+    names = [p.stem for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"]
+    return names + [p.name for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__"]
+
+
+def confusable(a: str, b: str) -> bool:
+    """Two names a reader could take for one another: the same, one the other with a prefix or a
+    suffix (`run`/`runs`, `views`/`ui_views`, `eval`/`evaluate`), or plurals of one word."""
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    return len(short) > 2 and (long.startswith(short) or long.endswith(short))
+
+
+def test_no_two_modules_a_reader_could_confuse():
+    """The names are the map: no two modules or parts share a name or differ by a prefix, a suffix
+    or a plural, except the commands in cli/, each named as the command a person types."""
+    commands = {p.stem for p in (PACKAGE / "cli").glob("*.py")} & {"train", "sample", "eval", "report", "inspect"}
+    names = [n for n in module_names() if n not in commands]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if confusable(a, b)]
+    assert pairs == []
+    assert confusable("run", "runs") and confusable("views", "ui_views") and not confusable("nn", "rnn")
 
 
 def test_the_reader_sees_the_imports_it_should():
@@ -180,13 +209,17 @@ UI = {m for m in MODULES if m.startswith("charlstm.cli.ui.")}
 
 def test_typer_and_rich_each_have_one_door():
     """typer behind the command line (charlstm/cli/), rich behind the ui modules; the library
-    reaches neither, and nothing but the command line draws."""
+    reaches neither, and nothing but the command line draws — and the Python front door's training,
+    which shows progress with the CLI's own display (cli.ui.progress, when not quiet)."""
+    display = {"charlstm.api.fitting"}
     assert importers_of("typer") and importers_of("typer") <= CLI
     assert importers_of("rich") and importers_of("rich") <= UI
-    assert importers_of("charlstm.cli") <= {"charlstm.__main__"} | CLI
+    assert importers_of("charlstm.cli") <= {"charlstm.__main__"} | display | CLI
     for ui in UI:
-        assert importers_of(ui) <= CLI | UI, ui
-    assert importers_of("charlstm.insight.report") <= CLI | {
+        assert importers_of(ui) <= CLI | UI | (
+            display if ui in ("charlstm.cli.ui.progress", "charlstm.cli.ui.console") else set()
+        ), ui
+    assert importers_of("charlstm.insight.report") <= CLI | {"charlstm.api.trained"} | {
         m for m in MODULES if m.startswith("charlstm.insight.report")
     }
     assert importers_of("playwright") == set()  # a test dependency only
@@ -198,9 +231,9 @@ def test_torch_has_one_door_and_only_the_torch_engine_opens_it():
     (at run time too: tests/test_cli_engines.py hides torch and watches)."""
     assert importers_of("torch") == {
         "charlstm.engines.torch_engine",
-        "charlstm.engines.torch_model",
+        "charlstm.engines.torch_net",
         "charlstm.engines.distributed",
     }
     assert importers_of("charlstm.engines.torch_engine") == {"charlstm.engines"}
-    assert importers_of("charlstm.engines.torch_model") == {"charlstm.engines.torch_engine"}
+    assert importers_of("charlstm.engines.torch_net") == {"charlstm.engines.torch_engine"}
     assert importers_of("charlstm.engines.distributed") == {"charlstm.engines.torch_engine"}

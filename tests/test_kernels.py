@@ -377,15 +377,15 @@ def test_numba_lstm_step_equals_reference(numba_impl, K, H, N, dtype, ids):
     assert_close(ref_c, c_eq.T, dtype, factor=4 * K)
     assert_close(ref_z[-H:], h_eq.T, dtype, factor=4 * K)
     np.testing.assert_array_equal(ref_z[:-H], z[:-H])  # the input rows are untouched
-    from charlstm.nn.kernels import numba_lstm  # where lstm_step reads FUSED_MAX_N
+    from charlstm.nn.kernels import numba_lstm_math  # where lstm_step reads FUSED_MAX_N
 
-    for fused_max in (numba_lstm.FUSED_MAX_N, 0, 64):
+    for fused_max in (numba_lstm_math.FUSED_MAX_N, 0, 64):
         z2, c2 = z.copy(), c.copy()
-        saved, numba_lstm.FUSED_MAX_N = numba_lstm.FUSED_MAX_N, fused_max
+        saved, numba_lstm_math.FUSED_MAX_N = numba_lstm_math.FUSED_MAX_N, fused_max
         try:
             numba_impl.lstm_step(W, bias, rows, z2, c2, *scratch)
         finally:
-            numba_lstm.FUSED_MAX_N = saved
+            numba_lstm_math.FUSED_MAX_N = saved
         assert_close(z2, ref_z, dtype, factor=4 * K)
         assert_close(c2, ref_c, dtype, factor=4 * K)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from charlstm.errors import UsageError
-from charlstm.inference.evaluate import evaluate
+from charlstm.inference.loss import evaluate
 from charlstm.insight import probe
 from charlstm.insight.probe.finitediff import model_grads
 from charlstm.nn import model, stepping

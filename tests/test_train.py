@@ -9,7 +9,7 @@ import pytest
 
 from charlstm.config import TrainConfig
 from charlstm.errors import TrainingError, UsageError
-from charlstm.inference.evaluate import evaluate
+from charlstm.inference.loss import evaluate
 from charlstm.nn import model
 from charlstm.store import checkpoint
 from charlstm.text.corpus import load_corpus, split

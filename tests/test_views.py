@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charlstm.inference.evaluate import evaluate
+from charlstm.inference.loss import evaluate
 from charlstm.insight import probe
 from charlstm.store import checkpoint
 

@@ -14,7 +14,7 @@ The library's lower-level functions (`charlstm.plan_run`, `charlstm.sample`, ...
 were; this package only puts them behind one object. No NumPy until a function is called.
 """
 
-from charlstm.api.model import Model, Score, load
-from charlstm.api.training import train
+from charlstm.api.fitting import train
+from charlstm.api.trained import Model, Score, load
 
 __all__ = ["Model", "Score", "load", "train"]

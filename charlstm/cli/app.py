@@ -8,15 +8,15 @@ from typing import Annotated
 
 import typer
 
-from charlstm.cli.errors import run
 from charlstm.cli.eval import eval_
+from charlstm.cli.exits import run
 from charlstm.cli.help import plain_flags, plain_help
-from charlstm.cli.insight import VIEWS
 from charlstm.cli.inspect import inspect, runs
 from charlstm.cli.report import report
 from charlstm.cli.sample import sample
 from charlstm.cli.train import HELP as TRAIN_HELP
 from charlstm.cli.train import train
+from charlstm.cli.understanding import VIEWS
 
 app = typer.Typer(
     name="charlstm",
@@ -30,7 +30,7 @@ app = typer.Typer(
 def version_callback(value: bool) -> None:
     """--version: charlstm's version, and the optional parts present (numba; torch and its devices)."""
     if value:
-        from charlstm.about import describe
+        from charlstm.cli.about import describe
 
         typer.echo("\n".join(describe()))
         raise typer.Exit()

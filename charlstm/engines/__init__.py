@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from charlstm.config import ModelConfig, TrainConfig
-    from charlstm.inference.evaluate import Evaluation
+    from charlstm.inference.loss import Evaluation
     from charlstm.nn.kernels import Kernels
     from charlstm.store.checkpoint import Checkpoint
 
@@ -74,7 +74,7 @@ class Engine(Protocol):
 
     def evaluate(self, ids: np.ndarray, B: int, T: int) -> Evaluation:
         """The loss of the ids (N,) under the model (`model_numpy`'s weights) exactly as
-        `charlstm.inference.evaluate.evaluate` scores them."""
+        `charlstm.inference.loss.evaluate` scores them."""
 
     def params_numpy(self) -> dict[str, np.ndarray]:
         """The weights being trained as NumPy arrays under PyTorch's names (the engine's own

@@ -16,7 +16,7 @@ import numpy as np
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.engines.team import Solo
-from charlstm.inference.evaluate import Evaluation, evaluate
+from charlstm.inference.loss import Evaluation, evaluate
 from charlstm.nn import model, threads
 from charlstm.nn.average import WeightAverage
 from charlstm.nn.kernels import load as load_kernels

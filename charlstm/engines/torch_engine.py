@@ -33,9 +33,9 @@ from torch.nn import functional as F
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.engines.team import Solo, local_rank, world_size
-from charlstm.engines.torch_model import Average, Net, make_optimizer, parameter_names, recurrent_layer
+from charlstm.engines.torch_net import Average, Net, make_optimizer, parameter_names, recurrent_layer
 from charlstm.errors import UsageError
-from charlstm.inference.evaluate import Evaluation
+from charlstm.inference.loss import Evaluation
 from charlstm.nn import model, optim, threads
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import iter_windows, stream_length
@@ -186,7 +186,7 @@ class TorchEngine:
             self.average.update(self.params)
 
     def evaluate(self, ids: np.ndarray, B: int, T: int) -> Evaluation:
-        """As `charlstm.inference.evaluate.evaluate`: B streams (fewer for a short text), every window in
+        """As `charlstm.inference.loss.evaluate`: B streams (fewer for a short text), every window in
         order, the state carried; on this rank's module alone (rank 0 validates)."""
         B = max(1, min(B, len(ids) - 1))
         if stream_length(len(ids), B) < 1:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlstm.inference.evaluate import Evaluation
+from charlstm.inference.loss import Evaluation
 from charlstm.nn import model
 from charlstm.nn.model import ModelConfig
 from charlstm.text.corpus import iter_windows

@@ -19,12 +19,12 @@ from charlstm.config import EvalConfig, ReadConfig, SampleConfig
 from charlstm.errors import CorpusError, UsageError
 from charlstm.store import checkpoint as ckpt_io
 from charlstm.store.runs import find_latest
-from charlstm.text.textio import read_text
+from charlstm.text.reading import read_text
 from charlstm.text.vocab import Vocab, describe_chars
 
 if TYPE_CHECKING:
     from charlstm.inference.adapt import AdaptiveEvaluation
-    from charlstm.inference.evaluate import Evaluation
+    from charlstm.inference.loss import Evaluation
     from charlstm.insight import probe
     from charlstm.store.checkpoint import Checkpoint
 
@@ -159,7 +159,7 @@ def score_with(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Score:
     """`score_text` with a checkpoint already loaded from `path` (the Python API's `Model.evaluate`)."""
-    from charlstm.inference.evaluate import evaluate
+    from charlstm.inference.loss import evaluate
 
     text = read_text(text_file, read.encoding, read.errors)
     ids, unknown = ckpt.vocab.encode_known(text)

@@ -21,7 +21,7 @@ from charlstm.insight import probe
 from charlstm.store import checkpoint as ckpt_io
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.store.runs import find_latest
-from charlstm.text.textio import read_text
+from charlstm.text.reading import read_text
 
 Note = Callable[[str], None]
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from charlstm.errors import CorpusError, VocabularyError
 from charlstm.text.idcache import MAX_VOCAB, encode_file, release_pages, spool_stream, too_many_characters
-from charlstm.text.textio import read_text
+from charlstm.text.reading import read_text
 from charlstm.text.vocab import Vocab, describe_chars
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from charlstm.config import MAX_VOCAB
 from charlstm.config import cache_dir as default_cache_dir
 from charlstm.errors import CorpusError, VocabularyError
-from charlstm.text.textio import check_readable, decoded_chunks
+from charlstm.text.reading import check_readable, decoded_chunks
 from charlstm.text.vocab import Vocab, code_points, describe_chars
 
 CACHE_MIN_BYTES = 8 << 20

@@ -23,7 +23,7 @@ from charlstm.store import checkpoint as ckpt_io
 from charlstm.store import runs
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import Corpus, corpus_files, load_corpus, num_windows, prepare_source
-from charlstm.text.textio import check_readable
+from charlstm.text.reading import check_readable
 from charlstm.text.vocab import describe_chars
 
 MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses

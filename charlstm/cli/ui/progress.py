@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from charlstm.cli.ui import train_text as say
+from charlstm.cli.ui import wording as say
 from charlstm.cli.ui.console import fmt_duration, fmt_losses, fmt_rate, note, print_plain, warn
 from charlstm.training import events
 from charlstm.units import nats_to_bits

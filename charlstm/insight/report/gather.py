@@ -120,7 +120,7 @@ def gather(paths: list[Path], text_file: Path | None, cfg: ReportConfig) -> Repo
     found, skipped = find_runs(paths)
     text = None
     if text_file is not None:
-        from charlstm.text.textio import read_text
+        from charlstm.text.reading import read_text
 
         text = read_text(text_file)
     reports = []

@@ -1,7 +1,7 @@
 """The per-step LSTM gate math, the Adam update and a sampling step, in one of two implementations:
 
 - "numpy" (`numpy_ref`): plain NumPy, the readable reference, always there;
-- "numba" (`numba_impl`, which gathers `numba_lstm`, `numba_adam` and `numba_sampling`): the
+- "numba" (`numba_impl`, which gathers `numba_lstm_math`, `numba_adam` and `numba_sampling`): the
   same math fused into one compiled pass per kernel, when numba is installed
   (`pip install 'charlstm[fast]'`).
 
@@ -76,7 +76,7 @@ def compiled_on_disk() -> bool:
     if importlib.util.find_spec("numba") is None:
         return False
     folder = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba")
-    module, kernel = "numba_lstm", "_lstm_step_fused"
+    module, kernel = "numba_lstm_math", "_lstm_step_fused"
     try:
         # numba names an index file after the file, the function and the line of its first decorator
         lines = Path(__file__).with_name(f"{module}.py").read_text(encoding="utf-8").splitlines()

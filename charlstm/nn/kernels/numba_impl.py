@@ -1,7 +1,7 @@
 """The kernels of `numpy_ref`, compiled with numba — gathered here for `charlstm.nn.kernels.load`
 and `threads`, from the modules that compute them:
 
-    numba_lstm      the LSTM's gate math: training's forward and backward, sampling's fused step
+    numba_lstm_math the LSTM's gate math: training's forward and backward, sampling's fused step
     numba_adam      the Adam update
     numba_sampling  the head of a sampling step and the draw from the softmax
     numba_jit       what they share: compile options, the disk cache, the thread count
@@ -15,7 +15,7 @@ import numpy as np
 
 from charlstm.nn.kernels.numba_adam import adam_update
 from charlstm.nn.kernels.numba_jit import default_threads, get_threads, set_threads
-from charlstm.nn.kernels.numba_lstm import FUSED_MAX_N, lstm_backward_gates, lstm_forward_gates, lstm_step
+from charlstm.nn.kernels.numba_lstm_math import FUSED_MAX_N, lstm_backward_gates, lstm_forward_gates, lstm_step
 from charlstm.nn.kernels.numba_sampling import linear_step, softmax_draw
 
 __all__ = [

@@ -10,7 +10,7 @@ import numpy as np
 from numba import prange
 
 from charlstm.nn.kernels.numba_jit import REASSOC, get_threads, jit
-from charlstm.nn.kernels.numba_lstm import FUSED_MAX_N
+from charlstm.nn.kernels.numba_lstm_math import FUSED_MAX_N
 
 
 @jit(fastmath=REASSOC)

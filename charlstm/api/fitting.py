@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charlstm.api import keywords
-from charlstm.api.model import Model, front_door
+from charlstm.api.trained import Model, front_door
 from charlstm.config import DisplayConfig, ReadConfig
 from charlstm.errors import CharLSTMError, UsageError
 
