@@ -6,7 +6,7 @@ or a bad file is the same one-line CharLSTMError. Ctrl-C (in Jupyter: interrupti
 stops after the current step with a checkpoint, as in the terminal, and the model so far is
 returned; a second one aborts.
 
-The progress shown is the CLI's own display (`cli.ui.progress.TrainView`), fed the loop's events:
+The progress shown is the CLI's own display (`cli.ui.progress.train_view`), fed the loop's events:
 a live line in a terminal, plain lines elsewhere, and Rich's output cells in Jupyter. It is the
 one place where the library reaches the command line's drawing, an edge as the CLI is, and only
 when something is to be shown: with quiet=True neither it nor Rich is imported.
@@ -124,7 +124,7 @@ class _Shown:
             self.encoding.close()
             from charlstm.cli.ui import progress
 
-            self.view = progress.TrainView(self.console, False, self.display.log_every, plan.notes)
+            self.view = progress.train_view(self.console, False, self.display.log_every, plan.notes)
         self.log = JsonLog(log_json, self.display.log_every) if log_json else None
         self.log_path = log_json
 
