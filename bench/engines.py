@@ -21,6 +21,12 @@ depends on the machine (bench/README.md, "Engines"):
 - --quick: tiny configurations, a 2 MB corpus, 3 timed rounds: a smoke test of every path this
   machine has.
 
+Unattended: the JSON file is rewritten after every row, so a later failure loses nothing; every
+child process has a time limit, and a part that fails or times out is recorded as an error and
+the next part runs (the exit status is then 1). TF32 is as PyTorch has it by default (cuDNN's
+RNNs on, matmuls off) except inside the rows that say "TF32 off"; each configuration's engines
+are freed before the next one's are built.
+
 The runs across ranks are bench/engines_ddp.py's.
 """
 
@@ -39,12 +45,13 @@ import numpy as np
 
 import timing
 from corpus_scale import make_corpus
-from engines_ddp import bench_ddp, print_ddp, tf32, torchrun, train_steps
-from timing import ROOT, V, fmt, log
+from engines_ddp import bench_ddp, no_tf32, print_ddp, torchrun, train_steps
+from timing import ROOT, Results, V, fmt, free, log
 
 GPU_CONFIGS = [(L, H, B, 100) for L, H in ((2, 512), (3, 1024)) for B in (64, 128, 256)]
 QUICK_CONFIGS = [(1, 64, 16, 32), (2, 128, 32, 32)]
 TARGET_SEAM = 0.9  # torch engine / plain PyTorch loop, on the CPU
+CHILD_TIMEOUT = {True: 300, False: 1800}  # seconds a child process may take (--quick or not)
 
 
 # -------------------------------------------------------------------------------- one run's step
@@ -87,10 +94,9 @@ def chars_per_s(times: list[float], B: int, T: int) -> float:
 # ------------------------------------------------------------------------------------------ CPU
 
 
-def bench_cpu(torch, configs, reps: int, folder: Path) -> list[dict]:
+def bench_cpu(torch, configs, reps: int, folder: Path, res: Results) -> list[dict]:
     """The NumPy engine on each kernel path, the torch engine and the plain loop, alternately."""
     paths = [name for name in timing.KERNELS if name == "numpy" or timing.numba_available()]
-    rows = []
     for L, H, B, T in configs:
         log(f"cpu L={L} H={H} B={B} T={T} …")
         corpus = synthetic_corpus(folder, 21 * B * T)
@@ -106,8 +112,10 @@ def bench_cpu(torch, configs, reps: int, folder: Path) -> list[dict]:
         if torch is not None:
             row["engine/plain"] = round(row["torch engine"] / row["plain torch"], 3)
         row["step_ms"] = {name: [round(s * 1e3, 2) for s in t] for name, t in times.items()}
-        rows.append(row)
-    return rows
+        del fns
+        free(torch)
+        res.row("cpu", row)
+    return res["cpu"]
 
 
 # ------------------------------------------------------------------------------------------ GPU
@@ -135,19 +143,20 @@ def gpu_equivalence(torch) -> dict:
     """The torch engine on cuda:0 against the NumPy engine, TF32 off: every cell in float32 and
     float64 (losses relative, weights absolute), and bf16 against fp32 on the GPU."""
     from charlstm.config import CELL_NAMES
+    from charlstm.engines.torch_engine import bf16_capable
 
-    tf32(torch, False)
     out: dict = {}
     for cell in CELL_NAMES:
         log(f"gpu equivalence {cell} …")
         for name, dtype in (("fp32", np.float32), ("fp64", np.float64)):
             a, wa = engine_losses(cell, dtype, kernels="numpy")
-            b, wb = engine_losses(cell, dtype, engine="torch", device="cuda:0")
+            with no_tf32(torch):
+                b, wb = engine_losses(cell, dtype, engine="torch", device="cuda:0")
             out[f"{cell}.{name}"] = {
                 "max_rel_loss_diff": float(np.max(np.abs(a - b) / a)),
                 "max_abs_weight_diff": float(max(np.abs(wa[k] - wb[k]).max() for k in wa)),
             }
-    if torch.cuda.is_bf16_supported():
+    if bf16_capable(torch.device("cuda", 0)):  # TF32 as by default on both sides
         a, _ = engine_losses("lstm", np.float32, engine="torch", device="cuda:0")
         b, _ = engine_losses("lstm", np.float32, engine="torch", device="cuda:0", precision="bf16")
         out["lstm.bf16_vs_fp32"] = {
@@ -155,15 +164,15 @@ def gpu_equivalence(torch) -> dict:
             "last_fp32": float(a[-1]),
             "last_bf16": float(b[-1]),
         }
-    tf32(torch, True)
     return out
 
 
-def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
+def bench_gpu(torch, configs, reps: int, folder: Path, res: Results) -> dict:
     """On cuda:0 the torch engine in fp32 and bf16 and the plain loop, alternately, for every
     config; then fp32 on each GPU for the first config. TF32 as PyTorch has it by default."""
-    rows = []
-    bf16 = torch.cuda.is_bf16_supported()
+    from charlstm.engines.torch_engine import bf16_capable
+
+    bf16 = bf16_capable(torch.device("cuda", 0))
     for L, H, B, T in configs:
         log(f"gpu L={L} H={H} B={B} T={T} …")
         corpus = synthetic_corpus(folder, 21 * B * T)
@@ -179,8 +188,9 @@ def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
             **{k: round(chars_per_s(t, B, T), 1) for k, t in times.items()},
         }
         row["engine/plain"] = round(row["engine fp32"] / row["plain fp32"], 3)
-        rows.append(row)
-        torch.cuda.empty_cache()
+        del fns
+        free(torch)
+        res.row("gpu_configs", row)
     L, H, B, T = configs[0]
     corpus = synthetic_corpus(folder, 21 * B * T)
     each = {}
@@ -190,7 +200,11 @@ def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
             {"step": run_stepper(corpus, folder, L, H, B, T, engine="torch", device=f"cuda:{i}")}, reps, pause=0.0
         )
         each[f"cuda:{i} {torch.cuda.get_device_name(i)}"] = round(chars_per_s(times["step"], B, T), 1)
-    return {"configs": rows, "each_gpu": {"config": {"L": L, "H": H, "B": B, "T": T}, "chars_per_s": each}}
+        free(torch)
+    return {
+        "configs": res.pop("gpu_configs"),
+        "each_gpu": {"config": {"L": L, "H": H, "B": B, "T": T}, "chars_per_s": each},
+    }
 
 
 # ------------------------------------------------------------------------------- a large corpus
@@ -198,37 +212,11 @@ def bench_gpu(torch, configs, reps: int, folder: Path) -> dict:
 
 def train_command(corpus: Path, folder: Path, device: str, L: int, H: int, B: int, T: int, steps: int) -> list[str]:
     return [
-        "train",
-        str(corpus),
-        "--engine",
-        "torch",
-        "--device",
-        device,
-        "-L",
-        str(L),
-        "-H",
-        str(H),
-        "-B",
-        str(B),
-        "-T",
-        str(T),
-        "--max-steps",
-        str(steps),
-        "--val-fraction",
-        "0.001",
-        "--sample-length",
-        "0",
-        "--dropout",
-        "0",
-        "--log-every",
-        "10",
-        "--log-json",
-        str(folder / "log.jsonl"),
-        "--out",
-        str(folder / "m.safetensors"),
-        "--fresh",
-        "-q",
-    ]
+        "train", str(corpus), "--engine", "torch", "--device", device, "-L", str(L), "-H", str(H), "-B", str(B),
+        "-T", str(T), "--max-steps", str(steps), "--val-fraction", "0.001", "--sample-length", "0", "--dropout", "0",
+        "--log-every", "10", "--log-json", str(folder / "log.jsonl"), "--out", str(folder / "m.safetensors"),
+        "--fresh", "-q",
+    ]  # fmt: skip
 
 
 def read_log(folder: Path) -> dict:
@@ -246,7 +234,7 @@ def read_log(folder: Path) -> dict:
 
 
 def bench_corpus(
-    megabytes: int, folder: Path, device: str, nproc: int, L: int, H: int, B: int, T: int, steps: int
+    megabytes: int, folder: Path, device: str, nproc: int, L: int, H: int, B: int, T: int, steps: int, timeout: float
 ) -> dict:
     """A corpus of `megabytes` MB encoded once into the id cache (timed), then trained from it by
     `charlstm train` in one process and, with nproc > 1, by torchrun across nproc ranks."""
@@ -261,6 +249,7 @@ def bench_corpus(
         text=True,
         env=env,
         cwd=ROOT,
+        timeout=timeout,
     )
     assert first.returncode == 0, first.stderr
     result = {
@@ -276,6 +265,7 @@ def bench_corpus(
         text=True,
         env=env,
         cwd=ROOT,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr
     result["one_process"] = read_log(folder)
@@ -287,6 +277,7 @@ def bench_corpus(
             "charlstm",
             *train_command(corpus, folder, "cuda" if device.startswith("cuda") else device, L, H, nproc * B, T, steps),
             env={"CHARLSTM_CACHE": str(folder / "cache")},
+            timeout=timeout,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         result[f"{nproc}_ranks"] = read_log(folder)
@@ -348,56 +339,64 @@ def main() -> None:
     reps = 3 if args.quick else max(3, args.reps)
     torch = timing.try_torch()
     started = time.perf_counter()
-    res: dict = {
-        "commit": timing.git_commit(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "quick": args.quick,
-        "torch": torch.__version__ if torch else None,
-        "cores": os.cpu_count(),
-        "load_before": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-    }
+    res = Results(
+        args.out,
+        commit=timing.git_commit(),
+        time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        quick=args.quick,
+        torch=torch.__version__ if torch else None,
+        cores=os.cpu_count(),
+        load_before=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        res["cpu"] = bench_cpu(torch, QUICK_CONFIGS if args.quick else timing.CONFIGS, reps, folder)
-        print_cpu(res["cpu"])
+        if res.part("cpu", bench_cpu, torch, QUICK_CONFIGS if args.quick else timing.CONFIGS, reps, folder, res):
+            print_cpu(res["cpu"])
         if torch is None:
             log("torch is not installed: only the NumPy engine was measured (pip install -e '.[torch]')")
         else:
             run_torch_parts(torch, res, args.quick, reps, folder)
     res["seconds"] = round(time.perf_counter() - started, 1)
-    seam = [r["engine/plain"] for r in res["cpu"] if "engine/plain" in r]
+    res.flush()
+    seam = [r["engine/plain"] for r in res["cpu"] if "engine/plain" in r] if isinstance(res["cpu"], list) else []
     if seam:
         print(
             f"\ntarget: torch engine / plain loop on the CPU ≥ {TARGET_SEAM}: {'met' if min(seam) >= TARGET_SEAM else 'NOT met'} "
             f"(lowest {min(seam):.3f})"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\n{res['seconds']:.0f} s; results in {args.out}")
+    failed = [k for k, v in res.items() if isinstance(v, dict) and "error" in v]
+    print(f"\n{res['seconds']:.0f} s; results in {args.out}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    sys.exit(1 if failed else 0)
 
 
-def run_torch_parts(torch, res: dict, quick: bool, reps: int, folder: Path) -> None:
-    """DDP on the CPU; on a machine with GPUs, their equivalence, speed and DDP; a large corpus."""
+def run_torch_parts(torch, res: Results, quick: bool, reps: int, folder: Path) -> None:
+    """DDP on the CPU; on a machine with GPUs, their equivalence, speed and DDP; a large corpus.
+    Each part stored as soon as it is measured; a failed part is recorded and the next one runs."""
+    timeout = CHILD_TIMEOUT[quick]
     cpu_ddp = QUICK_CONFIGS[:1] if quick else [(2, 256, 64, 100)]
-    res["ddp_cpu"] = bench_ddp(torch, 2, "cpu", cpu_ddp, 10 if quick else 30, env={"OMP_NUM_THREADS": "1"})
-    print_ddp(res["ddp_cpu"])
+    if res.part("ddp_cpu", bench_ddp, torch, 2, "cpu", cpu_ddp, 10 if quick else 30, {"OMP_NUM_THREADS": "1"}):
+        print_ddp(res["ddp_cpu"])
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     res["gpus"] = gpus
     if gpus:
         configs = [(1, 128, 32, 32)] if quick else GPU_CONFIGS
-        res["gpu"] = bench_gpu(torch, configs, reps, folder)
-        res["gpu_equivalence"] = gpu_equivalence(torch)
-        print_gpu(res["gpu_equivalence"], res["gpu"])
+        res.part("gpu", bench_gpu, torch, configs, reps, folder, res)
+        free(torch)
+        res.part("gpu_equivalence", gpu_equivalence, torch)
+        free(torch)
+        if "error" not in res["gpu"] and "error" not in res["gpu_equivalence"]:
+            print_gpu(res["gpu_equivalence"], res["gpu"])
         if gpus > 1:
             per_rank = [(L, H, gpus * B, T) for L, H, B, T in configs]
-            res["ddp_gpu"] = bench_ddp(torch, gpus, "cuda", per_rank, 20 if quick else 50)
-            print_ddp(res["ddp_gpu"])
+            if res.part("ddp_gpu", bench_ddp, torch, gpus, "cuda", per_rank, 20 if quick else 50):
+                print_ddp(res["ddp_gpu"])
         else:
             log("one GPU: DDP across GPUs needs two or more")
     device, nproc = ("cuda:0", gpus) if gpus else ("cpu", 2)
     L, H, B, T = (1, 64, 16, 32) if quick else ((2, 512, 128, 100) if gpus else (2, 256, 64, 100))
-    res["corpus"] = bench_corpus(2 if quick else 100, folder, device, nproc, L, H, B, T, 40 if quick else 300)
-    print_corpus(res["corpus"])
+    size, steps = (2, 40) if quick else (100, 300)
+    if res.part("corpus", bench_corpus, size, folder, device, nproc, L, H, B, T, steps, timeout):
+        print_corpus(res["corpus"])
 
 
 if __name__ == "__main__":

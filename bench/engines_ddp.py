@@ -11,7 +11,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -120,10 +121,16 @@ def one_process_losses(device: str, L: int, H: int, B: int, T: int, steps: int) 
     return train_steps(torch_engine(device, L, H, B, T, steps), B, T, steps)[0]
 
 
-def tf32(torch, allowed: bool) -> None:
-    """TF32 in cuDNN's RNNs (on by default from Ampere on) and in matmuls: off where exactness is checked."""
-    torch.backends.cudnn.allow_tf32 = allowed
-    torch.backends.cuda.matmul.allow_tf32 = allowed
+@contextmanager
+def no_tf32(torch) -> Iterator[None]:
+    """TF32 off in cuDNN's RNNs (on by PyTorch's default from Ampere on) and in matmuls (off by
+    default) where exactness is checked; both flags as they were afterwards."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def bench_ddp(torch, nproc: int, device: str, configs, steps: int, env: dict | None = None) -> dict:
@@ -132,9 +139,8 @@ def bench_ddp(torch, nproc: int, device: str, configs, steps: int, env: dict | N
     L, H, B, T = configs[0]
     log(f"ddp ×{nproc} on {device}: equivalence …")
     ranks = ddp(nproc, device, L, H, B, T, 30, {**(env or {}), "NVIDIA_TF32_OVERRIDE": "0"})
-    tf32(torch, False)
-    one = one_process_losses("cuda:0" if device == "cuda" else device, L, H, B, T, 30)
-    tf32(torch, True)
+    with no_tf32(torch):
+        one = one_process_losses("cuda:0" if device == "cuda" else device, L, H, B, T, 30)
     rel = float(np.max(np.abs(np.array(ranks["losses"]) - one) / np.abs(one)))
     result = {
         "ranks": nproc,

@@ -4,6 +4,8 @@ them alternately, a GEMM probe, and the FLOPs a training character costs."""
 
 from __future__ import annotations
 
+import gc
+import json
 import subprocess
 import sys
 import time
@@ -159,3 +161,41 @@ def gemm_probe(n: int = 2048):
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
     out = np.empty((n, n), np.float32)
     return lambda: np.matmul(a, b, out=out), 2 * n**3
+
+
+class Results(dict):
+    """The results, rewritten to `path` (atomically) whenever a row or part is added."""
+
+    def __init__(self, path: Path, **first) -> None:
+        super().__init__(first)
+        self.path = path
+        self.flush()
+
+    def flush(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(self.path)
+
+    def row(self, key: str, row: dict) -> None:
+        self.setdefault(key, []).append(row)
+        self.flush()
+
+    def part(self, key: str, measure, *args) -> dict | None:
+        """`measure(*args)` stored under `key`; a failure (a child timed out, a GPU error) is
+        stored as {"error": …} and the run goes on."""
+        try:
+            self[key] = measure(*args)
+        except Exception as e:  # noqa: BLE001 - unattended: record it, measure the rest
+            log(f"{key}: FAILED: {type(e).__name__}: {str(e)[-2000:]}")
+            rows = self.get(key) if isinstance(self.get(key), list) else []  # those measured before it failed
+            self[key] = {"error": f"{type(e).__name__}: {str(e)[-2000:]}", "rows": rows}
+        self.flush()
+        return None if "error" in self[key] else self[key]
+
+
+def free(torch) -> None:
+    """Let go of the engines just measured before the next are built (GPU memory included)."""
+    gc.collect()
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

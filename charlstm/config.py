@@ -192,7 +192,7 @@ class TrainConfig:
     )
     engine: str = _opt("numpy", _engines_help)
     device: str = _opt("auto", "The torch engine's device: auto (a CUDA GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps.")
-    precision: str = _opt("fp32", "The torch engine's arithmetic: fp32, or bf16 (autocast, on CUDA GPUs that have it).")
+    precision: str = _opt("fp32", "The torch engine's arithmetic: fp32, or bf16 (CUDA GPUs of compute capability 8.0 on; refused on MPS and the CPU): the output layer in bfloat16 while training, the recurrent layers, validation and weights float32.")
     threads: int | None = _opt(
         None,
         "Threads of the BLAS and numba kernels, fixed for the run.",

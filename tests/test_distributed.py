@@ -56,12 +56,16 @@ def torchrun(*args: str, cwd) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_two_ranks_compute_what_one_process_computes(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("weight_drop", [0.0, 0.5], ids=["plain", "weight-drop"])
+def test_two_ranks_compute_what_one_process_computes(tiny_corpus, tmp_path, weight_drop):
+    """With weight drop too: every rank draws the W_hh masks one process draws (a shared generator)."""
     proc = torchrun(
         "train",
         str(tiny_corpus),
         *MODEL,
         *TORCH,
+        "--weight-drop",
+        str(weight_drop),
         "--max-steps",
         "30",
         "--log-every",
@@ -84,6 +88,7 @@ def test_two_ranks_compute_what_one_process_computes(tiny_corpus, tmp_path):
         "seq_len": 16,
         "sample_length": 0,
         "dropout": 0.0,
+        "weight_drop": weight_drop,
         "max_steps": 30,
         "engine": "torch",
         "device": "cpu",

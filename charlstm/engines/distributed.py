@@ -25,7 +25,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-TIMEOUT = datetime.timedelta(hours=1)  # rank 0 may validate a large split while the others wait
+TIMEOUT = datetime.timedelta(hours=1)  # rank 0 may validate a large split while the others wait (gloo)
+NCCL_TIMEOUT = datetime.timedelta(minutes=10)  # the gradients: ranks meet there in the same step; a hang surfaces
 
 
 class Ranks:
@@ -36,7 +37,9 @@ class Ranks:
         cuda = device.type == "cuda"
         if cuda:
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT, device_id=device if cuda else None)
+        dist.init_process_group(
+            "nccl" if cuda else "gloo", timeout=NCCL_TIMEOUT if cuda else TIMEOUT, device_id=device if cuda else None
+        )  # on CUDA the waits while rank 0 validates are in the control group (gloo, TIMEOUT)
         self.device = device
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
         # None: the default group, gloo

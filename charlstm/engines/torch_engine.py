@@ -12,9 +12,15 @@ The same model as the NumPy engine's, so that a run computes the same losses on 
   formulas; their moments under the same names in checkpoints), clipping by the global norm;
 - the same windows: B contiguous streams, the state carried from window to window, detached.
 
-Dropout draws from the engine's own generator (seeded per rank), whose state the resume file
-keeps, so a torch run also resumes exactly on torch. With bf16 the model runs under CUDA autocast;
-the weights, gradients and optimiser stay float32. Importing this module imports torch (an
+Dropout draws from the engine's own generator (seeded per rank) and weight drop from one seeded
+alike on every rank; the resume file keeps both, so a torch run also resumes exactly on torch.
+With bf16 the head alone runs under autocast in training (`Net`: PyTorch's autocast would run
+cuDNN's recurrence in float16, unscaled); the recurrence, validation, weights, gradients and
+optimiser stay float32.
+
+On a GPU the engine is `late`: `queue_step` returns the step's loss and gradient norm still on
+their way (`Numbers`), and the training loop reads them one step later, after the next step is
+queued, so that the device never waits for the host between steps. Importing this module imports torch (an
 ImportError when it is missing: `engines` turns that into the advice to install it).
 """
 
@@ -23,7 +29,7 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -33,7 +39,7 @@ from torch.nn import functional as F
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.engines.team import Solo, local_rank, world_size
-from charlstm.engines.torch_net import Average, Net, make_optimizer, parameter_names, recurrent_layer
+from charlstm.engines.torch_net import Average, Net, Numbers, make_optimizer, parameter_names, recurrent_layer
 from charlstm.errors import UsageError
 from charlstm.inference.loss import Evaluation
 from charlstm.nn import model, optim, threads
@@ -42,6 +48,15 @@ from charlstm.text.corpus import iter_windows, stream_length
 
 TORCH_BUFFERS = {"momentum": "momentum_buffer"}  # optim.py's buffer names where torch.optim's differ
 DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+SHARED = 1 << 30  # in place of a rank in the seed of the generator every rank shares (weight drop)
+BF16_CAPABILITY = (8, 0)  # Ampere: the first GPUs that compute in bfloat16 rather than emulate it
+
+
+def bf16_capable(dev: torch.device) -> bool:
+    """Whether the CUDA GPU `dev` computes in bfloat16: compute capability ≥ 8.0, on that GPU.
+    (`torch.cuda.is_bf16_supported()` asks the current GPU, cuda:0 unless set, and by default
+    says yes where bfloat16 is only emulated, on V100 and T4, slower than fp32.)"""
+    return dev.type == "cuda" and tuple(torch.cuda.get_device_capability(dev)) >= BF16_CAPABILITY
 
 
 def check_device(device: str, precision: str, ranks: int = 1) -> torch.device:
@@ -53,16 +68,19 @@ def check_device(device: str, precision: str, ranks: int = 1) -> torch.device:
             raise UsageError(
                 f"--precision bf16 runs on CUDA GPUs (autocast), not on the {dev.type}; use --precision fp32"
             )
-        if not torch.cuda.is_bf16_supported():
+        if not bf16_capable(dev):
+            major, minor = torch.cuda.get_device_capability(dev)
             raise UsageError(
-                f"--precision bf16: {torch.cuda.get_device_name(dev)} cannot compute in bfloat16; use --precision fp32"
+                f"--precision bf16: {torch.cuda.get_device_name(dev)} ({dev}, compute capability {major}.{minor}) "
+                f"cannot compute in bfloat16, which needs 8.0 or newer; use --precision fp32"
             )
     return dev
 
 
 def resolve_device(device: str, ranks: int = 1) -> torch.device:
     """auto: the first CUDA GPU if there is one, else the CPU. Under torchrun (`ranks` > 1) each
-    rank takes the GPU of its LOCAL_RANK."""
+    rank takes GPU LOCAL_RANK mod the GPUs it sees: all of the machine's, or only its own where
+    each rank is given one (CUDA_VISIBLE_DEVICES per task, as SLURM's --gpus-per-task does)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
@@ -83,7 +101,7 @@ def resolve_device(device: str, ranks: int = 1) -> torch.device:
         raise UsageError(
             f"--device {device}: under torchrun each rank takes the GPU of its local rank; use --device cuda"
         )
-    index = local_rank() if ranks > 1 else int(device.partition(":")[2] or 0)
+    index = local_rank() % count if ranks > 1 else int(device.partition(":")[2] or 0)
     if index >= count:
         raise UsageError(f"--device cuda:{index}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
     return torch.device("cuda", index)
@@ -120,14 +138,11 @@ class TorchEngine:
             self.team = Ranks(self.device)
         share = cfg.batch_size // self.team.size
         self.columns = slice(self.team.rank * share, (self.team.rank + 1) * share)  # this rank's streams
-        self.generator = torch.Generator(self.device)
-        self.generator.manual_seed(_seed(cfg.seed, self.team.rank))
-        self.dtype = DTYPES[
-            np.dtype(dtype)
-        ]  # of the weights, the carried state and the loss (bf16 only inside autocast)
-        self.net = Net(config, model.Dropout(cfg.dropout, cfg.dropout_mask, cfg.weight_drop), self.generator).to(
-            self.device, self.dtype
-        )
+        self.generator = torch.Generator(self.device).manual_seed(_seed(cfg.seed, self.team.rank))
+        self.shared = torch.Generator(self.device).manual_seed(_seed(cfg.seed, SHARED))
+        self.dtype = DTYPES[np.dtype(dtype)]  # of the weights, the carried state and the loss
+        drop = model.Dropout(cfg.dropout, cfg.dropout_mask, cfg.weight_drop)
+        self.net = Net(config, drop, self.generator, self.shared, cfg.precision == "bf16").to(self.device, self.dtype)
         self.names = parameter_names(config)
         self.params = dict(self.net.named_parameters())
         with torch.no_grad():
@@ -138,15 +153,18 @@ class TorchEngine:
         self.average = Average(self.params, cfg.ema) if cfg.ema > 0 else None
         self.steps = 0  # updates applied: Adam's and RMSprop's bias-correction count, as optim.py keeps it
         self.numpy_rng = np.random.default_rng(cfg.seed).bit_generator.state  # kept for the NumPy engine
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
         self.kernels = None
+        self.late = self.device.type != "cpu"  # the loop reads each step's numbers one step later
+        self.drawn: tuple[torch.Tensor, torch.Tensor] | None = None  # the generators before an unapplied step
+        cuda = self.device.type == "cuda"
+        self.pinned = [torch.empty(2, dtype=self.dtype, pin_memory=True) for _ in range(2)] if cuda else []
 
     def describe(self) -> str:
         where = str(self.device)
         if self.device.type == "cuda":
             where += f" ({torch.cuda.get_device_name(self.device)})"
         extras = [f"{self.team.size} ranks"] if self.team.size > 1 else []
-        extras += ["bf16"] if self.cfg.precision == "bf16" else []
+        extras += ["bf16 head"] if self.cfg.precision == "bf16" else []
         return f"torch {torch.__version__.split('+')[0]} on {where}" + "".join(f", {e}" for e in extras)
 
     def thread_control(self) -> Callable[[], Callable[[int], None]] | None:
@@ -162,10 +180,18 @@ class TorchEngine:
     def forward_backward(
         self, x: np.ndarray, y: np.ndarray, state: tuple[torch.Tensor, ...]
     ) -> tuple[float, float, tuple[torch.Tensor, ...]]:
+        numbers, final = self.queue_step(x, y, state)
+        loss, norm = numbers.get()  # one wait for the device
+        return loss, norm, final
+
+    def queue_step(
+        self, x: np.ndarray, y: np.ndarray, state: tuple[torch.Tensor, ...]
+    ) -> tuple[Numbers, tuple[torch.Tensor, ...]]:
+        """`forward_backward` without waiting: its (loss, norm) on their way, and the final state."""
+        self.drawn = (self.generator.get_state(), self.shared.get_state())
         x, y = self._ids(x[:, self.columns]), self._ids(y[:, self.columns])
         self.net.train()
-        with self.autocast:
-            logits, final = self.model(x, state)
+        logits, final = self.model(x, state)
         loss = self._loss(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -174,10 +200,20 @@ class TorchEngine:
             self.params.values(), clip
         )  # the norm before clipping (DDP's averaged gradients: the same on every rank)
         mean = self.team.average(loss) if self.team.size > 1 else loss.detach()  # the loss of every rank's streams
-        loss_value, norm_value = torch.stack([mean.to(norm.dtype), norm]).tolist()  # one wait for the device
-        return loss_value, norm_value, tuple(s.detach().to(self.dtype) for s in final)  # bf16 back to fp32
+        values = torch.stack([mean, norm.to(mean.dtype)])  # (2,)
+        self.pinned.reverse()  # two buffers: the loop reads a step's numbers before it queues the next but one
+        return Numbers(values, self.pinned[0] if self.pinned else None), tuple(s.detach() for s in final)
+
+    def rewind(self) -> None:
+        """Forget the last `queue_step`, which will not be applied (it was computed from a step
+        that diverged): the generators draw again what it drew."""
+        if self.drawn is not None:
+            self.generator.set_state(self.drawn[0])
+            self.shared.set_state(self.drawn[1])
+            self.drawn = None
 
     def update(self, lr: float) -> None:
+        self.drawn = None
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.step()
@@ -192,14 +228,15 @@ class TorchEngine:
         if stream_length(len(ids), B) < 1:
             raise ValueError("evaluation needs at least two characters")
         state = self.zero_state(B)
-        total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
-        self.net.eval()
-        with torch.no_grad(), self.autocast, self._weights(self._model()):
+        sums, count = [], 0  # each window's summed loss, in the weights' dtype (MPS has no float64)
+        self.net.eval()  # the head in float32 too (bf16_head is for training)
+        with torch.no_grad(), self._weights(self._model()):
             for x, y in iter_windows(ids, B, T):
                 logits, state = self.net(self._ids(x), state)
-                total += self._loss(logits, self._ids(y), "none").sum(dtype=torch.float64)
+                sums.append(self._loss(logits, self._ids(y), "none").sum())
                 count += y.size
-        return Evaluation(total.item() / count, count)
+        total = np.sum(torch.stack(sums).cpu().numpy(), dtype=np.float64)  # totalled on the host
+        return Evaluation(float(total) / count, count)
 
     def params_numpy(self) -> dict[str, np.ndarray]:
         return {name: self.params[theirs].detach().cpu().numpy() for name, theirs in self.names.items()}
@@ -272,15 +309,15 @@ class TorchEngine:
             tensors.update(
                 {f"average.{name}": _numpy(self.average.sums[theirs]) for name, theirs in self.names.items()}
             )
-        generators = [self.generator.get_state()]
-        if self.team.size > 1:
-            generators = self.team.gather_bytes(generators[0])
+        mine, shared = self.drawn or (self.generator.get_state(), self.shared.get_state())  # the last applied step's
+        generators = self.team.gather_bytes(mine) if self.team.size > 1 else [mine]
         meta = {
             "optimizer_steps": self.steps,
             "rng": self.numpy_rng,
             "torch_rng": {
                 "device": self.device.type,
-                "states": [base64.b64encode(g.numpy().tobytes()).decode() for g in generators],
+                "states": [_b64(g) for g in generators],
+                "shared": _b64(shared),
             },
         }
         if self.average is not None:
@@ -330,15 +367,18 @@ class TorchEngine:
         self.average.weight = float(resume.train["average_weight"])
 
     def _load_generator(self, saved: Any, step: int) -> None:
-        states = saved.get("states") if isinstance(saved, dict) and saved.get("device") == self.device.type else None
+        """Both generators as saved, where the file has them for this device kind (and, for the
+        per-rank one, this number of ranks); else seeded by seed, rank (or SHARED) and step."""
+        here = isinstance(saved, dict) and saved.get("device") == self.device.type
+        states = saved.get("states") if here else None
         if isinstance(states, list) and len(states) == self.team.size:
-            raw = np.frombuffer(base64.b64decode(states[self.team.rank]), np.uint8).copy()
-            try:
-                self.generator.set_state(torch.from_numpy(raw))
-            except RuntimeError:  # not a generator state of this device kind: a damaged file
-                raise ValueError("torch_rng") from None
+            _set_state(self.generator, states[self.team.rank])
         else:
             self.generator.manual_seed(_seed(self.cfg.seed, self.team.rank, step))
+        if here and isinstance(saved.get("shared"), str):
+            _set_state(self.shared, saved["shared"])
+        else:
+            self.shared.manual_seed(_seed(self.cfg.seed, SHARED, step))
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """Cross-entropy (nats/char) of targets y (T, B) under logits (T, B, V), in the weights' dtype."""
@@ -372,6 +412,18 @@ def cpu_threads() -> Callable[[int], None]:
         numpy_set(n)
 
     return set_threads
+
+
+def _b64(state: torch.Tensor) -> str:
+    return base64.b64encode(state.numpy().tobytes()).decode()
+
+
+def _set_state(generator: torch.Generator, saved: str) -> None:
+    raw = np.frombuffer(base64.b64decode(saved), np.uint8).copy()
+    try:
+        generator.set_state(torch.from_numpy(raw))
+    except RuntimeError:  # not a generator state of this device kind: a damaged file
+        raise ValueError("torch_rng") from None
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

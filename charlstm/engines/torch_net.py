@@ -33,12 +33,27 @@ class Net(nn.Module):
     """model.py's model as PyTorch modules: `forward(x, state)` on ids x (T, B) from the state
     (one (L, B, H) tensor per name in the cell's STATE_NAMES) returns the logits (T, B, V) and the
     final state. Dropout (training only) is model.Dropout's — each layer's output, per step or per
-    window, and DropConnect on each W_hh — and draws from `generator`, which is no module state."""
+    window, from `generator` (one per rank: a rank's streams are its own), and DropConnect on each
+    W_hh from `shared` (seeded alike on every rank, so that K ranks drop what one process drops).
+    Neither generator is module state.
 
-    def __init__(self, config: ModelConfig, drop: model.Dropout, generator: torch.Generator) -> None:
+    `bf16_head`: in training the head (`nn.Linear`) runs under bfloat16 autocast; the recurrent
+    layers never do, nor does validation. (PyTorch's autocast runs cuDNN's LSTM/GRU/RNN in
+    float16 whatever dtype it is asked for — `_cudnn_rnn_cast_reflatten` — with no loss scale to
+    keep small gradients from underflowing.)"""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        drop: model.Dropout,
+        generator: torch.Generator,
+        shared: torch.Generator | None = None,
+        bf16_head: bool = False,
+    ) -> None:
         super().__init__()
         V, H = config.vocab_size, config.hidden_size
-        self.V, self.drop, self.generator = V, drop, generator
+        self.V, self.drop, self.generator, self.bf16_head = V, drop, generator, bf16_head
+        self.shared = shared if shared is not None else generator
         layer = recurrent_layer(config)
         self.layers = nn.ModuleList(layer(V if k == 0 else H, H) for k in range(config.num_layers))
         self.head = nn.Linear(H, V)
@@ -54,19 +69,28 @@ class Net(nn.Module):
             finals.append(final if isinstance(final, tuple) else (final,))
             if self.training and self.drop.p > 0:
                 inp = inp * self._mask(inp.shape if self.drop.mask == "step" else (1, *inp.shape[1:]), self.drop.p, inp)
-        return self.head(inp), tuple(torch.cat(s) for s in zip(*finals))
+        return self._head(inp), tuple(torch.cat(s) for s in zip(*finals))
+
+    def _head(self, inp: torch.Tensor) -> torch.Tensor:
+        """The logits (T, B, V) of the last layer's output (T, B, H): bf16 in training with `bf16_head`."""
+        if not (self.training and self.bf16_head):
+            return self.head(inp)
+        with torch.autocast(inp.device.type, dtype=torch.bfloat16):
+            return self.head(inp)
 
     def _recur(self, layer: nn.Module, inp: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """The layer over the window; with weight drop, on W_hh ⊙ mask (one (G, H) mask a window)."""
         if not (self.training and self.drop.weight_hh > 0):
             return layer(inp, state)
         W_hh = layer.weight_hh_l0
-        dropped = W_hh * self._mask(W_hh.shape, self.drop.weight_hh, W_hh)
+        dropped = W_hh * self._mask(W_hh.shape, self.drop.weight_hh, W_hh, self.shared)
         return torch.func.functional_call(layer, {"weight_hh_l0": dropped}, (inp, state))
 
-    def _mask(self, shape: Any, p: float, like: torch.Tensor) -> torch.Tensor:
+    def _mask(self, shape: Any, p: float, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Inverted dropout's mask: 1 / (1 − p) where kept (probability 1 − p), else 0."""
-        keep = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1.0 - p, generator=self.generator)
+        keep = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(
+            1.0 - p, generator=generator or self.generator
+        )
         return keep.div_(1.0 - p)
 
 
@@ -105,11 +129,31 @@ class Average:
 
     @torch.no_grad()
     def update(self, params: dict[str, nn.Parameter]) -> None:
-        for k, s in self.sums.items():
-            s.lerp_(params[k], 1.0 - self.decay)
+        torch._foreach_lerp_(list(self.sums.values()), [params[k] for k in self.sums], 1.0 - self.decay)
         self.weight = self.decay * self.weight + (1.0 - self.decay)
 
     def value(self, params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
         if self.weight == 0.0:
             return {k: p.detach() for k, p in params.items()}
         return {k: s / self.weight for k, s in self.sums.items()}
+
+
+class Numbers:
+    """A step's (loss, gradient norm), a (2,) tensor on the device, on its way to the host
+    without stopping the device's queue: on CUDA copied into the pinned buffer `host` behind an
+    event, so that `get` waits for this step alone, not for the steps queued after it."""
+
+    def __init__(self, values: torch.Tensor, host: torch.Tensor | None = None) -> None:
+        self.event: Any = None
+        if values.device.type == "cuda" and host is not None:
+            self.values = host.copy_(values, non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.values = values.detach()  # the CPU: already there; MPS: read (waiting) when asked
+
+    def get(self) -> tuple[float, float]:
+        if self.event is not None:
+            self.event.synchronize()
+        loss, norm = self.values.tolist()
+        return loss, norm

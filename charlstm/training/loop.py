@@ -26,6 +26,13 @@ Divergence policy (`recover`): a step whose loss or gradient norm is NaN/Inf, or
 optimiser state go back to the last good snapshot (taken at every checkpoint), the carried state is
 reset, and the learning rate is halved; after `MAX_RECOVERIES` such events in one run, training
 stops with a TrainingError and the last good checkpoint stays as it was.
+
+On a GPU the guard looks one step late (`_loop_late`, for an engine that is `late`): step n's
+update is queued before its loss is read, which happens once step n+1 is queued, so the device
+never idles while the host waits. A diverged step n then goes back to the same snapshot, with the
+same carried state, rate and generators, as the guard that looks at once: what step n's update
+and step n+1 changed is thrown away with it. Before anything that is not one more window — an
+epoch's end, the run's last step — the step's numbers are read first.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,6 +124,8 @@ def train_plan(
 
 def _loop(run: Run, should_stop: Callable[[], bool]) -> StopReason:
     """Step through windows until the run is done or stops; returns why it ended."""
+    if getattr(run.engine, "late", False):
+        return _loop_late(run, should_stop)
     p, cfg = run.progress, run.cfg
     while run.total_steps is None or p.step < run.total_steps:
         x, y = window(run.train_ids, cfg.batch_size, cfg.seq_len, p.window)
@@ -126,6 +136,62 @@ def _loop(run: Run, should_stop: Callable[[], bool]) -> StopReason:
         reason = _after_step(run, should_stop)
         if reason is not None:
             return reason
+    return _why_done(run)
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A step whose update is queued on the device before its loss and norm are read."""
+
+    numbers: Any  # the engine's Numbers: `get()` waits for (loss, norm)
+    lr: float
+    ratio: float
+    t0: float
+
+
+def _loop_late(run: Run, should_stop: Callable[[], bool]) -> str:
+    """`_loop` with the guard one step late (see the module's docstring); the same decisions."""
+    p, cfg = run.progress, run.cfg
+    queued: _Queued | None = None
+    while queued is not None or run.total_steps is None or p.step < run.total_steps:
+        ahead = p.window + 1 < run.steps_per_epoch and (run.total_steps is None or p.step + 1 < run.total_steps)
+        if queued is not None and not ahead:  # the queued step ends an epoch or the run: read it first
+            result, queued = _settle(run, queued), None
+            if not result.applied:
+                recover(run, result)
+            elif (reason := _after_step(run, should_stop)) is not None:
+                return reason
+            continue
+        x, y = window(run.train_ids, cfg.batch_size, cfg.seq_len, p.window + (queued is not None))
+        t0 = run.clock()
+        numbers, new_state = run.engine.queue_step(x, y, run.state)
+        if queued is not None:
+            result, queued = _settle(run, queued), None
+            if not result.applied:
+                run.engine.rewind()  # the step just queued came from the diverged one's weights
+                recover(run, result)
+                continue
+            if (reason := _after_step(run, should_stop)) is not None:
+                return reason
+        lr, ratio = _rate(run)
+        run.engine.update(lr)
+        run.state = new_state
+        queued = _Queued(numbers, lr, ratio, t0)
+    return _why_done(run)
+
+
+def _settle(run: Run, queued: _Queued) -> StepResult:
+    """Read a queued step's numbers: book and report it if sane; if not, `recover` undoes it."""
+    loss, norm = queued.numbers.get()
+    if not (loss <= run.loss_limit and math.isfinite(norm)):
+        return StepResult(loss, norm, queued.lr, applied=False)
+    _book(run, loss, norm, queued.lr, queued.ratio, queued.t0)
+    return StepResult(loss, norm, queued.lr, applied=True)
+
+
+def _why_done(run: Run) -> str:
+    """Why a run that reached its step limit ended: --max-steps, or its epochs completed."""
+    cfg, p = run.cfg, run.progress
     if (
         cfg.max_steps is not None
         and cfg.max_steps <= p.step
@@ -206,23 +272,32 @@ def train_step(run: Run, x: np.ndarray, y: np.ndarray) -> StepResult:
     The rate is decided after the backward pass, so that under a time budget the last update is
     the one at the floor (under torchrun: rank 0's rate, by its clock)."""
     t0 = run.clock()
-    p, cfg = run.progress, run.cfg
     loss, norm, new_state = run.engine.forward_backward(x, y, run.state)
-    ratio = advance_schedule(run)
-    if run.budget is not None:  # the rate follows a clock: every rank takes rank 0's
-        (ratio,), _ = run.engine.team.agree(lead=[ratio])
-    lr = cfg.lr * ratio * p.lr_scale
+    lr, ratio = _rate(run)
     if not (loss <= run.loss_limit and math.isfinite(norm)):  # also catches NaN
         return StepResult(loss, norm, lr, applied=False)
     run.engine.update(lr)
     run.state = new_state
-    p.count(loss, cfg.batch_size * cfg.seq_len)
+    _book(run, loss, norm, lr, ratio, t0)
+    return StepResult(loss, norm, lr, applied=True)
+
+
+def _rate(run: Run) -> tuple[float, float]:
+    """The learning rate of the next update, and its scheduled ratio to the peak (halvings apart)."""
+    ratio = advance_schedule(run)
+    if run.budget is not None:  # the rate follows a clock: every rank takes rank 0's
+        (ratio,), _ = run.engine.team.agree(lead=[ratio])
+    return run.cfg.lr * ratio * run.progress.lr_scale, ratio
+
+
+def _book(run: Run, loss: float, norm: float, lr: float, ratio: float, t0: float) -> None:
+    """Count an applied update and report its Step (started at `t0` on the run's clock)."""
+    p = run.progress
+    p.count(loss, run.cfg.batch_size * run.cfg.seq_len)
     p.schedule_ratio = ratio
-    result = StepResult(loss, norm, lr, applied=True)
     seconds = run.clock() - t0
-    reporting.report_step(run, result.loss, result.grad_norm, result.lr, seconds)
+    reporting.report_step(run, loss, norm, lr, seconds)
     run.tuner.after_step(seconds)  # may change the thread count of the next steps
-    return result
 
 
 def recover(run: Run, result: StepResult) -> None:
