@@ -62,7 +62,7 @@ def eval_(
         score = score_text(cfg, read, text_file, checkpoint, note, on_progress=progress)
     finally:
         progress.close()
-    record = _record(score, text_file)
+    record = _record(score, text_file, cfg.batch_size)
     if cfg.shows_text:
         record["surprisal"] = _surprisal(score, cfg.top, as_json)
     if as_json:
@@ -71,10 +71,13 @@ def eval_(
         ui_tables.eval_table(record, ui.make_console(stdout=True))
 
 
-def _record(score: Any, text_file: Path) -> dict[str, Any]:
-    """The score as `--json` prints it and the table shows it."""
+def _record(score: Any, text_file: Path, batch_size: int) -> dict[str, Any]:
+    """The score as `--json` prints it and the table shows it. Of the characters the model knows,
+    the layout leaves some unscored: the first (nothing comes before it) and the (N − 1) mod B
+    left over when the text is cut into B equal streams (`streams`, B ≤ N − 1)."""
     from charlstm.cli.ui.console import model_name
 
+    known = len(score.text) - score.unknown
     return {
         "checkpoint": str(score.path),
         "model": model_name(score.ckpt.config),
@@ -82,6 +85,8 @@ def _record(score: Any, text_file: Path) -> dict[str, Any]:
         "chars": len(score.text),
         "chars_evaluated": score.result.chars,
         "chars_outside_vocab": score.unknown,
+        "chars_not_scored": known - score.result.chars,
+        "streams": max(1, min(batch_size, known - 1)),
         "unknown_chars": score.ckpt.vocab.unknown(score.text) if score.unknown else [],
         "loss": score.result.loss,
         "bits_per_char": score.result.bits_per_char,

@@ -18,7 +18,7 @@ from charlstm.config import EvalConfig, ReadConfig, SampleConfig
 from charlstm.errors import CorpusError, UsageError
 from charlstm.store import checkpoint as ckpt_io
 from charlstm.store.runs import find_latest
-from charlstm.text.textio import read_text
+from charlstm.text.textio import check_text, read_text
 from charlstm.text.vocab import Vocab, describe_chars
 
 if TYPE_CHECKING:
@@ -114,6 +114,7 @@ def score_text(
     known), then after every window."""
     from charlstm.inference.evaluate import evaluate
 
+    check_text(text_file, f"to score a text with it: charlstm eval TEXT -c {text_file}")
     path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
     if checkpoint is None:

@@ -22,7 +22,7 @@ def started(run: Run, resumed: bool) -> Started:
     notes = () if resumed else size_notes(run.config, len(run.train_ids), run.cfg.dropout)  # said when the run began
     if run.total_steps is not None and p.step >= run.total_steps:
         notes += (
-            f"this run already did {p.step} of its {run.total_steps} steps; "
+            f"this run already did {p.step:,} of its {run.total_steps:,} steps; "
             f"pass a larger --epochs or --max-steps, or --max-minutes, to train on",
         )
     c = run.corpus
