@@ -36,6 +36,7 @@ from charlstm.text.corpus import Corpus, corpus_files, load_corpus, num_windows,
 from charlstm.text.textio import check_readable
 from charlstm.text.vocab import describe_chars
 from charlstm.training.jsonlog import LOG_HINT
+from charlstm.training.state import check_same_corpus
 
 MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses
 RESUME_FIXED = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")  # a resumed run keeps these
@@ -169,8 +170,15 @@ def _plan_resume(
         "; a resumed run keeps its model: drop the option, or leave out --resume to train a new model beside it",
     )
     cfg, changes = resume_config(ckpt, train_given)
-    check_steps_left(ckpt, cfg, train_given, resume_file)
+    if corpus_path is None:  # said before its text is read
+        check_steps_left(ckpt, cfg, train_given, resume_file)
     corpus = load(corpus_path or saved_source(ckpt), ckpt.vocab, val_fraction=cfg.val_fraction)
+    if corpus_path is not None:  # a text named again: another one is refused first (state.check_same_corpus)
+        try:
+            check_steps_left(ckpt, cfg, train_given, resume_file)
+        except NothingToDo:
+            check_same_corpus(ckpt, corpus)
+            raise
     notes = tuple(f"resuming with {c}" for c in changes)
     return RunPlan(corpus, ckpt.config, cfg, model_path, resume=ckpt, notes=notes)
 
