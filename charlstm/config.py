@@ -215,25 +215,37 @@ class TrainConfig:
             (self.seq_len >= 1, "--seq-len must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
-            (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
-            (self.engine in engines.names(), f"--engine must be one of {', '.join(engines.names())}"),
+            (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}, not {self.kernels!r}"),
+            (
+                self.engine in engines.names(),
+                f"--engine must be one of {', '.join(engines.names())}, not {self.engine!r}",
+            ),
             (
                 re.fullmatch(DEVICE_PATTERN, self.device) is not None,
-                "--device must be auto, cpu, cuda, cuda:N (N a number) or mps",
+                f"--device must be auto, cpu, cuda, cuda:N (N a number) or mps, not {self.device!r}",
             ),
-            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-            (self.optimizer in OPTIMIZER_NAMES, f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)}"),
+            (
+                self.precision in PRECISIONS,
+                f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}",
+            ),
+            (
+                self.optimizer in OPTIMIZER_NAMES,
+                f"--optimizer must be one of {', '.join(OPTIMIZER_NAMES)}, not {self.optimizer!r}",
+            ),
             (self.clip >= 0, "--clip must be >= 0 (0 disables clipping)"),
             (self.epochs is None or self.epochs >= 1, "--epochs must be at least 1"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
             (0 < self.val_fraction <= 0.5, "--val-fraction must be in (0, 0.5]"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
-            (self.dropout_mask in DROPOUT_MASKS, f"--dropout-mask must be one of {', '.join(DROPOUT_MASKS)}"),
+            (
+                self.dropout_mask in DROPOUT_MASKS,
+                f"--dropout-mask must be one of {', '.join(DROPOUT_MASKS)}, not {self.dropout_mask!r}",
+            ),
             (0 <= self.weight_drop < 1, "--weight-drop must be in [0, 1)"),
             (0 <= self.ema < 1, "--ema must be in [0, 1) (0 turns it off)"),
             (0 <= self.adam_beta1 < 1, "--adam-beta1 must be in [0, 1)"),
             (0 <= self.adam_beta2 < 1, "--adam-beta2 must be in [0, 1)"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}"),
             (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
@@ -355,7 +367,10 @@ class SampleConfig:
                 (self.top_k is None or self.top_k >= 1, "--top-k must be at least 1"),
                 (self.top_p is None or 0 < self.top_p <= 1, "--top-p must be in (0, 1]"),
                 (self.num_samples >= 1, "--num-samples must be at least 1"),
-                (self.kernels in KERNEL_NAMES, f"--kernels must be one of {', '.join(KERNEL_NAMES)}"),
+                (
+                    self.kernels in KERNEL_NAMES,
+                    f"--kernels must be one of {', '.join(KERNEL_NAMES)}, not {self.kernels!r}",
+                ),
                 (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
                 (self.stop != "", "--stop must not be empty"),
                 (self.seed_file is None or not self.seed, "give --seed or --seed-file, not both"),
@@ -391,7 +406,10 @@ class ViewConfig:
                 (self.top >= 1, "--top must be at least 1"),
                 (self.max_lag >= 0, "--max-lag must be >= 0"),
                 (self.positions >= 1, "--positions must be at least 1"),
-                (self.cell in (*cells.names(), "all"), f"--cell must be one of {', '.join(cells.names())} or all"),
+                (
+                    self.cell in (*cells.names(), "all"),
+                    f"--cell must be one of {', '.join(cells.names())} or all, not {self.cell!r}",
+                ),
             ]
         )
 

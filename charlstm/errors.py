@@ -31,3 +31,10 @@ class CheckpointError(CharLSTMError):
 
 class TrainingError(CharLSTMError):
     """Training that cannot go on (for example a loss that stays NaN after recovery)."""
+
+
+class NothingToDo(CharLSTMError):
+    """A command asked for nothing that is left to do (a resumed run already at its end): it says
+    so, and how to ask for more, and writes nothing. Not a failure: exit code 0."""
+
+    exit_code = 0

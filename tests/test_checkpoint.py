@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from charlstm.config import ModelConfig
-from charlstm.errors import CheckpointError
+from charlstm.errors import CheckpointError, UsageError
 from charlstm.nn.model import init_params
 from charlstm.store import checkpoint
 from charlstm.store.checkpoint import Checkpoint
@@ -65,9 +65,11 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
 
 def test_target_is_a_directory(tmp_path):
+    """Refused as bad usage (charlstm.store.write): nothing is written, the folder stays."""
     (tmp_path / "d.safetensors").mkdir()
-    with pytest.raises(CheckpointError, match="directory"):
+    with pytest.raises(UsageError, match="is a directory, not a file, so nothing was written"):
         checkpoint.save(make(), tmp_path / "d.safetensors")
+    assert (tmp_path / "d.safetensors").is_dir() and not list(tmp_path.glob(".*"))
 
 
 def _rewrite_header(data: bytes, edit) -> bytes:

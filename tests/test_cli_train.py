@@ -218,8 +218,10 @@ def test_resuming_a_finished_run_says_how_to_continue(tiny_corpus, tmp_path):
         run_cli("train", str(tiny_corpus), *FAST, "--epochs", "1", "--sample-length", "0", cwd=tmp_path).returncode == 0
     )
     resume = tmp_path / "checkpoints" / "tiny-1x32.resume.safetensors"
+    before = resume.read_bytes()
     again = run_cli("train", "--resume", str(resume), cwd=tmp_path)
-    assert again.returncode == 0 and "pass a larger --epochs" in again.stderr
+    assert again.returncode == 0 and "the end of its run" in again.stderr and "--epochs 2 or more" in again.stderr
+    assert resume.read_bytes() == before  # a run that trains nothing writes nothing
     more = run_cli("train", "--resume", str(resume), "--epochs", "2", cwd=tmp_path)
     assert more.returncode == 0 and "resuming with --epochs: 1 → 2" in more.stderr
     assert checkpoint.load(resume).train["epoch"] == 2

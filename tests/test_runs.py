@@ -103,7 +103,7 @@ def test_a_model_file_is_not_named_as_a_resume_file_or_a_snapshot(tmp_path, tiny
         with pytest.raises(UsageError, match=re.escape(f"--out {tmp_path / 'm.safetensors'}")):
             plan_run(tiny_corpus, {}, {}, out=tmp_path / name)
     (tmp_path / "d.resume.safetensors").mkdir()
-    with pytest.raises(CheckpointError, match="is a directory"):
+    with pytest.raises(UsageError, match="is a directory"):
         runs.check_model_path(tmp_path / "d.safetensors")
     runs.check_model_path(tmp_path / "m.safetensors")
 

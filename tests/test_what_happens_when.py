@@ -345,12 +345,28 @@ def test_disk_full_during_a_checkpoint_write(tmp_path, trained):
 
 
 def test_log_json_on_a_full_disk(tmp_path, tiny_corpus):
-    """/dev/full fails every write with ENOSPC, as a full disk does: the run stops after the step
-    with its checkpoints written, says so in one line, and can be resumed."""
-    result = run_cli("train", str(tiny_corpus), *FAST, "--epochs", "2", "--log-json", "/dev/full", cwd=tmp_path)
+    """A real failing write: the file-size limit (RLIMIT_FSIZE) makes the log's first write fail
+    (EFBIG), as a full disk makes it fail with ENOSPC (/dev/full itself is a device, refused
+    before the run: tests/test_writes.py). The run stops after the step with its checkpoints
+    written, says so in one line, and can be resumed."""
+    limit = 1 << 20  # the checkpoints fit; the log, almost full, takes no record more
+    (tmp_path / "log.jsonl").write_bytes(b"\n" * (limit - 16))
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        cli("train", str(tiny_corpus), *FAST, "--epochs", "2", "--log-json", "log.jsonl"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_disk,
+    )
     assert_ends_with_clean_error(
         result,
-        "cannot write --log-json /dev/full: no space left on device",
+        "cannot write --log-json log.jsonl: file too large",
         "training stopped at step 1 with its checkpoints written",
         "continue with: charlstm train --resume checkpoints/tiny-1x16.resume.safetensors",
         code=1,
@@ -360,9 +376,9 @@ def test_log_json_on_a_full_disk(tmp_path, tiny_corpus):
     )  # the summary
     resume = tmp_path / "checkpoints" / "tiny-1x16.resume.safetensors"
     assert checkpoint.load(resume).train["status"] == "interrupted"
-    again = run_cli("train", "--resume", str(resume), "--log-json", "log.jsonl", cwd=tmp_path)
+    again = run_cli("train", "--resume", str(resume), "--log-json", "log2.jsonl", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])["reason"] == "completed"
+    assert json.loads((tmp_path / "log2.jsonl").read_text().splitlines()[-1])["reason"] == "completed"
 
 
 def test_a_run_of_another_cell_or_shape_beside_an_earlier_run(tmp_path, tiny_corpus, trained):
@@ -390,9 +406,12 @@ def test_a_run_of_another_cell_or_shape_beside_an_earlier_run(tmp_path, tiny_cor
 
 
 def test_checkpoint_target_is_a_directory(tmp_path, tiny_corpus):
+    """Refused before training, as every path that is not a file is (tests/test_writes.py)."""
     (tmp_path / "out.safetensors").mkdir()
     result = run_cli("train", str(tiny_corpus), *FAST, "--out", "out.safetensors", cwd=tmp_path)
-    assert_clean_error(result, "is a directory", code=1)
+    assert_clean_error(result, "is a directory", "nothing was written", code=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.safetensors", "tiny.txt"]
+    assert not any((tmp_path / "out.safetensors").iterdir())
 
 
 # ----------------------------------------------------------------------------- process faults

@@ -79,11 +79,14 @@ def eval_(
 
 
 def _record(score: Any, text_file: Path, cfg: EvalConfig) -> dict[str, Any]:
-    """The score as `--json` prints it and the table shows it (with --adapt, the time it took
-    and the adaptive score under "adapt")."""
+    """The score as `--json` prints it and the table shows it (with --adapt, the time it took and the
+    adaptive score under "adapt"). Of the characters the model knows, the layout leaves some
+    unscored: the first (nothing comes before it) and the (N − 1) mod B left over when the text is
+    cut into B equal streams (`streams`, B ≤ N − 1)."""
     from charlstm.cli.ui.console import model_name
 
     adapt = {} if score.adaptive is None else {"seconds": score.seconds, "adapt": _adaptive_record(score, cfg)}
+    known, batch_size = len(score.text) - score.unknown, cfg.batch_size
     return {
         "checkpoint": str(score.path),
         "model": model_name(score.ckpt.config),
@@ -91,6 +94,8 @@ def _record(score: Any, text_file: Path, cfg: EvalConfig) -> dict[str, Any]:
         "chars": len(score.text),
         "chars_evaluated": score.result.chars,
         "chars_outside_vocab": score.unknown,
+        "chars_not_scored": known - score.result.chars,
+        "streams": max(1, min(batch_size, known - 1)),
         "unknown_chars": score.ckpt.vocab.unknown(score.text) if score.unknown else [],
         "loss": score.result.loss,
         "bits_per_char": score.result.bits_per_char,

@@ -4,6 +4,7 @@ name the option and end with a hint. Commands let errors rise; `run` handles the
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import typer
@@ -22,7 +23,12 @@ def run(command: Any, args: list[str]) -> int:
     except typer.Abort:
         return 1
     except CharLSTMError as exc:
-        say(str(exc))
+        if exc.exit_code == 0:  # nothing to do (NothingToDo): said, not an error
+            from charlstm.cli.ui import console as ui
+
+            ui.warn(ui.make_console(), str(exc))
+            return 0
+        say(with_help_hint(str(exc), exc.exit_code, command, args))
         return exc.exit_code
     except USAGE_ERROR as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `charlstm` alone: the help
@@ -31,6 +37,14 @@ def run(command: Any, args: list[str]) -> int:
         say(f"{usage_message(exc, args)}; see {command_path(command, args)} --help")
         return 2
     return code if isinstance(code, int) else 0
+
+
+def with_help_hint(message: str, code: int, command: Any, args: list[str]) -> str:
+    """A choice the library refused (`--kernels must be one of auto, numpy, numba, not 'numbaa'`)
+    ends as click's own choice errors do: `; see charlstm train --help`."""
+    if code == 2 and re.match(r"--[\w-]+ must be (one of|auto)", message) and "--help" not in message:
+        return f"{message}; see {command_path(command, args)} --help"
+    return message
 
 
 def say(message: str) -> None:

@@ -15,8 +15,6 @@ from typing import Any, TextIO
 
 import typer
 
-from charlstm.errors import UsageError
-
 
 def note(message: str) -> None:
     """A dim diagnostic line on stderr."""
@@ -40,7 +38,7 @@ def report_console() -> Iterator[Any]:
     ends the command quietly."""
     from charlstm.cli.ui import shading as ui_views
 
-    open_output(None)
+    utf8_stdout()
     try:
         yield ui_views.make_console()
         sys.stdout.flush()
@@ -48,16 +46,25 @@ def report_console() -> Iterator[Any]:
         quiet_broken_pipe()
 
 
-def open_output(path: Path | None) -> TextIO:
-    """The text stream for generated text: a UTF-8 file, or stdout (made UTF-8 if it is not)."""
+def utf8_stdout() -> TextIO:
+    """stdout, made UTF-8 if it is not."""
+    if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+        sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
+    return sys.stdout
+
+
+@contextmanager
+def output(path: Path | None) -> Iterator[TextIO]:
+    """The text stream for generated text: stdout (made UTF-8), or a UTF-8 file that takes the
+    place of the one at `path` when the block ends (`charlstm.store.write`: atomically, a link
+    followed, a device or folder refused)."""
     if path is None:
-        if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
-            sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
-        return sys.stdout
-    try:
-        return open(path, "w", encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"cannot write --output {path}: {e.strerror or e}") from None
+        yield utf8_stdout()
+        return
+    from charlstm.store import write
+
+    with write.replacing(path, "--output", text=True) as f:
+        yield f
 
 
 def quiet_broken_pipe() -> None:

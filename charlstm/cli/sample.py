@@ -3,14 +3,14 @@ its characters streamed to stdout (or --output) as they come; notes go to stderr
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
 
+from charlstm.cli import render
 from charlstm.cli.options import given, option
-from charlstm.cli.render import note, open_output, quiet_broken_pipe
+from charlstm.cli.render import note, quiet_broken_pipe
 from charlstm.config import SampleConfig
 
 
@@ -50,21 +50,27 @@ def sample(
     if stop is not None:
         options["stop"] = stop.replace("\\n", "\n").replace("\\t", "\t").replace("\\f", "\f")
     cfg = given(SampleConfig, **options)
-    out: TextIO | None = None
+    if output is not None:
+        from charlstm.store import write
+
+        write.target(output, "--output")  # a device or a folder is refused before the model is read
+    interrupted = False
     try:
         sampler = open_sampler(cfg, checkpoint, note)
-        out = open_output(output)
-        if cfg.num_samples == 1:
-            _write_one(out, sampler.prefix, sampler.steps)
-        else:
-            _write_all(out, sampler.prefix, sampler.steps, cfg.num_samples)
+        with render.output(output) as out:
+            try:
+                if cfg.num_samples == 1:
+                    _write_one(out, sampler.prefix, sampler.steps)
+                else:
+                    _write_all(out, sampler.prefix, sampler.steps, cfg.num_samples)
+            except KeyboardInterrupt:  # what was drawn so far is kept
+                interrupted = True
     except BrokenPipeError:
         quiet_broken_pipe()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    finally:
-        if out is not None and out is not sys.stdout:
-            out.close()
+    if interrupted:
+        raise typer.Exit(130)
     if output is not None:
         note(f"wrote {output}")
 

@@ -132,6 +132,7 @@ def _train(o: dict[str, Any]) -> None:
             corpus[0] if corpus and len(corpus) == 1 else corpus, _fields(ModelConfig, o), _fields(TrainConfig, o),
             resume=o["resume"], init_from=o["init_from"], fresh=o["fresh"], out=o["out"], encoding=read.encoding,
             errors=read.errors, max_vocab=read.max_vocab, on_progress=session.progress if session.leader else None,
+            log_json=o["log_json"],
         )
         session.start(plan, display, o["log_json"])
         with _StopFlag(session.console if session.leader else None) as stop:

@@ -19,7 +19,7 @@ from charlstm.config import EvalConfig, ReadConfig, SampleConfig
 from charlstm.errors import CorpusError, UsageError
 from charlstm.store import checkpoint as ckpt_io
 from charlstm.store.runs import find_latest
-from charlstm.text.reading import read_text
+from charlstm.text.reading import check_text, read_text
 from charlstm.text.vocab import Vocab, describe_chars
 
 if TYPE_CHECKING:
@@ -142,6 +142,7 @@ def score_text(
     """Score `text_file` as training scores its validation split: B streams, the state carried
     across windows. `on_progress(scored, to_score)` follows a long text: first (0, characters
     known), then after every window."""
+    check_text(text_file, f"to score a text with it: charlstm eval TEXT -c {text_file}")
     path = checkpoint or find_latest()
     ckpt = ckpt_io.load(path)
     if checkpoint is None:

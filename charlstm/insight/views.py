@@ -21,7 +21,7 @@ from charlstm.insight import probe
 from charlstm.store import checkpoint as ckpt_io
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.store.runs import find_latest
-from charlstm.text.reading import read_text
+from charlstm.text.reading import check_text, read_text
 
 Note = Callable[[str], None]
 
@@ -60,6 +60,13 @@ def view_input(checkpoint: Path | None, text_file: Path, max_chars: int, note: N
     return ViewInput(ckpt, tx)
 
 
+def check_text_first(text_file: Path, command: str) -> None:
+    """The text argument is a text (not a checkpoint given in its place, nor a compressed file),
+    checked before the checkpoint is looked for, so the advice names what to run."""
+    wants = " --unit N" if command == "neurons" else ""
+    check_text(text_file, f"to look into a text with it: charlstm {command} TEXT -c {text_file}{wants}")
+
+
 @dataclass(frozen=True)
 class Neurons:
     """`neurons`: one unit's values over the text (`unit`), or the units that track a feature
@@ -80,6 +87,7 @@ class Neurons:
 
 def neurons(cfg: ViewConfig, checkpoint: Path | None, text_file: Path, note: Note) -> Neurons:
     """Trace the text, then rank the units by |r| with `cfg.find`, or take unit `cfg.unit`."""
+    check_text_first(text_file, "neurons")
     if (cfg.unit is None) == (cfg.find is None):
         raise UsageError("give --unit N to show a unit, or --find FEATURE to rank units (not both)")
     view = view_input(checkpoint, text_file, cfg.max_chars, note)
@@ -125,6 +133,7 @@ def gates(
 ) -> tuple[ViewInput, list[probe.GateSaturation]]:
     """`gates`: how often each gate of each layer is shut or wide open over the text (with a note
     when what the cell counts is no gate: the vanilla RNN's h)."""
+    check_text_first(text_file, "gates")
     view = view_input(checkpoint, text_file, cfg.max_chars, note)
     if (stand_ins := probe.stand_ins(view.ckpt.config)) is not None:
         note(stand_ins)
@@ -135,6 +144,7 @@ def gradients(
     cfg: ViewConfig, checkpoints: list[Path | None], text_file: Path, note: Note
 ) -> list[tuple[Checkpoint, probe.GradientFlow]]:
     """`gradients`: the gradient flow of each model over the same text."""
+    check_text_first(text_file, "gradients")
     models = []
     for checkpoint in checkpoints:
         view = view_input(checkpoint, text_file, cfg.max_chars, note)

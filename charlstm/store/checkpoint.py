@@ -11,8 +11,9 @@
 `{k: v for k, v in load_file(path).items() if not k.startswith(("optim.", "state.", "average."))}` — or the
 whole file for a weights-only checkpoint — loads into `torch.nn.LSTM(V, H, L)` (or `nn.GRU`,
 `nn.RNN(..., nonlinearity="tanh")`) and
-`torch.nn.Linear(H, V)` by `load_state_dict`. Writing is atomic (a temporary file in the same
-folder, fsync, rename), so a crash never leaves a half-written checkpoint under the real name.
+`torch.nn.Linear(H, V)` by `load_state_dict`. Writing is atomic (`charlstm.store.write`: a
+temporary file in the same folder, fsync, rename), so a crash never leaves a half-written
+checkpoint under the real name.
 Loading parses and checks the header before touching the data, never unpickles anything, and turns
 every defect into a CheckpointError with a message that says what is wrong. A run's files — their
 names, the epoch snapshots, the lock while a run writes them, the runs of a folder — are
@@ -21,7 +22,6 @@ names, the epoch snapshots, the lock while a run writes them, the runs of a fold
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
@@ -36,6 +36,7 @@ import numpy as np
 from charlstm.config import ModelConfig
 from charlstm.errors import CharLSTMError, CheckpointError
 from charlstm.nn.model import param_shapes
+from charlstm.store import write
 from charlstm.text.vocab import Vocab
 
 FORMAT = "charlstm"
@@ -80,62 +81,15 @@ def to_bytes(ckpt: Checkpoint) -> bytes:
 
 
 def save(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
-    """Write `ckpt` to `path` atomically; the folder is created if needed. Returns the path."""
+    """Write `ckpt` to `path` atomically, through `charlstm.store.write` (a link is followed, a
+    device or folder refused); the folder is created if needed. Returns the path."""
     path = Path(path)
     try:
         data = to_bytes(ckpt)
     except ValueError as e:  # NaN in metadata, for example
         raise CheckpointError(f"cannot encode checkpoint: {e}") from None
-    write_atomic(path, data)
+    write.write_atomic(path, data, "checkpoint", CheckpointError, f"give a file name ending in {SUFFIX}")
     return path
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file beside `path`, fsync, then rename over `path`.
-
-    Either the old file or the complete new one is at `path` whatever happens; on any error the
-    temporary file is removed and a CheckpointError says what went wrong.
-    """
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory; give a file name ending in {SUFFIX}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CheckpointError(f"cannot create folder {path.parent}: {e.strerror or e}") from None
-    _remove_stale_temporaries(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise CheckpointError(
-            f"cannot write checkpoint {path}: {e.strerror or e}; the previous file there is unchanged"
-        ) from None
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass  # some file systems cannot fsync a directory; the rename itself is atomic
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete temporary files that a killed writer (kill -9, power loss) left beside `path`."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            pid = int(tmp.name[len(path.name) + 2 : -len(".tmp")])
-            os.kill(pid, 0)  # still running: leave it alone
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (ValueError, PermissionError, OSError):
-            pass
 
 
 def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], dict[str, str]]:

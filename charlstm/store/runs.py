@@ -20,6 +20,7 @@ from typing import Any
 
 from charlstm.config import ModelConfig, TrainConfig, default_of
 from charlstm.errors import CheckpointError, UsageError
+from charlstm.store import write
 from charlstm.store.checkpoint import SUFFIX, read_metadata
 from charlstm.text.corpus import source_name
 from charlstm.units import nats_to_bits
@@ -60,12 +61,13 @@ def is_snapshot(path: Path) -> bool:
     return path.name.endswith(SUFFIX) and not path.name.endswith(RESUME_SUFFIX) and model_file(path) != path
 
 
-def check_model_path(path: Path) -> None:
-    """A model file's name leaves room for its run's other files: no folder there or at its
-    resume file's place, and not itself the name of a resume file or a snapshot."""
+def check_model_path(path: Path, what: str = "--out") -> None:
+    """A model file's name leaves room for its run's other files: not itself the name of a
+    resume file or a snapshot, and neither it nor its resume file a directory, a device, a FIFO
+    or a socket (`charlstm.store.write.target`; UsageError), so a run is refused before it
+    starts. `what`: the option that named it ("" for a default path)."""
     for target in (path, resume_file(path)):
-        if target.is_dir():
-            raise CheckpointError(f"{target}: is a directory; pass --out with a file name ending in {SUFFIX}")
+        write.target(target, what if target == path else "", f"pass --out with a file name ending in {SUFFIX}")
     if path.name.endswith(RESUME_SUFFIX) or is_snapshot(path):
         raise UsageError(
             f"{path} is the name of a run's resume file or epoch snapshot; give the model file's name, "
@@ -117,6 +119,7 @@ class Lock:
 
     def __init__(self, path: Path) -> None:
         self.path = path.with_name(f".{path.name}.lock")
+        self.files = (path, resume_file(path))
         self.fd: int | None = None
 
     def __enter__(self) -> Lock:
@@ -125,16 +128,21 @@ class Lock:
             os.close(fd)
             fd = self._acquire()
         self.fd = fd
-        probe = self.path.with_name(f"{self.path.name}.{os.getpid()}.probe")
-        try:  # fail now, not after an epoch of training, if checkpoints cannot be written here
+        # fail now, not after an epoch of training, if checkpoints cannot be written: beside the
+        # lock, and beside the files that links among the run's files lead to
+        folder = self.path.parent
+        try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
-            probe.write_bytes(b"")
-            probe.unlink()
+            for folder in dict.fromkeys([self.path.parent, *(write.target(f).parent for f in self.files)]):
+                if folder.is_dir():  # a link's folder not there yet: the first save makes it, or says why not
+                    probe = folder / f"{self.path.name}.{os.getpid()}.probe"
+                    probe.write_bytes(b"")
+                    probe.unlink()
         except OSError as e:
             self.__exit__()
             raise CheckpointError(
-                f"cannot write checkpoints in {self.path.parent}: {e.strerror or e}; "
+                f"cannot write checkpoints in {folder}: {e.strerror or e}; "
                 f"check the folder's permissions, or pass a different --out"
             ) from None
         return self
@@ -161,6 +169,27 @@ class Lock:
                 f"wait for it to finish, or pass a different --out"
             ) from None
         return fd
+
+    @staticmethod
+    def holder(model_path: Path) -> str | None:
+        """The pid (as the lock file says it) of the run that holds the lock of the run at
+        `model_path` now, or None if no run holds it. Looks without waiting, and without
+        creating the lock file."""
+        import fcntl
+
+        try:
+            fd = os.open(model_path.with_name(f".{model_path.name}.lock"), os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     def _still_there(self, fd: int) -> bool:
         try:

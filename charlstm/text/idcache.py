@@ -12,7 +12,6 @@ Cache folder: $CHARLSTM_CACHE, else $XDG_CACHE_HOME/charlstm, else ~/.cache/char
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import mmap
@@ -25,7 +24,8 @@ import numpy as np
 
 from charlstm.config import MAX_VOCAB
 from charlstm.config import cache_dir as default_cache_dir
-from charlstm.errors import CorpusError, VocabularyError
+from charlstm.errors import CharLSTMError, CorpusError, UsageError, VocabularyError
+from charlstm.store import write
 from charlstm.text.reading import check_readable, decoded_chunks
 from charlstm.text.vocab import Vocab, code_points, describe_chars
 
@@ -201,28 +201,23 @@ def _open_cached(folder: Path, stem: str) -> tuple[Vocab, np.ndarray] | None:
         return None
 
 
+class _Unwritable(CharLSTMError):
+    """The id cache cannot be written here; the ids stay in memory."""
+
+
 def _store(folder: Path, stem: str, vocab: Vocab, make_chunks: Callable) -> np.ndarray:
     """Write the ids from `make_chunks()` to the cache atomically and return them memory-mapped.
     If the cache cannot be written (read-only, disk full), the ids are kept in memory instead:
     slower to start next time, but this run goes on."""
     ids_path, meta_path = folder / f"{stem}.ids", folder / f"{stem}.json"
-    tmp = folder / f".{stem}.{os.getpid()}.tmp"
-    meta_tmp = folder / f".{stem}.json.{os.getpid()}.tmp"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         n = 0
-        with open(tmp, "wb") as f:
+        with write.replacing(ids_path, "the id cache", error=_Unwritable) as f:
             for ids in make_chunks():
                 f.write(ids.tobytes())
                 n += len(ids)
-            f.flush()
-            os.fsync(f.fileno())
-        meta_tmp.write_text(json.dumps({"format": FORMAT, "vocab": list(vocab.chars), "length": n}), encoding="utf-8")
-        os.replace(tmp, ids_path)
-        os.replace(meta_tmp, meta_path)
-    except OSError:
-        for leftover in (tmp, meta_tmp):
-            with contextlib.suppress(OSError):
-                leftover.unlink(missing_ok=True)
+        meta = json.dumps({"format": FORMAT, "vocab": list(vocab.chars), "length": n})
+        write.write_atomic(meta_path, meta.encode("utf-8"), "the id cache", _Unwritable)
+    except (_Unwritable, UsageError):  # a folder there, a full disk: kept in memory instead
         return np.concatenate(list(make_chunks()))
     return map_ids(ids_path, vocab.dtype, n)

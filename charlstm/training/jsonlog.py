@@ -2,7 +2,8 @@
 
 A header, then `step`, `epoch` and `end` records; README.md ("--log-json") has the schema. A log
 that cannot be written (a full disk) does not raise: it keeps the reason in `failed`, and the
-caller stops the run after the current step, with its checkpoints, as Ctrl-C does.
+caller stops the run after the current step, with its checkpoints, as Ctrl-C does. A directory,
+device, FIFO or socket is refused (`charlstm.store.write`), a link followed to its file.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from charlstm.errors import UsageError
+from charlstm.store import write
 from charlstm.training import events as ev
 from charlstm.units import nats_to_bits
+
+LOG_HINT = "give the path of a file to append the log to"
 
 
 class JsonLog:
@@ -24,10 +27,7 @@ class JsonLog:
     schema is in README.md ("--log-json")."""
 
     def __init__(self, path: Path, every: int) -> None:
-        try:
-            self.file = open(path, "a", encoding="utf-8")
-        except OSError as e:
-            raise UsageError(f"cannot open --log-json file {path}: {e.strerror or e}") from None
+        self.file = write.open_append(path, "--log-json", LOG_HINT)  # a device or a folder: refused
         self.every = every
         self.val: dict[str, float] = {}
         self.failed: str | None = None  # why the log could not be written; nothing more is written then

@@ -69,7 +69,7 @@ from charlstm.training.events import (
 )
 from charlstm.training.plan import RunPlan, saved_config, windows_per_epoch
 from charlstm.training.schedule import advance_schedule, deadline, new_end, start_segment
-from charlstm.training.state import Progress, Run, corpus_fingerprint, restore, to_checkpoint
+from charlstm.training.state import Progress, Run, check_same_corpus, corpus_fingerprint, restore, to_checkpoint
 
 MAX_RECOVERIES = 4
 RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corpus already read
@@ -220,11 +220,8 @@ def start_run(
     steps_per_epoch = windows_per_epoch(len(train_ids), cfg.batch_size, cfg.seq_len)
     total_steps = cfg.step_limit(steps_per_epoch)
     fingerprint = corpus_fingerprint(corpus)
-    if resume is not None and fingerprint["sha256"] != resume.train.get("corpus", {}).get("sha256"):
-        raise UsageError(
-            f"{corpus.path} is not the text this run was trained on; to train on new text, start a "
-            f"new run from its weights with --init-from"
-        )
+    if resume is not None:
+        check_same_corpus(resume, corpus, fingerprint)
     source = resume or init
     engine = engines.make_engine(config, cfg, source.params if source else model.init_params(config, cfg.seed))
     tell = on_event if engine.team.leader else _ignore

@@ -17,14 +17,16 @@ from typing import Any
 
 from charlstm import engines
 from charlstm.config import AUTO_MIN_STEPS, LIMITS, MAX_VOCAB, ModelConfig, ReadConfig, TrainConfig, default_of, flag
-from charlstm.errors import UsageError
+from charlstm.errors import CheckpointError, NothingToDo, UsageError
 from charlstm.nn.model import num_params
 from charlstm.store import checkpoint as ckpt_io
-from charlstm.store import runs
+from charlstm.store import runs, write
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import Corpus, corpus_files, load_corpus, num_windows, prepare_source
 from charlstm.text.reading import check_readable
 from charlstm.text.vocab import describe_chars
+from charlstm.training.jsonlog import LOG_HINT
+from charlstm.training.state import check_same_corpus
 
 MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses
 RESUME_FIXED = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")  # a resumed run keeps these
@@ -60,11 +62,14 @@ def plan_run(
     errors: str = "strict",
     max_vocab: int = MAX_VOCAB,
     on_progress: Callable[[str, int, int], None] | None = None,
+    log_json: Path | None = None,
 ) -> RunPlan:
     """Decide how to train and load the corpus: a text file, a folder of .txt files, several
     files, or a stream (copied into the cache first). Overrides are config fields the user chose
     (None values are ignored, as options not given). Cheap checks come first, so a bad option
-    fails before a large corpus is read."""
+    fails before a large corpus is read: among them, the files the run will write (its
+    checkpoints, `log_json`) must be files, new or to replace, not a device or a folder
+    (`charlstm.store.write`). A resumed run with no step left to do raises NothingToDo."""
     given, corpus_path = corpus_path, prepare_source(corpus_path) if corpus_path else None
     model_given = _given(model_overrides)
     train_given = _given(train_overrides)
@@ -72,6 +77,8 @@ def plan_run(
     _check_options(corpus_path, model_given, train_given, resume, init_from, fresh)
     if out is not None:
         runs.check_model_path(out)
+    if log_json is not None:
+        write.target(log_json, "--log-json", LOG_HINT)
     load = partial(load_corpus, encoding=encoding, errors=errors, on_progress=on_progress, max_vocab=max_vocab)
     if resume is not None:
         plan = _plan_resume(corpus_path, resume, model_given, train_given, out, load)
@@ -130,6 +137,14 @@ def _plan_resume(
             f"with --init-from {resume}, or continue its run with --resume {runs.resume_file(resume)}"
         )
     resume_file = runs.resume_file(resume)
+    model_path = out or runs.model_file(resume_file)
+    runs.check_model_path(model_path, "--out" if out else "")
+    holder = runs.Lock.holder(runs.model_file(resume_file))
+    if holder is not None and not resume_file.exists():
+        raise CheckpointError(
+            f"{resume_file} is not written yet: another charlstm train (pid {holder}) is starting this run and "
+            f"writes it at its first checkpoint; wait for that run to finish, then resume it"
+        )
     ckpt = ckpt_io.load(resume_file)
     check_same_shape(
         ckpt.config,
@@ -138,10 +153,37 @@ def _plan_resume(
         "; a resumed run keeps its model: drop the option, or leave out --resume to train a new model beside it",
     )
     cfg, changes = resume_config(ckpt, train_given)
+    if corpus_path is None:  # said before its text is read
+        check_steps_left(ckpt, cfg, train_given, resume_file)
     corpus = load(corpus_path or saved_source(ckpt), ckpt.vocab, val_fraction=cfg.val_fraction)
-    model_path = out or runs.model_file(resume_file)
+    if corpus_path is not None:  # a text named again: another one is refused first (state.check_same_corpus)
+        try:
+            check_steps_left(ckpt, cfg, train_given, resume_file)
+        except NothingToDo:
+            check_same_corpus(ckpt, corpus)
+            raise
     notes = tuple(f"resuming with {c}" for c in changes)
     return RunPlan(corpus, ckpt.config, cfg, model_path, resume=ckpt, notes=notes)
+
+
+def check_steps_left(ckpt: Checkpoint, cfg: TrainConfig, given: dict[str, Any], path: Path) -> None:
+    """A resumed run that is already at its end (the saved one, or the one given) would train no
+    step: NothingToDo, saying how to give it a later end, before anything is read or written."""
+    step, per_epoch = int(ckpt.train.get("step", 0)), int(ckpt.train.get("steps_per_epoch") or 0)
+    end = cfg.step_limit(per_epoch) if per_epoch else None
+    if end is None or step < end:
+        return
+    if any(k in given for k in LIMITS):
+        why = f"the end you gave ({', '.join(f'{flag(k)} {given[k]:g}' for k in LIMITS if k in given)}) is behind it"
+    elif saved_config(ckpt).epochs is None and saved_config(ckpt).max_steps is None:
+        why = "where its time budget (--max-minutes, which counts one run only) ended it"
+    else:
+        why = f"the end of its run ({end:,} steps)"
+    raise NothingToDo(
+        f"{path} is at step {step:,}, {why}: there is no step to train, and nothing was written; to train on, "
+        f"give a later end: --max-minutes M, --epochs {step // per_epoch + 1} or more, or --max-steps "
+        f"{step + 1:,} or more"
+    )
 
 
 def _plan_new(
@@ -163,6 +205,7 @@ def _plan_new(
             init.config, model_given, "--init-from's", "; --init-from keeps the checkpoint's model: drop the option"
         )
     model_path = out or runs.default_model_path(corpus_path, init.config.to_dict() if init else model_given)
+    runs.check_model_path(model_path, "--out" if out else "")
     existing = runs.resume_file(model_path)
     if existing.exists() and not fresh:
         raise UsageError(
@@ -237,10 +280,11 @@ def resume_config(resume: Checkpoint, overrides: dict[str, Any]) -> tuple[TrainC
     limits = resume_limits(saved, overrides, int(resume.train.get("step", 0)))
     machine = {"threads": overrides.get("threads")}  # this machine's now, never kept
     cfg = TrainConfig(**{**asdict(saved), **overrides, **limits, **machine})
+    unsaid = ("max_minutes", "threads", *(() if any(k in overrides for k in LIMITS) else LIMITS))
     changes = [
         f"{flag(key)}: {_shown(getattr(saved, key))} → {_shown(getattr(cfg, key))}"
         for key in TrainConfig.__dataclass_fields__
-        if key not in ("max_minutes", "threads") and getattr(cfg, key) != getattr(saved, key)
+        if key not in unsaid and getattr(cfg, key) != getattr(saved, key)
     ]
     return cfg, changes
 

@@ -201,6 +201,17 @@ def restore(resume: Checkpoint, engine: Engine, config: ModelConfig, B: int) -> 
     return progress, state
 
 
+def check_same_corpus(resume: Checkpoint, corpus: Corpus, fingerprint: dict[str, Any] | None = None) -> None:
+    """A resumed run goes on with the text it was trained on (its `corpus_fingerprint`, or the
+    one given, already made): another text is a UsageError that says how to train on it."""
+    fingerprint = fingerprint or corpus_fingerprint(corpus)
+    if fingerprint["sha256"] != resume.train.get("corpus", {}).get("sha256"):
+        raise UsageError(
+            f"{corpus.path} is not the text this run was trained on; to train on new text, start a "
+            f"new run from its weights with --init-from"
+        )
+
+
 def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
     """What identifies a corpus for resuming: its length in characters and a hash of its file,
     or of every file's name and bytes for a corpus of several. Files are read in chunks rather

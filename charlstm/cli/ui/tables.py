@@ -146,6 +146,9 @@ def eval_table(report: dict[str, Any], console: Console) -> None:
     table.add_row("bits per char", f"{report['bits_per_char']:.4f}")
     table.add_row("perplexity", f"{report['perplexity']:.3f}")
     table.add_row("characters scored", f"{report['chars_evaluated']:,} of {report['chars']:,}")
+    left = report["chars_not_scored"]
+    if left:
+        table.add_row("not scored", f"{left:,} (see below)")
     if report["chars_outside_vocab"]:
         from charlstm.text.vocab import describe_chars
 
@@ -156,6 +159,14 @@ def eval_table(report: dict[str, Any], console: Console) -> None:
     if "adapt" in report:
         _adaptive_rows(table, report)
     print_plain(console, table)
+    if left:
+        rest = (
+            f" and the last {left - 1:,}, left over when the text is cut into {report['streams']:,} equal streams "
+            f"(--batch-size)"
+            if left > 1
+            else ""
+        )
+        console.print(f"not scored: the first character (nothing comes before it){rest}", soft_wrap=True)
 
 
 def _adaptive_rows(table: Table, report: dict[str, Any]) -> None:

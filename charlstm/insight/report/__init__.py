@@ -14,8 +14,6 @@ print(written.path)
 
 from __future__ import annotations
 
-import os
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,8 +21,10 @@ from pathlib import Path
 from charlstm.config import ReportConfig
 from charlstm.errors import CharLSTMError
 from charlstm.insight.report.gather import Report, gather
+from charlstm.store import write
 
 SUFFIX = ".report.html"
+HTML_HINT = "give a file name ending in .html"
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ def write_report(
     from charlstm import __version__
     from charlstm.insight.report import page
 
+    if out is not None:
+        write.target(out, "--out", HTML_HINT)  # a device or a folder is refused before the work
     report = gather(paths, text_file, cfg)
     target = out or default_out(paths, report)
     names = [r.name for r in report.runs]
@@ -68,18 +70,8 @@ def default_out(paths: list[Path], report: Report) -> Path:
 
 
 def write_text(path: Path, data: bytes) -> None:
-    """Write through a temporary file and a rename, so a reader never sees half a page."""
-    if path.is_dir():
-        raise CharLSTMError(f"--out {path}: is a directory; give a file name ending in .html")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise CharLSTMError(f"cannot write the report {path}: {e.strerror or e}") from None
+    """Write the page atomically (`charlstm.store.write`), so a reader never sees half a page."""
+    write.write_atomic(path, data, "the report", CharLSTMError, HTML_HINT)
 
 
 __all__ = ["ReportConfig", "Written", "write_report"]
