@@ -142,7 +142,7 @@ def samples_pieces(k, vis, L: int, H: int, N: int) -> list[Piece]:
     draw = Piece("the draw (softmax, inverse CDF, uniforms)", whole(inner(drawer, "fast")))
     fused = False
     if k.name == "numba":
-        from charlstm.nn.kernels.numba_lstm import FUSED_MAX_N
+        from charlstm.nn.kernels.numba_impl import FUSED_MAX_N
 
         fused = N <= FUSED_MAX_N
     if fused:
