@@ -22,6 +22,9 @@ What is measured (see bench/README.md for the definitions):
   compared) against the limit of reading the weights once per character at the bandwidth of a
   copy or a sum of that size, with where a character's time goes; and charlstm with num_samples=16 against
   its GEMM limit (`--sampling`: this part alone);
+- where a step's time goes (bench/step_profile.py): a 2×256 training step as `charlstm train` runs
+  it by default (dropout 0.2, the average), and a step of 16 samples at 2×512, piece by piece,
+  on each kernel path (the 16-sample view only with `--sampling`);
 - peak RSS of training over the post-import baseline, beside the figure computed from the shapes,
   and the RSS drift over many steps;
 - `charlstm --help` wall time and the time to the first sampled character of `charlstm sample`.
@@ -40,6 +43,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from step_profile import bench_step_profile, print_step_profile
 
 from speed_process import bench_cli, bench_memory
 from speed_sampling import bench_sampling, print_sampling, sampling_targets
@@ -189,6 +193,7 @@ def print_report(res: dict) -> None:
             f"\nnumba kernels: first compile {cm['first_compile_s']:.2f} s (empty cache, numba import included), "
             f"cached load {cm['cached_load_s']:.2f} s"
         )
+    print_step_profile(res["step_profile"])
     print_sampling(res["sampling"], paths)
     print("\nmemory of a training step (peak RSS over the post-import baseline)")
     for m in res["memory"]:
@@ -286,12 +291,14 @@ def main() -> None:
     res["paths"] = paths
     if args.sampling:
         res["sampling"] = bench_sampling(torch, reps, paths)
+        res["step_profile"] = bench_step_profile(paths, training=False)
         res["load_after"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
         print(
             f"\ncharlstm {res['commit']}  numpy {res['numpy']}  torch {res['torch'] or 'absent'}  "
             f"load {res['load_before']} → {res['load_after']}"
         )
         print_sampling(res["sampling"], paths)
+        print_step_profile(res["step_profile"])
         for name, ok, detail in sampling_targets(res["sampling"], paths):
             print(f"  {'met    ' if ok else 'NOT met'}  {name}: {detail}")
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -301,6 +308,7 @@ def main() -> None:
     res["peak_gemm"] = peak_gemm_gflops()
     res["compile"] = bench_compile() if "numba" in paths else None
     res["training"] = bench_training(torch, reps, configs, paths)
+    res["step_profile"] = bench_step_profile(paths, steps=10 if args.quick else 20)
     res["sampling"] = bench_sampling(torch, reps, paths)
     res["memory"] = bench_memory(configs, steps=20 if args.quick else 40)
     res["cli"] = bench_cli(reps, "numba" in paths)
