@@ -43,10 +43,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from step_profile import bench_step_profile, print_step_profile
 
 from speed_process import bench_cli, bench_memory
 from speed_sampling import bench_sampling, print_sampling, sampling_targets
+from step_profile import bench_step_profile, print_step_profile
 from timing import (
     CONFIGS,
     KERNELS,

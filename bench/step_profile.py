@@ -44,8 +44,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from profile_pieces import Piece, attribute, inner, profiled, timed, via, visible, whole
 
+from profile_pieces import Piece, attribute, inner, profiled, timed, via, visible, whole
 from timing import CONFIGS, SAMPLE_MODEL, V, gemm_probe, log, numba_available
 
 SAMPLES, SAMPLE_LENGTH, SEED = 16, 400, "0123456789"
