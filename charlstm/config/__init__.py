@@ -46,7 +46,7 @@ from charlstm.config.commands import (
     ViewConfig,
     adapt_checks,
 )
-from charlstm.config.run import ModelConfig, TrainConfig
+from charlstm.config.recipe import ModelConfig, TrainConfig
 
 
 def __getattr__(name: str) -> Any:

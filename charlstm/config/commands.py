@@ -19,7 +19,7 @@ from charlstm.config.base import (
     quantities_help,
     quantity_default,
 )
-from charlstm.config.run import TrainConfig
+from charlstm.config.recipe import TrainConfig
 from charlstm.errors import UsageError
 from charlstm.nn import cells
 

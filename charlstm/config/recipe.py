@@ -116,7 +116,7 @@ class TrainConfig:
     )
     engine: str = opt("numpy", engines_help)
     device: str = opt("auto", "The torch engine's device: auto (a CUDA GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps.")
-    precision: str = opt("fp32", "The torch engine's arithmetic: fp32, or bf16 (CUDA GPUs of compute capability 8.0 on; refused on MPS and the CPU): the output layer in bfloat16 while training, the recurrent layers, validation and weights float32.")
+    precision: str = opt("fp32", "The torch engine's arithmetic: fp32, or bf16 (CUDA, capability ≥ 8.0): the output layer in bfloat16 while training; recurrences, validation, weights fp32.")
     threads: int | None = opt(
         None,
         "Threads of the BLAS and numba kernels, fixed for the run.",
