@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from charlstm.api import keywords
@@ -50,7 +51,8 @@ def front_door(function: F) -> F:
 def _warn(message: str) -> None:
     """A note as a warning, attributed to the user's line that called charlstm."""
     package = str(Path(__file__).resolve().parent.parent)
-    frame, level = sys._getframe(1), 2
+    frame: FrameType | None = sys._getframe(1)  # None: past the outermost frame
+    level = 2
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, stacklevel=level)

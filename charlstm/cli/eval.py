@@ -4,7 +4,7 @@ table or JSON, with --show the text coloured by surprisal before it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,7 +13,10 @@ from charlstm.cli.render import note, print_json, report_console
 from charlstm.config import ENCODING_ERRORS, EvalConfig, ReadConfig
 from charlstm.errors import UsageError
 
-Errors = choice("Errors", ENCODING_ERRORS)
+if TYPE_CHECKING:  # an Enum made at run time is no type to mypy; its members are str
+    Errors = str
+else:
+    Errors = choice("Errors", ENCODING_ERRORS)
 
 
 # a command's options, one a line as --help lists them: not reflowed by the formatter

@@ -5,13 +5,16 @@ name the option and end with a hint. Commands let errors rise; `run` handles the
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from charlstm.errors import CharLSTMError
 
-USAGE_ERROR = next(
+if TYPE_CHECKING:  # Typer 0.28 keeps its own click there, privately: for the type alone
+    from typer._click.exceptions import UsageError as ClickUsageError
+
+USAGE_ERROR: type[ClickUsageError] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
 )  # click's, wherever Typer keeps it
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,13 +29,22 @@ from charlstm.errors import CharLSTMError
 
 MODEL, OPTIM, DATA, OUTPUT, RUN = "Model", "Optimisation", "Data", "Output and display", "Run control"  # help panels
 
-Cell = choice("Cell", CELL_NAMES)
-Optimizer = choice("Optimizer", OPTIMIZER_NAMES)
-Schedule = choice("Schedule", SCHEDULES)
-DropoutMask = choice("DropoutMask", DROPOUT_MASKS)
-Errors = choice("Errors", ENCODING_ERRORS)
-EngineName = choice("EngineName", ENGINE_NAMES)
-Precision = choice("Precision", PRECISIONS)
+if TYPE_CHECKING:  # Enums made at run time are no types to mypy; their members are str
+    Cell = str
+    Optimizer = str
+    Schedule = str
+    DropoutMask = str
+    Errors = str
+    EngineName = str
+    Precision = str
+else:
+    Cell = choice("Cell", CELL_NAMES)
+    Optimizer = choice("Optimizer", OPTIMIZER_NAMES)
+    Schedule = choice("Schedule", SCHEDULES)
+    DropoutMask = choice("DropoutMask", DROPOUT_MASKS)
+    Errors = choice("Errors", ENCODING_ERRORS)
+    EngineName = choice("EngineName", ENGINE_NAMES)
+    Precision = choice("Precision", PRECISIONS)
 
 HELP = """Train a model on a text file, showing progress and a sample after every epoch.
 

@@ -51,6 +51,7 @@ def neurons(
     if n.feature is not None:
         with report_console() as console:
             return ui_views.find_view(console, text, cfg.find, n.feature, n.scores, n.values, n.sigmoid)
+    assert n.layer is not None and n.unit is not None  # without --find, `views.neurons` names one unit
     if as_json:
         return print_json(ui_views.neuron_record(text, n.layer, n.unit, n.what, n.values[0]))
     title = f"layer {n.layer} unit {n.unit} ({n.what}) of a {model_name(n.view.ckpt.config)}"
@@ -110,7 +111,7 @@ def gradients(
     from charlstm.insight import views
 
     cfg = given(ViewConfig, max_lag=max_lag, positions=positions, max_chars=max_chars)
-    models = views.gradients(cfg, list(checkpoints or [None]), text_file, note)
+    models = views.gradients(cfg, checkpoints or [None], text_file, note)
     if as_json:
         for ckpt, flow in models:
             print_json({"checkpoint": str(ckpt.path), "cell": ckpt.config.cell, "max_lag": cfg.max_lag, **ui_charts.gradients_record(flow)})

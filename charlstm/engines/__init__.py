@@ -29,7 +29,7 @@ checks `--engine` against `names()`, and the run asks `get(name)` for everything
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from charlstm.engines.registry import ENGINE_OPTIONS, EngineKind, get, kinds, names, register
 from charlstm.engines.team import Team, world_size
@@ -102,6 +102,27 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Let go of what the engine holds outside this process (a process group)."""
+
+
+class Pending(Protocol):
+    """A step's numbers on their way from the device."""
+
+    def get(self) -> tuple[float, float]:
+        """Wait for the step's (loss, gradient norm), and return them."""
+
+
+@runtime_checkable
+class LateGuard(Protocol):
+    """An engine that can queue a step before its numbers are read (the torch engine on a GPU):
+    the run's divergence guard then looks one step late (`training.loop`) where `late` is true."""
+
+    late: bool
+
+    def queue_step(self, x: np.ndarray, y: np.ndarray, state: State) -> tuple[Pending, State]:
+        """`Engine.forward_backward` without waiting: its (loss, norm) on their way, and the final state."""
+
+    def rewind(self) -> None:
+        """Forget the last `queue_step`, which will not be applied: the generators draw again what it drew."""
 
 
 def _numpy_engine() -> Any:
@@ -202,6 +223,8 @@ __all__ = [  # the registry's names, here too: `charlstm.engines.register(...)` 
     "ENGINE_OPTIONS",
     "Engine",
     "EngineKind",
+    "LateGuard",
+    "Pending",
     "State",
     "Team",
     "check",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from charlstm.config import ModelConfig, TrainConfig
-from charlstm.engines.team import Solo
+from charlstm.engines.team import Solo, Team
 from charlstm.inference.loss import Evaluation, evaluate
 from charlstm.nn import model, threads
 from charlstm.nn.average import WeightAverage
@@ -41,7 +41,7 @@ class NumpyEngine:
         self, config: ModelConfig, cfg: TrainConfig, params: dict[str, np.ndarray], dtype: Any = np.float32
     ) -> None:
         self.config, self.cfg, self.dtype = config, cfg, np.dtype(dtype)
-        self.team = Solo()
+        self.team: Team = Solo()
         self.params = {k: np.array(v, self.dtype) for k, v in params.items()}
         self.kernels = load_kernels(cfg.kernels)
         # compiles on the first run ever (~10 s, sampling's kernels too), then loads from disk

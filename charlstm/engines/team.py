@@ -12,10 +12,14 @@ from charlstm.errors import UsageError
 
 
 class Team(Protocol):
-    """The processes that train one run together: `size` ranks, this one `rank`."""
+    """The processes that train one run together: `size` ranks, this one `rank` (read-only: `Solo`
+    is frozen; `distributed.Ranks` learns them from its process group)."""
 
-    rank: int
-    size: int
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
 
     @property
     def leader(self) -> bool:

@@ -30,7 +30,7 @@ import base64
 import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,13 +38,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from charlstm.config import ModelConfig, TrainConfig
-from charlstm.engines.team import Solo, local_rank, world_size
+from charlstm.engines.team import Solo, Team, local_rank, world_size
 from charlstm.engines.torch_net import Average, Net, Numbers, make_optimizer, parameter_names, recurrent_layer
 from charlstm.errors import UsageError
 from charlstm.inference.loss import Evaluation
 from charlstm.nn import model, optim, threads
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import iter_windows, stream_length
+
+if TYPE_CHECKING:
+    from charlstm.engines.distributed import Ranks
 
 TORCH_BUFFERS = {"momentum": "momentum_buffer"}  # optim.py's buffer names where torch.optim's differ
 DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -131,11 +134,12 @@ class TorchEngine:
             torch.set_num_threads(cfg.threads)
         K = world_size()
         self.device = check_device(cfg.device, cfg.precision, K)
-        self.team = Solo()
+        self.ranks: Ranks | None = None  # the process group under torchrun (the team, and what else it does)
         if K > 1:
             from charlstm.engines.distributed import Ranks
 
-            self.team = Ranks(self.device)
+            self.ranks = Ranks(self.device)
+        self.team: Team = self.ranks or Solo()
         share = cfg.batch_size // self.team.size
         self.columns = slice(self.team.rank * share, (self.team.rank + 1) * share)  # this rank's streams
         self.generator = torch.Generator(self.device).manual_seed(_seed(cfg.seed, self.team.rank))
@@ -148,7 +152,7 @@ class TorchEngine:
         with torch.no_grad():
             for name, theirs in self.names.items():
                 self.params[theirs].copy_(torch.from_numpy(np.asarray(params[name])))
-        self.model = self.net if self.team.size == 1 else self.team.wrap(self.net)
+        self.model = self.net if self.ranks is None else self.ranks.wrap(self.net)
         self.optimizer = make_optimizer(cfg.optimizer, list(self.params.values()), (cfg.adam_beta1, cfg.adam_beta2))
         self.average = Average(self.params, cfg.ema) if cfg.ema > 0 else None
         self.steps = 0  # updates applied: Adam's and RMSprop's bias-correction count, as optim.py keeps it
@@ -189,17 +193,17 @@ class TorchEngine:
     ) -> tuple[Numbers, tuple[torch.Tensor, ...]]:
         """`forward_backward` without waiting: its (loss, norm) on their way, and the final state."""
         self.drawn = (self.generator.get_state(), self.shared.get_state())
-        x, y = self._ids(x[:, self.columns]), self._ids(y[:, self.columns])
+        inputs, targets = self._ids(x[:, self.columns]), self._ids(y[:, self.columns])
         self.net.train()
-        logits, final = self.model(x, state)
-        loss = self._loss(logits, y)
+        logits, final = self.model(inputs, state)
+        loss = self._loss(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.cfg.clip if self.cfg.clip > 0 else float("inf")
         norm = nn.utils.clip_grad_norm_(
             self.params.values(), clip
         )  # the norm before clipping (DDP's averaged gradients: the same on every rank)
-        mean = self.team.average(loss) if self.team.size > 1 else loss.detach()  # the loss of every rank's streams
+        mean = loss.detach() if self.ranks is None else self.ranks.average(loss)  # the loss of every rank's streams
         values = torch.stack([mean, norm.to(mean.dtype)])  # (2,)
         self.pinned.reverse()  # two buffers: the loop reads a step's numbers before it queues the next but one
         return Numbers(values, self.pinned[0] if self.pinned else None), tuple(s.detach() for s in final)
@@ -304,13 +308,13 @@ class TorchEngine:
                 )  # none before the first update
                 tensors[f"optim.{buffer}.{name}"] = _numpy(moment if moment is not None else torch.zeros_like(p))
         for name, s in zip(model.state_names(self.config), state):
-            tensors[f"state.{name}"] = _numpy(self.team.gather_streams(s) if self.team.size > 1 else s)
+            tensors[f"state.{name}"] = _numpy(s if self.ranks is None else self.ranks.gather_streams(s))
         if self.average is not None:
             tensors.update(
                 {f"average.{name}": _numpy(self.average.sums[theirs]) for name, theirs in self.names.items()}
             )
         mine, shared = self.drawn or (self.generator.get_state(), self.shared.get_state())  # the last applied step's
-        generators = self.team.gather_bytes(mine) if self.team.size > 1 else [mine]
+        generators = [mine] if self.ranks is None else self.ranks.gather_bytes(mine)
         meta = {
             "optimizer_steps": self.steps,
             "rng": self.numpy_rng,
@@ -331,7 +335,7 @@ class TorchEngine:
         the carried state."""
         meta = resume.train
         self.steps = int(meta["optimizer_steps"])
-        moments = {}
+        moments: dict[nn.Parameter, dict[str, torch.Tensor]] = {}
         for buffer in optim.OPTIMIZERS[self.cfg.optimizer].buffers:
             for name, theirs in self.names.items():
                 saved = resume.extra[f"optim.{buffer}.{name}"]
@@ -394,8 +398,8 @@ class TorchEngine:
         return t.to(self.device)
 
     def close(self) -> None:
-        if self.team.size > 1:
-            self.team.close()
+        if self.ranks is not None:
+            self.ranks.close()
 
 
 def cpu_threads() -> Callable[[int], None]:

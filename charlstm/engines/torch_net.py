@@ -82,7 +82,7 @@ class Net(nn.Module):
         """The layer over the window; with weight drop, on W_hh ⊙ mask (one (G, H) mask a window)."""
         if not (self.training and self.drop.weight_hh > 0):
             return layer(inp, state)
-        W_hh = layer.weight_hh_l0
+        W_hh = layer.get_parameter("weight_hh_l0")
         dropped = W_hh * self._mask(W_hh.shape, self.drop.weight_hh, W_hh, self.shared)
         return torch.func.functional_call(layer, {"weight_hh_l0": dropped}, (inp, state))
 

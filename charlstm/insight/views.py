@@ -9,7 +9,7 @@ time; nothing here prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +141,7 @@ def gates(
 
 
 def gradients(
-    cfg: ViewConfig, checkpoints: list[Path | None], text_file: Path, note: Note
+    cfg: ViewConfig, checkpoints: Sequence[Path | None], text_file: Path, note: Note
 ) -> list[tuple[Checkpoint, probe.GradientFlow]]:
     """`gradients`: the gradient flow of each model over the same text."""
     check_text_first(text_file, "gradients")

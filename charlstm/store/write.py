@@ -19,8 +19,9 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 from charlstm.errors import CharLSTMError, UsageError
 
@@ -71,6 +72,28 @@ def write_atomic(
     return target(path)
 
 
+@overload
+def replacing(
+    path: str | os.PathLike,
+    what: str = ...,
+    *,
+    text: Literal[True],
+    error: type[CharLSTMError] = ...,
+    hint: str = ...,
+) -> AbstractContextManager[TextIO]: ...
+
+
+@overload
+def replacing(
+    path: str | os.PathLike,
+    what: str = ...,
+    *,
+    text: Literal[False] = ...,
+    error: type[CharLSTMError] = ...,
+    hint: str = ...,
+) -> AbstractContextManager[BinaryIO]: ...
+
+
 @contextlib.contextmanager
 def replacing(
     path: str | os.PathLike,
@@ -79,7 +102,7 @@ def replacing(
     text: bool = False,
     error: type[CharLSTMError] = CharLSTMError,
     hint: str = FILE_HINT,
-) -> Iterator[IO[Any]]:
+) -> Iterator[Any]:  # the overloads say which: TextIO with `text`, else BinaryIO
     """A file to write (binary, or UTF-8 text) that takes the place of the one at `path` (see
     `target`) when the block ends without an exception, atomically; on an exception the
     temporary file is removed and the old file stays. `what` names the file in messages (an

@@ -55,7 +55,7 @@ def report_step(run: Run, loss: float, grad_norm: float, lr: float, seconds: flo
     chars = run.cfg.batch_size * run.cfg.seq_len
     p.elapsed = run.elapsed_before + run.seconds()
     run.timed_steps += 1
-    if run.timed_steps <= 2:
+    if run.timed_steps <= 2 or run.step_time is None:  # None: no step timed yet
         run.step_time = seconds
     else:
         run.step_time = 0.9 * run.step_time + 0.1 * seconds
@@ -67,7 +67,7 @@ def report_step(run: Run, loss: float, grad_norm: float, lr: float, seconds: flo
         step=p.step,
         epoch=p.step / run.steps_per_epoch,
         loss=loss,
-        smoothed_loss=p.smoothed_loss,
+        smoothed_loss=loss if p.smoothed_loss is None else p.smoothed_loss,  # set once `count` booked a step
         lr=lr,
         grad_norm=grad_norm,
         chars_per_s=speed,

@@ -43,7 +43,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -124,8 +123,8 @@ def train_plan(
 
 def _loop(run: Run, should_stop: Callable[[], bool]) -> StopReason:
     """Step through windows until the run is done or stops; returns why it ended."""
-    if getattr(run.engine, "late", False):
-        return _loop_late(run, should_stop)
+    if isinstance(run.engine, engines.LateGuard) and run.engine.late:
+        return _loop_late(run, run.engine, should_stop)
     p, cfg = run.progress, run.cfg
     while run.total_steps is None or p.step < run.total_steps:
         x, y = window(run.train_ids, cfg.batch_size, cfg.seq_len, p.window)
@@ -143,14 +142,15 @@ def _loop(run: Run, should_stop: Callable[[], bool]) -> StopReason:
 class _Queued:
     """A step whose update is queued on the device before its loss and norm are read."""
 
-    numbers: Any  # the engine's Numbers: `get()` waits for (loss, norm)
+    numbers: engines.Pending  # `get()` waits for (loss, norm)
     lr: float
     ratio: float
     t0: float
 
 
-def _loop_late(run: Run, should_stop: Callable[[], bool]) -> str:
-    """`_loop` with the guard one step late (see the module's docstring); the same decisions."""
+def _loop_late(run: Run, engine: engines.LateGuard, should_stop: Callable[[], bool]) -> StopReason:
+    """`_loop` with the guard one step late (see the module's docstring); the same decisions.
+    `engine`: the run's engine."""
     p, cfg = run.progress, run.cfg
     queued: _Queued | None = None
     while queued is not None or run.total_steps is None or p.step < run.total_steps:
@@ -164,11 +164,11 @@ def _loop_late(run: Run, should_stop: Callable[[], bool]) -> str:
             continue
         x, y = window(run.train_ids, cfg.batch_size, cfg.seq_len, p.window + (queued is not None))
         t0 = run.clock()
-        numbers, new_state = run.engine.queue_step(x, y, run.state)
+        numbers, new_state = engine.queue_step(x, y, run.state)
         if queued is not None:
             result, queued = _settle(run, queued), None
             if not result.applied:
-                run.engine.rewind()  # the step just queued came from the diverged one's weights
+                engine.rewind()  # the step just queued came from the diverged one's weights
                 recover(run, result)
                 continue
             if (reason := _after_step(run, should_stop)) is not None:
@@ -189,7 +189,7 @@ def _settle(run: Run, queued: _Queued) -> StepResult:
     return StepResult(loss, norm, queued.lr, applied=True)
 
 
-def _why_done(run: Run) -> str:
+def _why_done(run: Run) -> StopReason:
     """Why a run that reached its step limit ended: --max-steps, or its epochs completed."""
     cfg, p = run.cfg, run.progress
     if (
@@ -253,7 +253,7 @@ def thread_tuner(engine: engines.Engine, cfg: TrainConfig, tell: Callable[[Event
     if control is None:
         return threads.Tuner.off()
 
-    def report(old: int, new: int, why: str) -> None:
+    def report(old: int | None, new: int, why: str) -> None:
         tell(ThreadsChanged(old=old, new=new, why=why))
 
     return threads.tuner(cfg.threads, report, None if control is threads.numpy_threads else control)
@@ -418,7 +418,8 @@ def _after_step(run: Run, should_stop: Callable[[], bool]) -> StopReason | None:
         run.on_event(Sampled(step=p.step, text=reporting.display_sample(run)))
     end = deadline(run)
     time_up, save_due = end is not None and run.seconds() >= end, run.clock() - run.last_save >= cfg.save_minutes * 60
-    (time_up, save_due), (stop,) = run.engine.team.agree(lead=[time_up, save_due], flags=[should_stop()])
+    lead, (stop,) = run.engine.team.agree(lead=[time_up, save_due], flags=[should_stop()])
+    time_up, save_due = (v > 0 for v in lead)  # the leader's verdicts, 1.0 or 0.0
     if stop:
         return "interrupted"
     if time_up:

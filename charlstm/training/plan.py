@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from charlstm import engines
 from charlstm.config import AUTO_MIN_STEPS, LIMITS, MAX_VOCAB, ModelConfig, ReadConfig, TrainConfig, default_of, flag
@@ -24,12 +24,19 @@ from charlstm.store import runs, write
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import Corpus, corpus_files, load_corpus, num_windows, prepare_source
 from charlstm.text.reading import check_readable
-from charlstm.text.vocab import describe_chars
+from charlstm.text.vocab import Vocab, describe_chars
 from charlstm.training.jsonlog import LOG_HINT
 from charlstm.training.state import check_same_corpus
 
 MODEL_OPTIONS = ("hidden_size", "num_layers", "cell")  # the ModelConfig fields a user chooses
 RESUME_FIXED = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")  # a resumed run keeps these
+
+
+class Load(Protocol):
+    """`load_corpus` with the run's reading options bound: the text(s), the vocabulary to keep
+    (None: built from the text), the validation fraction."""
+
+    def __call__(self, path: Path | list[Path], vocab: Vocab | None, *, val_fraction: float) -> Corpus: ...
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,7 @@ def _plan_resume(
     model_given: dict[str, Any],
     train_given: dict[str, Any],
     out: Path | None,
-    load: Callable[[Path, Any], Corpus],
+    load: Load,
 ) -> RunPlan:
     """Continue a run from its resume file (or the model file beside it)."""
     if runs.is_snapshot(resume):
@@ -193,7 +200,7 @@ def _plan_new(
     init_from: Path | None,
     fresh: bool,
     out: Path | None,
-    load: Callable[[Path, Any], Corpus],
+    load: Load,
 ) -> RunPlan:
     """A new run: fresh weights, or those of `init_from` (fine-tuning). The corpus is checked
     first, so a misspelt path is reported as such; then an earlier run writing the same files is

@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -201,7 +201,13 @@ def gradcheck_view(console: Console, results: list[GradcheckResult], eps: float)
             soft_wrap=True,
         )
         table = Table()
-        for col, justify in (("tensor", "left"), ("shape", "left"), ("max rel. error", "right"), ("", "left")):
+        columns: list[tuple[str, JustifyMethod]] = [
+            ("tensor", "left"),
+            ("shape", "left"),
+            ("max rel. error", "right"),
+            ("", "left"),
+        ]
+        for col, justify in columns:
             table.add_column(col, justify=justify)
         for t in r.tensors:
             verdict = Text("ok", style="green") if t.passed else Text("MISMATCH", style="bold red")

@@ -252,10 +252,12 @@ def fmt_count(n: int) -> str:
 
 
 def fmt_size(n: int) -> str:
+    """A byte count in words: 950 B, 12.3 KB, 1.2 GB."""
+    size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
     return f"{n} B"
 
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from charlstm.insight.probe import sigmoids
+from charlstm.insight.probe import GradientFlow, sigmoids
 from charlstm.insight.report import colours, svg
 from charlstm.insight.report.assets import CSS, SCRIPT
 from charlstm.insight.report.escape import esc
@@ -366,14 +366,14 @@ def gradients_section(report: Report) -> str:
         "in a straight line; gates can carry it much further. A cell's h is solid, its other states (an LSTM's "
         "cell state c) dashed."
     )
-    with_views = [(j, r) for j, r in enumerate(runs) if r.views is not None]
+    with_views = [(j, r, r.views.flow) for j, r in enumerate(runs) if r.views is not None]
     body = [note for r in runs if r.views is None and not left_out(r) for note in no_views(r)]
-    layers = max((r.ckpt.config.num_layers for _, r in with_views), default=0)
+    layers = max((r.ckpt.config.num_layers for _, r, _ in with_views), default=0)
     charts = []
     for layer in range(layers):
         lines = []
-        for j, run in with_views:
-            flow, (colour, _) = run.views.flow, colours.run_style(j)
+        for j, run, flow in with_views:
+            colour, _ = colours.run_style(j)
             for k, name in enumerate(flow.states):
                 mean = flow.mean(name)
                 if layer < len(mean):
@@ -386,18 +386,18 @@ def gradients_section(report: Report) -> str:
         charts.append(svg.line_chart(lines, "k, steps back", "mean ‖∂L_t/∂state‖", f"layer {layer}", log_y=True))
     if charts:
         body.append('<div class="charts">' + "".join(charts) + "</div>")
-        body.append(flow_table([r for _, r in with_views]))
+        body.append(flow_table([(r.name, flow) for _, r, flow in with_views]))
     return section("gradients", lead, [*body, *left_out_note(runs)])
 
 
-def flow_table(runs: list[RunReport]) -> str:
-    """The plotted means at a few lags, as `charlstm gradients` prints them (2 significant digits)."""
-    columns = []
-    for run in runs:
-        flow = run.views.flow
+def flow_table(flows: list[tuple[str, GradientFlow]]) -> str:
+    """The plotted means at a few lags of each (run's name, its gradient flow), as `charlstm
+    gradients` prints them (2 significant digits)."""
+    columns: list[tuple[str, str, np.ndarray]] = []  # (run, series, (K + 1,) means)
+    for run_name, flow in flows:
         means = {name: flow.mean(name) for name in flow.states}
         for layer in range(len(means["h"])):
-            columns.extend((run.name, f"{name} l{layer}", m[layer]) for name, m in means.items())
+            columns.extend((run_name, f"{name} l{layer}", m[layer]) for name, m in means.items())
     K = max(len(values) for _, _, values in columns) - 1
     lags = sorted({k for k in FLOW_LAGS if k <= K} | {K})
     head = (
