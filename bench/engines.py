@@ -143,7 +143,7 @@ def gpu_equivalence(torch) -> dict:
     """The torch engine on cuda:0 against the NumPy engine, TF32 off: every cell in float32 and
     float64 (losses relative, weights absolute), and bf16 against fp32 on the GPU."""
     from charlstm.config import CELL_NAMES
-    from charlstm.engines.torch_engine import bf16_capable
+    from charlstm.engines.torch_devices import bf16_capable
 
     out: dict = {}
     for cell in CELL_NAMES:
@@ -170,7 +170,7 @@ def gpu_equivalence(torch) -> dict:
 def bench_gpu(torch, configs, reps: int, folder: Path, res: Results) -> dict:
     """On cuda:0 the torch engine in fp32 and bf16 and the plain loop, alternately, for every
     config; then fp32 on each GPU for the first config. TF32 as PyTorch has it by default."""
-    from charlstm.engines.torch_engine import bf16_capable
+    from charlstm.engines.torch_devices import bf16_capable
 
     bf16 = bf16_capable(torch.device("cuda", 0))
     for L, H, B, T in configs:

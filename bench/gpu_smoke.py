@@ -98,7 +98,7 @@ def row_precision(ctx: dict) -> dict:
     engine refuses bf16, so the same Net runs its bf16 head under the CPU's autocast)."""
     torch = ctx["torch"]
     L, H, B, T = (2, 64, 8, 32) if ctx["cpu"] else (2, 512, 64, 100)
-    from charlstm.engines.torch_engine import bf16_capable
+    from charlstm.engines.torch_devices import bf16_capable
 
     if not ctx["cpu"] and not bf16_capable(torch.device(ctx["device"])):
         return {"ok": True, "skipped": "this GPU's compute capability is below 8.0: --precision bf16 is refused"}

@@ -34,7 +34,7 @@ def test_the_torch_line_counts_its_gpus():
     torch = pytest.importorskip("torch")
     from charlstm import engines
 
-    devices = engines.torch_devices().split(", ")
+    devices = engines.describe_torch_devices().split(", ")
     assert devices[0] == "cpu"
     assert (f"cuda ×{torch.cuda.device_count()}" in devices) == torch.cuda.is_available()
     assert ("mps" in devices) == torch.backends.mps.is_available()

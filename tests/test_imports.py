@@ -234,14 +234,16 @@ def test_typer_and_rich_each_have_one_door():
 
 
 def test_torch_has_one_door_and_only_the_torch_engine_opens_it():
-    """torch is imported by the torch engine, its model and its DDP half alone, and they only when make_engine
-    or engines.check asks for them: the NumPy engine, sampling and every view never import it
-    (at run time too: tests/test_cli_engines.py hides torch and watches)."""
+    """torch is imported by the torch engine, its modules, its devices and its DDP half alone, and they only
+    when make_engine or engines.check asks for them: the NumPy engine, sampling and every view never import
+    it (at run time too: tests/test_cli_engines.py hides torch and watches)."""
     assert importers_of("torch") == {
         "charlstm.engines.torch_engine",
         "charlstm.engines.torch_net",
+        "charlstm.engines.torch_devices",
         "charlstm.engines.distributed",
     }
     assert importers_of("charlstm.engines.torch_engine") == {"charlstm.engines"}
+    assert importers_of("charlstm.engines.torch_devices") == {"charlstm.engines", "charlstm.engines.torch_engine"}
     assert importers_of("charlstm.engines.torch_net") == {"charlstm.engines.torch_engine"}
     assert importers_of("charlstm.engines.distributed") == {"charlstm.engines.torch_engine"}

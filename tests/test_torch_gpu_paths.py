@@ -22,7 +22,7 @@ from charlstm.training.events import Diverged, Step
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-from charlstm.engines import torch_engine  # noqa: E402
+from charlstm.engines import torch_devices, torch_engine  # noqa: E402
 from charlstm.engines.torch_net import Net  # noqa: E402
 
 
@@ -41,10 +41,10 @@ def gpus(monkeypatch):
 
 
 def test_bf16_is_checked_on_the_chosen_gpu_without_emulation(gpus):
-    assert torch_engine.check_device("cuda:0", "bf16") == torch.device("cuda", 0)
+    assert torch_devices.check_device("cuda:0", "bf16") == torch.device("cuda", 0)
     with pytest.raises(UsageError, match=r"Tesla V100.*compute capability 7\.0.*use --precision fp32"):
-        torch_engine.check_device("cuda:1", "bf16")
-    assert torch_engine.check_device("cuda:1", "fp32") == torch.device("cuda", 1)
+        torch_devices.check_device("cuda:1", "bf16")
+    assert torch_devices.check_device("cuda:1", "fp32") == torch.device("cuda", 1)
 
 
 @pytest.mark.parametrize("visible, local, want", [(2, "1", 1), (1, "1", 0), (1, "0", 0), (2, "3", 1)])
@@ -52,7 +52,7 @@ def test_each_rank_takes_its_local_rank_among_the_gpus_it_sees(gpus, monkeypatch
     """One GPU visible per rank (SLURM's --gpus-per-task) or all of them: LOCAL_RANK mod the count."""
     monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
     monkeypatch.setenv("LOCAL_RANK", local)
-    assert torch_engine.resolve_device("cuda", ranks=4) == torch.device("cuda", want)
+    assert torch_devices.resolve_device("cuda", ranks=4) == torch.device("cuda", want)
 
 
 def test_with_bf16_the_recurrence_stays_float32_and_validation_too():

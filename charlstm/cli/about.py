@@ -51,6 +51,6 @@ def _torch_devices() -> str:
     from charlstm import engines
 
     try:
-        return "devices: " + engines.torch_devices()
+        return "devices: " + engines.describe_torch_devices()
     except CharLSTMError:
         return "installed, but cannot be imported here"

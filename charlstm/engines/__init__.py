@@ -132,6 +132,20 @@ def _numpy_engine() -> Any:
     return NumpyEngine
 
 
+def _check_torch_device(device: str, precision: str, ranks: int) -> Any:
+    """torch_devices.check_device (its import imports torch)."""
+    from charlstm.engines.torch_devices import check_device
+
+    return check_device(device, precision, ranks)
+
+
+def _torch_device_words() -> str:
+    """torch_devices.devices (its import imports torch)."""
+    from charlstm.engines.torch_devices import devices
+
+    return devices()
+
+
 def _torch_engine() -> Any:
     """The torch_engine module (its import imports torch)."""
     from charlstm.engines import torch_engine
@@ -150,7 +164,7 @@ register(
         library="torch",
         needs="PyTorch",
         install="pip install 'charlstm[torch]'",
-        check_device=lambda device, precision, ranks: _torch_engine().check_device(device, precision, ranks),
+        check_device=_check_torch_device,
     )
 )
 
@@ -187,10 +201,10 @@ def check(cfg: TrainConfig, given: Sequence[str] = (), batch: bool = True) -> No
         )
 
 
-def torch_devices() -> str:
+def describe_torch_devices() -> str:
     """The devices the torch engine can use here, in words ('cpu, cuda ×2'): imports PyTorch, or
     raises the UsageError that says how to install it."""
-    return str(_load(get("torch"), lambda: _torch_engine().devices()))
+    return str(_load(get("torch"), _torch_device_words))
 
 
 def _check_options(kind: EngineKind, given: Sequence[str]) -> None:

@@ -51,7 +51,6 @@ from charlstm.config import ModelConfig, TrainConfig
 from charlstm.engines.team import rank
 from charlstm.errors import TrainingError, UsageError
 from charlstm.nn import model, threads
-from charlstm.store import checkpoint as ckpt_io
 from charlstm.store import runs
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import Corpus, window
@@ -61,14 +60,12 @@ from charlstm.training.events import (
     Event,
     Finished,
     Sampled,
-    Saved,
-    SaveKind,
     StopReason,
     ThreadsChanged,
 )
 from charlstm.training.plan import RunPlan, saved_config, windows_per_epoch
 from charlstm.training.schedule import advance_schedule, deadline, new_end, start_segment
-from charlstm.training.state import Progress, Run, check_same_corpus, corpus_fingerprint, restore, to_checkpoint
+from charlstm.training.state import Progress, Run, check_same_corpus, corpus_fingerprint, restore, save
 
 MAX_RECOVERIES = 4
 RELEASE_EVERY = 200  # steps between unmapping the pages of a memory-mapped corpus already read
@@ -356,33 +353,6 @@ def end_epoch(run: Run, train_loss: float) -> None:
         save(run, "snapshot")
 
 
-def save(run: Run, kind: SaveKind, status: str | None = None) -> None:
-    """Write one of the run's files and report it. kind "best": the weights, to the model file;
-    "resume": everything, to the resume file (refused if the weights are not finite; it becomes
-    the good snapshot a diverged step returns to); "snapshot": this epoch's weights beside the
-    model, keeping the newest `keep`. `status` (default: the kind, or "running") is recorded.
-    Under torchrun every rank saves "resume" at the same step (the carried state of all ranks is
-    gathered, the snapshot taken everywhere) and rank 0 writes; the other kinds are rank 0's."""
-    status = status or ("running" if kind == "resume" else kind)
-    if kind == "resume":
-        if not run.engine.params_finite():
-            raise TrainingError("the weights are no longer finite; the last good checkpoint is kept")
-        ckpt = to_checkpoint(run, True, status)
-        if run.leader:
-            _write(run, ckpt, run.resume_path, kind)
-        run.snapshot = run.engine.snapshot()
-        run.last_save = run.clock()
-    elif not run.leader:
-        return
-    elif kind == "best":
-        _write(run, to_checkpoint(run, False, status), run.model_path, kind)
-    elif kind == "snapshot":
-        _write(run, to_checkpoint(run, False, status), runs.snapshot_file(run.model_path, run.progress.epoch), kind)
-        run.files.difference_update(runs.prune_snapshots(run.model_path, run.cfg.keep))
-    else:
-        raise ValueError(f"unknown checkpoint kind {kind!r}")
-
-
 def finish(run: Run, reason: StopReason) -> Finished:
     """End the run: score the last partial epoch (unless interrupted), make sure a model file
     exists, write the resume file with `reason` as its status, and report Finished."""
@@ -440,9 +410,3 @@ def current_lr(run: Run) -> float:
 def divergence_limit(V: int) -> float:
     """A loss per character above this is divergence, not learning: 4 × the uniform guess, ln V."""
     return max(10.0, 4.0 * math.log(V))
-
-
-def _write(run: Run, ckpt: Checkpoint, path: Path, kind: SaveKind) -> None:
-    ckpt_io.save(ckpt, path)
-    run.files.add(path)
-    run.on_event(Saved(path=path, kind=kind))

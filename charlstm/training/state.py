@@ -19,13 +19,14 @@ import numpy as np
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.engines import Engine, State
-from charlstm.errors import UsageError
+from charlstm.errors import TrainingError, UsageError
 from charlstm.nn import model
 from charlstm.nn.threads import Tuner
+from charlstm.store import checkpoint as ckpt_io
 from charlstm.store import runs
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import Corpus
-from charlstm.training.events import Event
+from charlstm.training.events import Event, Saved, SaveKind
 
 LOSS_EMA = 0.05
 CURVE_PER_EPOCH = 10  # points of the learning curve per epoch, as --log-every's default
@@ -232,3 +233,36 @@ def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
     if corpus.files:
         found["files"] = [str(p.resolve()) for p in corpus.files]
     return found
+
+
+def save(run: Run, kind: SaveKind, status: str | None = None) -> None:
+    """Write one of the run's files and report it. kind "best": the weights, to the model file;
+    "resume": everything, to the resume file (refused if the weights are not finite; it becomes
+    the good snapshot a diverged step returns to); "snapshot": this epoch's weights beside the
+    model, keeping the newest `keep`. `status` (default: the kind, or "running") is recorded.
+    Under torchrun every rank saves "resume" at the same step (the carried state of all ranks is
+    gathered, the snapshot taken everywhere) and rank 0 writes; the other kinds are rank 0's."""
+    status = status or ("running" if kind == "resume" else kind)
+    if kind == "resume":
+        if not run.engine.params_finite():
+            raise TrainingError("the weights are no longer finite; the last good checkpoint is kept")
+        ckpt = to_checkpoint(run, True, status)
+        if run.leader:
+            _write(run, ckpt, run.resume_path, kind)
+        run.snapshot = run.engine.snapshot()
+        run.last_save = run.clock()
+    elif not run.leader:
+        return
+    elif kind == "best":
+        _write(run, to_checkpoint(run, False, status), run.model_path, kind)
+    elif kind == "snapshot":
+        _write(run, to_checkpoint(run, False, status), runs.snapshot_file(run.model_path, run.progress.epoch), kind)
+        run.files.difference_update(runs.prune_snapshots(run.model_path, run.cfg.keep))
+    else:
+        raise ValueError(f"unknown checkpoint kind {kind!r}")
+
+
+def _write(run: Run, ckpt: Checkpoint, path: Path, kind: SaveKind) -> None:
+    ckpt_io.save(ckpt, path)
+    run.files.add(path)
+    run.on_event(Saved(path=path, kind=kind))

@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable
 
 import numpy as np
 
 from charlstm.insight.probe import GradientFlow, sigmoids
 from charlstm.insight.report import colours, svg
 from charlstm.insight.report.assets import CSS, SCRIPT
+from charlstm.insight.report.blocks import (
+    TITLES,
+    left_out,
+    left_out_note,
+    no_views,
+    per_run,
+    run_label,
+    section,
+    skipped_box,
+)
+from charlstm.insight.report.curves import curves_section, epoch
 from charlstm.insight.report.escape import esc
-from charlstm.insight.report.gather import FeatureUnits, Report, RunReport, Series, Views
-from charlstm.insight.report.settings import settings_table
+from charlstm.insight.report.gather import FeatureUnits, Report, RunReport, Views
 from charlstm.text.visible import visible
 
 SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍", " ": " "}  # what a coloured invisible character looks like
@@ -48,138 +56,7 @@ def render(report: Report, title: str, footer: str) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def run_label(run: RunReport) -> str:
-    c = run.ckpt.config
-    return f"{esc(run.name)} ({c.num_layers}×{c.hidden_size} {c.cell.upper()})"
-
-
-def skipped_box(skipped: list[tuple[str, str]]) -> str:
-    if not skipped:
-        return ""
-    items = "".join(f"<li><code>{esc(path)}</code>: {esc(why)}</li>" for path, why in skipped)
-    return f'<div class="warn" id="skipped">Not in this report:<ul>{items}</ul></div>'
-
-
-def per_run(runs: list[RunReport], draw: Callable[[int, RunReport, Views], list[str]]) -> list[str]:
-    """For each run (j-th, for its colour), a heading and what `draw` makes of its views, or why
-    it has none; the runs whose views were left out (`gather.best_runs`) are named once."""
-    body = []
-    for j, run in enumerate(runs):
-        if left_out(run):
-            continue
-        body.append(f"<h3>{run_label(run)}</h3>")
-        body.extend(no_views(run) if run.views is None else draw(j, run, run.views))
-    return [*body, *left_out_note(runs)]
-
-
-def left_out(run: RunReport) -> bool:
-    """A run past the best `--views` (it has neither views nor a reason for having none)."""
-    return run.views is None and run.no_views is None
-
-
-def left_out_note(runs: list[RunReport]) -> list[str]:
-    names = [r.name for r in runs if left_out(r)]
-    if not names:
-        return []
-    drawn = len(runs) - len(names)
-    return [
-        f'<p class="note views-left-out">Drawn for the {drawn} runs with the best validation loss; not for '
-        f"{esc(', '.join(names))} (<code>--views {len(runs)}</code> draws every run, or report one run alone).</p>"
-    ]
-
-
-def section(key: str, lead: str, body: Sequence[str]) -> str:
-    name = {k: title for k, title, _ in SECTIONS}[key]
-    return f'<section id="{key}"><h2>{name}</h2><p class="lead">{lead}</p>' + "\n".join(body) + "</section>"
-
-
 # ------------------------------------------------------------------------------------- curves
-
-
-def curves_section(report: Report) -> str:
-    runs = report.runs
-    lead = (
-        "How each run learned: bits per character (lower is better) on the training text (a moving "
-        "average, a plain line) and on held-out validation text (dots), by step and by time, with the "
-        "learning rate and the speed. Each run has its own colour and dash."
-    )
-    groups = by_text(runs)
-    lr, speed, drawn = [], [], []
-    for j, run in enumerate(runs):
-        colour, dash = colours.run_style(j)
-        c = run.curves
-        lr.append(svg.Line(run.name, c.lr.steps, c.lr.values, colour, dash, key="lr", run=run.name))
-        speed.append(svg.Line(run.name, c.speed.steps, c.speed.values, colour, dash, key="speed", run=run.name))
-    for text, members in groups:
-        if len(groups) > 1:
-            drawn.append(f'<h3 class="text-group">Trained on {esc(text)}</h3>')
-        drawn.append('<div class="charts">' + "".join(loss_charts(members)) + "</div>")
-    if len(groups) > 1:
-        drawn.insert(
-            0,
-            f'<p class="note">The runs were trained on {len(groups)} texts: their losses are charted apart, '
-            "as bits/char on one text do not compare with another's.</p>",
-        )
-    drawn.append(
-        '<div class="charts">'
-        + svg.line_chart(lr, "step", "learning rate", "Learning rate", y_from_zero=True)
-        + svg.line_chart(speed, "step", "characters/s", "Training speed", y_from_zero=True)
-        + "</div>"
-    )
-    old = [r.name for r in runs if not r.curves.per_step and r.curves.val.steps]
-    none = [r.name for r in runs if not r.curves.val.steps and not r.curves.train.steps]
-    notes = (
-        [f"{esc(', '.join(old))}: one point per epoch (checkpoint written before per-step curves were kept)."]
-        if old
-        else []
-    )
-    notes += [f"{esc(', '.join(none))}: no training history in the checkpoint."] if none else []
-    drawn = drawn if len(none) < len(runs) else []
-    return section("curves", lead, [*drawn, *(f'<p class="note">{n}</p>' for n in notes), settings_table(runs)])
-
-
-def by_text(runs: list[RunReport]) -> list[tuple[str, list[tuple[int, RunReport]]]]:
-    """The runs (with their index, for their style) by the text they were trained on (its hash,
-    named by the corpus), in order of first appearance."""
-    groups: dict[str, tuple[str, list[tuple[int, RunReport]]]] = {}
-    for j, run in enumerate(runs):
-        corpus = run.train.get("corpus") or {}
-        key = str(corpus.get("sha256") or corpus.get("name") or "?")
-        name = f"{corpus.get('name', 'an unnamed text')} ({corpus.get('chars', 0):,} characters)"
-        groups.setdefault(key, (name, []))[1].append((j, run))
-    return list(groups.values())
-
-
-def loss_charts(members: list[tuple[int, RunReport]]) -> list[str]:
-    """Loss by step and by time of the runs of one text."""
-    loss = []
-    for j, run in members:
-        (colour, dash), c = colours.run_style(j), run.curves
-        kind = "train" if c.per_step else "train, per epoch"
-        loss.append(
-            svg.Line(f"{run.name} {kind}", c.train.steps, c.train.values, colour, dash, key="train", run=run.name)
-        )
-        loss.append(svg.Line(f"{run.name} val", c.val.steps, c.val.values, colour, dash, True, "val", run.name))
-    by_time, unit = time_lines(loss, [s for _, r in members for s in (r.curves.train, r.curves.val)])
-    return [
-        svg.line_chart(loss, "step", "bits/char", "Loss by step"),
-        svg.line_chart(by_time, unit, "bits/char", "Loss by time of training"),
-    ]
-
-
-def time_lines(lines: list[svg.Line], series: list[Series]) -> tuple[list[svg.Line], str]:
-    """The loss lines against the seconds of training of each point (minutes when the longest
-    run took more than five), and the axis label. A point without a time is left out."""
-    times = [[math.nan if t is None else t for t in s.seconds] for s in series]
-    longest = max((t for ts in times for t in ts if math.isfinite(t)), default=0.0)
-    unit, scale = ("minutes of training", 60.0) if longest > 300 else ("seconds of training", 1.0)
-    out = [replace(line, xs=[t / scale for t in ts], key=line.key + "-time") for line, ts in zip(lines, times)]
-    return out, unit
-
-
-def epoch(e: float) -> str:
-    """An epoch count as people read it: 3 when whole, else two decimals (2.73)."""
-    return str(round(e)) if abs(e - round(e)) < 5e-3 else f"{e:.2f}"
 
 
 # ------------------------------------------------------------------------------------ samples
@@ -214,10 +91,6 @@ def glyph(ch: str) -> str:
     if ch in SHOWN:
         return SHOWN[ch]
     return chr(0x2400 + ord(ch)) if ord(ch) < 32 else (ch if ch.isprintable() else "�")
-
-
-def no_views(run: RunReport) -> list[str]:
-    return [f'<p class="note">No text to show this model on: {esc(run.no_views)}.</p>']
 
 
 def surprisal_section(report: Report) -> str:
@@ -416,12 +289,15 @@ def flow_table(flows: list[tuple[str, GradientFlow]]) -> str:
 
 # The page's sections, in order: (key: the section's id, heading, what draws it). A new view of
 # the report is its numbers in gather.py (a field of Views, computed in `model_views`), a
-# function here that draws them, and its line below.
-SECTIONS: tuple[tuple[str, str, Callable[[Report], str]], ...] = (
-    ("curves", "Learning curves", curves_section),
-    ("samples", "Watch the text improve", samples_section),
-    ("surprisal", "Surprisal over a text", surprisal_section),
-    ("neurons", "Neurons", neurons_section),
-    ("gates", "Gates", gates_section),
-    ("gradients", "Gradient flow", gradients_section),
+# function here that draws them, its heading in blocks.TITLES, and its line below.
+SECTIONS: tuple[tuple[str, str, Callable[[Report], str]], ...] = tuple(
+    (key, TITLES[key], draw)
+    for key, draw in (
+        ("curves", curves_section),
+        ("samples", samples_section),
+        ("surprisal", surprisal_section),
+        ("neurons", neurons_section),
+        ("gates", gates_section),
+        ("gradients", gradients_section),
+    )
 )
