@@ -283,13 +283,18 @@ def numba_follows(n: int | None) -> None:
 
 
 def tuner(
-    threads: int | None, report: Report | None = None, control: Callable[[], Callable[[int], None]] | None = None
+    threads: int | None,
+    report: Report | None = None,
+    control: Callable[[], Callable[[int], None]] | None = None,
+    look: bool = True,
 ) -> Tuner:
     """The Tuner of a run, its first choice reported: `threads` (--threads) fixed; else a count
     in the environment (the BLAS read it when they loaded; the numba kernels follow it); else
-    automatic, from the cores free now (`first_count`). `control` makes the engine's
-    set-threads (default `numpy_threads`: the NumPy engine); one given (the torch engine on a
-    CPU) also applies a count from the environment. Call it once the kernels are loaded."""
+    automatic, from the cores free now (`first_count`; `look=False`: without the START_SAMPLE
+    wait, from the load average, for `sample`, whose first character should not wait).
+    `control` makes the engine's set-threads (default `numpy_threads`: the NumPy engine); one
+    given (the torch engine on a CPU) also applies a count from the environment. Call it once
+    the kernels are loaded."""
     report = report or (lambda old, new, why: None)
     cores = usable_cores()
     if threads is not None:
@@ -306,7 +311,7 @@ def tuner(
         return Tuner(lambda n: None, cores, n or cores, fixed=True)
     load = OtherLoad(_affinity())
     reading = load if load.available() else None
-    start = first_count(cores, reading)
+    start = first_count(cores, reading if look else None)
     result = Tuner((control or numpy_threads)(), cores, start, report, reading)
     report(None, start, f"automatic: re-chosen as the load on the {cores} cores changes")
     return result

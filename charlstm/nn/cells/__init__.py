@@ -23,6 +23,7 @@ without importing NumPy.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import re
@@ -189,8 +190,10 @@ def declared(name: str) -> Declared:
     return Declared(module.QUANTITIES, module.STATE_NAMES)
 
 
+@functools.cache
 def _literals(module: str, wanted: tuple[str, ...]) -> dict[str, Any]:
-    """The top-level `NAME = <literal>` assignments of `module`'s source among `wanted`."""
+    """The top-level `NAME = <literal>` assignments of `module`'s source among `wanted` (read once:
+    the help of several options asks)."""
     spec = importlib.util.find_spec(module)
     if spec is None or not (spec.origin or "").endswith(".py"):
         return {}
