@@ -78,7 +78,9 @@ def _start(ckpt: Checkpoint, cfg: SampleConfig, seed: str, echo: bool, note: Not
         cfg.stop,
         kernels.for_sampling(cfg.kernels),
     )
-    return Sampler(seed if echo else "", threads.timed(steps, threads.tuner(cfg.threads, look=False), threads.SAMPLING_BLOCK))
+    return Sampler(
+        seed if echo else "", threads.timed(steps, threads.tuner(cfg.threads, look=False), threads.SAMPLING_BLOCK)
+    )
 
 
 def _adapted_to_seed(cfg: SampleConfig, ckpt: Checkpoint, seed: str, note: Note) -> dict:
