@@ -25,8 +25,22 @@ MARKS: dict[str, set[str]] = {
         "test_what_happens_when.py",
         "test_corpus_sources.py",
         "test_report.py",
+        "test_newcomer.py",
+        "test_writes.py",
+        "test_one_file_engine.py",
+        "test_cell_states.py",
+        "test_about.py",
+        "test_api.py",
+        "test_readme_python.py",
     },
-    "torch": {"test_torch_reference.py", "test_engines.py", "test_distributed.py", "test_cli_engines.py"},
+    "torch": {
+        "test_torch_reference.py",
+        "test_engines.py",
+        "test_distributed.py",
+        "test_cli_engines.py",
+        "test_torch_gpu_paths.py",
+        "test_gpu_smoke.py",
+    },
     "browser": {"test_report_browser.py"},
 }
 SLOW = {
@@ -38,6 +52,7 @@ SLOW = {
     "test_report.py::test_three_large_runs_with_a_long_text_stay_under_2_mb",
     "test_what_happens_when.py::test_kill_9_at_random_moments_leaves_a_resumable_checkpoint",
     "test_cli_messages.py::test_the_readme_first_command",
+    "test_gpu_smoke.py::test_the_gpu_smoke_test_passes_its_dry_run_on_the_cpu",
 }
 
 
