@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from charlstm.cli.ui import console as ui
-from charlstm.cli.ui import progress as ui_train
+from charlstm.cli.ui import progress
 from charlstm.config import ModelConfig
 from charlstm.inference.generate import LONG_SEED, prime, read_state
 from charlstm.nn import model
@@ -64,7 +64,7 @@ def test_the_live_line_shows_the_last_validation_under_its_summary(tiny_corpus, 
 
 def test_the_live_line_keeps_its_clock_running_after_the_last_step():
     """While the run validates and saves after a step, elapsed counts up and the ETA down."""
-    view = ui_train.LiveView(Console(file=open(os.devnull, "w"), width=200))
+    view = progress.LiveView(Console(file=open(os.devnull, "w"), width=200))
     view.started = started_event()
     view.last = (step_event(elapsed=45.0, eta=22.0), time.monotonic() - 5.0)
     text = view.live_line().plain
@@ -93,7 +93,7 @@ def step_event(**fields) -> events.Step:
 
 @pytest.mark.parametrize("width", [30, 50, 60, 79, 80, 100, 120, 160, 200])
 def test_the_status_line_drops_fields_by_width_but_never_the_step_counter(width):
-    line = ui_train.StatusLine()
+    line = progress.StatusLine()
     for step in (step_event(), step_event(step=12_345, end_step=99_999, by_time=True, fraction=0.3)):
         text = line.render(step, started_event(), 1.6, width).plain
         assert len(text) <= width and re.search(r"step [\d,]+/~?[\d,]+", text), (width, text)
@@ -104,7 +104,7 @@ def test_the_status_line_drops_fields_by_width_but_never_the_step_counter(width)
 
 
 def test_the_epoch_counter_bar_and_eta_follow_a_time_budget():
-    line = ui_train.StatusLine()
+    line = progress.StatusLine()
     text = line.render(
         step_event(step=200, end_step=400, by_time=True, fraction=0.5, eta=60.0), started_event(None), None, 160
     ).plain
@@ -328,15 +328,15 @@ def test_each_display_draws_its_events_from_one_table():
     """Every display answers every event but Saved (the summary lists the files written), and the
     right display is chosen: quiet, live on a terminal, plain lines when piped."""
     piped, terminal = Console(file=io.StringIO()), Console(file=io.StringIO(), force_terminal=True)
-    views = [ui_train.train_view(piped, quiet=True), ui_train.train_view(terminal), ui_train.train_view(piped)]
-    assert [type(v) for v in views] == [ui_train.QuietView, ui_train.LiveView, ui_train.PlainView]
+    views = [progress.train_view(piped, quiet=True), progress.train_view(terminal), progress.train_view(piped)]
+    assert [type(v) for v in views] == [progress.QuietView, progress.LiveView, progress.PlainView]
     for view in views:
         assert set(view.handlers) == EVENT_TYPES - {events.Saved}, type(view)
 
 
 def plain_display(*sequence: events.Event, **options) -> list[str]:
     console = Console(file=io.StringIO(), width=120)
-    view = ui_train.train_view(console, **options)
+    view = progress.train_view(console, **options)
     for event in sequence:
         view(event)
     view.close()

@@ -169,10 +169,10 @@ def test_checkpoints_keep_a_curve_point_each_tenth_of_an_epoch(tiny_corpus, tmp_
 
 
 def test_a_long_curve_halves_its_points(monkeypatch):
-    from charlstm.training import state as run
+    from charlstm.training import state
 
-    monkeypatch.setattr(run, "MAX_CURVE", 8)
-    p = run.Progress()
+    monkeypatch.setattr(state, "MAX_CURVE", 8)
+    p = state.Progress()
     for _ in range(200):
         p.count(1.0, 10)
         p.record(50, 0.01, 100.0)  # a point every 5 steps, until the curve passes 8 points

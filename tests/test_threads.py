@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from charlstm.cli.ui import progress as ui_train
+from charlstm.cli.ui import progress
 from charlstm.config import TrainConfig
 from charlstm.nn import kernels, model, stepping, threads
 from charlstm.text.corpus import load_corpus
@@ -252,7 +252,7 @@ def test_a_count_in_the_environment_wins(tiny_corpus, tmp_path):
 
 def test_the_banner_names_the_choice_and_a_change_is_a_line(tmp_path):
     console = Console(file=io.StringIO(), width=120, force_terminal=False)
-    view = ui_train.train_view(console)
+    view = progress.train_view(console)
     view(events.ThreadsChanged(old=None, new=2, why="automatic: re-chosen as the load on the 2 cores changes"))
     view(started_event(folder=tmp_path))
     view(events.ThreadsChanged(old=2, new=1, why="other processes keep 1.4 of the 2 cores busy"))

@@ -58,7 +58,7 @@ def eval_(
     window scored before the model learns from it; shown beside the static loss, not instead.
     """
     from charlstm.cli.ui import console as ui
-    from charlstm.cli.ui import tables as ui_tables
+    from charlstm.cli.ui import tables
     from charlstm.inference.tasks import score_text
 
     if old_form is not None:  # `eval CHECKPOINT TEXT_FILE`, as before --checkpoint
@@ -67,7 +67,7 @@ def eval_(
         checkpoint, text_file = text_file, old_form
     cfg = given(EvalConfig, **{k: v for k, v in locals().items() if k in EvalConfig.__dataclass_fields__})
     read = given(ReadConfig, encoding=encoding, errors=errors)
-    progress = ui_tables.ScoringProgress(ui.make_console())
+    progress = tables.ScoringProgress(ui.make_console())
     try:
         score = score_text(cfg, read, text_file, checkpoint, note, on_progress=progress)
     finally:
@@ -78,7 +78,7 @@ def eval_(
     if as_json:
         print_json(record, indent=2)
     else:
-        ui_tables.eval_table(record, ui.make_console(stdout=True))
+        tables.eval_table(record, ui.make_console(stdout=True))
 
 
 def _record(score: Any, text_file: Path, cfg: EvalConfig) -> dict[str, Any]:
@@ -125,13 +125,13 @@ def _adaptive_record(score: Any, cfg: EvalConfig) -> dict[str, Any]:
 def _surprisal(score: Any, top: int, as_json: bool) -> dict[str, Any] | None:
     """eval --show: the surprisal view, drawn before the score (or, with --json, its record;
     None where the text had fewer than two characters to show)."""
-    from charlstm.cli.ui import shading as ui_views
+    from charlstm.cli.ui import shading
 
     if score.surprisal is None:
         return None
     chars = score.ckpt.vocab.chars
     if as_json:
-        return ui_views.surprisal_record(score.shown.text, score.surprisal, chars)
+        return shading.surprisal_record(score.shown.text, score.surprisal, chars)
     with report_console() as console:
-        ui_views.surprisal_view(console, score.shown.text, score.surprisal, chars, top)
+        shading.surprisal_view(console, score.shown.text, score.surprisal, chars, top)
     return None

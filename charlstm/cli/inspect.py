@@ -20,13 +20,13 @@ def runs(
 # fmt: on
     """List the runs in a folder, newest first: corpus, model, steps, best validation loss, date, size."""
     from charlstm.cli.ui import console as ui
-    from charlstm.cli.ui import tables as ui_tables
+    from charlstm.cli.ui import tables
     from charlstm.store.runs import list_runs
 
     found = list_runs(folder)
     if as_json:
         return print_json(found, indent=2)
-    ui_tables.runs_table(found, str(folder).rstrip("/"), ui.make_console(stdout=True))
+    tables.runs_table(found, str(folder).rstrip("/"), ui.make_console(stdout=True))
 
 
 # a command's options, one a line as --help lists them: not reflowed by the formatter
@@ -39,7 +39,7 @@ def inspect(
 # fmt: on
     """Describe a checkpoint: config, parameters, vocabulary, training history."""
     from charlstm.cli.ui import console as ui
-    from charlstm.cli.ui import tables as ui_tables
+    from charlstm.cli.ui import tables
     from charlstm.store import checkpoint
     from charlstm.store.runs import find_latest
 
@@ -48,4 +48,4 @@ def inspect(
     info = checkpoint.describe(checkpoint.load(path or find_latest(name_one="give its path: charlstm inspect PATH")))
     if as_json:
         return print_json(info, indent=2)
-    ui_tables.checkpoint_table(info, ui.make_console(stdout=True), show_samples=samples)
+    tables.checkpoint_table(info, ui.make_console(stdout=True), show_samples=samples)

@@ -36,11 +36,11 @@ def print_json(record: Any, indent: int | None = None) -> None:
 def report_console() -> Iterator[Any]:
     """The console a view draws on (stdout, made UTF-8); a reader that goes away (`| head`)
     ends the command quietly."""
-    from charlstm.cli.ui import shading as ui_views
+    from charlstm.cli.ui import shading
 
     utf8_stdout()
     try:
-        yield ui_views.make_console()
+        yield shading.make_console()
         sys.stdout.flush()
     except BrokenPipeError:
         quiet_broken_pipe()

@@ -1,5 +1,5 @@
 """`charlstm train`: plan the run (`plan.plan_run`), train it (`train.train_plan`) and show its
-events (`ui_train.train_view`, `--log-json`). Ctrl-C or SIGTERM stops it after the current step
+events (`progress.train_view`, `--log-json`). Ctrl-C or SIGTERM stops it after the current step
 with a checkpoint (exit code 130); a second Ctrl-C aborts at once."""
 
 from __future__ import annotations
@@ -170,10 +170,10 @@ class _Session:
     display, the --log-json log, and the checkpoints written so far."""
 
     def __init__(self, console: Any) -> None:
-        from charlstm.cli.ui import progress as ui_train
+        from charlstm.cli.ui import progress
 
         self.console = console
-        self.progress = ui_train.EncodingProgress(console)
+        self.progress = progress.EncodingProgress(console)
         self.leader = True
         self.plan: Any = None
         self.view: Any = None
@@ -183,13 +183,13 @@ class _Session:
 
     def start(self, plan: Any, display: DisplayConfig, log_json: Path | None) -> None:
         """The run is planned: stop the encoding progress, start the display and the log."""
-        from charlstm.cli.ui import progress as ui_train
+        from charlstm.cli.ui import progress
         from charlstm.training.jsonlog import JsonLog
 
         self.plan = plan
         self.progress.close()
         notes = plan.notes if self.leader else ()
-        self.view = ui_train.train_view(self.console, display.quiet or not self.leader, display.log_every, notes)
+        self.view = progress.train_view(self.console, display.quiet or not self.leader, display.log_every, notes)
         self.log = JsonLog(log_json, display.log_every) if log_json and self.leader else None
         self.log_path = log_json
 
@@ -258,10 +258,10 @@ class _StopFlag:
         self.count += 1
         if self.count > 1:
             raise KeyboardInterrupt
-        from charlstm.cli.ui import progress as ui_train
+        from charlstm.cli.ui import progress
 
         if self.console is not None:
-            ui_train.stopping_message(self.console)
+            progress.stopping_message(self.console)
 
     def __enter__(self) -> _StopFlag:
         self.previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -2,8 +2,8 @@
 
 They read a checkpoint and a text: the text is the one argument, the checkpoint an option
 (--checkpoint/-c, default: the newest in ./checkpoints), as in `sample`, so `charlstm gates FILE`
-never has to guess which argument is which. `charlstm.insight.views` computes; `ui_views` and
-`ui_charts` draw, or give the --json record.
+never has to guess which argument is which. `charlstm.insight.views` computes; `shading` and
+`charts` draw, or give the --json record.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def neurons(
     --find bracket` ranks all units by how well they follow the bracket nesting depth. The value
     at a character is the unit's after reading it. Piped, each character is a row with its value.
     """
-    from charlstm.cli.ui import shading as ui_views
+    from charlstm.cli.ui import shading
     from charlstm.cli.ui.console import model_name
     from charlstm.insight import views
 
@@ -47,16 +47,16 @@ def neurons(
     n = views.neurons(cfg, checkpoint, text_file, note)
     text = n.view.text.text
     if n.feature is not None and as_json:
-        return print_json(ui_views.find_record(text, cfg.find, n.feature, n.scores, n.values))
+        return print_json(shading.find_record(text, cfg.find, n.feature, n.scores, n.values))
     if n.feature is not None:
         with report_console() as console:
-            return ui_views.find_view(console, text, cfg.find, n.feature, n.scores, n.values, n.sigmoid)
+            return shading.find_view(console, text, cfg.find, n.feature, n.scores, n.values, n.sigmoid)
     assert n.layer is not None and n.unit is not None  # without --find, `views.neurons` names one unit
     if as_json:
-        return print_json(ui_views.neuron_record(text, n.layer, n.unit, n.what, n.values[0]))
+        return print_json(shading.neuron_record(text, n.layer, n.unit, n.what, n.values[0]))
     title = f"layer {n.layer} unit {n.unit} ({n.what}) of a {model_name(n.view.ckpt.config)}"
     with report_console() as console:
-        ui_views.neuron_view(console, text, n.values[0], title, n.sigmoid)
+        shading.neuron_view(console, text, n.values[0], title, n.sigmoid)
 
 
 def gates(
@@ -73,15 +73,15 @@ def gates(
     LSTM gates i, f, o; GRU r, z. A vanilla RNN has no gates: for it, the same counts are made of
     its tanh output h (below −0.9, above 0.9), where the gradient through a unit vanishes.
     """
-    from charlstm.cli.ui import charts as ui_charts
+    from charlstm.cli.ui import charts
     from charlstm.insight import views
 
     view, rows = views.gates(given(ViewConfig, max_chars=max_chars), checkpoint, text_file, note)
     ckpt, tx = view.ckpt, view.text
     if as_json:
-        return print_json({"cell": ckpt.config.cell, "steps": len(tx.ids), "gates": ui_charts.gates_record(rows)})
+        return print_json({"cell": ckpt.config.cell, "steps": len(tx.ids), "gates": charts.gates_record(rows)})
     with report_console() as console:
-        ui_charts.gates_view(console, rows, len(tx.ids))
+        charts.gates_view(console, rows, len(tx.ids))
 
 
 # a command's options, one a line as --help lists them: not reflowed by the formatter
@@ -106,7 +106,7 @@ def gradients(
     alone over the steps t−K..t (float64). A vanilla RNN's gradient shrinks geometrically with k;
     the LSTM's cell state carries it much further.
     """
-    from charlstm.cli.ui import charts as ui_charts
+    from charlstm.cli.ui import charts
     from charlstm.cli.ui.console import model_name
     from charlstm.insight import views
 
@@ -114,10 +114,10 @@ def gradients(
     models = views.gradients(cfg, checkpoints or [None], text_file, note)
     if as_json:
         for ckpt, flow in models:
-            print_json({"checkpoint": str(ckpt.path), "cell": ckpt.config.cell, "max_lag": cfg.max_lag, **ui_charts.gradients_record(flow)})
+            print_json({"checkpoint": str(ckpt.path), "cell": ckpt.config.cell, "max_lag": cfg.max_lag, **charts.gradients_record(flow)})
         return
     with report_console() as console:
-        ui_charts.gradients_view(console, [(f"{ckpt.path}: {model_name(ckpt.config)}", flow) for ckpt, flow in models])
+        charts.gradients_view(console, [(f"{ckpt.path}: {model_name(ckpt.config)}", flow) for ckpt, flow in models])
 
 
 # a command's options, one a line as --help lists them: not reflowed by the formatter
@@ -134,16 +134,16 @@ def gradcheck(
     initial state of a small random model (2 layers of 4 units, 5 characters, 6 steps × 2
     streams). Exit code 1 if any tensor disagrees.
     """
-    from charlstm.cli.ui import charts as ui_charts
+    from charlstm.cli.ui import charts
     from charlstm.insight import views
     from charlstm.insight.probe.finitediff import EPS
 
     results = views.gradcheck(given(ViewConfig, cell=cell, random_seed=random_seed))
     if as_json:
-        print_json(ui_charts.gradcheck_record(results))
+        print_json(charts.gradcheck_record(results))
     else:
         with report_console() as console:
-            ui_charts.gradcheck_view(console, results, EPS)
+            charts.gradcheck_view(console, results, EPS)
     if not all(r.passed for r in results):
         raise typer.Exit(1)
 

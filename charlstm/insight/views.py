@@ -2,8 +2,8 @@
 and `gradcheck` (`docs/understanding.md`).
 
 Each function reads the checkpoint (given, or the newest in ./checkpoints) and the known
-characters of the text, checks them, and computes with `charlstm.insight.probe`; `ui_views` and
-`ui_charts` draw what they return. What was chosen or left out is told to `note`, one line at a
+characters of the text, checks them, and computes with `charlstm.insight.probe`; `cli/ui/shading` and
+`cli/ui/charts` draw what they return. What was chosen or left out is told to `note`, one line at a
 time; nothing here prints.
 """
 

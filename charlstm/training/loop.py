@@ -12,8 +12,9 @@ carried state, counters, RNG, history) to the resume file. `finish` writes the l
 
 The loop never prints: it reports through `on_event` with the dataclasses of events.py, and checks
 `should_stop()` after every step so the caller can stop it cleanly (Ctrl-C). It carries a `Run`
-(run.py); the rate and the time budget's deadline are schedule.py's, the names and lock of its
-files runs.py's, the checks before it starts (windows per epoch, size advice) plan.py's.
+(state.py, which also writes its checkpoints); the rate and the time budget's deadline are
+schedule.py's, the names and lock of its files store/runs.py's, the checks before it starts
+(windows per epoch, size advice) plan.py's.
 
 Under torchrun every rank runs this loop on its share of the streams, and the engine's team makes
 each decision the same on all of them: the loss the divergence guard sees is the mean over ranks,
@@ -54,7 +55,7 @@ from charlstm.nn import model, threads
 from charlstm.store import runs
 from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import Corpus, window
-from charlstm.training import emit as reporting
+from charlstm.training import emit
 from charlstm.training.events import (
     Diverged,
     Event,
@@ -236,7 +237,7 @@ def start_run(
         corpus, config, cfg, model_path, train_ids, val_ids, steps_per_epoch, total_steps,
         divergence_limit(config.vocab_size), fingerprint, engine, state, progress, tell, clock=clock, tuner=tuner,
     )  # fmt: skip
-    run.on_event(reporting.started(run, resumed=resume is not None))
+    run.on_event(emit.started(run, resumed=resume is not None))
     run.snapshot = engine.snapshot()
     run.last_save = run.started_at = clock()
     run.elapsed_before = progress.elapsed
@@ -290,7 +291,7 @@ def _book(run: Run, loss: float, norm: float, lr: float, ratio: float, t0: float
     p.count(loss, run.cfg.batch_size * run.cfg.seq_len)
     p.schedule_ratio = ratio
     seconds = run.clock() - t0
-    reporting.report_step(run, loss, norm, lr, seconds)
+    emit.report_step(run, loss, norm, lr, seconds)
     run.tuner.after_step(seconds)  # may change the thread count of the next steps
 
 
@@ -332,7 +333,7 @@ def end_epoch(run: Run, train_loss: float) -> None:
     if best:
         p.best_val_loss = ev.loss
         p.best_epoch = p.step / run.steps_per_epoch
-    text = reporting.display_sample(run)
+    text = emit.display_sample(run)
     record = {
         "epoch": round(p.step / run.steps_per_epoch, 4),
         "step": p.step,
@@ -346,7 +347,7 @@ def end_epoch(run: Run, train_loss: float) -> None:
         "sample": text,
     }
     p.history.append(record)
-    run.on_event(reporting.epoch_end(run, record))
+    run.on_event(emit.epoch_end(run, record))
     if best:
         save(run, "best")
     if cfg.keep > 0:
@@ -363,7 +364,7 @@ def finish(run: Run, reason: StopReason) -> Finished:
         save(run, "best", "latest")
     p.elapsed = run.elapsed_before + run.seconds()
     save(run, "resume", reason)
-    finished = reporting.finished(run, reason)
+    finished = emit.finished(run, reason)
     run.on_event(finished)
     return finished
 
@@ -385,7 +386,7 @@ def _after_step(run: Run, should_stop: Callable[[], bool]) -> StopReason | None:
         and (run.total_steps is None or p.step < run.total_steps)
         and run.leader
     ):
-        run.on_event(Sampled(step=p.step, text=reporting.display_sample(run)))
+        run.on_event(Sampled(step=p.step, text=emit.display_sample(run)))
     end = deadline(run)
     time_up, save_due = end is not None and run.seconds() >= end, run.clock() - run.last_save >= cfg.save_minutes * 60
     lead, (stop,) = run.engine.team.agree(lead=[time_up, save_due], flags=[should_stop()])

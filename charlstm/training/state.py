@@ -1,6 +1,6 @@
 """The state of a training run, and how it goes into a checkpoint and comes back out.
 
-`Run` is what the named steps in train.py share instead of closures: the engine (which holds the
+`Run` is what the named steps in loop.py share instead of closures: the engine (which holds the
 weights, optimiser and RNG), the carried state, counters, files and the last good snapshot.
 Everything that makes a resumed run compute exactly the losses of an uninterrupted one is written
 by `to_checkpoint` and read back by `restore`.

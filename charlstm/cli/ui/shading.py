@@ -3,8 +3,8 @@
 On a terminal: each character on a background coloured by a value (a palette that keeps its order
 on a 16-colour terminal too). Otherwise (a pipe, a file) the same information as plain aligned
 rows of numbers, with no escape codes. The `*_record` functions give the JSON-compatible
-dictionaries of `--json`. `charlstm.insight.views` computes (with `charlstm.insight.probe`); this module, and
-ui_charts for gates, gradients and gradcheck, only draw.
+dictionaries of `--json`. `charlstm.insight.views` computes (with `charlstm.insight.probe`); this
+module, and `charts` for gates, gradients and gradcheck, only draw.
 """
 
 from __future__ import annotations
