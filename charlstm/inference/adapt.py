@@ -31,6 +31,7 @@ import numpy as np
 from charlstm.inference.loss import Evaluation
 from charlstm.nn import model
 from charlstm.nn.model import ModelConfig
+from charlstm.nn.ops import softmax_cross_entropy_rows
 from charlstm.text.corpus import iter_windows
 
 EPS = 1e-8  # keeps the step finite where a parameter has had no gradient yet (a character unseen)
@@ -65,22 +66,6 @@ class AdaptiveEvaluation(Evaluation):
     char_losses: np.ndarray | None = None
 
 
-def _losses_and_dlogits(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-character losses (N,) in nats (float64) of the targets y (N,) under softmax(logits)
-    (N, V), and the gradient of their mean w.r.t. the logits, written over `logits`."""
-    N = logits.shape[0]
-    rows = np.arange(N)
-    logits -= logits.max(axis=1, keepdims=True)
-    target = logits[rows, y].astype(np.float64)
-    np.exp(logits, out=logits)
-    total = logits.sum(axis=1, dtype=np.float64)  # (N,)
-    losses = np.log(total) - target
-    logits /= total[:, None].astype(logits.dtype)  # p
-    logits[rows, y] -= 1.0
-    logits /= N
-    return losses, logits
-
-
 def adapt(
     adapter: Adapter,
     config: ModelConfig,
@@ -95,7 +80,7 @@ def adapt(
     cache = model.Cache()
     for x, y in iter_windows(ids, 1, T):
         logits, state, cache = model.forward(adapter.params, config, x, state, cache)
-        losses, dlogits = _losses_and_dlogits(logits, y.reshape(-1))
+        losses, dlogits = softmax_cross_entropy_rows(logits, y.reshape(-1))
         if on_window is not None:
             on_window(losses)
         if adapter.lr > 0.0:

@@ -168,10 +168,28 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     np.exp(logits, out=logits)
     total = logits.sum(axis=1)  # (N,)
     loss = float(np.mean(np.log(total) - target))
-    logits /= total[:, None]  # p
-    logits[rows, y] -= 1.0
-    logits /= N
+    _softmax_grad(logits, total, y)
     return loss, logits
+
+
+def softmax_cross_entropy_rows(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`softmax_cross_entropy` with the loss of every row kept: (N,) nats in float64 (summed in
+    float64, as `cross_entropy_sum`), and the same gradient written over `logits` (N, V)."""
+    rows = np.arange(logits.shape[0])
+    logits -= logits.max(axis=1, keepdims=True)
+    target = logits[rows, y].astype(np.float64)
+    np.exp(logits, out=logits)
+    total = logits.sum(axis=1, dtype=np.float64)  # (N,)
+    losses = np.log(total) - target
+    _softmax_grad(logits, total.astype(logits.dtype), y)
+    return losses, logits
+
+
+def _softmax_grad(e: np.ndarray, total: np.ndarray, y: np.ndarray) -> None:
+    """e (N, V) = exp(shifted logits) becomes (p − onehot(y)) / N in place; total (N,) its row sums."""
+    e /= total[:, None]  # p
+    e[np.arange(e.shape[0]), y] -= 1.0
+    e /= e.shape[0]
 
 
 def cross_entropy_sum(logits: np.ndarray, y: np.ndarray) -> float:
