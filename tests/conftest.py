@@ -124,6 +124,21 @@ def report_runs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def many_runs_page(tmp_path_factory) -> tuple[Path, str]:
+    """`charlstm report` of 15 small runs on two texts (`helpers.many_runs`): the page and what
+    the command said on stderr."""
+    from helpers import many_runs
+
+    folder = tmp_path_factory.mktemp("many") / "runs"
+    folder.mkdir()
+    text = many_runs(folder, 15)
+    out = folder.parent / "many.html"
+    result = run_cli("report", str(folder), "--text", str(text), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    return out, result.stderr
+
+
+@pytest.fixture(scope="session")
 def report_page(report_runs) -> Path:
     """`charlstm report runs/`: the three runs overlaid, on their validation text."""
     result = run_cli("report", str(report_runs / "runs"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,26 @@ def many_runs(folder: Path, count: int = 15) -> Path:
             checkpoint.Checkpoint(config, vocab, params, train, history), folder / f"run{j:02d}-{cell}.safetensors"
         )
     return folder.parent / "view.txt"
+
+
+def training_at_its_first_step(*args: str, cwd: Path) -> subprocess.Popen:
+    """`charlstm train ARGS --log-every 1` started in `cwd` (stderr piped, as text), returned once it
+    has printed its first step: it holds its run's lock and is training."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charlstm", "train", *args, "--log-every", "1"],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    while not proc.stderr.readline().startswith("step "):
+        assert proc.poll() is None, "training stopped before its first step"
+    return proc
+
+
+def copy_run_folder(src: Path, dst: Path) -> Path:
+    """dst with a copy of the run folder src (its tiny.txt and checkpoints/), to write into."""
+    shutil.copy(src / "tiny.txt", dst / "tiny.txt")
+    shutil.copytree(src / "checkpoints", dst / "checkpoints")
+    return dst

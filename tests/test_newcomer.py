@@ -8,7 +8,6 @@ import bz2
 import gzip
 import json
 import lzma
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 
 from charlstm.store import checkpoint
 
-from helpers import PANGRAMS, TINY_RUN, assert_clean_error, run_cli
+from helpers import PANGRAMS, TINY_RUN, assert_clean_error, copy_run_folder, run_cli, training_at_its_first_step
 
 MODEL = "checkpoints/tiny-1x16.safetensors"
 RESUME = "checkpoints/tiny-1x16.resume.safetensors"
@@ -38,9 +37,7 @@ def ended_by_time(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def work(tmp_path, ended_by_time) -> Path:
-    shutil.copy(ended_by_time / "tiny.txt", tmp_path / "tiny.txt")
-    shutil.copytree(ended_by_time / "checkpoints", tmp_path / "checkpoints")
-    return tmp_path
+    return copy_run_folder(ended_by_time, tmp_path)
 
 
 def files(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -92,16 +89,8 @@ def test_resuming_a_run_that_is_still_starting_names_the_pid(tmp_path):
     """The first run holds the lock and has not written its resume file yet (it is stopped with
     SIGSTOP at its first step, so it cannot get there): --resume of that file names its pid."""
     (tmp_path / "big.txt").write_text(PANGRAMS * 2000, encoding="utf-8")  # a first epoch of thousands of steps
-    first = subprocess.Popen(
-        [sys.executable, "-m", "charlstm", "train", "big.txt", *TINY_RUN, "--log-every", "1", "--epochs", "50"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = training_at_its_first_step("big.txt", *TINY_RUN, "--epochs", "50", cwd=tmp_path)
     try:
-        while not first.stderr.readline().startswith("step "):
-            assert first.poll() is None, "training stopped before its first step"
         first.send_signal(signal.SIGSTOP)
         resume = tmp_path / "checkpoints" / "big-1x16.resume.safetensors"
         assert not resume.exists()

@@ -323,19 +323,12 @@ def test_report_help_imports_nothing_heavy():
     assert result.stderr.strip().endswith("[]"), result.stderr
 
 
-def test_fifteen_runs_on_two_texts_keep_apart_and_stay_small(tmp_path):
+def test_fifteen_runs_on_two_texts_keep_apart_and_stay_small(many_runs_page):
     """15 runs of two texts: each run's lines have their own colour and dash, each text its own
     loss charts under a heading, the settings a row per run, and the model views only for the
     three best runs (the others named): a page under 2 MB."""
-    from helpers import many_runs
-
-    folder = tmp_path / "runs"
-    folder.mkdir()
-    text = many_runs(folder, 15)
-    out = tmp_path / "many.html"
-    result = run_cli("report", str(folder), "--text", str(text), "-o", str(out))
-    assert result.returncode == 0, result.stderr
-    assert "--views 15" in result.stderr  # the note says how to draw them all
+    out, stderr = many_runs_page
+    assert "--views 15" in stderr  # the note says how to draw them all
     size = out.stat().st_size
     assert size < 2_000_000, size
     page = page_of(out)

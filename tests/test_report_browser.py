@@ -197,17 +197,10 @@ def test_the_page_reads_without_javascript(browser, report_page):
     page.context.close()
 
 
-def test_fifteen_runs_settings_read_at_1200_px_without_scrolling_sideways(browser, tmp_path):
+def test_fifteen_runs_settings_read_at_1200_px_without_scrolling_sideways(browser, many_runs_page):
     """The settings of 15 runs, a row each, fit the page at 1200 px: neither the table nor the
     page scrolls sideways."""
-    from helpers import many_runs
-
-    folder = tmp_path / "runs"
-    folder.mkdir()
-    text = many_runs(folder, 15)
-    out = tmp_path / "many.html"
-    result = run_cli("report", str(folder), "--text", str(text), "-o", str(out))
-    assert result.returncode == 0, result.stderr
+    out, _ = many_runs_page
     seen = open_offline(browser, out)
     try:
         page = seen.page

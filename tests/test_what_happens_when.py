@@ -24,7 +24,15 @@ import pytest
 
 from charlstm.store import checkpoint
 
-from helpers import PANGRAMS, ROOT, TINY_RUN, assert_clean_error, assert_ends_with_clean_error, run_cli
+from helpers import (
+    PANGRAMS,
+    ROOT,
+    TINY_RUN,
+    assert_clean_error,
+    assert_ends_with_clean_error,
+    run_cli,
+    training_at_its_first_step,
+)
 
 FAST = TINY_RUN
 
@@ -472,16 +480,8 @@ def test_ctrl_c_twice_before_the_first_checkpoint(tmp_path):
 
 
 def test_two_runs_writing_the_same_checkpoint(tmp_path, tiny_corpus):
-    first = subprocess.Popen(
-        cli("train", str(tiny_corpus), *FAST, "--epochs", "500", "--log-every", "1"),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = training_at_its_first_step(str(tiny_corpus), *FAST, "--epochs", "500", cwd=tmp_path)
     try:
-        while not first.stderr.readline().startswith("step "):
-            assert first.poll() is None
         second = run_cli("train", str(tiny_corpus), *FAST, "--fresh", cwd=tmp_path)
         assert_clean_error(second, "another charlstm train", f"pid {first.pid}", "--out", code=1)
         other = run_cli(

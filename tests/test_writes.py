@@ -26,7 +26,7 @@ import pytest
 from charlstm.errors import CharLSTMError, UsageError
 from charlstm.store import checkpoint, write
 
-from helpers import PANGRAMS, TINY_RUN, assert_clean_error, run_cli
+from helpers import PANGRAMS, TINY_RUN, assert_clean_error, copy_run_folder, run_cli
 
 KINDS = ("directory", "fifo", "socket", "char device", "link to a char device", "link to a directory")
 
@@ -44,9 +44,7 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def work(tmp_path, run_dir) -> Path:
     """A copy of the run's folder, to write into."""
-    shutil.copy(run_dir / "tiny.txt", tmp_path / "tiny.txt")
-    shutil.copytree(run_dir / "checkpoints", tmp_path / "checkpoints")
-    return tmp_path
+    return copy_run_folder(run_dir, tmp_path)
 
 
 @pytest.fixture
