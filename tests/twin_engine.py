@@ -19,7 +19,5 @@ def _twin() -> type:
 
 
 engines.register(
-    engines.EngineKind(
-        "twin", "the NumPy engine under another name, a test's", _twin, options=("kernels",), threads=True
-    )
+    engines.EngineKind("twin", "the NumPy engine under another name, a test's", _twin, options=("kernels",))
 )

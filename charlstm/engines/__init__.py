@@ -153,7 +153,7 @@ def _torch_engine() -> Any:
     return torch_engine
 
 
-register(EngineKind("numpy", "this package's own code, on the CPU", _numpy_engine, options=("kernels",), threads=True))
+register(EngineKind("numpy", "this package's own code, on the CPU", _numpy_engine, options=("kernels",)))
 register(
     EngineKind(
         "torch",

@@ -33,7 +33,6 @@ class EngineKind:
     make: Callable[[], Callable[..., Engine]]  # the engine's class: Class(config, cfg, params, dtype) is an Engine
     options: tuple[str, ...] = ()  # the engine options (ENGINE_OPTIONS) it takes; given to another engine, refused
     ranks: bool = False  # trains across torchrun's ranks
-    threads: bool = False  # computes with this package's BLAS/numba threads (the run's Tuner may change them)
     library: str | None = None  # the top-level module it imports beyond NumPy ("torch"); None: none
     needs: str = ""  # that library in words, for the message when it is missing: "PyTorch"
     install: str = ""  # one line: how to install it, "pip install 'charlstm[torch]'"
