@@ -292,8 +292,8 @@ def tuner(
     in the environment (the BLAS read it when they loaded; the numba kernels follow it); else
     automatic, from the cores free now (`first_count`; `look=False`: without the START_SAMPLE
     wait, from the load average, for `sample`, whose first character should not wait).
-    `control` makes the engine's set-threads (default `numpy_threads`: the NumPy engine); one
-    given (the torch engine on a CPU) also applies a count from the environment. Call it once
+    `control` makes the engine's set-threads (default `numpy_threads`: the NumPy engine); a count
+    from the environment is applied through it too (the BLAS read it already; PyTorch may not). Call it once
     the kernels are loaded."""
     report = report or (lambda old, new, why: None)
     cores = usable_cores()

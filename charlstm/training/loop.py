@@ -254,7 +254,7 @@ def thread_tuner(engine: engines.Engine, cfg: TrainConfig, tell: Callable[[Event
     def report(old: int | None, new: int, why: str) -> None:
         tell(ThreadsChanged(old=old, new=new, why=why))
 
-    return threads.tuner(cfg.threads, report, None if control is threads.numpy_threads else control)
+    return threads.tuner(cfg.threads, report, control)
 
 
 def _ignore(event: Event) -> None:
