@@ -32,7 +32,7 @@ from charlstm.text.visible import visible
 
 SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍", " ": " "}  # what a coloured invisible character looks like
 FLOW_LAGS = (0, 1, 2, 5, 10, 20, 30, 40)  # the lags k of the gradient table (and the last one)
-DASHES = ("", "5 3", "2 2", "8 3 2 3")  # a cell's states in the gradient plot: h solid, the others dashed
+STATE_DASHES = ("", "5 3", "2 2", "8 3 2 3")  # a cell's states in the gradient plot: h solid, the others dashed
 
 
 def render(report: Report, title: str, footer: str) -> str:
@@ -250,7 +250,7 @@ def gradients_section(report: Report) -> str:
             for k, name in enumerate(flow.states):
                 mean = flow.mean(name)
                 if layer < len(mean):
-                    dash = DASHES[k % len(DASHES)]
+                    dash = STATE_DASHES[k % len(STATE_DASHES)]
                     ks = list(range(mean.shape[1]))
                     line = svg.Line(
                         f"{run.name} {name}", ks, mean[layer].tolist(), colour, dash, key=name, run=run.name
