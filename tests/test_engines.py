@@ -25,7 +25,7 @@ pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 T, B = 16, 4
-SMALL = dict(seq_len=T, batch_size=B, sample_length=0, kernels="numpy", device="cpu")
+SMALL = dict(seq_len=T, batch_size=B, sample_length=0, kernels="numpy", device="cpu", threads=1)  # bits: a fixed count
 
 
 def steps(corpus, config, cfg, n, dtype, lr=4e-3):

@@ -109,7 +109,7 @@ def late_or_not(corpus, tmp_path, late: bool, stop_after: int | None = None):
     Its events, and the weights and generators right after each recovery."""
     cfg = TrainConfig(
         seq_len=32, batch_size=8, sample_length=0, max_steps=60, lr=3.0, engine="torch", device="cpu",
-        dropout=0.2, weight_drop=0.3, ema=0.9,
+        dropout=0.2, weight_drop=0.3, ema=0.9, threads=1,  # a fixed count: no ThreadsChanged timed by the load
     )  # fmt: skip
     events, restored, holder = [], [], {}
 
