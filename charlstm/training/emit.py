@@ -17,9 +17,11 @@ from charlstm.training.state import Run
 
 def started(run: Run, resumed: bool) -> Started:
     """The run as it starts: its data, model, limits, files and engine, with the notes to show
-    (the size advice when the run began; a finished run that has nothing left to do)."""
+    (the size advice when the run began and the plan did not choose the size; a finished run that
+    has nothing left to do)."""
     p = run.progress
-    notes = () if resumed else size_notes(run.config, len(run.train_ids), run.cfg.dropout)  # said when the run began
+    advice = not resumed and run.sizing is None  # said when the run began, unless the plan chose the model
+    notes = size_notes(run.config, len(run.train_ids), run.cfg.dropout) if advice else ()
     if run.total_steps is not None and p.step >= run.total_steps:
         notes += (
             f"this run already did {p.step:,} of its {run.total_steps:,} steps; "

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,18 +93,20 @@ def train(
     resume: Checkpoint | None = None,
     init: Checkpoint | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    sizing: dict[str, Any] | None = None,
 ) -> Finished:
     """Train on `corpus` and write checkpoints; returns the Finished event (also reported).
 
     resume: a resumable checkpoint of the same corpus (of either engine); training continues
     exactly where it stopped. init: a checkpoint whose weights start a new run (fine-tuning).
-    clock: seconds, for the time budget, the ETA and timed saves (tests pass a fake one). The
+    clock: seconds, for the time budget, the ETA and timed saves (tests pass a fake one). sizing:
+    the plan's choice of the model, kept in the checkpoints (a resumed run keeps its own). The
     checkpoint path is locked for the run (by rank 0 under torchrun): a second run writing the
     same files is refused.
     """
     runs.check_model_path(model_path)
     with runs.Lock(model_path) if rank() == 0 else nullcontext(), threads.as_before():
-        run = start_run(corpus, config, cfg, model_path, on_event, resume, init, clock)
+        run = start_run(corpus, config, cfg, model_path, on_event, resume, init, clock, sizing)
         try:
             return finish(run, _loop(run, should_stop))
         finally:
@@ -116,7 +119,10 @@ def train_plan(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Finished:
     """Train the run that `plan.plan_run` planned; see `train`."""
-    return train(plan.corpus, plan.config, plan.train, plan.model_path, on_event, should_stop, plan.resume, plan.init)
+    return train(
+        plan.corpus, plan.config, plan.train, plan.model_path, on_event, should_stop, plan.resume, plan.init,
+        sizing=plan.sizing,
+    )  # fmt: skip
 
 
 def _loop(run: Run, should_stop: Callable[[], bool]) -> StopReason:
@@ -208,6 +214,7 @@ def start_run(
     resume: Checkpoint | None = None,
     init: Checkpoint | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    sizing: dict[str, Any] | None = None,
 ) -> Run:
     """Check that the corpus fits the model and one window, set up the engine (weights,
     optimiser, RNG) and the carried state (fresh, `init`'s weights, or where `resume` stopped)
@@ -236,6 +243,7 @@ def start_run(
     run = Run(
         corpus, config, cfg, model_path, train_ids, val_ids, steps_per_epoch, total_steps,
         divergence_limit(config.vocab_size), fingerprint, engine, state, progress, tell, clock=clock, tuner=tuner,
+        sizing=resume.train.get("sizing") if resume is not None else sizing,
     )  # fmt: skip
     run.on_event(emit.started(run, resumed=resume is not None))
     run.snapshot = engine.snapshot()

@@ -25,6 +25,7 @@ from charlstm.store.checkpoint import Checkpoint
 from charlstm.text.corpus import Corpus, corpus_files, load_corpus, num_windows, prepare_source
 from charlstm.text.reading import check_readable
 from charlstm.text.vocab import Vocab, describe_chars
+from charlstm.training import speeds
 from charlstm.training.jsonlog import LOG_HINT
 from charlstm.training.state import check_same_corpus
 
@@ -50,6 +51,7 @@ class RunPlan:
     resume: Checkpoint | None = None  # continue this run exactly
     init: Checkpoint | None = None  # start from these weights and vocabulary
     notes: tuple[str, ...] = ()  # what the plan changed, in words (e.g. resumed options)
+    sizing: dict[str, Any] | None = None  # the model the plan chose and why (`speeds.size_model`), for the checkpoint
 
     @property
     def resume_path(self) -> Path:
@@ -70,13 +72,19 @@ def plan_run(
     max_vocab: int = MAX_VOCAB,
     on_progress: Callable[[str, int, int], None] | None = None,
     log_json: Path | None = None,
+    measure: speeds.Measure = speeds.measure,
 ) -> RunPlan:
     """Decide how to train and load the corpus: a text file, a folder of .txt files, several
     files, or a stream (copied into the cache first). Overrides are config fields the user chose
     (None values are ignored, as options not given). Cheap checks come first, so a bad option
     fails before a large corpus is read: among them, the files the run will write (its
     checkpoints, `log_json`) must be files, new or to replace, not a device or a folder
-    (`charlstm.store.write`). A resumed run with no step left to do raises NothingToDo."""
+    (`charlstm.store.write`). A resumed run with no step left to do raises NothingToDo.
+
+    A new LSTM run with --max-minutes and no --hidden-size or --layers has its shape (and its
+    dropout, unless --dropout is given) chosen for the minutes (`speeds.size_model`, by the rule of
+    `sizing`), from this machine's speed as `measure` finds it (default: measured once, cached);
+    a resumed run keeps its checkpoint's."""
     given, corpus_path = corpus_path, prepare_source(corpus_path) if corpus_path else None
     model_given = _given(model_overrides)
     train_given = _given(train_overrides)
@@ -91,7 +99,7 @@ def plan_run(
         plan = _plan_resume(corpus_path, resume, model_given, train_given, out, load)
     else:
         assert corpus_path is not None
-        plan = _plan_new(corpus_path, model_given, train_given, init_from, fresh, out, load)
+        plan = _plan_new(corpus_path, model_given, train_given, init_from, fresh, out, load, measure)
     _check_sample_seed(plan)
     engines.check(plan.train, tuple(train_given))
     if isinstance(given, Path) and corpus_path != given:
@@ -201,10 +209,12 @@ def _plan_new(
     fresh: bool,
     out: Path | None,
     load: Load,
+    measure: speeds.Measure,
 ) -> RunPlan:
     """A new run: fresh weights, or those of `init_from` (fine-tuning). The corpus is checked
     first, so a misspelt path is reported as such; then an earlier run writing the same files is
-    not overwritten unless `fresh`."""
+    not overwritten unless `fresh`. Its model file is named from the options given (a shape the
+    plan chooses leaves it CORPUS.safetensors)."""
     check_source(corpus_path)
     init = ckpt_io.load(init_from) if init_from is not None else None
     if init is not None:
@@ -226,6 +236,10 @@ def _plan_new(
         n_train = len(corpus.split(cfg.val_fraction)[0])
         K = engines.world_size()  # under torchrun, the ranks share the streams equally
         cfg = replace(cfg, batch_size=max(K, auto_batch_size(n_train, cfg.seq_len) // K * K))
+    sized = None if init else speeds.size_model(config, cfg, model_given, train_given, corpus, measure)
+    if sized is not None:
+        config, cfg, sizing = sized
+        return RunPlan(corpus, config, cfg, model_path, notes=(sizing["reason"],), sizing=sizing)
     return RunPlan(corpus, config, cfg, model_path, init=init)
 
 

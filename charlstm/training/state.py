@@ -141,6 +141,7 @@ class Run:
     segment_seconds: float = 0.0  # seconds() when the current decay segment began in this process
     decay: float = 0.0  # the decay progress q reached in this process (never goes back)
     tuner: Tuner = field(default_factory=Tuner.off)  # the thread count, told every step's time (charlstm.nn.threads)
+    sizing: dict[str, Any] | None = None  # the plan's choice of the model and why (training.speeds.record)
 
     @property
     def resume_path(self) -> Path:
@@ -174,6 +175,8 @@ def to_checkpoint(run: Run, with_state: bool, status: str) -> Checkpoint:
         "steps_per_epoch": run.steps_per_epoch,
         **{k: v for k, v in asdict(run.progress).items() if k != "history"},
     }
+    if run.sizing is not None:
+        train_meta["sizing"] = run.sizing
     extra: dict[str, np.ndarray] = {}
     if with_state:
         extra, engine_meta = run.engine.save_state(run.state)

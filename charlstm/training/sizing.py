@@ -1,0 +1,143 @@
+"""The rule by which a run with a time budget (--max-minutes) and no -H/-L chooses its model.
+
+Pure: given the training characters, the seconds of the budget and this machine's measured speed
+of each candidate shape (`charlstm.training.speeds` measures it), `choose` says which shape, which
+dropout, and why in one line. The plan (`charlstm.training.plan`) applies it to a new LSTM run.
+
+The rule: a candidate gets `passes(shape)` = its chars/s × seconds × USABLE / training characters
+passes over the text (capped by --epochs or --max-steps when given too). The costliest candidate
+whose passes reach its MIN_PASSES is chosen, else the cheapest; its dropout is the first of
+DROPOUT_BY_PASSES whose bound its passes stay below.
+
+The tables below are the one place to refit. PROVISIONAL: sensible guesses, not yet fitted.
+fitted: see bench/README.md 'How charlstm chooses the model'
+USABLE was measured: a 10-minute 2×256 run made 1,877 steps of 6,400 characters at a bare 24.1k
+chars/s (validation, samples, checkpoints and the deadline's reserve take the rest of the time).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Shape:
+    """A model's shape: stacked layers of hidden units."""
+
+    num_layers: int
+    hidden_size: int
+
+    def __str__(self) -> str:
+        return f"{self.num_layers}x{self.hidden_size}"
+
+    @classmethod
+    def parse(cls, text: str) -> Shape:
+        """'2x256' → Shape(2, 256), as `str` writes it (the key in caches and checkpoints)."""
+        layers, _, hidden = text.partition("x")
+        return cls(int(layers), int(hidden))
+
+
+# ---------------------------------------------------------------- the tables (PROVISIONAL: to be refitted)
+CANDIDATES: tuple[Shape, ...] = (Shape(2, 128), Shape(2, 256), Shape(3, 256), Shape(2, 384), Shape(2, 512))
+"""The shapes the rule chooses among, cheapest first: by cost per character (3×256 has 1.4 M weights at
+65 characters, 2×384 1.9 M, and steps faster on the NumPy engine)."""
+
+MIN_PASSES: dict[Shape, float] = {
+    Shape(2, 128): 0.0,
+    Shape(2, 256): 8.0,
+    Shape(3, 256): 6.0,
+    Shape(2, 384): 6.0,
+    Shape(2, 512): 4.0,
+}
+"""Passes over the training text a candidate needs within the budget to be chosen."""
+
+DROPOUT_BY_PASSES: tuple[tuple[float, float], ...] = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.2), (math.inf, 0.3))
+"""(bound, dropout): the chosen model's dropout is that of the first bound its passes stay below."""
+
+USABLE = 0.83
+"""The share of a time budget spent in training steps (the rest: validation, samples, checkpoints,
+the deadline's reserve)."""
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What `choose` chose: the shape, its dropout, the passes it gets and its speed, and why."""
+
+    shape: Shape
+    dropout: float
+    passes: float
+    chars_per_s: float
+    reason: str  # one line for the banner
+
+
+def passes(chars_per_s: float, seconds: float, train_chars: int, max_passes: float | None = None) -> float:
+    """Passes over `train_chars` training characters that `seconds` of budget buy at this speed,
+    capped by `max_passes` (a step or epoch limit given too)."""
+    fit = chars_per_s * seconds * USABLE / max(1, train_chars)
+    return fit if max_passes is None else min(fit, max_passes)
+
+
+def dropout_for(p: float) -> float:
+    """The dropout for a model that gets `p` passes over its text (DROPOUT_BY_PASSES)."""
+    return next(dropout for bound, dropout in DROPOUT_BY_PASSES if p < bound)
+
+
+def choose(
+    train_chars: int,
+    seconds: float,
+    speeds: Mapping[Shape, float],
+    max_passes: float | None = None,
+    limit: str = "",
+    dropout: float | None = None,
+    min_passes: Mapping[Shape, float] = MIN_PASSES,
+) -> Choice:
+    """The model for `train_chars` training characters and `seconds` of budget. speeds: chars/s
+    of each candidate, cheapest first (CANDIDATES' order). max_passes: the cap of a step or epoch
+    limit given too, which `limit` names for the reason ('--epochs 3'). dropout: the user's own,
+    kept (None: chosen by the passes). min_passes: the table (a candidate missing from it is a
+    ValueError)."""
+    if not speeds:
+        raise ValueError("no candidate speeds to choose from")
+    if missing := [str(s) for s in speeds if s not in min_passes]:
+        raise ValueError(f"no MIN_PASSES for {', '.join(missing)}")
+    shapes = list(speeds)
+    fits = [s for s in shapes if passes(speeds[s], seconds, train_chars, max_passes) >= min_passes[s]]
+    shape = fits[-1] if fits else shapes[0]
+    p = passes(speeds[shape], seconds, train_chars, max_passes)
+    chosen = dropout_for(p) if dropout is None else dropout
+    reason = _reason(shape, chosen, p, train_chars, seconds, speeds[shape], limit, dropout is not None)
+    return Choice(shape, chosen, p, speeds[shape], reason)
+
+
+def _reason(
+    shape: Shape, dropout: float, p: float, chars: int, seconds: float, speed: float, limit: str, theirs: bool
+) -> str:
+    """'2×384, dropout 0.3: ~6 passes over 1.0 M chars fit in 10 minutes at 12k chars/s; give
+    -H/-L/--dropout to choose yourself'."""
+    capped = f" (as {limit} allows)" if limit else ""
+    minutes = seconds / 60
+    what = f"{shape.num_layers}×{shape.hidden_size}, dropout {dropout:g}" + (" (yours)" if theirs else "")
+    return (
+        f"{what}: ~{_passes(p)} passes{capped} over {_chars(chars)} chars fit in {minutes:g} "
+        f"minute{'' if minutes == 1 else 's'} at {_speed(speed)} chars/s; "
+        f"give -H/-L{'' if theirs else '/--dropout'} to choose yourself"
+    )
+
+
+def _passes(p: float) -> str:
+    return f"{p:.0f}" if p >= 1.95 else f"{p:.1f}"
+
+
+def _chars(n: int) -> str:
+    if n >= 1e6:
+        return f"{n / 1e6:.1f} M"
+    return f"{n / 1e3:.0f} k" if n >= 1e4 else f"{n:,}"
+
+
+def _speed(s: float) -> str:
+    if s >= 1e4:
+        return f"{s / 1e3:.0f}k"
+    return f"{s / 1e3:.1f}k" if s >= 1e3 else f"{s:.0f}"
