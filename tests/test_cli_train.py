@@ -336,3 +336,23 @@ def test_the_levers_from_the_command_line(tiny_corpus, tmp_path):
     assert_clean_error(refused, "--adam-beta2 set Adam's decays; add --optimizer adam", code=2)
     refused = run_cli("train", str(tiny_corpus), "--dropout-mask", "unit", cwd=tmp_path)
     assert_clean_error(refused, "--dropout-mask must be one of step, window", code=2)
+
+
+def test_the_minutes_alone_choose_the_model_and_the_banner_says_why(tmp_path):
+    """--max-minutes with no -H/-L: the plan measures this machine's speed, chooses the shape and
+    dropout, says so in one line (under --quiet too) and the checkpoint holds the choice."""
+    corpus = ROOT / "corpora" / "lighthouse.txt"
+    env = {"CHARLSTM_CACHE": str(tmp_path / "cache")}
+    args = ("train", str(corpus), "--max-minutes", "0.02", "--kernels", "numpy", "--sample-length", "0", "-q")
+    result = run_cli(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    reasons = [line for line in result.stderr.splitlines() if "give -H/-L/--dropout to choose yourself" in line]
+    assert len(reasons) == 1, result.stderr
+    saved = checkpoint.load(tmp_path / "checkpoints" / "lighthouse.safetensors")
+    sizing = saved.train["sizing"]
+    assert reasons[0].strip() == sizing["reason"]
+    layers, hidden = (int(n) for n in sizing["shape"].split("x"))
+    assert (saved.config.num_layers, saved.config.hidden_size) == (layers, hidden)
+    assert reasons[0].startswith(f"{layers}×{hidden}, dropout {sizing['dropout']:g}: ~")
+    assert saved.train["config"]["dropout"] == sizing["dropout"]
+    assert (tmp_path / "cache" / "speeds.json").is_file()  # the next run reads it

@@ -103,7 +103,7 @@ class TrainConfig:
         None,
         "Train for this many minutes of this run: the learning rate reaches its floor, and the "
         "last validation and checkpoint are written, within them. A new LSTM run without -H/-L also has its "
-        "shape (and, without --dropout, its dropout) chosen for the minutes, from this machine's measured speed.",
+        "shape and dropout chosen for the minutes, from this machine's measured speed (a dropout given is kept).",
         "no limit; a resume does not keep it",
     )
     sample_every: int | None = opt(None, "Also show a sample every N steps (one is always shown per epoch).", "none")
