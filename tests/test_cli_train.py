@@ -356,3 +356,5 @@ def test_the_minutes_alone_choose_the_model_and_the_banner_says_why(tmp_path):
     assert reasons[0].startswith(f"{layers}×{hidden}, dropout {sizing['dropout']:g}: ~")
     assert saved.train["config"]["dropout"] == sizing["dropout"]
     assert (tmp_path / "cache" / "speeds.json").is_file()  # the next run reads it
+    shown = run_cli("inspect", "checkpoints/lighthouse.safetensors", cwd=tmp_path, env={"COLUMNS": "400"})
+    assert shown.returncode == 0 and sizing["reason"] in shown.stdout, shown.stdout

@@ -50,6 +50,8 @@ def _checkpoint_head(info: dict[str, Any]) -> Table:
     train = info.get("train") or {}
     if not train:
         return head
+    if train.get("sizing"):  # the model the plan chose for the time budget, and why
+        head.add_row("chosen", str(train["sizing"].get("reason", "")))
     elapsed = train.get("elapsed", 0.0)
     rate = train.get("chars", 0) / elapsed if elapsed else 0.0
     steps, epochs = f"{train.get('step', 0):,}", fmt_epoch(train.get("epochs", 0))
