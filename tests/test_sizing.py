@@ -123,6 +123,10 @@ def test_speeds_are_measured_once_and_then_read_from_the_cache(tmp_path):
     cache.write_text("{not json", encoding="utf-8")
     speeds.measure(config, cfg, shapes, cache, counting(calls))
     assert calls[5:] == ["1x8", "1x16"] and '"format"' in cache.read_text(encoding="utf-8")
+    broken = cache.read_text(encoding="utf-8").replace('"1x8": [', '"1x8": ["x", ')  # an entry spoilt by hand
+    cache.write_text(broken, encoding="utf-8")
+    speeds.measure(config, cfg, shapes, cache, counting(calls))
+    assert calls[7:] == ["1x8"]  # measured again, the good entry kept
 
 
 def test_the_speed_follows_the_window_length():

@@ -128,7 +128,7 @@ def measure(
         count = threads.tuner(cfg.threads, None, control).threads if control is not None else 0
         key = _key(config, cfg, describe, count)
         saved = _read(cache)
-        costs = dict(saved.get(key, {}))
+        costs = _entries(saved.get(key))
         todo = [s for s in candidates if str(s) not in costs]
         for shape in todo:
             cost = time_one(replace(config, num_layers=shape.num_layers, hidden_size=shape.hidden_size), cfg)
@@ -181,6 +181,17 @@ def _read(cache: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("speeds"), dict):
         return {}
     return data["speeds"]
+
+
+def _entries(found: Any) -> dict[str, list[float]]:
+    """A key's costs as the cache holds them ({"2x256": [per_char, fixed]}); what is not such is left out."""
+    if not isinstance(found, dict):
+        return {}
+    return {
+        k: [float(x) for x in v]
+        for k, v in found.items()
+        if isinstance(v, list) and len(v) == 2 and all(isinstance(x, int | float) and x >= 0 for x in v) and sum(v) > 0
+    }
 
 
 def _write(cache: Path, entries: dict[str, Any]) -> None:
