@@ -222,7 +222,10 @@ def from_logs(folder: Path, tags: dict[str, Path]) -> tuple[list[Group], list[st
         corpus = tags[m["tag"]].name if m["tag"] in tags else header["corpus"]["name"]
         B, T, chars = train["batch_size"], train["seq_len"], header["corpus"]["train_chars"]
         shape = Shape(model["num_layers"], model["hidden_size"])
-        steps = header.get("total_steps") or train["max_steps"]
+        steps = header.get("total_steps") or train.get("max_steps")
+        if not steps:
+            skipped.append(f"{path.name}: not a step-limited run (no --max-steps)")
+            continue
         key = (corpus, minutes)
         if key not in groups:
             groups[key] = Group(
