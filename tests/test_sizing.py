@@ -3,11 +3,16 @@ cached speeds it is fed (`training.speeds`), and when the plan applies it (`trai
 
 from __future__ import annotations
 
+import math
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from charlstm.config import ModelConfig, TrainConfig, default_of
+from charlstm.nn import threads
 from charlstm.store import checkpoint
 from charlstm.training import sizing, speeds
 from charlstm.training.loop import train_plan
@@ -109,24 +114,44 @@ def test_speeds_are_measured_once_and_then_read_from_the_cache(tmp_path):
     config, cfg = ModelConfig(30), TrainConfig(batch_size=4, **SMALL)
     shapes = (Shape(1, 8), Shape(1, 16))
     calls: list[str] = []
-    first = speeds.measure(config, cfg, shapes, cache, counting(calls))
+    first = speeds.measure(config, cfg, shapes, cache, counting(calls), busy_cores=math.inf)
     assert calls == ["1x8", "1x16"] and not first.cached and first.threads == 1
     assert list(first.speeds) == list(shapes) and all(v > 0 for v in first.speeds.values())
     written = cache.stat().st_mtime_ns
     again = speeds.measure(config, cfg, shapes, cache, counting(calls))
     assert calls == ["1x8", "1x16"] and again.cached and again.speeds == first.speeds
     assert cache.stat().st_mtime_ns == written  # read, not written
-    more = speeds.measure(config, cfg, (*shapes, Shape(2, 8)), cache, counting(calls))
+    more = speeds.measure(config, cfg, (*shapes, Shape(2, 8)), cache, counting(calls), busy_cores=math.inf)
     assert calls[2:] == ["2x8"] and more.speeds[Shape(1, 8)] == first.speeds[Shape(1, 8)]  # only the new one
-    speeds.measure(config, TrainConfig(batch_size=8, **SMALL), shapes, cache, counting(calls))
+    speeds.measure(config, TrainConfig(batch_size=8, **SMALL), shapes, cache, counting(calls), busy_cores=math.inf)
     assert calls[3:] == ["1x8", "1x16"]  # another batch size: measured again
     cache.write_text("{not json", encoding="utf-8")
-    speeds.measure(config, cfg, shapes, cache, counting(calls))
+    speeds.measure(config, cfg, shapes, cache, counting(calls), busy_cores=math.inf)
     assert calls[5:] == ["1x8", "1x16"] and '"format"' in cache.read_text(encoding="utf-8")
     broken = cache.read_text(encoding="utf-8").replace('"1x8": [', '"1x8": ["x", ')  # an entry spoilt by hand
     cache.write_text(broken, encoding="utf-8")
-    speeds.measure(config, cfg, shapes, cache, counting(calls))
+    speeds.measure(config, cfg, shapes, cache, counting(calls), busy_cores=math.inf)
     assert calls[7:] == ["1x8"]  # measured again, the good entry kept
+
+
+def test_a_speed_measured_while_another_process_keeps_a_core_busy_is_not_cached(tmp_path):
+    cache = tmp_path / "speeds.json"
+    config, cfg = ModelConfig(30), TrainConfig(batch_size=4, **SMALL)
+    if not threads.OtherLoad(threads.affinity()).available():
+        pytest.skip("other processes' CPU time cannot be read here (/proc/stat, or a CPU quota)")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+
+        def busy_while_timing(config: ModelConfig, cfg: TrainConfig) -> speeds.StepCost:
+            time.sleep(0.5)  # the other process spins meanwhile: about a core of other load
+            return speeds.time_step(config, cfg)
+
+        measured = speeds.measure(config, cfg, (Shape(1, 8),), cache, busy_while_timing)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert measured.other_load is not None and measured.other_load > speeds.BUSY_CORES
+    assert measured.speeds[Shape(1, 8)] > 0 and not cache.exists()  # used for this run, not kept
 
 
 def test_the_speed_follows_the_window_length():

@@ -50,7 +50,7 @@ T = TypeVar("T")
 
 def usable_cores() -> int:
     """The cores this process may run on: its CPU affinity, within a container's CPU quota."""
-    cores = len(_affinity())
+    cores = len(affinity())
     quota = cpu_quota()
     return max(1, min(cores, math.ceil(quota))) if quota else cores
 
@@ -309,7 +309,7 @@ def tuner(
             control()(n)
         report(None, n or cores, name)  # a count the BLAS cannot read leaves them at their default
         return Tuner(lambda n: None, cores, n or cores, fixed=True)
-    load = OtherLoad(_affinity())
+    load = OtherLoad(affinity())
     reading = load if load.available() else None
     start = first_count(cores, reading if look else None)
     result = Tuner((control or numpy_threads)(), cores, start, report, reading)
@@ -345,7 +345,7 @@ def idle_now() -> bool:
     return len(fields) < 4 or int(fields[3].split("/")[0]) <= 1
 
 
-def _affinity() -> set[int]:
+def affinity() -> set[int]:
     """The CPUs this process may run on."""
     try:
         return os.sched_getaffinity(0)

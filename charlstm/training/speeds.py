@@ -13,7 +13,9 @@ free now), and puts the counts back as they were.
 The result is cached as JSON in charlstm's cache folder (`SPEEDS_FILE`), keyed by what decides it:
 the CPU, the usable cores and the thread count, the engine as it describes itself (its kernels or
 device), the precision, the batch size, the vocabulary's size, the cell, the dtype and charlstm's
-version; so a second run on the same text and machine starts at once. On a GPU the update is
+version; so a second run on the same text and machine starts at once. A measurement taken while
+other processes kept the cores busy (more than BUSY_CORES of a core, `threads.OtherLoad`) serves
+its run but is not cached: a speed measured under load would size every later run too small. On a GPU the update is
 queued without waiting, so its time is counted with the next forward-backward: a little
 pessimistic for long windows.
 """
@@ -42,7 +44,8 @@ SPEEDS_FILE = "speeds.json"
 CACHE_FORMAT = 2
 MEASURE_T = 20  # characters per stream of a timed window
 WARM_UP = 2  # untimed steps before the timed ones: on the first window length (one on the second)
-TIMED_STEPS = 2  # the fastest of these counts
+TIMED_STEPS = 3  # the fastest of these counts
+BUSY_CORES = 0.25  # other processes' load (in cores) during a measurement above which it is not cached
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Measured:
     speeds: dict[Shape, float]
     threads: int
     cached: bool = False
+    other_load: float | None = None  # other processes' load while measuring, in cores (None: not read)
 
 
 TimeStep = Callable[[ModelConfig, TrainConfig], StepCost]
@@ -113,10 +117,12 @@ def measure(
     candidates: Sequence[Shape] = CANDIDATES,
     cache: Path | None = None,
     time_one: TimeStep = time_step,
+    busy_cores: float = BUSY_CORES,
 ) -> Measured:
     """Each candidate's chars/s for the run `cfg` on the model `config` (its vocabulary and cell),
     from the cache (`cache`, default SPEEDS_FILE in charlstm's cache folder) or measured now
-    (`time_one`) and added to it."""
+    (`time_one`) and added to it, unless other processes took more than `busy_cores` of a core
+    meanwhile."""
     cache = cache or cache_dir() / SPEEDS_FILE
     with threads.as_before():
         tiny = replace(config, num_layers=1, hidden_size=8)  # asked what it computes on, and how
@@ -130,13 +136,15 @@ def measure(
         saved = _read(cache)
         costs = _entries(saved.get(key))
         todo = [s for s in candidates if str(s) not in costs]
+        other = threads.OtherLoad(threads.affinity())
         for shape in todo:
             cost = time_one(replace(config, num_layers=shape.num_layers, hidden_size=shape.hidden_size), cfg)
             costs[str(shape)] = [cost.per_char, cost.fixed]
-    if todo:
+        busy = other() if todo and other.available() else None
+    if todo and (busy is None or busy <= busy_cores):
         _write(cache, {**saved, key: costs})
     speeds = {s: StepCost(*costs[str(s)]).chars_per_s(cfg.batch_size, cfg.seq_len) for s in candidates}
-    return Measured(speeds, count, cached=not todo)
+    return Measured(speeds, count, cached=not todo, other_load=busy)
 
 
 def _key(config: ModelConfig, cfg: TrainConfig, describe: str, count: int) -> str:
@@ -260,4 +268,5 @@ def record(chosen: Choice, measured: Measured) -> dict[str, Any]:
         "chars_per_s": round(chosen.chars_per_s, 1),
         "speeds": {str(s): round(v, 1) for s, v in measured.speeds.items()},
         "threads": measured.threads,
+        "other_load": None if measured.other_load is None else round(measured.other_load, 2),
     }
