@@ -21,7 +21,7 @@ from charlstm.training.sizing import CANDIDATES, Shape, choose, dropout_for
 
 SMALL = {"seq_len": 16, "sample_length": 0, "kernels": "numpy", "threads": 1}
 # chars/s, cheapest first: about what a 2-core machine steps at batch 64 (2×256: 24k)
-SPEEDS = dict(zip(CANDIDATES, (60_000.0, 24_000.0, 16_000.0, 12_000.0, 8_000.0)))
+SPEEDS = dict(zip(CANDIDATES, (60_000.0, 24_000.0, 12_000.0)))
 TABLE = {Shape(1, 8): 0.0, Shape(1, 16): 4.0, Shape(2, 16): 10.0}  # a table of our own, for the rule's mechanism
 
 
@@ -66,14 +66,14 @@ def test_a_bigger_budget_never_picks_a_cheaper_model():
         assert len(set(order)) > 1 or cap is not None  # the sweep crosses the table's steps
 
 
-def test_dropout_grows_with_the_passes():
-    grid = [0.1 * k for k in range(400)]
-    drops = [dropout_for(p) for p in grid]
-    assert drops == sorted(drops) and drops[0] == 0.0
-    for bound, dropout in sizing.DROPOUT_BY_PASSES[:-1]:
-        assert dropout_for(bound - 1e-9) == dropout and dropout_for(bound) != dropout
+def test_dropout_grows_with_the_model_and_is_lower_for_few_passes():
+    drops = [dropout_for(shape, 20.0) for shape in CANDIDATES]
+    assert drops == sorted(drops) and drops == [sizing.DROPOUT[s] for s in CANDIDATES]
+    for shape in CANDIDATES:
+        few, many = dropout_for(shape, sizing.FEW_PASSES - 1e-9), dropout_for(shape, sizing.FEW_PASSES)
+        assert few == pytest.approx(max(0.0, many - 0.1)) and few < many
     chosen = choose(1_000_000, 600, SPEEDS)
-    assert chosen.dropout == dropout_for(chosen.passes)
+    assert chosen.dropout == dropout_for(chosen.shape, chosen.passes)
 
 
 def test_a_dropout_given_is_kept_and_said_to_be_yours():
@@ -195,11 +195,11 @@ def test_the_minutes_alone_choose_the_model_and_dropout(tiny_corpus, in_tmp):
     assert fake.calls == 1 and plan.sizing is not None
     chosen = Shape.parse(plan.sizing["shape"])
     assert shape_of(plan) == (chosen.num_layers, chosen.hidden_size) == (2, 128)
-    assert plan.train.dropout == plan.sizing["dropout"] == dropout_for(plan.sizing["passes"])
+    assert plan.train.dropout == plan.sizing["dropout"] == dropout_for(chosen, plan.sizing["passes"])
     assert plan.notes == (plan.sizing["reason"],)
     assert plan.model_path == Path("checkpoints/tiny.safetensors")  # named from the options given
     fast = plan_run(tiny_corpus, {}, {**SMALL, "max_minutes": 1}, fresh=True, measure=Fake(scale=10))
-    assert shape_of(fast) == (2, 512) and fast.train.dropout == sizing.DROPOUT_BY_PASSES[-1][1]
+    assert shape_of(fast) == (2, 384) and fast.train.dropout == sizing.DROPOUT[Shape(2, 384)]
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_no_choice_without_the_minutes_or_with_a_size_given(tiny_corpus, in_tmp,
 
 def test_a_dropout_given_is_kept_while_the_shape_is_chosen(tiny_corpus, in_tmp):
     plan = plan_run(tiny_corpus, {}, {**SMALL, "max_minutes": 1, "dropout": 0.05}, measure=Fake(scale=10))
-    assert shape_of(plan) == (2, 512) and plan.train.dropout == 0.05 and "(yours)" in plan.notes[0]
+    assert shape_of(plan) == (2, 384) and plan.train.dropout == 0.05 and "(yours)" in plan.notes[0]
 
 
 def test_a_step_limit_with_the_minutes_caps_the_passes(tiny_corpus, in_tmp):
@@ -242,7 +242,7 @@ def test_the_choice_is_stored_and_a_resume_keeps_it_without_measuring(tiny_corpu
     assert (saved.config.num_layers, saved.config.hidden_size) == shape_of(plan)
     assert saved.train["config"]["dropout"] == plan.train.dropout
     assert checkpoint.load(plan.model_path).train["sizing"]["reason"] == plan.notes[0]
-    fake = Fake(scale=10)  # were it measured again, it would choose 2×512
+    fake = Fake(scale=10)  # were it measured again, it would choose 2×384
     again = plan_run(None, {}, {"max_steps": 3, "max_minutes": 1}, resume=plan.resume_path, measure=fake)
     assert fake.calls == 0 and again.sizing is None
     assert shape_of(again) == shape_of(plan) and again.train.dropout == plan.train.dropout

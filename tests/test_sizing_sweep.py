@@ -62,7 +62,7 @@ def write_log(folder: Path, template: list[dict], shape: str, dropout: float, lo
 
 
 def test_the_rules_pick_is_compared_with_the_default_and_the_best(tmp_path, template):
-    dropouts = sorted({d for _, d in sizing.DROPOUT_BY_PASSES} | {0.2})
+    dropouts = sorted(set(sizing.DROPOUT.values()) | {0.1, 0.2})
     loss = {}
     for shape in STEPS:
         for k, d in enumerate(dropouts):
