@@ -101,9 +101,8 @@ class TrainConfig:
     min_lr_ratio: float = opt(0.1, "Final learning rate as a fraction of --lr.")
     max_minutes: float | None = opt(
         None,
-        "Train for this many minutes of this run: the learning rate reaches its floor, and the "
-        "last validation and checkpoint are written, within them. A new LSTM run without -H/-L also has its "
-        "shape and dropout chosen for the minutes, from this machine's measured speed (a dropout given is kept).",
+        "Train for this many minutes of this run, the last validation and checkpoint within them; "
+        "without -H/-L, a new LSTM run's shape and dropout are chosen to suit them on this machine.",
         "no limit; a resume does not keep it",
     )
     sample_every: int | None = opt(None, "Also show a sample every N steps (one is always shown per epoch).", "none")
