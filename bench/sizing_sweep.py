@@ -149,7 +149,7 @@ def shape_dropouts(
         return [(s, [d]) for s, d in zip(args.shapes, args.dropouts, strict=True)]
     out = []
     for shape in args.shapes:
-        ruled = sizing.dropout_for(shape, sizing.passes(chars_per_s[shape], minutes * 60, chars))
+        ruled = sizing.dropout_for(shape)
         extra = [DEFAULT[1]] if shape == DEFAULT[0] and ruled != DEFAULT[1] else []
         out.append((shape, [ruled, *extra]))
     return out
