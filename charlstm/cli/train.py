@@ -61,7 +61,7 @@ steps too and are kept; giving any of the three limits sets a new end on its own
 others kept are dropped), and the learning rate decays from where it is to that end.
 --max-minutes counts this run only and is never kept. A new LSTM run with --max-minutes
 and no -H/-L has its shape and dropout chosen for the minutes from this machine's measured
-speed (a second or two at the start, cached); the banner says which and why.
+speed (a few seconds at the start, cached); the banner says which and why.
 
 On GPUs: --engine torch (--device cuda); on several, `torchrun --nproc-per-node K -m charlstm
 train ... --engine torch` (rank 0 prints and writes the checkpoints).

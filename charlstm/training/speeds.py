@@ -1,5 +1,5 @@
 """This machine's training speed for each candidate shape (`sizing.CANDIDATES`), measured in a
-second or two when a run starts and cached, and the plan's use of it (`size_model`).
+few seconds when a run starts and cached, and the plan's use of it (`size_model`).
 
 For each shape, an engine of the run's kind (through the engine registry: the NumPy engine on its
 kernels, or the torch engine on its device) takes the run's real training step — forward and
